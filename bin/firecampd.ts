@@ -1,0 +1,87 @@
+// firecampd: with no sub-command it runs a node; with one it talks to a node's API.
+import yargs, { type Argv } from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { UserError, errorMessage } from '../src/errors.ts';
+import { VERSION } from '../src/version.ts';
+
+async function runDaemon(argv: Record<string, unknown>): Promise<void> {
+  // Loaded here so that CLI commands start without the daemon's modules.
+  const { resolveNodeConfig } = await import('../src/config.ts');
+  const { createLogger } = await import('../src/log.ts');
+  const { Daemon } = await import('../src/daemon.ts');
+  const config = resolveNodeConfig(argv as never);
+  const log = createLogger({ level: argv.logLevel as string | undefined });
+  const daemon = new Daemon(config, log);
+  const shutdown = (signal: string) => {
+    log.info({ signal }, 'signal received');
+    daemon.stop().then(
+      () => process.exit(0),
+      (err) => {
+        log.error({ err }, 'unclean shutdown');
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', () => shutdown('SIGTERM'));
+  process.once('SIGINT', () => shutdown('SIGINT'));
+  await daemon.start();
+}
+
+async function client(argv: Record<string, unknown>) {
+  const { ApiClient } = await import('../src/client.ts');
+  return new ApiClient({
+    addr: argv.addr as string | undefined,
+    token: argv.token as string | undefined,
+    dataDir: argv.dataDir as string | undefined,
+  });
+}
+
+function print(argv: Record<string, unknown>, value: unknown, table: () => string): void {
+  process.stdout.write(argv.json ? JSON.stringify(value) + '\n' : table() + '\n');
+}
+
+function daemonOptions(y: Argv) {
+  return y
+    .option('bind', { type: 'string', describe: 'API and peer address host:port', default: undefined, defaultDescription: '0.0.0.0:27040' })
+    .option('advertise', { type: 'string', describe: 'address other nodes use to reach this one', defaultDescription: 'first non-loopback IPv4' })
+    .option('join', { type: 'string', array: true, describe: 'address of a node of the cluster to join (repeat or comma-separate)' })
+    .option('zone', { type: 'string', describe: 'failure zone of this node', defaultDescription: 'default' })
+    .option('name', { type: 'string', describe: 'node name', defaultDescription: 'hostname' })
+    .option('dns-listen', { type: 'string', describe: 'embedded DNS server address', defaultDescription: '127.0.0.1:5353' })
+    .option('docker-host', { type: 'string', describe: 'Docker Engine socket or URL', defaultDescription: 'DOCKER_HOST or /var/run/docker.sock' })
+    .config('config', 'JSON file with any of these options (keys as flags)');
+}
+
+export async function main(args: string[]): Promise<void> {
+  const cli = yargs(args)
+    .scriptName('firecampd')
+    .env('FIRECAMPD')
+    .option('data-dir', { type: 'string', describe: 'where this node keeps its state', global: true, defaultDescription: '/var/lib/firecampd (root)' })
+    .option('token', { type: 'string', describe: 'cluster token (better: FIRECAMPD_TOKEN)', global: true })
+    .option('addr', { type: 'string', describe: 'API address of the node to talk to', global: true, defaultDescription: '127.0.0.1:27040' })
+    .option('log-level', { type: 'string', choices: ['trace', 'debug', 'info', 'warn', 'error', 'fatal'], global: true, default: 'info' })
+    .option('json', { type: 'boolean', describe: 'print JSON for scripts', global: true, default: false })
+    .command('$0', 'run a firecampd node', daemonOptions, runDaemon)
+    .command('version', 'print the version', {}, (argv) => print(argv, { version: VERSION }, () => VERSION))
+    .command('health', "ask a node whether it is up", {}, async (argv) => {
+      const res = await (await client(argv)).request<Record<string, unknown>>('GET', '/v1/health');
+      print(argv, res, () => Object.entries(res).map(([k, v]) => `${k.padEnd(16)}${v}`).join('\n'));
+    })
+    .strict()
+    .version(false)
+    .help()
+    .alias('h', 'help')
+    .wrap(Math.min(110, process.stdout.columns ?? 100))
+    .fail((msg, err, y) => {
+      if (err) throw err;
+      process.stderr.write(`firecampd: ${msg}\nRun "firecampd --help" for usage.\n`);
+      process.exit(2);
+    });
+  await cli.parseAsync();
+}
+
+main(hideBin(process.argv)).catch((err: unknown) => {
+  process.stderr.write(`firecampd: ${errorMessage(err)}\n`);
+  if (!(err instanceof UserError) && process.env.FIRECAMPD_DEBUG) console.error(err);
+  process.exit(1);
+});

@@ -1,0 +1,111 @@
+// The daemon's configuration: flags, FIRECAMPD_* environment variables and an
+// optional JSON config file are merged by yargs; this module validates the
+// result and turns it into one typed object.
+import os from 'node:os';
+import path from 'node:path';
+import { z } from 'zod';
+import { UserError } from './errors.ts';
+
+export const DEFAULT_PORT = 27040;
+export const DEFAULT_DNS_LISTEN = '127.0.0.1:5353';
+
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+export interface NodeConfig {
+  dataDir: string;
+  bind: HostPort;
+  advertise: HostPort;
+  join: HostPort[];
+  token?: string;
+  zone: string;
+  dnsListen: HostPort;
+  dockerHost?: string;
+  name: string;
+}
+
+export function defaultDataDir(): string {
+  if (process.getuid?.() === 0) return '/var/lib/firecampd';
+  return path.join(os.homedir(), '.local', 'share', 'firecampd');
+}
+
+/** Parse "host:port", "host" or ":port"; IPv6 hosts go in brackets. */
+export function parseHostPort(value: string, defaultPort: number, what: string, allowZero = false): HostPort {
+  const v = value.trim();
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\[\]]*))(?::(\d+))?$/.exec(v);
+  if (!m) throw new UserError(`${what}: "${value}" is not host:port`);
+  const host = m[1] ?? m[2] ?? '';
+  const port = m[3] === undefined ? defaultPort : Number(m[3]);
+  if (!Number.isInteger(port) || port < (allowZero ? 0 : 1) || port > 65535) {
+    throw new UserError(`${what}: port in "${value}" must be ${allowZero ? 0 : 1}-65535`);
+  }
+  return { host, port };
+}
+
+export function formatHostPort(hp: HostPort): string {
+  return hp.host.includes(':') ? `[${hp.host}]:${hp.port}` : `${hp.host}:${hp.port}`;
+}
+
+/** The address other nodes should use when the operator did not say: the first non-internal IPv4. */
+function guessAdvertiseHost(bindHost: string): string {
+  if (bindHost && bindHost !== '0.0.0.0' && bindHost !== '::') return bindHost;
+  for (const addrs of Object.values(os.networkInterfaces())) {
+    for (const a of addrs ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
+  }
+  return '127.0.0.1';
+}
+
+const rawSchema = z
+  .object({
+    dataDir: z.string().min(1).optional(),
+    bind: z.string().optional(),
+    advertise: z.string().optional(),
+    join: z.union([z.string(), z.array(z.string())]).optional(),
+    token: z.string().min(1).optional(),
+    zone: z.string().regex(/^[a-zA-Z0-9._-]+$/, 'zone may hold letters, digits, ".", "_" and "-"').optional(),
+    dnsListen: z.string().optional(),
+    dockerHost: z.string().optional(),
+    name: z.string().regex(/^[a-zA-Z0-9._-]+$/, 'name may hold letters, digits, ".", "_" and "-"').optional(),
+  })
+  .passthrough();
+
+export type RawNodeOptions = z.input<typeof rawSchema>;
+
+export function resolveNodeConfig(raw: RawNodeOptions): NodeConfig {
+  const parsed = rawSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new UserError(`--${kebab(String(issue.path[0] ?? ''))}: ${issue.message}`);
+  }
+  const o = parsed.data;
+  const bind = parseHostPort(o.bind ?? `0.0.0.0:${DEFAULT_PORT}`, DEFAULT_PORT, '--bind', true);
+  if (!bind.host) bind.host = '0.0.0.0';
+  const advertise = o.advertise
+    ? parseHostPort(o.advertise, bind.port || DEFAULT_PORT, '--advertise')
+    : { host: guessAdvertiseHost(bind.host), port: bind.port };
+  if (!advertise.host || advertise.host === '0.0.0.0' || advertise.host === '::') {
+    throw new UserError(`--advertise: "${o.advertise}" must be an address other nodes can reach`);
+  }
+  const joinList = (Array.isArray(o.join) ? o.join : o.join ? [o.join] : [])
+    .flatMap((j) => j.split(','))
+    .filter((j) => j.trim() !== '')
+    .map((j) => parseHostPort(j, DEFAULT_PORT, '--join'));
+  const dnsListen = parseHostPort(o.dnsListen ?? DEFAULT_DNS_LISTEN, 5353, '--dns-listen');
+  return {
+    dataDir: path.resolve(o.dataDir ?? defaultDataDir()),
+    bind,
+    advertise,
+    join: joinList,
+    token: o.token,
+    zone: o.zone ?? 'default',
+    dnsListen,
+    dockerHost: o.dockerHost,
+    name: o.name ?? os.hostname(),
+  };
+}
+
+function kebab(s: string): string {
+  return s.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
+}

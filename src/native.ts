@@ -1,0 +1,45 @@
+// Inside the single executable (Node SEA) there is no node_modules: the
+// better-sqlite3 addon travels as a SEA asset, is written once to a cache
+// directory named by its digest, and is loaded with process.dlopen. Outside a
+// SEA this returns undefined and better-sqlite3 finds its own build.
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import path from 'node:path';
+
+interface SeaApi {
+  isSea(): boolean;
+  getAsset(key: string): ArrayBuffer;
+}
+
+let addon: object | null | undefined;
+
+export function nativeSqliteAddon(): object | undefined {
+  if (addon === undefined) addon = loadFromSea();
+  return addon ?? undefined;
+}
+
+function loadFromSea(): object | null {
+  let sea: SeaApi;
+  try {
+    sea = createRequire(import.meta.url)('node:sea') as SeaApi;
+  } catch {
+    return null; // node:sea appeared in Node 20.12; older runtimes are never a SEA
+  }
+  if (!sea.isSea()) return null;
+  const bytes = Buffer.from(sea.getAsset('better_sqlite3.node'));
+  const digest = createHash('sha256').update(bytes).digest('hex').slice(0, 16);
+  const dir = path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'firecampd', digest);
+  const file = path.join(dir, 'better_sqlite3.node');
+  if (!fs.existsSync(file)) {
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    // Write then rename, so a concurrent start never loads a half-written file.
+    const tmp = `${file}.${process.pid}.tmp`;
+    fs.writeFileSync(tmp, bytes, { mode: 0o500 });
+    fs.renameSync(tmp, file);
+  }
+  const mod = { exports: {} as object };
+  process.dlopen(mod, file);
+  return mod.exports;
+}

@@ -26,6 +26,7 @@ export interface Faults {
   maxDelay: number; // ticks; random delays reorder messages
   crash: number; // per tick: probability one node crashes
   crashMidReady: number; // per Ready: probability the node dies before it is durable
+  crashAfterCommit: number; // per Ready in which a leader commits: probability it dies right after
   restartAfter: number; // ticks a crashed node stays down (at most)
   partition: number; // per tick: probability the network splits
   healAfter: number; // ticks a partition lasts (at most)
@@ -37,7 +38,7 @@ export interface Faults {
 }
 
 export interface Violation {
-  kind: 'election_safety' | 'log_matching' | 'leader_completeness' | 'state_machine_safety' | 'stale_read' | 'lost_ack' | 'liveness';
+  kind: 'exception' | 'election_safety' | 'log_matching' | 'leader_completeness' | 'state_machine_safety' | 'stale_read' | 'lost_ack' | 'liveness';
   detail: string;
   tick: number;
 }
@@ -81,6 +82,9 @@ export interface ClusterOptions {
   faults: Faults;
   factory?: RaftFactory;
   electionTicks?: number;
+  /** Flow control: small values expose ordering bugs that large batches hide. */
+  maxEntriesPerMessage?: number;
+  maxInflight?: number;
 }
 
 const enc = (n: number) => new Uint8Array([n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255]);
@@ -165,7 +169,7 @@ export class Cluster {
     const d = node.disk;
     node.machine = d.snapshot ? decodeMachine(d.snapshot.data) : { applied: 0, hash: 0 };
     node.raft = this.factory(
-      { id: node.id, electionTicks: this.electionTicks, heartbeatTicks: 1, random: () => node.rng.next(), maxInflight: 8, maxEntriesPerMessage: 16 },
+      { id: node.id, electionTicks: this.electionTicks, heartbeatTicks: 1, random: () => node.rng.next(), maxInflight: this.opts.maxInflight ?? 8, maxEntriesPerMessage: this.opts.maxEntriesPerMessage ?? 16 },
       { hardState: d.hard, snapshot: d.snapshot, entries: [...d.entries], applied: node.machine.applied },
     );
     node.proposals.clear();
@@ -201,13 +205,19 @@ export class Cluster {
     if (this.rng.chance(f.crash)) this.crash(this.rng.pick(ids));
     if (this.partitionUntil === 0 && this.rng.chance(f.partition)) this.partition(1 + this.rng.int(f.healAfter));
     if (this.rng.chance(f.snapshot)) this.compact(this.rng.pick(ids));
-    if (this.rng.chance(f.confChange)) this.changeMembership();
+    if (this.pendingConfChange || this.rng.chance(f.confChange)) {
+      this.pendingConfChange = false;
+      this.changeMembership();
+      // Now and then a second change right behind the first, while it is still in flight.
+      if (this.rng.chance(0.3)) this.changeMembership();
+    }
     if (this.rng.chance(f.transfer)) this.transfer();
     if (this.rng.chance(f.propose)) this.propose(this.rng.pick(ids));
     if (this.rng.chance(f.read)) this.read(this.rng.pick(ids));
   }
 
-  private deliver(m: Message): void {
+  /** Hand a message to its node at once, as if the network had just delivered it. */
+  deliver(m: Message): void {
     const n = this.nodes.get(m.to);
     if (!n?.raft || this.blocked.has(`${m.from}>${m.to}`)) return;
     this.stats.delivered++;
@@ -227,6 +237,9 @@ export class Cluster {
     }
   }
 
+  /** Set when a leader was just elected: the next tick tries a membership change. */
+  private pendingConfChange = false;
+
   /** Off once the run heals: the network is then reliable and nothing crashes. */
   faultsOn = true;
 
@@ -240,12 +253,21 @@ export class Cluster {
       }
       this.persist(n, rd);
       for (const m of rd.messages) this.send(m, this.faultsOn);
-      if (rd.softState?.role === 'leader') this.checkNewLeader(n);
+      if (rd.softState?.role === 'leader') {
+        this.checkNewLeader(n);
+        // A new leader's first moments are when membership changes are most dangerous (thesis §4.1).
+        if (this.faultsOn && this.rng.chance(this.opts.faults.confChange * 10)) this.pendingConfChange = true;
+      }
       if (rd.snapshot) this.installSnapshot(n, rd.snapshot);
       for (const e of rd.committed) this.apply(n, e);
       for (const rs of rd.readStates) this.serveRead(n, rs.ctx, rs.index);
       n.raft.advance(rd);
       this.serveWaitingReads(n);
+      if (this.faultsOn && rd.committed.length > 0 && n.raft.role === 'leader' && this.rng.chance(this.opts.faults.crashAfterCommit)) {
+        // The leader dies the moment it committed, before telling anyone.
+        this.crash(n.id);
+        return;
+      }
     }
   }
 
@@ -356,12 +378,13 @@ export class Cluster {
 
   // ------------------------------------------------------------ faults and clients
 
-  crash(id: NodeId): void {
+  /** Kill a node: everything not durable is gone. It restarts after `downFor` ticks (random if not given). */
+  crash(id: NodeId, downFor?: number): void {
     const n = this.nodes.get(id)!;
     if (!n.raft) return;
     this.stats.crashes++;
     n.raft = null;
-    n.downUntil = this.tick + 1 + this.rng.int(this.opts.faults.restartAfter);
+    n.downUntil = this.tick + (downFor ?? 1 + this.rng.int(this.opts.faults.restartAfter));
     // The chain follows the disk: drop what was never made durable.
     const last = (n.disk.snapshot?.meta.index ?? 0) + n.disk.entries.length;
     n.chain.length = last + 1;
@@ -382,6 +405,44 @@ export class Cluster {
     }
     this.partitionUntil = this.tick + duration;
     this.stats.partitions++;
+  }
+
+  /** Scripted partition: nodes talk only within their group; a node in no group is alone. */
+  isolate(...groups: NodeId[][]): void {
+    const groupOf = new Map<NodeId, number>();
+    groups.forEach((g, i) => g.forEach((id) => groupOf.set(id, i)));
+    this.blocked.clear();
+    const ids = [...this.nodes.keys()];
+    for (const a of ids) {
+      for (const b of ids) {
+        const ga = groupOf.get(a) ?? `alone:${a}`;
+        const gb = groupOf.get(b) ?? `alone:${b}`;
+        if (a !== b && ga !== gb) this.blocked.add(`${a}>${b}`);
+      }
+    }
+    this.partitionUntil = 0;
+  }
+
+  /** Scripted one-way fault: messages from `from` to `to` are lost from now on. */
+  cut(from: NodeId, to: NodeId): void {
+    this.blocked.add(`${from}>${to}`);
+  }
+
+  restart(id: NodeId): void {
+    this.nodes.get(id)!.downUntil = this.tick;
+  }
+
+  /** Step until `done()` holds; false if it did not within `maxTicks`. */
+  runUntil(done: () => boolean, maxTicks: number): boolean {
+    for (let i = 0; i < maxTicks; i++) {
+      this.step();
+      if (done()) return true;
+    }
+    return false;
+  }
+
+  raft(id: NodeId): Raft | null {
+    return this.nodes.get(id)!.raft;
   }
 
   heal(): void {

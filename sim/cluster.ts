@@ -225,8 +225,12 @@ export class Cluster {
     this.process(n);
   }
 
+  /** Sees every message a node sends, before the network decides its fate (for tests). */
+  tap: ((m: Message) => void) | null = null;
+
   private send(m: Message, faultsOn: boolean): void {
     this.stats.messages++;
+    this.tap?.(m);
     const f = this.opts.faults;
     if (faultsOn && this.rng.chance(f.drop)) return;
     const copies = faultsOn && this.rng.chance(f.duplicate) ? 2 : 1;

@@ -10,10 +10,10 @@ const CALM: Faults = {
   partition: 0, healAfter: 1, snapshot: 0, confChange: 0, transfer: 0, propose: 0, read: 0,
 };
 
-function calmCluster(voters: number, spares: number, factory?: RaftFactory): Cluster {
-  // One entry per message and one message in flight: replication advances in
-  // small steps, so a script can stop it between any two entries.
-  const c = new Cluster({ seed: 1, voters, spares, faults: CALM, factory, maxEntriesPerMessage: 1, maxInflight: 1 });
+export function calmCluster(voters: number, spares: number, factory?: RaftFactory, flow = { maxEntriesPerMessage: 1, maxInflight: 1 }): Cluster {
+  // By default one entry per message and one message in flight: replication
+  // advances in small steps, so a script can stop it between any two entries.
+  const c = new Cluster({ seed: 1, voters, spares, faults: CALM, factory, ...flow });
   c.faultsOn = false;
   return c;
 }
@@ -22,7 +22,7 @@ function calmCluster(voters: number, spares: number, factory?: RaftFactory): Clu
  * Make `id` campaign now, as a leadership transfer does (a TimeoutNow
  * message), so that the script, not a random timer, picks the candidate.
  */
-function elect(c: Cluster, id: string): boolean {
+export function elect(c: Cluster, id: string): boolean {
   c.runUntil(() => false, 2); // let a restarted node come up
   for (let attempt = 0; attempt < 5; attempt++) {
     const r = c.raft(id);

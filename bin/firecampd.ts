@@ -2,6 +2,9 @@
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { UserError, errorMessage } from '../src/errors.ts';
+import { clusterCommands } from '../src/cli/cluster.ts';
+import { kvCommands, leaseCommands } from '../src/cli/kv.ts';
+import { client, print, type GlobalArgs } from '../src/cli/output.ts';
 import { VERSION } from '../src/version.ts';
 
 async function runDaemon(argv: Record<string, unknown>): Promise<void> {
@@ -27,19 +30,6 @@ async function runDaemon(argv: Record<string, unknown>): Promise<void> {
   await daemon.start();
 }
 
-async function client(argv: Record<string, unknown>) {
-  const { ApiClient } = await import('../src/client.ts');
-  return new ApiClient({
-    addr: argv.addr as string | undefined,
-    token: argv.token as string | undefined,
-    dataDir: argv.dataDir as string | undefined,
-  });
-}
-
-function print(argv: Record<string, unknown>, value: unknown, table: () => string): void {
-  process.stdout.write(argv.json ? JSON.stringify(value) + '\n' : table() + '\n');
-}
-
 function daemonOptions(y: Argv) {
   return y
     .option('bind', { type: 'string', describe: 'API and peer address host:port', default: undefined, defaultDescription: '0.0.0.0:27040' })
@@ -62,11 +52,14 @@ export async function main(args: string[]): Promise<void> {
     .option('log-level', { type: 'string', choices: ['trace', 'debug', 'info', 'warn', 'error', 'fatal'], global: true, default: 'info' })
     .option('json', { type: 'boolean', describe: 'print JSON for scripts', global: true, default: false })
     .command('$0', 'run a firecampd node', daemonOptions, runDaemon)
-    .command('version', 'print the version', {}, (argv) => print(argv, { version: VERSION }, () => VERSION))
-    .command('health', "ask a node whether it is up", {}, async (argv) => {
+    .command('version', 'print the version', {}, (argv: GlobalArgs) => print(argv, { version: VERSION }, () => VERSION))
+    .command('health', 'ask a node whether it is up', {}, async (argv: GlobalArgs) => {
       const res = await (await client(argv)).request<Record<string, unknown>>('GET', '/v1/health');
       print(argv, res, () => Object.entries(res).map(([k, v]) => `${k.padEnd(16)}${v}`).join('\n'));
     })
+    .command('kv', 'read and write the controldb', kvCommands)
+    .command('lease', 'grant, keep alive and revoke leases', leaseCommands)
+    .command('cluster', 'the nodes of the cluster', clusterCommands)
     .strict()
     .version(false)
     .help()

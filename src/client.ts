@@ -19,21 +19,28 @@ export class ApiClient {
     this.token = opts.token ?? readLocalToken(opts.dataDir ?? defaultDataDir());
   }
 
-  async request<T = unknown>(method: string, path: string, body?: unknown): Promise<T> {
+  private async send(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Response> {
     if (!this.token) {
       throw new UserError('no token: pass --token or set FIRECAMPD_TOKEN (a node keeps its own in <data-dir>/token)');
     }
-    let res: Response;
     try {
-      res = await fetch(this.base + path, {
+      return await fetch(this.base + path, {
         method,
-        headers: { authorization: `Bearer ${this.token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+        headers: {
+          authorization: `Bearer ${this.token}`,
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+          ...headers,
+        },
         body: body === undefined ? undefined : JSON.stringify(body),
       });
     } catch (err) {
       const cause = (err as { cause?: unknown }).cause;
       throw new UserError(`cannot reach firecampd at ${this.base}: ${errorMessage(cause ?? err)}`, 503, 'unreachable');
     }
+  }
+
+  async request<T = unknown>(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<T> {
+    const res = await this.send(method, path, body, headers);
     const text = await res.text();
     let json: unknown;
     try {
@@ -46,5 +53,31 @@ export class ApiClient {
       throw new UserError(e?.message ?? `HTTP ${res.status}`, res.status, e?.code ?? 'error');
     }
     return json as T;
+  }
+
+  /** Lines of a streaming (NDJSON) response, as they arrive. */
+  async *stream(path: string): AsyncGenerator<string> {
+    const res = await this.send('GET', path);
+    if (!res.ok || !res.body) {
+      const text = await res.text();
+      let message = `HTTP ${res.status}`;
+      try {
+        message = (JSON.parse(text) as { error: { message: string } }).error.message;
+      } catch {
+        /* keep the status */
+      }
+      throw new UserError(message, res.status);
+    }
+    const decoder = new TextDecoder();
+    let buf = '';
+    for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
+      buf += decoder.decode(chunk, { stream: true });
+      let nl: number;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        if (line.trim()) yield line;
+      }
+    }
   }
 }

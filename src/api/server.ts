@@ -23,6 +23,14 @@ export class RawResponse {
   constructor(readonly contentType: string, readonly body: string | Buffer, readonly status = 200) {}
 }
 
+/**
+ * A long-lived response (watch): `start` writes to the response as it likes
+ * and returns a function that releases what it holds when the client goes.
+ */
+export class StreamResponse {
+  constructor(readonly contentType: string, readonly start: (res: http.ServerResponse) => () => void) {}
+}
+
 export type Handler = (req: ApiRequest) => unknown | Promise<unknown>;
 export type UpgradeHandler = (ws: WebSocket, req: http.IncomingMessage) => void;
 
@@ -95,7 +103,12 @@ export class ApiServer {
       }
       const body = method === 'GET' || method === 'HEAD' ? undefined : await readJsonBody(req);
       const result = await handler({ method, path: url.pathname, query: url.searchParams, body, raw: req });
-      if (result instanceof RawResponse) {
+      if (result instanceof StreamResponse) {
+        res.writeHead(200, { 'content-type': result.contentType, 'cache-control': 'no-store' });
+        res.flushHeaders();
+        const stop = result.start(res);
+        res.on('close', stop);
+      } else if (result instanceof RawResponse) {
         res.writeHead(result.status, { 'content-type': result.contentType });
         res.end(result.body);
       } else {

@@ -1,0 +1,74 @@
+// HTTP routes of the controldb: /v1/kv, /v1/lease and /v1/watch.
+import { z } from 'zod';
+import { StreamResponse, type ApiRequest, type ApiServer } from '../api/server.ts';
+import { parseBody } from '../api/validate.ts';
+import { UserError } from '../errors.ts';
+import type { ControlDb } from './controldb.ts';
+import { CompactedError } from './store.ts';
+import { deleteSchema, putSchema, rangeSchema, txnSchema, type KeyValue, type TxnRequest } from './types.ts';
+
+export const FORWARDED_HEADER = 'x-firecampd-forwarded';
+
+const requestId = z.string().min(1).max(128).optional();
+const rangeBody = rangeSchema.extend({ serializable: z.boolean().default(false) }).strict();
+const putBody = putSchema.extend({ request_id: requestId }).strict();
+const deleteBody = deleteSchema.extend({ request_id: requestId }).strict();
+const ttlBody = z.object({ ttl: z.number().int() }).strict();
+const leaseBody = z.object({ id: z.number().int().positive() }).strict();
+
+const forwarded = (req: ApiRequest) => req.raw.headers[FORWARDED_HEADER] === '1';
+
+export function registerKvRoutes(api: ApiServer, db: ControlDb): void {
+  api.route('POST', '/v1/kv/range', (req) => {
+    const { serializable, ...range } = parseBody(rangeBody, req.body);
+    return db.range(range, serializable);
+  });
+  api.route('POST', '/v1/kv/put', async (req) => {
+    const { request_id, ...put } = parseBody(putBody, req.body);
+    const txn: TxnRequest = { compare: [], success: [{ put }], failure: [], ...(request_id ? { request_id } : {}) };
+    const r = await db.txn(txn, forwarded(req));
+    const prev = (r.responses[0] as { put: { prev_kv?: KeyValue } }).put.prev_kv;
+    return { revision: r.revision, ...(prev ? { prev_kv: prev } : {}) };
+  });
+  api.route('POST', '/v1/kv/delete', async (req) => {
+    const { request_id, ...del } = parseBody(deleteBody, req.body);
+    const txn: TxnRequest = { compare: [], success: [{ delete: del }], failure: [], ...(request_id ? { request_id } : {}) };
+    const r = await db.txn(txn, forwarded(req));
+    return { revision: r.revision, deleted: (r.responses[0] as { delete: { deleted: number } }).delete.deleted };
+  });
+  api.route('POST', '/v1/kv/txn', (req) => db.txn(parseBody(txnSchema, req.body), forwarded(req)));
+
+  api.route('POST', '/v1/lease/grant', (req) => db.leaseGrant(parseBody(ttlBody, req.body).ttl, forwarded(req)));
+  api.route('POST', '/v1/lease/keepalive', (req) => db.leaseKeepAlive(parseBody(leaseBody, req.body).id, forwarded(req)));
+  api.route('POST', '/v1/lease/revoke', (req) => db.leaseRevoke(parseBody(leaseBody, req.body).id, forwarded(req)));
+  api.route('GET', '/v1/lease/list', () => ({
+    leases: db.store.leases().map((l) => ({ ...l, keys: db.store.leaseKeys(l.id) })),
+  }));
+
+  // Watch: newline-delimited JSON, one line per revision, and a progress line
+  // every few seconds so that both ends notice a dead connection.
+  api.route('GET', '/v1/watch', (req) => {
+    const key = req.query.get('key');
+    if (!key) throw new UserError('invalid request: key is required (use prefix=true to watch a prefix)', 400, 'invalid_request');
+    const prefix = req.query.get('prefix') === 'true' || req.query.get('prefix') === '1';
+    const from = Number(req.query.get('from') ?? 0);
+    if (!Number.isInteger(from) || from < 0) throw new UserError('invalid request: from must be a revision number', 400, 'invalid_request');
+    // Check for compaction before the stream starts, so the client gets a plain error.
+    try {
+      db.store.events(from > 0 ? from : db.store.revision() + 1, key, prefix);
+    } catch (err) {
+      if (err instanceof CompactedError) throw new UserError(err.message, 410, 'compacted');
+      throw err;
+    }
+    return new StreamResponse('application/x-ndjson', (res) => {
+      const cancel = db.watch(key, prefix, from, (revision, events) => {
+        res.write(JSON.stringify({ revision, events }) + '\n');
+      });
+      const progress = setInterval(() => res.write(JSON.stringify({ progress: db.store.revision() }) + '\n'), 5000);
+      return () => {
+        clearInterval(progress);
+        cancel();
+      };
+    });
+  });
+}

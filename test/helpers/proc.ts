@@ -8,8 +8,16 @@ import readline from 'node:readline';
 export const REPO = path.resolve(import.meta.dirname, '..', '..');
 export const CLI_ENTRY = path.join(REPO, 'bin', 'firecampd.ts');
 
+const made: string[] = [];
+process.on('exit', () => {
+  for (const d of made) fs.rmSync(d, { recursive: true, force: true });
+});
+
+/** A fresh directory, removed when the test process exits. */
 export function tempDir(prefix = 'firecampd-test-'): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  made.push(d);
+  return d;
 }
 
 export interface Running {

@@ -43,10 +43,14 @@ export function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ c
 }
 
 /** Start a daemon from source on a free loopback port and wait for its "started" log line. */
-export async function startDaemon(args: string[], command = [process.execPath, '--import', 'tsx', CLI_ENTRY]): Promise<Running> {
+export async function startDaemon(
+  args: string[],
+  command = [process.execPath, '--import', 'tsx', CLI_ENTRY],
+  env: NodeJS.ProcessEnv = {},
+): Promise<Running> {
   const proc = spawn(command[0]!, [...command.slice(1), '--bind', '127.0.0.1:0', ...args], {
     cwd: REPO,
-    env: { ...process.env, FIRECAMPD_TOKEN: undefined, FIRECAMPD_LOG_LEVEL: 'info' },
+    env: { ...process.env, FIRECAMPD_TOKEN: undefined, FIRECAMPD_LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const lines: string[] = [];

@@ -25,6 +25,7 @@ async function runDaemon(argv: Record<string, unknown>): Promise<void> {
       },
     );
   };
+  daemon.onLeft = () => shutdown('left the cluster');
   process.once('SIGTERM', () => shutdown('SIGTERM'));
   process.once('SIGINT', () => shutdown('SIGINT'));
   await daemon.start();

@@ -7,6 +7,7 @@
 import { randomInt } from 'node:crypto';
 import { UserError, errorMessage } from '../errors.ts';
 import type { Logger } from '../log.ts';
+import { OutcomeUnknownError } from '../raft/node.ts';
 import { RaftError, type ConfChange, type NodeId, type Status } from '../raft/types.ts';
 import type { KvStore } from './store.ts';
 import type { Command, RangeRequest, RangeResponse, TxnRequest, TxnResponse, WatchEvent } from './types.ts';
@@ -176,7 +177,13 @@ export class ControlDb {
   // ------------------------------------------------------------ helpers
 
   private async propose(cmd: Command): Promise<unknown> {
-    const result = await this.raft.propose(Buffer.from(JSON.stringify(cmd)));
+    let result: unknown;
+    try {
+      result = await this.raft.propose(Buffer.from(JSON.stringify(cmd)));
+    } catch (err) {
+      if (err instanceof OutcomeUnknownError) throw new UserError(`${err.message}; the request may or may not have been applied`, 504, 'unknown_outcome');
+      throw err;
+    }
     if (result && typeof result === 'object' && 'error' in result) {
       const e = result as { error: string; code: string };
       throw new UserError(e.error, 409, e.code);

@@ -1,0 +1,249 @@
+// The host of the Raft core on a real node: a timer ticks it, the transport
+// feeds it messages, and every Ready is handled in the order the core asks
+// for — persist (fsync), send, apply, advance. Proposals made in the same
+// turn of the event loop go into one batch and one fsync.
+import type { Logger } from '../log.ts';
+import { Raft } from './raft.ts';
+import type { RaftStorage } from './storage.ts';
+import { RaftError, type ConfChange, type Entry, type Message, type NodeId, type Ready, type Snapshot, type Status } from './types.ts';
+
+/** The write may or may not have been applied: the caller must not assume either. */
+export class OutcomeUnknownError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'OutcomeUnknownError';
+  }
+}
+
+export interface RaftNodeOptions {
+  id: NodeId;
+  storage: RaftStorage;
+  send: (msgs: readonly Message[]) => void;
+  log: Logger;
+  apply: (entry: Entry) => unknown;
+  restore: (snapshot: Snapshot) => void;
+  takeSnapshot: () => Uint8Array;
+  /** The state machine's durable applied index. */
+  applied: number;
+  tickMs?: number;
+  electionTicks?: number;
+  heartbeatTicks?: number;
+  /** Take a snapshot and compact the log every this many applied entries. */
+  snapshotEvery?: number;
+  proposalTimeoutMs?: number;
+  readTimeoutMs?: number;
+  onLeaderChange?: (leader: NodeId | null, isLeader: boolean) => void;
+  random?: () => number;
+}
+
+interface Waiter {
+  term: number;
+  resolve: (v: unknown) => void;
+  reject: (e: Error) => void;
+  timer: NodeJS.Timeout;
+}
+
+interface PendingRead {
+  resolve: () => void;
+  reject: (e: Error) => void;
+  timer: NodeJS.Timeout;
+  index?: number;
+}
+
+export class RaftNode {
+  private readonly raft: Raft;
+  private readonly waiters = new Map<number, Waiter>();
+  private readonly reads = new Map<string, PendingRead>();
+  private batch: { data: Uint8Array; resolve: (v: unknown) => void; reject: (e: Error) => void }[] = [];
+  private scheduled = false;
+  private ticker: NodeJS.Timeout;
+  private readSeq = 0;
+  private lastSnapshotIndex: number;
+  private stopped = false;
+  private readonly proposalTimeoutMs: number;
+  private readonly readTimeoutMs: number;
+  private readonly snapshotEvery: number;
+
+  constructor(private readonly opts: RaftNodeOptions) {
+    const durable = opts.storage.load();
+    this.raft = new Raft(
+      {
+        id: opts.id,
+        electionTicks: opts.electionTicks ?? 10,
+        heartbeatTicks: opts.heartbeatTicks ?? 1,
+        random: opts.random ?? Math.random,
+      },
+      { ...durable, applied: opts.applied },
+    );
+    this.lastSnapshotIndex = durable.snapshot?.meta.index ?? 0;
+    this.proposalTimeoutMs = opts.proposalTimeoutMs ?? 10_000;
+    this.readTimeoutMs = opts.readTimeoutMs ?? 5_000;
+    this.snapshotEvery = opts.snapshotEvery ?? 10_000;
+    this.ticker = setInterval(() => {
+      this.raft.tick();
+      this.process();
+    }, opts.tickMs ?? 100);
+    // A lone voter need not wait an election timeout to lead.
+    const st = this.raft.status();
+    if (st.conf.voters.length === 1 && st.conf.voters[0] === opts.id) this.raft.campaignNow();
+    this.process();
+  }
+
+  status(): Status {
+    return this.raft.status();
+  }
+
+  receive(msgs: readonly Message[]): void {
+    if (this.stopped) return;
+    for (const m of msgs) this.raft.step(m);
+    this.schedule();
+  }
+
+  /** Resolves with the state machine's result once the entry is applied here. */
+  propose(data: Uint8Array): Promise<unknown> {
+    if (this.stopped) return Promise.reject(new RaftError('stopped', 'node is stopping'));
+    if (this.raft.role !== 'leader') return Promise.reject(new RaftError('not_leader', 'not the leader', this.raft.leader));
+    return new Promise((resolve, reject) => {
+      this.batch.push({ data, resolve, reject });
+      this.schedule();
+    });
+  }
+
+  proposeConfChange(cc: ConfChange): Promise<unknown> {
+    if (this.stopped) return Promise.reject(new RaftError('stopped', 'node is stopping'));
+    try {
+      const { index, term } = this.raft.proposeConfChange(cc);
+      const p = this.wait(index, term);
+      this.schedule();
+      return p;
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  transferLeadership(to: NodeId): void {
+    this.raft.transferLeadership(to);
+    this.schedule();
+  }
+
+  /** Resolves once this replica has applied everything committed before the call (ReadIndex). */
+  readIndex(): Promise<void> {
+    if (this.stopped) return Promise.reject(new RaftError('stopped', 'node is stopping'));
+    const ctx = `${this.opts.id}:${++this.readSeq}`;
+    if (!this.raft.readIndex(ctx)) return Promise.reject(new RaftError('not_leader', 'no leader to confirm a read', null));
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.reads.delete(ctx);
+        reject(new RaftError('not_leader', 'the read was not confirmed in time (leader lost or unreachable)', this.raft.leader));
+      }, this.readTimeoutMs);
+      this.reads.set(ctx, { resolve, reject, timer });
+      this.schedule();
+    });
+  }
+
+  private wait(index: number, term: number): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiters.delete(index);
+        reject(new OutcomeUnknownError(`entry ${index} was not applied within ${this.proposalTimeoutMs} ms; it may still be`));
+      }, this.proposalTimeoutMs);
+      this.waiters.set(index, { term, resolve, reject, timer });
+    });
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.stopped) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.process();
+    });
+  }
+
+  private flushProposals(): void {
+    if (this.batch.length === 0) return;
+    const batch = this.batch;
+    this.batch = [];
+    try {
+      const { index, term } = this.raft.propose(batch.map((b) => b.data));
+      batch.forEach((b, i) => this.wait(index + i, term).then(b.resolve, b.reject));
+    } catch (err) {
+      for (const b of batch) b.reject(err as Error);
+    }
+  }
+
+  private process(): void {
+    if (this.stopped) return;
+    this.flushProposals();
+    while (this.raft.hasReady()) {
+      const rd = this.raft.ready();
+      this.handle(rd);
+      this.raft.advance(rd);
+    }
+  }
+
+  private handle(rd: Ready): void {
+    this.opts.storage.save(rd);
+    this.opts.send(rd.messages);
+    if (rd.snapshot) {
+      this.opts.restore(rd.snapshot);
+      this.lastSnapshotIndex = rd.snapshot.meta.index;
+    }
+    for (const e of rd.committed) {
+      const result = this.opts.apply(e);
+      const w = this.waiters.get(e.index);
+      if (w) {
+        this.waiters.delete(e.index);
+        clearTimeout(w.timer);
+        if (w.term === e.term) w.resolve(result);
+        // Another leader's entry took this index: ours was never committed.
+        else w.reject(new RaftError('not_leader', 'leadership changed before the entry committed', this.raft.leader));
+      }
+    }
+    const applied = rd.committed.length > 0 ? rd.committed[rd.committed.length - 1]!.index : this.raft.log.applied;
+    for (const rs of rd.readStates) {
+      const r = this.reads.get(rs.ctx);
+      if (r) r.index = rs.index;
+    }
+    for (const [ctx, r] of this.reads) {
+      if (r.index !== undefined && applied >= r.index) {
+        this.reads.delete(ctx);
+        clearTimeout(r.timer);
+        r.resolve();
+      }
+    }
+    if (rd.softState) {
+      const isLeader = rd.softState.role === 'leader';
+      this.opts.log.info({ leader: rd.softState.leader, role: rd.softState.role, term: this.raft.term }, 'raft role changed');
+      this.opts.onLeaderChange?.(rd.softState.leader, isLeader);
+    }
+    if (applied - this.lastSnapshotIndex >= this.snapshotEvery) this.snapshot(applied);
+  }
+
+  private snapshot(index: number): void {
+    const snap: Snapshot = { meta: this.raft.snapshotMetaAt(index), data: this.opts.takeSnapshot() };
+    this.raft.compact(snap);
+    this.opts.storage.compact(snap);
+    this.lastSnapshotIndex = index;
+    this.opts.log.info({ index, bytes: snap.data.length }, 'snapshot taken, log compacted');
+  }
+
+  stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    clearInterval(this.ticker);
+    const err = new RaftError('stopped', 'node is stopping');
+    for (const w of this.waiters.values()) {
+      clearTimeout(w.timer);
+      w.reject(new OutcomeUnknownError('node stopped before the entry was applied; it may still be'));
+    }
+    for (const r of this.reads.values()) {
+      clearTimeout(r.timer);
+      r.reject(err);
+    }
+    for (const b of this.batch) b.reject(err);
+    this.waiters.clear();
+    this.reads.clear();
+    this.batch = [];
+  }
+}

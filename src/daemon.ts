@@ -112,6 +112,7 @@ export class Daemon {
     this.membership = new Membership(this.controldb, this.raft, this.nodeId, forward, this.log);
     registerKvRoutes(this.api, this.controldb);
     registerClusterRoutes(this.api, this.controldb, this.raft, this.membership, this.nodeId, () => this.onLeft());
+    this.raft.start();
     void this.keepRegistered();
 
     this.log.info(

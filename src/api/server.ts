@@ -128,7 +128,8 @@ export class ApiServer {
     const path = new URL(req.url ?? '/', 'http://firecampd').pathname;
     const handler = this.upgrades.get(path);
     if (!handler || !this.authorized(req)) {
-      this.opts.log.warn({ remote: req.socket.remoteAddress, path }, 'refused websocket upgrade');
+      // A peer dialing a node that is still starting finds no handler yet: not worth a warning.
+      this.opts.log[handler ? 'warn' : 'debug']({ remote: req.socket.remoteAddress, path }, 'refused websocket upgrade');
       socket.end(`HTTP/1.1 ${handler ? '401 Unauthorized' : '404 Not Found'}\r\nconnection: close\r\n\r\n`);
       return;
     }
@@ -151,9 +152,10 @@ async function readJsonBody(req: http.IncomingMessage): Promise<unknown> {
   let size = 0;
   for await (const chunk of req as AsyncIterable<Buffer>) {
     size += chunk.length;
-    if (size > MAX_BODY_BYTES) throw new UserError(`request body is larger than ${MAX_BODY_BYTES} bytes`, 413, 'too_large');
-    chunks.push(chunk);
+    // Past the limit keep reading but drop the bytes, so the client gets our 413 rather than a reset.
+    if (size <= MAX_BODY_BYTES) chunks.push(chunk);
   }
+  if (size > MAX_BODY_BYTES) throw new UserError(`request body is larger than ${MAX_BODY_BYTES} bytes`, 413, 'too_large');
   if (size === 0) return undefined;
   try {
     return JSON.parse(Buffer.concat(chunks).toString('utf8'));

@@ -17,6 +17,10 @@ export function httpForwarder(token: string, address: (id: NodeId) => string | u
         signal: AbortSignal.timeout(timeoutMs),
       });
     } catch (err) {
+      const cause = (err as { cause?: { code?: string } }).cause;
+      if (cause?.code === 'ECONNREFUSED') {
+        throw new UserError(`the leader ${node} at ${addr} refused the connection; retry shortly`, 503, 'unavailable');
+      }
       // The request may have reached the leader before the connection failed.
       throw new UserError(
         `lost the connection to the leader ${node} at ${addr} (${errorMessage((err as { cause?: unknown }).cause ?? err)}); the request may or may not have been applied`,

@@ -56,7 +56,7 @@ export class RaftNode {
   private readonly reads = new Map<string, PendingRead>();
   private batch: { data: Uint8Array; resolve: (v: unknown) => void; reject: (e: Error) => void }[] = [];
   private scheduled = false;
-  private ticker: NodeJS.Timeout;
+  private ticker: NodeJS.Timeout | null = null;
   private readSeq = 0;
   private lastSnapshotIndex: number;
   private stopped = false;
@@ -79,13 +79,17 @@ export class RaftNode {
     this.proposalTimeoutMs = opts.proposalTimeoutMs ?? 10_000;
     this.readTimeoutMs = opts.readTimeoutMs ?? 5_000;
     this.snapshotEvery = opts.snapshotEvery ?? 10_000;
+  }
+
+  /** Start ticking; call once everything that listens to this node is wired. */
+  start(): void {
     this.ticker = setInterval(() => {
       this.raft.tick();
       this.process();
-    }, opts.tickMs ?? 100);
+    }, this.opts.tickMs ?? 100);
     // A lone voter need not wait an election timeout to lead.
     const st = this.raft.status();
-    if (st.conf.voters.length === 1 && st.conf.voters[0] === opts.id) this.raft.campaignNow();
+    if (st.conf.voters.length === 1 && st.conf.voters[0] === this.opts.id) this.raft.campaignNow();
     this.process();
   }
 
@@ -231,7 +235,7 @@ export class RaftNode {
   stop(): void {
     if (this.stopped) return;
     this.stopped = true;
-    clearInterval(this.ticker);
+    if (this.ticker) clearInterval(this.ticker);
     const err = new RaftError('stopped', 'node is stopping');
     for (const w of this.waiters.values()) {
       clearTimeout(w.timer);

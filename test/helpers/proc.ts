@@ -48,7 +48,8 @@ export async function startDaemon(
   command = [process.execPath, '--import', 'tsx', CLI_ENTRY],
   env: NodeJS.ProcessEnv = {},
 ): Promise<Running> {
-  const proc = spawn(command[0]!, [...command.slice(1), '--bind', '127.0.0.1:0', ...args], {
+  const bind = args.includes('--bind') ? [] : ['--bind', '127.0.0.1:0'];
+  const proc = spawn(command[0]!, [...command.slice(1), ...bind, ...args], {
     cwd: REPO,
     env: { ...process.env, FIRECAMPD_TOKEN: undefined, FIRECAMPD_LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -1,0 +1,157 @@
+// The controldb on clusters of real firecampd processes on loopback.
+import assert from 'node:assert/strict';
+import { after, describe, it } from 'node:test';
+import { LoopbackCluster } from './helpers/cluster.ts';
+import { runCli } from './helpers/proc.ts';
+
+describe('controldb cluster', () => {
+  const clusters: LoopbackCluster[] = [];
+  after(async () => {
+    for (const c of clusters) await c.stopAll();
+  });
+
+  it('joins three nodes, serves writes and linearizable reads from any node, survives the loss of the leader', async () => {
+    const c = await LoopbackCluster.start(3);
+    clusters.push(c);
+    const leader = await c.leaderIndex();
+    const follower = (leader + 1) % 3;
+    assert.equal((await c.put(follower, 'k', 'v1')).status, 200, 'a follower forwards writes to the leader');
+    for (let i = 0; i < 3; i++) assert.equal(await c.get(i, 'k'), 'v1', `node ${i} reads its own write linearizably`);
+
+    await c.kill(leader);
+    const next = await c.leaderIndex();
+    assert.notEqual(next, leader);
+    const other = [0, 1, 2].find((i) => i !== leader && i !== next)!;
+    assert.equal((await c.put(other, 'k', 'v2')).status, 200, 'writes go on with one node down');
+    assert.equal(await c.get(next, 'k'), 'v2');
+
+    await c.restart(leader);
+    await c.waitFor(async () => (await c.get(leader, 'k', true)) === 'v2', 15_000, 'the restarted node to catch up');
+    const members = (await c.status(leader)).members;
+    assert.equal(members.filter((m) => m.role === 'voter').length, 3, 'it came back as itself');
+  });
+
+  it('refuses writes clearly, and gives no wrong answer, with two of three nodes down', async () => {
+    const c = await LoopbackCluster.start(3);
+    clusters.push(c);
+    assert.equal((await c.put(0, 'x', '1')).status, 200);
+    await c.kill(1);
+    await c.kill(2);
+    // Node 0 may lead still; check-quorum makes it step down within an election timeout.
+    await c.waitFor(async () => (await c.status(0)).role !== 'leader', 5000, 'node 0 to know it has no quorum');
+    const w = await c.put(0, 'x', '2');
+    assert.equal(w.status, 503);
+    assert.match(w.json.error.message, /no leader|quorum/);
+    const r = await c.request(0, 'POST', '/v1/kv/range', { key: 'x' });
+    assert.equal(r.status, 503, 'a linearizable read cannot be served without a quorum');
+    const s = await c.request(0, 'POST', '/v1/kv/range', { key: 'x', serializable: true });
+    assert.equal(s.json.kvs[0].value, '1', 'a serializable read may be served from the local replica');
+  });
+
+  it('keeps acknowledged writes through kill -9 of every node at once', async () => {
+    const c = await LoopbackCluster.start(3);
+    clusters.push(c);
+    const acked: string[] = [];
+    for (let i = 0; i < 40; i++) {
+      const r = await c.put(i % 3, `durable/${i}`, String(i));
+      if (r.status === 200) acked.push(`durable/${i}`);
+    }
+    assert.equal(acked.length, 40);
+    await Promise.all([0, 1, 2].map((i) => c.kill(i)));
+    for (let i = 0; i < 3; i++) await c.restart(i);
+    await c.leaderIndex();
+    const r = await c.request(1, 'POST', '/v1/kv/range', { key: 'durable/', prefix: true });
+    assert.equal(r.status, 200);
+    assert.deepEqual(r.json.kvs.map((kv: { key: string }) => kv.key).sort(), acked.sort());
+  });
+
+  it('expires leases that are not kept alive, keeps those that are, and watches see it all in order', async () => {
+    const c = await LoopbackCluster.start(3);
+    clusters.push(c);
+    const lease = async (ttl: number) => (await c.request(0, 'POST', '/v1/lease/grant', { ttl })).json.id as number;
+    const dying = await lease(1);
+    const kept = await lease(1);
+    const from = (await c.request(1, 'POST', '/v1/kv/range', { key: 'node/' })).json.revision + 1;
+    await c.request(1, 'POST', '/v1/kv/put', { key: 'node/a', value: 'up', lease: dying });
+    await c.request(2, 'POST', '/v1/kv/put', { key: 'node/b', value: 'up', lease: kept });
+    const keepalive = setInterval(() => void c.request(2, 'POST', '/v1/lease/keepalive', { id: kept }), 300);
+    try {
+      await c.waitFor(async () => (await c.get(0, 'node/a')) === undefined, 8000, 'the unkept lease to expire');
+      assert.equal(await c.get(0, 'node/b'), 'up', 'the kept lease is alive');
+    } finally {
+      clearInterval(keepalive);
+    }
+    // A watch from the revision before the puts replays them and the expiry, in order.
+    const res = await fetch(`http://127.0.0.1:${c.nodes[2]!.port}/v1/watch?key=node/&prefix=true&from=${from}`, {
+      headers: { authorization: 'Bearer test-cluster-token' },
+    });
+    const reader = res.body!.getReader();
+    let text = '';
+    while ((text.match(/"type"/g) ?? []).length < 3) text += new TextDecoder().decode((await reader.read()).value);
+    await reader.cancel();
+    const events = text
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+      .filter((l) => l.events)
+      .flatMap((l) => l.events.map((e: { type: string; kv: { key: string } }) => `${l.revision}:${e.type}:${e.kv.key}`));
+    assert.deepEqual(events.map((e: string) => e.split(':').slice(1).join(':')), ['put:node/a', 'put:node/b', 'delete:node/a']);
+    const revs = events.map((e: string) => Number(e.split(':')[0]));
+    assert.deepEqual(revs, [...revs].sort((a, b) => a - b));
+  });
+
+  it('answers bad requests with 4xx JSON that says what is wrong, and keeps serving', async () => {
+    const c = await LoopbackCluster.start(1);
+    clusters.push(c);
+    const cases: [unknown, number, RegExp][] = [
+      ['{not json', 400, /not valid JSON/],
+      [{ key: 'a', value: 'b', bogus: 1 }, 400, /bogus/],
+      [{ key: '', value: 'b' }, 400, /key must not be empty/],
+      [{ key: 'a', value: 'x'.repeat(300 * 1024) }, 400, /value is larger than/],
+      [{ key: 'a', value: 7 }, 400, /value/],
+    ];
+    for (const [body, status, msg] of cases) {
+      const r = await c.request(0, 'POST', '/v1/kv/put', body);
+      assert.equal(r.status, status, JSON.stringify(r.json));
+      assert.match(r.json.error.message, msg);
+    }
+    const big = await c.request(0, 'POST', '/v1/kv/put', { key: 'a', value: 'x'.repeat(2 << 20) });
+    assert.equal(big.status, 413);
+    assert.equal((await c.put(0, 'still', 'serving')).status, 200);
+    const txn = await c.request(0, 'POST', '/v1/kv/txn', { compare: [{ key: 'a', target: 'version', op: '=', value: 'x' }] });
+    assert.equal(txn.status, 400);
+    assert.match(txn.json.error.message, /compare on version needs a number/);
+  });
+
+  it('has a CLI for kv and cluster with tables and --json', async () => {
+    const c = await LoopbackCluster.start(1);
+    clusters.push(c);
+    const env = { FIRECAMPD_TOKEN: 'test-cluster-token' };
+    const addr = ['--addr', `127.0.0.1:${c.nodes[0]!.port}`];
+    assert.equal((await runCli(['kv', 'put', 'cli/a', 'hello', ...addr], env)).code, 0);
+    const get = await runCli(['kv', 'get', 'cli/a', '--json', ...addr], env);
+    assert.equal(JSON.parse(get.stdout).kvs[0].value, 'hello');
+    const table = await runCli(['kv', 'get', 'cli/', '--prefix', ...addr], env);
+    assert.match(table.stdout, /^KEY\s+VALUE\s+MOD_REV\s+VERSION\s+LEASE\ncli\/a\s+hello/);
+    const missing = await runCli(['kv', 'get', 'cli/none', ...addr], env);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /key not found: cli\/none/);
+    const members = await runCli(['cluster', 'members', '--json', ...addr], env);
+    assert.equal(JSON.parse(members.stdout)[0].role, 'voter');
+  });
+
+  it('lets the leader leave: it hands over leadership and the other two carry on', async () => {
+    const c = await LoopbackCluster.start(3);
+    clusters.push(c);
+    const leader = await c.leaderIndex();
+    const r = await c.request(leader, 'POST', '/v1/cluster/leave', {});
+    assert.equal(r.status, 200, JSON.stringify(r.json));
+    const code = await c.nodes[leader]!.running!.exited;
+    assert.equal(code, 0, 'the node exits after leaving');
+    c.nodes[leader]!.running = null;
+    const next = await c.leaderIndex();
+    const s = await c.status(next);
+    assert.equal(s.members.filter((m) => m.role === 'voter').length, 2);
+    assert.equal((await c.put(next, 'after', 'leave')).status, 200);
+  });
+});

@@ -55,6 +55,16 @@ export class ApiClient {
     return json as T;
   }
 
+  /** A binary response body (snapshot download). */
+  async download(path: string): Promise<Buffer> {
+    const res = await this.send('GET', path);
+    if (!res.ok) {
+      const e = ((await res.json().catch(() => ({}))) as { error?: { message?: string } }).error;
+      throw new UserError(e?.message ?? `HTTP ${res.status}`, res.status);
+    }
+    return Buffer.from(await res.arrayBuffer());
+  }
+
   /** Lines of a streaming (NDJSON) response, as they arrive. */
   async *stream(path: string): AsyncGenerator<string> {
     const res = await this.send('GET', path);

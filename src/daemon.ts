@@ -79,11 +79,6 @@ export class Daemon {
       }
     }
 
-    // A crash between storing a received snapshot and installing it leaves the
-    // state machine behind the log's start: install it now.
-    const snap = this.storage.snapshot();
-    if (snap && this.store.appliedIndex() < snap.meta.index) this.store.restore(snap.data);
-
     const forward = httpForwarder(this.dataDir.token, this.address);
     this.transport = new Transport({
       selfId: this.nodeId,

@@ -53,6 +53,8 @@ export class ApiServer {
     // A client that opens a socket and says nothing must not hold it for ever.
     this.server.headersTimeout = 10_000;
     this.server.requestTimeout = 60_000;
+    // Longer than clients keep idle pooled connections, so they never reuse one we are closing.
+    this.server.keepAliveTimeout = 65_000;
   }
 
   route(method: string, path: string, handler: Handler): void {

@@ -1,6 +1,6 @@
 // HTTP routes of the controldb: /v1/kv, /v1/lease and /v1/watch.
 import { z } from 'zod';
-import { StreamResponse, type ApiRequest, type ApiServer } from '../api/server.ts';
+import { RawResponse, StreamResponse, type ApiRequest, type ApiServer } from '../api/server.ts';
 import { parseBody } from '../api/validate.ts';
 import { UserError } from '../errors.ts';
 import type { ControlDb } from './controldb.ts';
@@ -44,6 +44,13 @@ export function registerKvRoutes(api: ApiServer, db: ControlDb): void {
   api.route('GET', '/v1/lease/list', () => ({
     leases: db.store.leases().map((l) => ({ ...l, keys: db.store.leaseKeys(l.id) })),
   }));
+
+  // The state machine as a SQLite image, taken after a linearizable barrier so
+  // that it holds every write acknowledged before the request.
+  api.route('GET', '/v1/snapshot', async () => {
+    await db.linearize();
+    return new RawResponse('application/octet-stream', Buffer.from(db.store.snapshot()));
+  });
 
   // Watch: newline-delimited JSON, one line per revision, and a progress line
   // every few seconds so that both ends notice a dead connection.

@@ -140,6 +140,15 @@ export class KvStore {
     return this.meta('applied_index');
   }
 
+  appliedTerm(): number {
+    return this.meta('applied_term');
+  }
+
+  /** Remove keys outside the log (only for building a restored cluster's first snapshot). */
+  deletePrefix(prefix: string): void {
+    this.db.prepare('DELETE FROM kv WHERE key >= ? AND key < ?').run(prefix, prefixEnd(prefix));
+  }
+
   compactRevision(): number {
     return this.meta('compact_revision');
   }

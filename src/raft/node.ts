@@ -76,6 +76,9 @@ export class RaftNode {
       { ...durable, applied: opts.applied },
     );
     this.lastSnapshotIndex = durable.snapshot?.meta.index ?? 0;
+    // A state machine behind the log's snapshot (fresh, or it crashed between
+    // storing a received snapshot and installing it) starts from the snapshot.
+    if (durable.snapshot && opts.applied < durable.snapshot.meta.index) opts.restore(durable.snapshot);
     this.proposalTimeoutMs = opts.proposalTimeoutMs ?? 10_000;
     this.readTimeoutMs = opts.readTimeoutMs ?? 5_000;
     this.snapshotEvery = opts.snapshotEvery ?? 10_000;
@@ -183,6 +186,9 @@ export class RaftNode {
       const rd = this.raft.ready();
       this.handle(rd);
       this.raft.advance(rd);
+      // After advance, so that the core counts these entries as applied.
+      const applied = this.raft.log.applied;
+      if (applied - this.lastSnapshotIndex >= this.snapshotEvery) this.snapshot(applied);
     }
   }
 
@@ -221,7 +227,6 @@ export class RaftNode {
       this.opts.log.info({ leader: rd.softState.leader, role: rd.softState.role, term: this.raft.term }, 'raft role changed');
       this.opts.onLeaderChange?.(rd.softState.leader, isLeader);
     }
-    if (applied - this.lastSnapshotIndex >= this.snapshotEvery) this.snapshot(applied);
   }
 
   private snapshot(index: number): void {

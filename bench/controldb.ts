@@ -49,7 +49,10 @@ interface Result {
   cas_failures: number;
 }
 
+let workloadRun = 0;
+
 async function workload(cluster: BenchCluster, cas: Cas, clients: number, seconds: number): Promise<Result> {
+  const run = ++workloadRun; // fresh keys each run, so that every first compare is against an absent key
   const latencies: number[] = [];
   let failures = 0;
   const value = 'v'.repeat(100);
@@ -58,7 +61,7 @@ async function workload(cluster: BenchCluster, cas: Cas, clients: number, second
   await Promise.all(
     Array.from({ length: clients }, async (_, i) => {
       const endpoint = cluster.endpoints[i % cluster.endpoints.length]!;
-      const key = `bench/${process.pid}/${i}`;
+      const key = `bench/${process.pid}/${run}/${i}`;
       let last = 0;
       while (performance.now() < stopAt) {
         const t0 = performance.now();

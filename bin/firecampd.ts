@@ -4,6 +4,7 @@ import { hideBin } from 'yargs/helpers';
 import { UserError, errorMessage } from '../src/errors.ts';
 import { clusterCommands } from '../src/cli/cluster.ts';
 import { kvCommands, leaseCommands } from '../src/cli/kv.ts';
+import { snapshotCommands } from '../src/cli/snapshot.ts';
 import { client, print, type GlobalArgs } from '../src/cli/output.ts';
 import { VERSION } from '../src/version.ts';
 
@@ -61,6 +62,7 @@ export async function main(args: string[]): Promise<void> {
     .command('kv', 'read and write the controldb', kvCommands)
     .command('lease', 'grant, keep alive and revoke leases', leaseCommands)
     .command('cluster', 'the nodes of the cluster', clusterCommands)
+    .command('snapshot', 'save the controldb or restore it as a new cluster', snapshotCommands)
     .strict()
     .version(false)
     .help()

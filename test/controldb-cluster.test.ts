@@ -2,7 +2,9 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { LoopbackCluster } from './helpers/cluster.ts';
-import { runCli } from './helpers/proc.ts';
+import fs from 'node:fs';
+import path from 'node:path';
+import { runCli, startDaemon, stopDaemon, tempDir } from './helpers/proc.ts';
 
 describe('controldb cluster', () => {
   const clusters: LoopbackCluster[] = [];
@@ -138,6 +140,45 @@ describe('controldb cluster', () => {
     assert.match(missing.stderr, /key not found: cli\/none/);
     const members = await runCli(['cluster', 'members', '--json', ...addr], env);
     assert.equal(JSON.parse(members.stdout)[0].role, 'voter');
+  });
+
+  it('saves a snapshot and restores it as a new one-node cluster with the same keys and revision', async () => {
+    const c = await LoopbackCluster.start(3);
+    clusters.push(c);
+    for (let i = 0; i < 20; i++) await c.put(i % 3, `snap/${i}`, String(i));
+    const env = { FIRECAMPD_TOKEN: 'test-cluster-token' };
+    const file = path.join(tempDir(), 'backup.db');
+    const save = await runCli(['snapshot', 'save', file, '--addr', `127.0.0.1:${c.nodes[1]!.port}`, '--json'], env);
+    assert.equal(save.code, 0, save.stderr);
+    assert.ok(fs.statSync(file).size > 0);
+    const revision = (await c.request(0, 'POST', '/v1/kv/range', { key: 'snap/', prefix: true })).json.revision;
+
+    const dir = path.join(tempDir(), 'restored');
+    const restore = await runCli(['snapshot', 'restore', file, '--data-dir', dir, '--json']);
+    assert.equal(restore.code, 0, restore.stderr);
+    assert.equal(JSON.parse(restore.stdout).revision, revision);
+    const again = await runCli(['snapshot', 'restore', file, '--data-dir', dir]);
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, /already holds a node/);
+
+    const node = await startDaemon(['--data-dir', dir], undefined, {});
+    try {
+      const token = fs.readFileSync(path.join(dir, 'token'), 'utf8').trim();
+      const q = async (p: string, body: unknown) =>
+        (await fetch(`http://127.0.0.1:${node.port}${p}`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: JSON.stringify(body) })).json() as Promise<any>;
+      let range: any;
+      const deadline = Date.now() + 10_000;
+      do {
+        range = await q('/v1/kv/range', { key: 'snap/', prefix: true }).catch(() => null);
+      } while (!range?.kvs && Date.now() < deadline && (await new Promise((r) => setTimeout(r, 100))) === undefined);
+      assert.equal(range.kvs.length, 20);
+      assert.equal(range.revision, revision);
+      const status = await (await fetch(`http://127.0.0.1:${node.port}/v1/cluster/status`, { headers: { authorization: `Bearer ${token}` } })).json() as any;
+      assert.equal(status.members.filter((m: { role: string }) => m.role === 'voter').length, 1, 'a new one-node cluster');
+      assert.equal((await q('/v1/kv/put', { key: 'after', value: 'restore' })).revision, revision + 1);
+    } finally {
+      await stopDaemon(node);
+    }
   });
 
   it('lets the leader leave: it hands over leadership and the other two carry on', async () => {

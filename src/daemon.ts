@@ -94,7 +94,7 @@ export class Daemon {
       storage: this.storage,
       send: (msgs) => this.transport!.send(msgs),
       log: this.log,
-      apply: (e) => store.apply(e),
+      apply: (entries) => store.apply(entries),
       restore: (s) => store.restore(s.data),
       takeSnapshot: () => store.snapshot(),
       applied: store.appliedIndex(),

@@ -12,7 +12,7 @@ function harness(file = path.join(tempDir(), 'state.db')) {
   let index = store.appliedIndex();
   const apply = (cmd: Command) => {
     const e: Entry = { index: ++index, term: 1, type: 'normal', data: Buffer.from(JSON.stringify(cmd)) };
-    return store.apply(e);
+    return store.apply([e])[0];
   };
   const txn = (t: Partial<Extract<Command, { op: 'txn' }>['txn']>) =>
     apply({ op: 'txn', txn: { compare: [], success: [], failure: [], ...t } }) as TxnResponse;

@@ -4,85 +4,11 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { ApiServer } from '../src/api/server.ts';
-import { createLogger } from '../src/log.ts';
 import { decodeMessages, encodeMessages } from '../src/raft/codec.ts';
-import { RaftNode } from '../src/raft/node.ts';
-import { RaftStorage } from '../src/raft/storage.ts';
 import { Transport } from '../src/raft/transport.ts';
 import type { Message } from '../src/raft/types.ts';
+import { TOKEN, log, startMember, stopMember, until, type Member } from './helpers/raft-members.ts';
 import { tempDir } from './helpers/proc.ts';
-
-const log = createLogger({ level: 'warn', pretty: false });
-const TOKEN = 'raft-node-test';
-
-interface Member {
-  id: string;
-  dir: string;
-  api: ApiServer;
-  port: number;
-  transport: Transport;
-  node: RaftNode;
-  storage: RaftStorage;
-  /** The state machine: the commands applied, in order. */
-  applied: string[];
-  restores: number;
-}
-
-const ports = new Map<string, number>();
-
-async function startMember(id: string, dir: string, bootstrap: string[] | null, port = 0): Promise<Member> {
-  const api = new ApiServer({ token: TOKEN, log });
-  const addr = await api.listen('127.0.0.1', port);
-  ports.set(id, addr.port);
-  const storage = RaftStorage.open(path.join(dir, 'raft.db'));
-  if (bootstrap && storage.isEmpty()) storage.bootstrap({ voters: bootstrap, learners: [] });
-  const m = { id, dir, api, port: addr.port, storage, applied: [] as string[], restores: 0 } as Member;
-  m.transport = new Transport({
-    selfId: id,
-    token: TOKEN,
-    log,
-    resolve: (peer) => (ports.has(peer) ? `127.0.0.1:${ports.get(peer)}` : undefined),
-    onMessages: (msgs) => m.node.receive(msgs),
-  });
-  m.transport.attach(api);
-  m.node = new RaftNode({
-    id,
-    storage,
-    send: (msgs) => m.transport.send(msgs),
-    log,
-    // The state machine lives in memory here, so it starts empty and replays everything.
-    applied: 0,
-    apply: (e) => {
-      if (e.type === 'normal' && e.data.length > 0) m.applied.push(Buffer.from(e.data).toString());
-      return m.applied.length;
-    },
-    restore: (s) => {
-      m.restores++;
-      m.applied = JSON.parse(Buffer.from(s.data).toString()) as string[];
-    },
-    takeSnapshot: () => Buffer.from(JSON.stringify(m.applied)),
-    tickMs: 20,
-    snapshotEvery: 25,
-  });
-  m.node.start();
-  return m;
-}
-
-async function stopMember(m: Member): Promise<void> {
-  m.node.stop();
-  m.transport.close();
-  await m.api.close();
-  m.storage.close();
-}
-
-async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 describe('raft node', () => {
   const members: Member[] = [];
@@ -93,7 +19,7 @@ describe('raft node', () => {
   it('replicates over WebSockets, snapshots, and brings a restarted node back through InstallSnapshot', async () => {
     const ids = ['a', 'b', 'c'];
     const dirs = ids.map(() => tempDir('raft-node-'));
-    for (let i = 0; i < 3; i++) members.push(await startMember(ids[i]!, dirs[i]!, ids));
+    for (let i = 0; i < 3; i++) members.push(await startMember(ids[i]!, dirs[i]!, ids, 0, { tickMs: 20, snapshotEvery: 25 }));
     const leader = () => members.find((m) => m.node.status().role === 'leader');
     await until(() => leader() !== undefined, 5000, 'a leader');
 
@@ -108,7 +34,7 @@ describe('raft node', () => {
     members.splice(members.indexOf(victim), 1);
     const batch = Array.from({ length: 80 }, (_, i) => leader()!.node.propose(Buffer.from(`more-${i}`)));
     await Promise.all(batch);
-    const back = await startMember(victim.id, victim.dir, null, victim.port);
+    const back = await startMember(victim.id, victim.dir, null, victim.port, { tickMs: 20, snapshotEvery: 25 });
     members.push(back);
     await until(() => back.applied.length === 140, 8000, 'the restarted node to catch up');
     assert.ok(back.restores >= 1, 'it caught up through a snapshot');

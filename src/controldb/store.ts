@@ -196,21 +196,31 @@ export class KvStore {
 
   // ------------------------------------------------------------ applying the log
 
-  /** Apply one committed entry; returns the command's result (undefined for no-ops and config entries). */
-  apply(entry: Entry): CommandResult | undefined {
-    let events: WatchEvent[] = [];
-    const result = this.db.transaction((): CommandResult | undefined => {
-      this.stmts.setMeta.run(entry.index, 'applied_index');
-      this.stmts.setMeta.run(entry.term, 'applied_term');
-      if (entry.type !== 'normal' || entry.data.length === 0) return undefined;
-      const cmd = JSON.parse(Buffer.from(entry.data).toString('utf8')) as Command;
-      const out = this.execute(cmd, entry.index);
-      events = out.events;
-      if (entry.index % 1000 === 0) this.prune(entry.index);
-      return out.result;
+  /**
+   * Apply committed entries in one transaction that also records the last
+   * one's index; returns each command's result (undefined for no-ops and
+   * configuration entries). Watchers hear of the changes after the commit.
+   */
+  apply(entries: readonly Entry[]): (CommandResult | undefined)[] {
+    if (entries.length === 0) return [];
+    const changes: { revision: number; events: WatchEvent[] }[] = [];
+    const last = entries[entries.length - 1]!;
+    const results = this.db.transaction(() => {
+      const out = entries.map((entry): CommandResult | undefined => {
+        if (entry.type !== 'normal' || entry.data.length === 0) return undefined;
+        const cmd = JSON.parse(Buffer.from(entry.data).toString('utf8')) as Command;
+        const r = this.execute(cmd, entry.index);
+        if (r.events.length > 0) changes.push({ revision: this.rev, events: r.events });
+        if (entry.index % 1000 === 0) this.prune(entry.index);
+        return r.result;
+      });
+      // The changes and the index they reach commit together: a crash keeps both or neither.
+      this.stmts.setMeta.run(last.index, 'applied_index');
+      this.stmts.setMeta.run(last.term, 'applied_term');
+      return out;
     })();
-    if (events.length > 0) for (const l of this.listeners) l(this.rev, events);
-    return result;
+    for (const c of changes) for (const l of this.listeners) l(c.revision, c.events);
+    return results;
   }
 
   private execute(cmd: Command, index: number): { result: CommandResult; events: WatchEvent[] } {

@@ -20,7 +20,8 @@ export interface RaftNodeOptions {
   storage: RaftStorage;
   send: (msgs: readonly Message[]) => void;
   log: Logger;
-  apply: (entry: Entry) => unknown;
+  /** Apply committed entries in order; one result per entry. */
+  apply: (entries: readonly Entry[]) => unknown[];
   restore: (snapshot: Snapshot) => void;
   takeSnapshot: () => Uint8Array;
   /** The state machine's durable applied index. */
@@ -199,8 +200,10 @@ export class RaftNode {
       this.opts.restore(rd.snapshot);
       this.lastSnapshotIndex = rd.snapshot.meta.index;
     }
-    for (const e of rd.committed) {
-      const result = this.opts.apply(e);
+    const results = rd.committed.length > 0 ? this.opts.apply(rd.committed) : [];
+    for (let i = 0; i < rd.committed.length; i++) {
+      const e = rd.committed[i]!;
+      const result = results[i];
       const w = this.waiters.get(e.index);
       if (w) {
         this.waiters.delete(e.index);

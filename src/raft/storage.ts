@@ -14,6 +14,7 @@ CREATE TABLE IF NOT EXISTS snapshot (id INTEGER PRIMARY KEY CHECK (id = 1), idx 
 export class RaftStorage {
   private readonly db: DB;
   private readonly stmts;
+  private saved: HardState | undefined;
 
   private constructor(file: string) {
     this.db = openDatabase(file);
@@ -50,6 +51,7 @@ export class RaftStorage {
 
   load(): DurableState {
     const h = this.stmts.getHard.get();
+    if (h) this.saved = { term: h.term, vote: h.vote, commit: h.commit_index };
     const snapshot = this.snapshot();
     const entries: Entry[] = this.stmts.all
       .all()
@@ -59,9 +61,27 @@ export class RaftStorage {
     return { hardState, snapshot, entries };
   }
 
-  /** Persist what a Ready asks for, in one fsynced transaction. */
+  /**
+   * Persist what a Ready asks for, in one transaction. It is fsynced unless it
+   * only moves the commit index: a lost commit index is learned again from
+   * the leader, so, as etcd does, that alone is not worth a sync. (In WAL
+   * mode the next synced commit makes the earlier frames durable too.)
+   */
   save(rd: Pick<Ready, 'hardState' | 'entries' | 'snapshot'>): void {
     if (!rd.hardState && rd.entries.length === 0 && !rd.snapshot) return;
+    const prev = this.saved;
+    const mustSync =
+      rd.entries.length > 0 || !!rd.snapshot || (!!rd.hardState && (!prev || prev.term !== rd.hardState.term || prev.vote !== rd.hardState.vote));
+    if (!mustSync) this.db.pragma('synchronous = OFF');
+    try {
+      this.write(rd);
+    } finally {
+      if (!mustSync) this.db.pragma('synchronous = FULL');
+    }
+    if (rd.hardState) this.saved = rd.hardState;
+  }
+
+  private write(rd: Pick<Ready, 'hardState' | 'entries' | 'snapshot'>): void {
     this.db.transaction(() => {
       if (rd.snapshot) {
         this.putSnapshot(rd.snapshot);

@@ -3,7 +3,23 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { startDaemon, stopDaemon, tempDir, type Running } from '../test/helpers/proc.ts';
+import { REPO, startDaemon, stopDaemon, tempDir, type Running } from '../test/helpers/proc.ts';
+
+/**
+ * Benchmarks run firecampd as it ships — the esbuild bundle, built here from
+ * the current source — not through the TypeScript loader used by tests.
+ */
+async function bundledCommand(): Promise<string[]> {
+  const { buildBundle } = (await import(path.join(REPO, 'esbuild.config.mjs'))) as { buildBundle: () => Promise<void> };
+  const cwd = process.cwd();
+  process.chdir(REPO);
+  try {
+    await buildBundle();
+  } finally {
+    process.chdir(cwd);
+  }
+  return [process.execPath, path.join(REPO, 'dist', 'firecampd.cjs')];
+}
 
 export interface BenchCluster {
   name: string;
@@ -15,12 +31,13 @@ export interface BenchCluster {
 export async function startFirecampd(nodes = 3, token = 'bench-token'): Promise<BenchCluster> {
   const running: Running[] = [];
   const env = { FIRECAMPD_TOKEN: token };
+  const command = await bundledCommand();
   try {
-    const first = await startDaemon(['--data-dir', tempDir('fc-bench-')], undefined, env);
+    const first = await startDaemon(['--data-dir', tempDir('fc-bench-')], command, env);
     running.push(first);
     for (let i = 1; i < nodes; i++) {
       running.push(
-        await startDaemon(['--data-dir', tempDir('fc-bench-'), '--join', `127.0.0.1:${first.port}`], undefined, env),
+        await startDaemon(['--data-dir', tempDir('fc-bench-'), '--join', `127.0.0.1:${first.port}`], command, env),
       );
     }
     const endpoints = running.map((r) => `http://127.0.0.1:${r.port}`);

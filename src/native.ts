@@ -1,12 +1,17 @@
-// Inside the single executable (Node SEA) there is no node_modules: the
-// better-sqlite3 addon travels as a SEA asset, is written once to a cache
-// directory named by its digest, and is loaded with process.dlopen. Outside a
-// SEA this returns undefined and better-sqlite3 finds its own build.
+// Where the better-sqlite3 native addon comes from, in each way firecampd runs:
+// - from source (tsx): better-sqlite3 finds its own build in node_modules;
+// - as the esbuild bundle (dist/firecampd.cjs): the build copies the addon
+//   next to the bundle, and it is loaded from there;
+// - as the single executable (Node SEA): there is no file at all; the addon
+//   travels as a SEA asset, is written once to a cache directory named by its
+//   digest, and is loaded from there with process.dlopen.
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
+
+declare const __FIRECAMPD_BUNDLED__: boolean | undefined;
 
 interface SeaApi {
   isSea(): boolean;
@@ -16,8 +21,21 @@ interface SeaApi {
 let addon: object | null | undefined;
 
 export function nativeSqliteAddon(): object | undefined {
-  if (addon === undefined) addon = loadFromSea();
+  if (addon === undefined) addon = loadFromSea() ?? loadBesideBundle();
   return addon ?? undefined;
+}
+
+function loadBesideBundle(): object | null {
+  if (typeof __FIRECAMPD_BUNDLED__ === 'undefined') return null;
+  const file = path.join(path.dirname(process.argv[1] ?? ''), 'better_sqlite3.node');
+  if (!fs.existsSync(file)) throw new Error(`the SQLite addon is missing: expected ${file} next to the bundle`);
+  return dlopen(file);
+}
+
+function dlopen(file: string): object {
+  const mod = { exports: {} as object };
+  process.dlopen(mod, file);
+  return mod.exports;
 }
 
 function loadFromSea(): object | null {
@@ -39,7 +57,5 @@ function loadFromSea(): object | null {
     fs.writeFileSync(tmp, bytes, { mode: 0o500 });
     fs.renameSync(tmp, file);
   }
-  const mod = { exports: {} as object };
-  process.dlopen(mod, file);
-  return mod.exports;
+  return dlopen(file);
 }

@@ -41,6 +41,8 @@ function daemonOptions(y: Argv) {
     .option('name', { type: 'string', describe: 'node name', defaultDescription: 'hostname' })
     .option('dns-listen', { type: 'string', describe: 'embedded DNS server address', defaultDescription: '127.0.0.1:5353' })
     .option('docker-host', { type: 'string', describe: 'Docker Engine socket or URL', defaultDescription: 'DOCKER_HOST or /var/run/docker.sock' })
+    // A test-only fault switch (FIRECAMPD_UNSAFE_STALE_READS=true): reads skip ReadIndex.
+    .option('unsafe-stale-reads', { type: 'boolean', hidden: true, default: false })
     .config('config', 'JSON file with any of these options (keys as flags)');
 }
 
@@ -53,6 +55,7 @@ export async function main(args: string[]): Promise<void> {
     .option('addr', { type: 'string', describe: 'API address of the node to talk to', global: true, defaultDescription: '127.0.0.1:27040' })
     .option('log-level', { type: 'string', choices: ['trace', 'debug', 'info', 'warn', 'error', 'fatal'], global: true, default: 'info' })
     .option('json', { type: 'boolean', describe: 'print JSON for scripts', global: true, default: false })
+    .option('debug', { type: 'boolean', hidden: true, global: true, default: false, describe: 'print stack traces of errors' })
     .command('$0', 'run a firecampd node', daemonOptions, runDaemon)
     .command('version', 'print the version', {}, (argv: GlobalArgs) => print(argv, { version: VERSION }, () => VERSION))
     .command('health', 'ask a node whether it is up', {}, async (argv: GlobalArgs) => {
@@ -78,6 +81,6 @@ export async function main(args: string[]): Promise<void> {
 
 main(hideBin(process.argv)).catch((err: unknown) => {
   process.stderr.write(`firecampd: ${errorMessage(err)}\n`);
-  if (!(err instanceof UserError) && process.env.FIRECAMPD_DEBUG) console.error(err);
+  if (!(err instanceof UserError) && (process.env.FIRECAMPD_DEBUG || process.argv.includes('--debug'))) console.error(err);
   process.exit(1);
 });

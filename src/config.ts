@@ -24,6 +24,8 @@ export interface NodeConfig {
   dnsListen: HostPort;
   dockerHost?: string;
   name: string;
+  /** Test-only fault: serve reads without ReadIndex. */
+  unsafeStaleReads: boolean;
 }
 
 export function defaultDataDir(): string {
@@ -68,6 +70,7 @@ const rawSchema = z
     dnsListen: z.string().optional(),
     dockerHost: z.string().optional(),
     name: z.string().regex(/^[a-zA-Z0-9._-]+$/, 'name may hold letters, digits, ".", "_" and "-"').optional(),
+    unsafeStaleReads: z.boolean().optional(),
   })
   .passthrough();
 
@@ -103,6 +106,7 @@ export function resolveNodeConfig(raw: RawNodeOptions): NodeConfig {
     dnsListen,
     dockerHost: o.dockerHost,
     name: o.name ?? os.hostname(),
+    unsafeStaleReads: o.unsafeStaleReads ?? false,
   };
 }
 

@@ -103,7 +103,9 @@ export class Daemon {
         this.membership?.leadershipChanged(isLeader);
       },
     });
-    this.controldb = new ControlDb({ store, raft: this.raft, forward, log: this.log });
+    const unsafeStaleReads = this.config.unsafeStaleReads;
+    if (unsafeStaleReads) this.log.warn('FIRECAMPD_UNSAFE_STALE_READS is set: reads are NOT linearizable (a test fault)');
+    this.controldb = new ControlDb({ store, raft: this.raft, forward, log: this.log, unsafeStaleReads });
     this.membership = new Membership(this.controldb, this.raft, this.nodeId, forward, this.log);
     registerKvRoutes(this.api, this.controldb);
     registerClusterRoutes(this.api, this.controldb, this.raft, this.membership, this.nodeId, () => this.onLeft());

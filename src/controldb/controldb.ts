@@ -31,6 +31,12 @@ export interface ControlDbOptions {
   log: Logger;
   /** How long a request waits for a leader during an election before failing (retryably). */
   electionWaitMs?: number;
+  /**
+   * Fault injection for tests only: serve "linearizable" reads from the local
+   * replica without ReadIndex, so that the Jepsen test can show it catches
+   * stale reads. Set by FIRECAMPD_UNSAFE_STALE_READS=true; never in production.
+   */
+  unsafeStaleReads?: boolean;
   now?: () => number;
 }
 
@@ -43,6 +49,7 @@ export class ControlDb {
   private readonly log: Logger;
   private readonly electionWaitMs: number;
   private readonly now: () => number;
+  private readonly unsafeStaleReads: boolean;
   /** Leader only: when each lease runs out, kept in memory; keepalives never touch the log. */
   private deadlines = new Map<number, number>();
   private revoking = new Set<number>();
@@ -55,6 +62,7 @@ export class ControlDb {
     this.log = opts.log;
     this.electionWaitMs = opts.electionWaitMs ?? 3000;
     this.now = opts.now ?? Date.now;
+    this.unsafeStaleReads = opts.unsafeStaleReads ?? false;
   }
 
   // ------------------------------------------------------------ KV
@@ -71,7 +79,7 @@ export class ControlDb {
   }
 
   async range(req: RangeRequest, serializable = false): Promise<RangeResponse & { revision: number }> {
-    if (!serializable) await this.linearize();
+    if (!serializable && !this.unsafeStaleReads) await this.linearize();
     return { ...this.store.range(req), revision: this.store.revision() };
   }
 

@@ -12,8 +12,11 @@ export interface TestNode {
 export class LoopbackCluster {
   readonly nodes: TestNode[] = [];
 
-  static async start(n: number): Promise<LoopbackCluster> {
-    const c = new LoopbackCluster();
+  /** `env` goes to every daemon (fault switches, for one). */
+  constructor(private readonly env: NodeJS.ProcessEnv = {}) {}
+
+  static async start(n: number, env: NodeJS.ProcessEnv = {}): Promise<LoopbackCluster> {
+    const c = new LoopbackCluster(env);
     try {
       for (let i = 0; i < n; i++) await c.add();
       await c.waitFor(async () => (await c.status(0)).members.filter((m) => m.role === 'voter').length === n, 30_000, `${n} voters`);
@@ -28,7 +31,7 @@ export class LoopbackCluster {
   async add(): Promise<TestNode> {
     const dir = tempDir('fc-cluster-');
     const join = this.nodes.length > 0 ? ['--join', `127.0.0.1:${this.nodes[0]!.port}`] : [];
-    const running = await startDaemon(['--data-dir', dir, '--name', `n${this.nodes.length}`, ...join], undefined, { FIRECAMPD_TOKEN: TOKEN });
+    const running = await startDaemon(['--data-dir', dir, '--name', `n${this.nodes.length}`, ...join], undefined, { ...this.env, FIRECAMPD_TOKEN: TOKEN });
     const node = { dir, port: running.port, running };
     this.nodes.push(node);
     return node;
@@ -42,7 +45,15 @@ export class LoopbackCluster {
 
   async restart(i: number): Promise<void> {
     const n = this.nodes[i]!;
-    n.running = await startDaemon(['--data-dir', n.dir, '--bind', `127.0.0.1:${n.port}`], undefined, { FIRECAMPD_TOKEN: TOKEN });
+    n.running = await startDaemon(['--data-dir', n.dir, '--bind', `127.0.0.1:${n.port}`], undefined, { ...this.env, FIRECAMPD_TOKEN: TOKEN });
+  }
+
+  pause(i: number): void {
+    this.nodes[i]!.running?.proc.kill('SIGSTOP');
+  }
+
+  resume(i: number): void {
+    this.nodes[i]!.running?.proc.kill('SIGCONT');
   }
 
   async request(i: number, method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> {
@@ -101,6 +112,7 @@ export class LoopbackCluster {
   }
 
   async stopAll(): Promise<void> {
+    for (let i = 0; i < this.nodes.length; i++) this.resume(i);
     await Promise.all(this.nodes.map((n) => (n.running ? stopDaemon(n.running, 'SIGKILL') : undefined)));
   }
 }

@@ -1,0 +1,81 @@
+// The multi-host test bed: firecampd nodes in network namespaces, with kills,
+// pauses and partitions, and nothing left behind.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { after, describe, it } from 'node:test';
+import { TestBed } from './bed/bed.ts';
+import { PREFIX } from './bed/netns.ts';
+
+const canConnect = (bed: TestBed, fromNs: string, ip: string) => {
+  try {
+    bed.execIn(fromNs, 'timeout', ['2', 'bash', '-c', `echo > /dev/tcp/${ip}/27040`]);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+describe('test bed', () => {
+  let bed: TestBed | null = null;
+  after(async () => {
+    await bed?.destroy();
+  });
+
+  it('runs a 3-node cluster in namespaces that survives kill -9, pauses and a partition', async () => {
+    bed = await TestBed.create({ nodes: 3, clientNamespace: true });
+    await bed.startAll();
+    const b = bed;
+    const waitFor = async (cond: () => Promise<boolean>, what: string, ms = 20_000) => {
+      const deadline = Date.now() + ms;
+      while (Date.now() < deadline) {
+        if (await cond().catch(() => false)) return;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      throw new Error(`timed out waiting for ${what}\n${b.logs()}`);
+    };
+    await waitFor(async () => (await b.api(0, 'GET', '/v1/cluster/status')).json.members.filter((m: { role: string }) => m.role === 'voter').length === 3, '3 voters');
+    for (let i = 0; i < 3; i++) assert.equal((await b.api(i, 'GET', '/v1/health')).json.status, 'ok', `node ${i} answers at ${b.nodes[i]!.addr}`);
+    assert.ok(canConnect(b, b.client!.ns, b.nodes[1]!.ip), 'the client namespace reaches the nodes');
+
+    // kill -9 and restart: the node comes back as itself.
+    const id = (await b.api(2, 'GET', '/v1/health')).json.node_id;
+    await b.kill(2);
+    await assert.rejects(b.api(2, 'GET', '/v1/health', undefined, 1000));
+    await b.start(2);
+    assert.equal((await b.api(2, 'GET', '/v1/health')).json.node_id, id);
+
+    // SIGSTOP: it stops answering; SIGCONT: it answers again.
+    b.pause(1);
+    await assert.rejects(b.api(1, 'GET', '/v1/health', undefined, 1000));
+    b.resume(1);
+    assert.equal((await b.api(1, 'GET', '/v1/health')).json.status, 'ok');
+
+    // Partition the leader from the others: the majority elects a new leader and takes writes.
+    const leader = (await b.api(0, 'GET', '/v1/cluster/status')).json.members.findIndex((m: { leader: boolean }) => m.leader);
+    const others = [0, 1, 2].filter((i) => i !== leader);
+    b.partition([leader], others);
+    assert.ok(!canConnect(b, b.nodes[others[0]!]!.ns, b.nodes[leader]!.ip), 'partitioned nodes cannot reach each other');
+    assert.ok(canConnect(b, b.nodes[others[0]!]!.ns, b.nodes[others[1]!]!.ip), 'the majority still talks');
+    await waitFor(async () => (await b.api(others[0]!, 'POST', '/v1/kv/put', { key: 'p', value: 'majority' })).status === 200, 'a write on the majority side');
+    const minority = await b.api(leader, 'POST', '/v1/kv/range', { key: 'p' }, 10_000).catch(() => ({ status: 0 }));
+    assert.notEqual(minority.status, 200, 'the cut-off node cannot serve a linearizable read');
+    b.heal();
+    assert.ok(canConnect(b, b.nodes[others[0]!]!.ns, b.nodes[leader]!.ip), 'healed');
+    await waitFor(async () => (await b.api(leader, 'POST', '/v1/kv/range', { key: 'p' })).json.kvs[0]?.value === 'majority', 'the old leader to catch up');
+
+    // One way: traffic from the first node to the second is dropped, the reverse path's rules are untouched.
+    b.partition([0], [1], { oneWay: true });
+    assert.ok(!canConnect(b, b.nodes[0]!.ns, b.nodes[1]!.ip));
+    assert.doesNotMatch(b.execIn(b.nodes[1]!.ns, 'iptables', ['-S', 'OUTPUT']), /DROP/);
+    b.heal();
+  });
+
+  it('leaves no namespace, link or process behind', async () => {
+    const pids = bed!.nodes.map((n) => n.proc?.pid).filter((p): p is number => p !== undefined);
+    await bed!.destroy();
+    bed = null;
+    assert.doesNotMatch(execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }), new RegExp(`^${PREFIX}`, 'm'));
+    assert.doesNotMatch(execFileSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8' }), new RegExp(`: ${PREFIX}`));
+    for (const pid of pids) assert.throws(() => process.kill(pid, 0), `process ${pid} is gone`);
+  });
+});

@@ -1,11 +1,12 @@
-// A Jepsen-style run against a real 3-node firecampd cluster on loopback:
-// clients do reads, writes and compare-and-set on a few keys while a nemesis
-// kills (-9) and pauses (SIGSTOP) nodes; every operation's invocation and
+// A Jepsen-style run against a real 3-node firecampd cluster, each node in
+// its own network namespace (test/bed): clients do reads, writes and
+// compare-and-set on a few keys while a nemesis kills (-9), pauses (SIGSTOP)
+// and partitions nodes (symmetric and one-way); every operation's invocation and
 // completion is recorded and the history is checked for linearizability.
 // A second workload writes unique keys once each, to count acknowledged
 // writes that were lost.
 import { Rng } from '../../sim/rng.ts';
-import { LoopbackCluster } from '../helpers/cluster.ts';
+import { TestBed } from '../bed/bed.ts';
 import { checkHistory, type Op, type Verdict } from './linearizability.ts';
 
 export interface RunOptions {
@@ -33,11 +34,11 @@ export interface RunResult {
 
 type Outcome = { kind: 'ok'; json: any } | { kind: 'failed' } | { kind: 'unknown' };
 
-async function call(c: LoopbackCluster, node: number, path: string, body: unknown): Promise<Outcome> {
+async function call(c: TestBed, node: number, path: string, body: unknown): Promise<Outcome> {
   try {
-    const res = await fetch(`http://127.0.0.1:${c.nodes[node]!.port}${path}`, {
+    const res = await fetch(`http://${c.nodes[node]!.addr}${path}`, {
       method: 'POST',
-      headers: { authorization: 'Bearer test-cluster-token', 'content-type': 'application/json' },
+      headers: { authorization: `Bearer ${c.token}`, 'content-type': 'application/json' },
       body: JSON.stringify(body),
       signal: AbortSignal.timeout(2000),
     });
@@ -56,8 +57,7 @@ export async function jepsenRun(opts: RunOptions): Promise<RunResult> {
   const rng = new Rng(opts.seed);
   const seconds = opts.seconds ?? 10;
   const keys = Array.from({ length: opts.keys ?? 3 }, (_, i) => `jepsen/r/${i}`);
-  const env = opts.staleReads ? { FIRECAMPD_UNSAFE_STALE_READS: 'true' } : {};
-  const c = await LoopbackCluster.start(3, env);
+  const c = await TestBed.create({ nodes: 3 });
   const history: Op[] = [];
   const faults: string[] = [];
   const acked = new Set<string>();
@@ -65,13 +65,35 @@ export async function jepsenRun(opts: RunOptions): Promise<RunResult> {
   let stopping = false;
   const t0 = performance.now();
   const now = () => performance.now() - t0;
+  const leaderIndex = async (): Promise<number> => {
+    for (let attempt = 0; attempt < 100; attempt++) {
+      for (let i = 0; i < 3; i++) {
+        if (!c.nodes[i]!.proc) continue;
+        const s = await c.api(i, 'GET', '/v1/cluster/status', undefined, 1000).catch(() => null);
+        if (s?.json?.role === 'leader') return i;
+      }
+      await sleep(200);
+    }
+    return -1;
+  };
   try {
+    const extra = opts.staleReads ? ['--unsafe-stale-reads'] : [];
+    for (let i = 0; i < 3; i++) await c.start(i, extra);
+    for (let attempt = 0; ; attempt++) {
+      const s = await c.api(0, 'GET', '/v1/cluster/status').catch(() => null);
+      if (s?.json?.members?.filter((m: { role: string }) => m.role === 'voter').length === 3) break;
+      if (attempt > 150) throw new Error('the cluster did not reach 3 voters');
+      await sleep(200);
+    }
     const client = async (id: number) => {
       const r = rng.fork();
       let setCount = 0;
       while (!stopping) {
         const node = r.int(3);
-        if (!c.nodes[node]!.running) continue;
+        if (!c.nodes[node]!.proc) {
+          await sleep(20);
+          continue;
+        }
         if (r.chance(0.1)) {
           // Set workload: a key written once; if acknowledged it must survive.
           const key = `jepsen/set/${id}-${setCount++}`;
@@ -111,7 +133,7 @@ export async function jepsenRun(opts: RunOptions): Promise<RunResult> {
         await sleep(800 + rng.int(1500));
         if (stopping) break;
         if (opts.nemesis === 'pause-leader') {
-          const leader = await c.leaderIndex().catch(() => -1);
+          const leader = await leaderIndex();
           if (leader < 0) continue;
           faults.push(`pause leader ${leader}`);
           c.pause(leader);
@@ -121,11 +143,20 @@ export async function jepsenRun(opts: RunOptions): Promise<RunResult> {
           continue;
         }
         const victim = rng.int(3);
-        if (rng.chance(0.5)) {
+        const dice = rng.next();
+        if (dice < 0.35) {
+          const others = [0, 1, 2].filter((i) => i !== victim);
+          const oneWay = rng.chance(0.3);
+          faults.push(`partition node ${victim} from ${others.join(',')}${oneWay ? ' one way' : ''}`);
+          c.partition([victim], others, { oneWay });
+          await sleep(1000 + rng.int(2500));
+          c.heal();
+          faults.push('heal');
+        } else if (dice < 0.7) {
           faults.push(`kill -9 node ${victim}`);
           await c.kill(victim);
           await sleep(500 + rng.int(1500));
-          await c.restart(victim);
+          await c.start(victim, opts.staleReads ? ['--unsafe-stale-reads'] : []);
           faults.push(`restart node ${victim}`);
         } else {
           faults.push(`pause node ${victim}`);
@@ -145,8 +176,10 @@ export async function jepsenRun(opts: RunOptions): Promise<RunResult> {
     await Promise.all(clients);
 
     // Heal, then read every key once more: these reads close the history.
-    for (let i = 0; i < 3; i++) if (!c.nodes[i]!.running) await c.restart(i);
-    await c.leaderIndex();
+    c.heal();
+    for (let i = 0; i < 3; i++) c.resume(i);
+    for (let i = 0; i < 3; i++) if (!c.nodes[i]!.proc) await c.start(i, opts.staleReads ? ['--unsafe-stale-reads'] : []);
+    if ((await leaderIndex()) < 0) throw new Error(`no leader after healing\n${c.logs()}`);
     for (const key of keys) {
       const o: Op = { id: nextId++, client: 99, key, kind: 'read', call: now() };
       const out = await call(c, 0, '/v1/kv/range', { key });
@@ -174,7 +207,7 @@ export async function jepsenRun(opts: RunOptions): Promise<RunResult> {
     };
   } finally {
     stopping = true;
-    await c.stopAll();
+    await c.destroy();
   }
 }
 

@@ -70,7 +70,7 @@ export class ControlDb {
   async txn(req: TxnRequest, forwarded = false): Promise<TxnResponse> {
     return this.onLeader('/v1/kv/txn', req, forwarded, async () => {
       for (const op of [...req.success, ...req.failure]) {
-        if ('put' in op && op.put.lease && !this.store.leases().some((l) => l.id === op.put.lease)) {
+        if ('put' in op && op.put.lease && !this.store.lease(op.put.lease)) {
           throw new UserError(`lease ${op.put.lease} does not exist (expired or revoked)`, 404, 'lease_not_found');
         }
       }
@@ -104,7 +104,7 @@ export class ControlDb {
 
   async leaseKeepAlive(id: number, forwarded = false): Promise<{ id: number; ttl: number }> {
     return this.onLeader('/v1/lease/keepalive', { id }, forwarded, async () => {
-      const lease = this.store.leases().find((l) => l.id === id);
+      const lease = this.store.lease(id);
       if (!lease || this.revoking.has(id)) throw new UserError(`lease ${id} does not exist (expired or revoked)`, 404, 'lease_not_found');
       this.deadlines.set(id, this.now() + lease.ttl * 1000);
       return { id, ttl: lease.ttl };

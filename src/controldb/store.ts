@@ -174,6 +174,10 @@ export class KvStore {
     return this.stmts.leaseAll.all();
   }
 
+  lease(id: number): { id: number; ttl: number } | undefined {
+    return this.stmts.leaseGet.get(id);
+  }
+
   leaseKeys(id: number): string[] {
     return this.stmts.leaseKeys.all(id).map((r) => r.key);
   }

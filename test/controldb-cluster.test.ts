@@ -102,6 +102,47 @@ describe('controldb cluster', () => {
     assert.deepEqual(revs, [...revs].sort((a, b) => a - b));
   });
 
+  it('keeps a watch on a follower whole across a change of leader: no event missed or repeated', async () => {
+    const c = await LoopbackCluster.start(3);
+    clusters.push(c);
+    const leader = await c.leaderIndex();
+    const watcher = (leader + 1) % 3;
+    const writer = (leader + 2) % 3;
+    const res = await fetch(`http://127.0.0.1:${c.nodes[watcher]!.port}/v1/watch?key=w/&prefix=true`, {
+      headers: { authorization: 'Bearer test-cluster-token' },
+    });
+    const reader = res.body!.getReader();
+    const seen: { revision: number; value: string }[] = [];
+    let buf = '';
+    const pump = (async () => {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return;
+        buf += new TextDecoder().decode(value);
+        let nl: number;
+        while ((nl = buf.indexOf('\n')) >= 0) {
+          const msg = JSON.parse(buf.slice(0, nl));
+          buf = buf.slice(nl + 1);
+          for (const e of msg.events ?? []) seen.push({ revision: msg.revision, value: e.kv.value });
+        }
+      }
+    })();
+    const acked: string[] = [];
+    for (let i = 0; i < 60; i++) {
+      if (i === 20) await c.kill(leader); // the watch goes on through the election
+      const r = await c.put(writer, 'w/k', String(i));
+      if (r.status === 200) acked.push(String(i));
+    }
+    await c.waitFor(async () => seen.length >= acked.length, 10_000, 'the watch to deliver every acknowledged write');
+    await reader.cancel();
+    await pump.catch(() => {});
+    const values = seen.map((e) => e.value);
+    for (const v of acked) assert.ok(values.includes(v), `event for acknowledged write ${v}`);
+    assert.equal(new Set(values).size, values.length, 'no event delivered twice');
+    const revs = seen.map((e) => e.revision);
+    assert.deepEqual(revs, [...revs].sort((a, b) => a - b), 'in revision order');
+  });
+
   it('answers bad requests with 4xx JSON that says what is wrong, and keeps serving', async () => {
     const c = await LoopbackCluster.start(1);
     clusters.push(c);

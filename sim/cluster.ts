@@ -251,12 +251,13 @@ export class Cluster {
   private process(n: SimNode): void {
     while (n.raft && n.raft.hasReady()) {
       const rd = n.raft.ready();
+      if (rd.sendBeforePersist) for (const m of rd.messages) this.send(m, this.faultsOn);
       if (this.faultsOn && this.rng.chance(this.opts.faults.crashMidReady)) {
-        this.crash(n.id); // dies before the Ready is durable: all of it is lost, nothing was sent
+        this.crash(n.id); // dies before the Ready is durable: all of it is lost, and only a leader's messages went out
         return;
       }
       this.persist(n, rd);
-      for (const m of rd.messages) this.send(m, this.faultsOn);
+      if (!rd.sendBeforePersist) for (const m of rd.messages) this.send(m, this.faultsOn);
       if (rd.softState?.role === 'leader') {
         this.checkNewLeader(n);
         // A new leader's first moments are when membership changes are most dangerous (thesis §4.1).

@@ -116,8 +116,11 @@ function awaitConvergence(c: Cluster, limit: number): boolean {
       }
       continue;
     }
+    // Every member must also have applied every acknowledged entry, including
+    // old-term entries a new leader acknowledged only now, as it committed them.
     const members = [...l.raft!.conf.voters, ...l.raft!.conf.learners];
-    if (members.every((id) => (c.nodes.get(id)!.raft?.log.applied ?? 0) >= target)) return true;
+    const need = Math.max(target, c.maxAcked);
+    if (members.every((id) => (c.nodes.get(id)!.raft?.log.applied ?? 0) >= need)) return true;
   }
   return false;
 }

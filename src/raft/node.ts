@@ -194,8 +194,14 @@ export class RaftNode {
   }
 
   private handle(rd: Ready): void {
-    this.opts.storage.save(rd);
-    this.opts.send(rd.messages);
+    if (rd.sendBeforePersist) {
+      // The followers write while we do: one fsync fewer on the commit path.
+      this.opts.send(rd.messages);
+      this.opts.storage.save(rd);
+    } else {
+      this.opts.storage.save(rd);
+      this.opts.send(rd.messages);
+    }
     if (rd.snapshot) {
       this.opts.restore(rd.snapshot);
       this.lastSnapshotIndex = rd.snapshot.meta.index;

@@ -103,8 +103,12 @@ export interface SoftState {
  * persist `snapshot`, then `entries` (first dropping any stored entry at or
  * after entries[0].index) and `hardState`, with fsync; then send `messages`;
  * then apply `committed` and serve `readStates`; then call advance().
+ * When `sendBeforePersist` is set the messages may go out before the persist
+ * (a leader's appends: thesis §10.2.1 — the leader writes its own log in
+ * parallel with its followers and counts itself only once it is durable).
  */
 export interface Ready {
+  readonly sendBeforePersist: boolean;
   readonly softState?: SoftState;
   readonly hardState?: HardState;
   readonly snapshot?: Snapshot;

@@ -1,35 +1,74 @@
-// Forwarding a request to another node's API, the leader's as a rule.
+// Forwarding a request to another node's API, the leader's as a rule. It uses
+// node:http with a keep-alive pool: on this path, one per write sent to a
+// follower, it costs noticeably less CPU than fetch.
+import http from 'node:http';
 import { UserError, errorMessage } from '../errors.ts';
 import type { NodeId } from '../raft/types.ts';
 import type { Forwarder } from './controldb.ts';
 import { FORWARDED_HEADER } from './routes.ts';
 
+// Idle sockets close after 30 s, well before the server's 65 s, so a reused one is never closing under us.
+const agent = new http.Agent({ keepAlive: true, maxSockets: 128, timeout: 30_000 });
+
 export function httpForwarder(token: string, address: (id: NodeId) => string | undefined, timeoutMs = 15_000): Forwarder {
-  return async (node, method, path, body) => {
-    const addr = address(node);
-    if (!addr) throw new UserError(`the leader ${node} has no known address yet; retry shortly`, 503, 'unavailable');
-    let res: Response;
-    try {
-      res = await fetch(`http://${addr}${path}`, {
-        method,
-        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', [FORWARDED_HEADER]: '1' },
-        body: body === undefined ? undefined : JSON.stringify(body),
-        signal: AbortSignal.timeout(timeoutMs),
-      });
-    } catch (err) {
-      const cause = (err as { cause?: { code?: string } }).cause;
-      if (cause?.code === 'ECONNREFUSED') {
-        throw new UserError(`the leader ${node} at ${addr} refused the connection; retry shortly`, 503, 'unavailable');
+  return (node, method, path, body) =>
+    new Promise((resolve, reject) => {
+      const addr = address(node);
+      if (!addr) {
+        reject(new UserError(`the leader ${node} has no known address yet; retry shortly`, 503, 'unavailable'));
+        return;
       }
-      // The request may have reached the leader before the connection failed.
-      throw new UserError(
-        `lost the connection to the leader ${node} at ${addr} (${errorMessage((err as { cause?: unknown }).cause ?? err)}); the request may or may not have been applied`,
-        504,
-        'unknown_outcome',
+      const url = new URL(`http://${addr}${path}`);
+      const payload = body === undefined ? undefined : JSON.stringify(body);
+      const req = http.request(
+        {
+          agent,
+          host: url.hostname,
+          port: url.port,
+          path: url.pathname,
+          method,
+          timeout: timeoutMs,
+          headers: {
+            authorization: `Bearer ${token}`,
+            'content-type': 'application/json',
+            [FORWARDED_HEADER]: '1',
+            ...(payload === undefined ? {} : { 'content-length': Buffer.byteLength(payload) }),
+          },
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('error', (err) => reject(lost(node, addr, err)));
+          res.on('end', () => {
+            let json: { error?: { message: string; code: string } } = {};
+            try {
+              json = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}');
+            } catch {
+              /* keep the status */
+            }
+            const status = res.statusCode ?? 500;
+            if (status >= 200 && status < 300) resolve(json);
+            else reject(new UserError(json.error?.message ?? `leader answered HTTP ${status}`, status, json.error?.code ?? 'error'));
+          });
+        },
       );
-    }
-    const json = (await res.json().catch(() => ({}))) as { error?: { message: string; code: string } };
-    if (!res.ok) throw new UserError(json.error?.message ?? `leader answered HTTP ${res.status}`, res.status, json.error?.code ?? 'error');
-    return json;
-  };
+      req.on('timeout', () => req.destroy(new Error(`no answer in ${timeoutMs} ms`)));
+      req.on('error', (err: NodeJS.ErrnoException) => {
+        if (err.code === 'ECONNREFUSED') {
+          reject(new UserError(`the leader ${node} at ${addr} refused the connection; retry shortly`, 503, 'unavailable'));
+        } else {
+          reject(lost(node, addr, err));
+        }
+      });
+      req.end(payload);
+    });
+}
+
+/** The request may have reached the leader before the connection failed. */
+function lost(node: NodeId, addr: string, err: unknown): UserError {
+  return new UserError(
+    `lost the connection to the leader ${node} at ${addr} (${errorMessage(err)}); the request may or may not have been applied`,
+    504,
+    'unknown_outcome',
+  );
 }

@@ -143,6 +143,40 @@ describe('controldb cluster', () => {
     assert.deepEqual(revs, [...revs].sort((a, b) => a - b), 'in revision order');
   });
 
+  it('runs five nodes and keeps serving with two of them killed', async () => {
+    const c = await LoopbackCluster.start(5);
+    clusters.push(c);
+    const leader = await c.leaderIndex();
+    const victims = [0, 1, 2, 3, 4].filter((i) => i !== leader).slice(0, 2);
+    for (const v of victims) await c.kill(v);
+    const alive = [0, 1, 2, 3, 4].filter((i) => !victims.includes(i));
+    for (const i of alive) assert.equal((await c.put(i, `five/${i}`, 'ok')).status, 200, `write through node ${i}`);
+    for (const i of alive) assert.equal(await c.get(i, `five/${alive[0]}`), 'ok');
+  });
+
+  it('does not expire a kept-alive lease when the leader changes', async () => {
+    const c = await LoopbackCluster.start(3);
+    clusters.push(c);
+    const leader = await c.leaderIndex();
+    const other = (leader + 1) % 3;
+    const id = (await c.request(other, 'POST', '/v1/lease/grant', { ttl: 3 })).json.id as number;
+    assert.equal((await c.request(other, 'POST', '/v1/kv/put', { key: 'held', value: 'yes', lease: id })).status, 200);
+    let keeping = true;
+    const keeper = (async () => {
+      while (keeping) {
+        await c.request(other, 'POST', '/v1/lease/keepalive', { id }).catch(() => {});
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    })();
+    await c.kill(leader);
+    await c.leaderIndex();
+    await new Promise((r) => setTimeout(r, 4500)); // longer than the TTL, across the election
+    assert.equal(await c.get(other, 'held'), 'yes', 'the lease outlived the old leader');
+    keeping = false;
+    await keeper;
+    await c.waitFor(async () => (await c.get(other, 'held')) === undefined, 10_000, 'the lease to expire once no longer kept alive');
+  });
+
   it('answers bad requests with 4xx JSON that says what is wrong, and keeps serving', async () => {
     const c = await LoopbackCluster.start(1);
     clusters.push(c);

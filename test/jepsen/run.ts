@@ -16,8 +16,8 @@ export interface RunOptions {
   keys?: number;
   /** Plant the stale-read fault in every node (reads without ReadIndex). */
   staleReads?: boolean;
-  /** Only pause the current leader: the surest way to expose stale reads on one machine. */
-  nemesis?: 'mixed' | 'pause-leader';
+  /** 'partition-leader' cuts the current leader off from the others again and again: the classic way to expose stale reads. */
+  nemesis?: 'mixed' | 'pause-leader' | 'partition-leader';
   log?: (line: string) => void;
 }
 
@@ -132,6 +132,18 @@ export async function jepsenRun(opts: RunOptions): Promise<RunResult> {
       while (!stopping) {
         await sleep(800 + rng.int(1500));
         if (stopping) break;
+        if (opts.nemesis === 'partition-leader') {
+          const leader = await leaderIndex();
+          if (leader < 0) continue;
+          const others = [0, 1, 2].filter((i) => i !== leader);
+          faults.push(`partition leader ${leader} from ${others.join(',')}`);
+          c.partition([leader], others);
+          // Long enough for the others to elect a leader and write while the old one still answers reads.
+          await sleep(4500 + rng.int(1000));
+          c.heal();
+          faults.push('heal');
+          continue;
+        }
         if (opts.nemesis === 'pause-leader') {
           const leader = await leaderIndex();
           if (leader < 0) continue;

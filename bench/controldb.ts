@@ -95,6 +95,8 @@ function rssMiB(pid: number): number {
 async function measure(start: () => Promise<BenchCluster>, cas: Cas, clients: number, seconds: number, runs: number) {
   const cluster = await start();
   try {
+    await new Promise((r) => setTimeout(r, 2000));
+    const idleRss = rssMiB(cluster.pids[0]!); // before any load: what a quiet node holds
     await workload(cluster, cas, clients, 1); // warm-up: connections, JIT, SQLite caches
     const results: Result[] = [];
     for (let r = 0; r < runs; r++) results.push(await workload(cluster, cas, clients, seconds));
@@ -107,6 +109,7 @@ async function measure(start: () => Promise<BenchCluster>, cas: Cas, clients: nu
         runs: results,
       },
       cluster,
+      idleRss,
     };
   } catch (err) {
     await cluster.stop();
@@ -124,8 +127,7 @@ async function main(): Promise<void> {
     .parseAsync();
 
   const fc = await measure(() => startFirecampd(3, TOKEN), firecampdCas, argv.clients, argv.seconds, argv.runs);
-  await new Promise((r) => setTimeout(r, 3000));
-  const idleRss = rssMiB(fc.cluster.pids[0]!);
+  const afterLoadRss = rssMiB(fc.cluster.pids[0]!);
   await fc.cluster.stop();
   const etcd = await measure(() => startEtcd(3), etcdCas, argv.clients, argv.seconds, argv.runs);
   await etcd.cluster.stop();
@@ -138,7 +140,9 @@ async function main(): Promise<void> {
     etcd: etcd.result,
     throughput_ratio: round(fc.result.ops_per_sec / etcd.result.ops_per_sec),
     p99_ratio: round(fc.result.p99_ms / etcd.result.p99_ms),
-    firecampd_idle_rss_mib: idleRss,
+    firecampd_idle_rss_mib: fc.idleRss,
+    firecampd_rss_after_load_mib: afterLoadRss,
+    etcd_idle_rss_mib: etcd.idleRss,
   };
   if (argv.json) {
     process.stdout.write(JSON.stringify(out) + '\n');
@@ -151,7 +155,7 @@ async function main(): Promise<void> {
         row('firecampd', fc.result),
         row('etcd', etcd.result),
         `throughput ratio firecampd/etcd: ${out.throughput_ratio}; p99 ratio: ${out.p99_ratio}`,
-        `firecampd idle RSS: ${idleRss} MiB`,
+        `idle RSS of one node: firecampd ${fc.idleRss} MiB (${afterLoadRss} MiB after the load), etcd ${etcd.idleRss} MiB`,
       ].join('\n') + '\n',
     );
   }

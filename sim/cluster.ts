@@ -130,7 +130,6 @@ export class Cluster {
   private maxAckedIndex = 0;
   private nextProposalId = 1;
   private nextReadId = 1;
-  readonly acked: { id: number; index: number }[] = [];
   readonly factory: RaftFactory;
   readonly electionTicks: number;
 
@@ -348,7 +347,6 @@ export class Cluster {
       n.proposals.delete(e.index);
       if (p.term === e.term && e.data.length === 4 && readId(e.data) === p.id) {
         this.stats.acked++;
-        this.acked.push({ id: p.id, index: e.index });
         this.maxAckedIndex = Math.max(this.maxAckedIndex, e.index);
       }
     }

@@ -12,7 +12,7 @@ import { KvStore } from './controldb/store.ts';
 import { openDataDir, type DataDir } from './datadir.ts';
 import { UserError, errorMessage } from './errors.ts';
 import type { Logger } from './log.ts';
-import { createRegistry } from './metrics.ts';
+import { createRegistry, gaugeFrom } from './metrics.ts';
 import { RaftNode } from './raft/node.ts';
 import { RaftStorage } from './raft/storage.ts';
 import { Transport } from './raft/transport.ts';
@@ -50,6 +50,12 @@ export class Daemon {
       leader: this.raft?.status().leader ?? null,
     }));
     this.api.route('GET', '/metrics', async () => new RawResponse(metrics.contentType, await metrics.metrics()));
+    gaugeFrom(metrics, 'firecampd_raft_term', 'Current Raft term', () => this.raft?.status().term ?? 0);
+    gaugeFrom(metrics, 'firecampd_raft_is_leader', '1 if this node leads', () => (this.raft?.status().role === 'leader' ? 1 : 0));
+    gaugeFrom(metrics, 'firecampd_raft_commit_index', 'Raft commit index', () => this.raft?.status().commit ?? 0);
+    gaugeFrom(metrics, 'firecampd_raft_applied_index', 'Raft applied index', () => this.raft?.status().applied ?? 0);
+    gaugeFrom(metrics, 'firecampd_raft_dropped_frames', 'Raft frames dropped because a peer was unreachable or slow', () => this.transport?.droppedFrames() ?? 0);
+    gaugeFrom(metrics, 'firecampd_controldb_revision', 'controldb store revision', () => this.store?.revision() ?? 0);
   }
 
   get nodeId(): string {

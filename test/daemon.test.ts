@@ -24,7 +24,10 @@ describe('daemon', () => {
 
     const metrics = await fetch(`${base}/metrics`, { headers: { authorization: `Bearer ${token}` } });
     assert.equal(metrics.status, 200);
-    assert.match(await metrics.text(), /firecampd_process_cpu_user_seconds_total/);
+    const text = await metrics.text();
+    assert.match(text, /firecampd_process_cpu_user_seconds_total/);
+    assert.match(text, /^firecampd_raft_is_leader\{app="firecampd"\} 1$/m, 'a lone node leads');
+    assert.match(text, /^firecampd_raft_term\{app="firecampd"\} [1-9]\d*$/m);
 
     for (const headers of [{}, { authorization: "Bearer wrong" }] as Record<string, string>[]) {
       const res = await fetch(`${base}/v1/health`, { headers });

@@ -1,10 +1,12 @@
 // firecampd: with no sub-command it runs a node; with one it talks to a node's API.
+import fs from 'node:fs';
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { UserError, errorMessage } from '../src/errors.ts';
 import { clusterCommands } from '../src/cli/cluster.ts';
 import { kvCommands, leaseCommands } from '../src/cli/kv.ts';
 import { snapshotCommands } from '../src/cli/snapshot.ts';
+import { tokenCommands } from '../src/cli/token.ts';
 import { client, print, type GlobalArgs } from '../src/cli/output.ts';
 import { VERSION } from '../src/version.ts';
 
@@ -46,12 +48,27 @@ function daemonOptions(y: Argv) {
     .config('config', 'JSON file with any of these options (keys as flags)');
 }
 
+/** --token-file: the token from a file, so that it is not in the command line for ps to show. */
+function readTokenFile(argv: Record<string, unknown>): void {
+  const file = argv.tokenFile as string | undefined;
+  if (!file) return;
+  if (argv.token) throw new UserError('give --token or --token-file, not both');
+  try {
+    argv.token = fs.readFileSync(file, 'utf8').trim();
+  } catch (err) {
+    throw new UserError(`--token-file ${file}: ${errorMessage(err)}`);
+  }
+}
+
 export async function main(args: string[]): Promise<void> {
   const cli = yargs(args)
     .scriptName('firecampd')
     .env('FIRECAMPD')
     .option('data-dir', { type: 'string', describe: 'where this node keeps its state', global: true, defaultDescription: '/var/lib/firecampd (root)' })
-    .option('token', { type: 'string', describe: 'cluster token (better: FIRECAMPD_TOKEN)', global: true })
+    .option('token', { type: 'string', describe: 'API token, or a join token when joining (better: FIRECAMPD_TOKEN or --token-file, which ps does not show)', global: true })
+    .option('token-file', { type: 'string', describe: 'read the token from this file', global: true })
+    .option('ca-file', { type: 'string', describe: "the cluster CA to verify nodes with (a node's <data-dir>/tls/ca.crt)", global: true })
+    .middleware(readTokenFile)
     .option('addr', { type: 'string', describe: 'API address of the node to talk to', global: true, defaultDescription: '127.0.0.1:27040' })
     .option('log-level', { type: 'string', choices: ['trace', 'debug', 'info', 'warn', 'error', 'fatal'], global: true, default: 'info' })
     .option('json', { type: 'boolean', describe: 'print JSON for scripts', global: true, default: false })
@@ -66,6 +83,7 @@ export async function main(args: string[]): Promise<void> {
     .command('lease', 'grant, keep alive and revoke leases', leaseCommands)
     .command('cluster', 'the nodes of the cluster', clusterCommands)
     .command('snapshot', 'save the controldb or restore it as a new cluster', snapshotCommands)
+    .command('token', 'join tokens and API tokens', tokenCommands)
     .strict()
     .version(false)
     .help()

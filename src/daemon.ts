@@ -1,7 +1,10 @@
 // One firecampd node: the data dir, the API server, Raft and the controldb,
 // wired together and taken down in reverse order on shutdown.
+import { timingSafeEqual } from 'node:crypto';
+import fs from 'node:fs';
 import path from 'node:path';
 import { ApiServer, RawResponse } from './api/server.ts';
+import { ApiClient, LOCAL_SOCKET, fetchPinnedCa } from './client.ts';
 import { formatHostPort, type NodeConfig } from './config.ts';
 import { registerClusterRoutes } from './controldb/cluster-routes.ts';
 import { ControlDb } from './controldb/controldb.ts';
@@ -16,7 +19,27 @@ import { createRegistry, gaugeFrom } from './metrics.ts';
 import { RaftNode } from './raft/node.ts';
 import { RaftStorage } from './raft/storage.ts';
 import { Transport } from './raft/transport.ts';
+import {
+  TLS_DIR,
+  caDigest,
+  clearPendingKey,
+  createCa,
+  generateKeyPair,
+  issueNodeCert,
+  loadNodeTls,
+  pendingKey,
+  publicKeyDigest,
+  saveNodeTls,
+  writePrivate,
+  type CaPem,
+  type NodeTls,
+} from './security/pki.ts';
+import { registerSecurityRoutes } from './security/routes.ts';
+import { Tokens, parseToken, type TokenKind, type Validation } from './security/tokens.ts';
 import { VERSION } from './version.ts';
+
+/** The CA key of a bootstrapping node, kept on disk only until the controldb holds it. */
+const BOOTSTRAP_CA_KEY = 'ca.key';
 
 export class Daemon {
   readonly api: ApiServer;
@@ -29,6 +52,9 @@ export class Daemon {
   private raft?: RaftNode;
   private controldb?: ControlDb;
   private membership?: Membership;
+  private tokens?: Tokens;
+  private tls?: NodeTls;
+  private memberSweep?: NodeJS.Timeout;
   /** Addresses learned when joining, until our replica has the node records. */
   private readonly seedAddresses = new Map<string, string>();
   /** The port actually bound (differs from the config when it asked for 0). */
@@ -37,8 +63,14 @@ export class Daemon {
   onLeft: () => void = () => {};
 
   constructor(readonly config: NodeConfig, private readonly log: Logger) {
-    this.dataDir = openDataDir(config.dataDir, config.token);
-    this.api = new ApiServer({ token: this.dataDir.token, log });
+    this.dataDir = openDataDir(config.dataDir);
+    this.api = new ApiServer({
+      log,
+      auth: {
+        isMember: (id) => !(this.membership?.wasRemoved(id) ?? false),
+        checkToken: (token, kind) => this.checkToken(token, kind),
+      },
+    });
     const metrics = createRegistry();
     this.api.route('GET', '/v1/health', () => ({
       status: 'ok',
@@ -63,7 +95,29 @@ export class Daemon {
   }
 
   private self(): NodeRecord {
-    return { id: this.nodeId, name: this.config.name, addr: formatHostPort(this.config.advertise), zone: this.config.zone };
+    const rec: NodeRecord = { id: this.nodeId, name: this.config.name, addr: formatHostPort(this.config.advertise), zone: this.config.zone };
+    if (this.tls) rec.key = publicKeyDigest(this.tls.keyPem);
+    return rec;
+  }
+
+  /**
+   * A token is checked against the local replica; one it does not know may
+   * be newer than the replica, so it is checked again after catching up.
+   * Until the first leader has stored the operator's bootstrap token, the
+   * first node accepts it from its own configuration.
+   */
+  private async checkToken(token: string, kind: TokenKind): Promise<Validation> {
+    const tokens = this.tokens;
+    if (!tokens) return { ok: false, reason: 'the node is still starting; retry shortly' };
+    if (kind === 'api' && !tokens.initialized() && this.config.token && sameSecret(token, this.config.token)) return { ok: true, id: 'bootstrap' };
+    const v = tokens.validate(token, kind);
+    if (v.ok) return v;
+    try {
+      await this.controldb!.linearize();
+    } catch {
+      return v;
+    }
+    return tokens.validate(token, kind);
   }
 
   private address = (id: string): string | undefined => this.membership?.address(id) ?? this.seedAddresses.get(id);
@@ -76,19 +130,28 @@ export class Daemon {
 
     this.storage = RaftStorage.open(path.join(dir, 'raft.db'));
     this.store = new KvStore(path.join(dir, 'state.db'));
-    if (this.storage.isEmpty()) {
-      if (this.config.join.length === 0) {
+    this.tls = loadNodeTls(dir);
+    if (!this.tls) {
+      if (this.storage.isEmpty() && this.config.join.length === 0) {
+        this.tls = await this.makeOwnCertificate(await createCa());
         this.storage.bootstrap({ voters: [this.nodeId], learners: [] });
-        this.log.info({ node_id: this.nodeId }, 'bootstrapped a new cluster');
+        this.log.info({ node_id: this.nodeId, ca_digest: caDigest(this.tls.caPem) }, 'bootstrapped a new cluster; "firecampd token join" prints the token other nodes join with');
+      } else if (this.storage.isEmpty()) {
+        this.tls = await this.join();
       } else {
-        await this.join();
+        // A restored snapshot: the node signs its own certificate with the cluster's CA in it.
+        const kv = this.store.get('/_cluster/secret/ca');
+        this.tls = await this.makeOwnCertificate(kv ? (JSON.parse(kv.value) as CaPem) : await createCa());
       }
     }
+    const tls = this.tls;
+    this.api.enableTls(tls);
+    await this.api.listenLocal(path.join(dir, LOCAL_SOCKET));
 
-    const forward = httpForwarder(this.dataDir.token, this.address);
+    const forward = httpForwarder(tls, this.address);
     this.transport = new Transport({
       selfId: this.nodeId,
-      token: this.dataDir.token,
+      tls,
       log: this.log,
       resolve: this.address,
       onMessages: (msgs) => this.raft?.receive(msgs),
@@ -107,16 +170,22 @@ export class Daemon {
       onLeaderChange: (_leader, isLeader) => {
         this.controldb?.leadershipChanged(isLeader);
         this.membership?.leadershipChanged(isLeader);
+        if (isLeader) void this.initializeCluster();
       },
     });
     const unsafeStaleReads = this.config.unsafeStaleReads;
     if (unsafeStaleReads) this.log.warn('FIRECAMPD_UNSAFE_STALE_READS is set: reads are NOT linearizable (a test fault)');
     this.controldb = new ControlDb({ store, raft: this.raft, forward, log: this.log, unsafeStaleReads });
     this.membership = new Membership(this.controldb, this.raft, this.nodeId, forward, this.log);
+    this.tokens = new Tokens(this.controldb, () => caDigest(tls.caPem));
     registerKvRoutes(this.api, this.controldb);
     registerClusterRoutes(this.api, this.controldb, this.raft, this.membership, this.nodeId, () => this.onLeft());
+    registerSecurityRoutes(this.api, { db: this.controldb, tokens: this.tokens, membership: this.membership, caPem: tls.caPem, forward, log: this.log });
     this.raft.start();
     void this.keepRegistered();
+    // Requests are checked one by one; long-lived peer connections of a removed node are cut here.
+    this.memberSweep = setInterval(() => this.transport?.dropNonMembers((id) => !this.membership!.wasRemoved(id)), 1000);
+    this.memberSweep.unref();
 
     this.log.info(
       {
@@ -130,29 +199,75 @@ export class Daemon {
     );
   }
 
-  /** Ask the cluster to take us in, trying each --join address until one answers. */
-  private async join(): Promise<void> {
+  /** A certificate for this node signed by `ca` (bootstrap and restore). */
+  private async makeOwnCertificate(ca: CaPem): Promise<NodeTls> {
+    const kp = generateKeyPair();
+    const certPem = await issueNodeCert(ca, { nodeId: this.nodeId, publicKeyPem: kp.publicKeyPem, hosts: [this.config.advertise.host, this.config.name] });
+    const tls = { caPem: ca.certPem, certPem, keyPem: kp.keyPem };
+    // The CA key waits on disk until the first leader has put it in the controldb.
+    saveNodeTls(this.dataDir.path, tls);
+    writePrivate(path.join(this.dataDir.path, TLS_DIR, BOOTSTRAP_CA_KEY), ca.keyPem);
+    return tls;
+  }
+
+  /** The first leader stores the CA, a join token and the operator's bootstrap token in the controldb. */
+  private async initializeCluster(): Promise<void> {
+    const caKeyFile = path.join(this.dataDir.path, TLS_DIR, BOOTSTRAP_CA_KEY);
+    for (let attempt = 0; !this.closing && this.raft?.status().role === 'leader'; attempt++) {
+      try {
+        if (!this.tokens!.initialized()) {
+          if (!fs.existsSync(caKeyFile)) return; // not the node that made the CA: nothing it can do
+          const ca = { certPem: this.tls!.caPem, keyPem: fs.readFileSync(caKeyFile, 'utf8') };
+          await this.tokens!.initialize(ca, this.config.token);
+          this.log.info('stored the cluster CA and a join token in the controldb');
+        }
+        fs.rmSync(caKeyFile, { force: true });
+        return;
+      } catch (err) {
+        if (attempt % 20 === 19) this.log.warn({ err: errorMessage(err) }, 'could not initialize the cluster secrets yet');
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    }
+  }
+
+  /**
+   * Join a cluster with a join token: fetch its CA from a --join address,
+   * check it against the digest in the token, then prove the token's secret
+   * over TLS verified by that CA and get this node's certificate signed.
+   */
+  private async join(): Promise<NodeTls> {
+    const token = this.config.token;
+    const parsed = token ? parseToken(token) : undefined;
+    if (!token || parsed?.kind !== 'join' || !parsed.caDigest) {
+      throw new UserError('joining needs a join token (FCJ1-…) in --token, --token-file or FIRECAMPD_TOKEN; print one with "firecampd token join" on a node of the cluster');
+    }
+    const key = pendingKey(this.dataDir.path);
     const deadline = Date.now() + 120_000;
     let lastError = '';
     for (let attempt = 0; Date.now() < deadline; attempt++) {
       for (const target of this.config.join) {
-        const url = `http://${formatHostPort(target)}/v1/cluster/join`;
+        const addr = formatHostPort(target);
+        const client = new ApiClient({ addr, token });
         try {
-          const res = await fetch(url, {
-            method: 'POST',
-            headers: { authorization: `Bearer ${this.dataDir.token}`, 'content-type': 'application/json' },
-            body: JSON.stringify(this.self()),
-            signal: AbortSignal.timeout(10_000),
-          });
-          const body = (await res.json()) as { members?: NodeRecord[]; error?: { message: string } };
-          if (res.status === 401) throw new UserError(`${formatHostPort(target)} refused our token: pass the cluster's token with --token or FIRECAMPD_TOKEN`);
-          if (!res.ok) throw new Error(body.error?.message ?? `HTTP ${res.status}`);
-          for (const m of body.members ?? []) this.seedAddresses.set(m.id, m.addr);
-          this.log.info({ via: formatHostPort(target), members: body.members?.length }, 'joined the cluster as a learner');
-          return;
+          const ca = await fetchPinnedCa(`https://${addr}`, parsed.caDigest);
+          const pinned = new ApiClient({ addr, token, ca });
+          const r = await pinned.raw('POST', '/v1/cluster/join', { ...this.self(), public_key: key.publicKeyPem });
+          pinned.close();
+          if (r.status === 401 || r.status === 409) throw new UserError(`${addr} refused to let this node join: ${r.json?.error?.message ?? r.status}`);
+          if (r.status !== 200) throw new Error(r.json?.error?.message ?? `HTTP ${r.status}`);
+          const body = r.json as { members: NodeRecord[]; cert: string; ca: string };
+          if (caDigest(body.ca) !== parsed.caDigest) throw new UserError(`${addr} answered with another CA than the one it presented`);
+          for (const m of body.members) this.seedAddresses.set(m.id, m.addr);
+          const tls = { caPem: body.ca, certPem: body.cert, keyPem: key.keyPem };
+          saveNodeTls(this.dataDir.path, tls);
+          clearPendingKey(this.dataDir.path);
+          this.log.info({ via: addr, members: body.members.length }, 'joined the cluster as a learner');
+          return tls;
         } catch (err) {
-          if (err instanceof UserError) throw err;
-          lastError = `${formatHostPort(target)}: ${errorMessage((err as { cause?: unknown }).cause ?? err)}`;
+          if (err instanceof UserError && err.status !== 503) throw err;
+          lastError = `${addr}: ${errorMessage(err)}`;
+        } finally {
+          client.close();
         }
       }
       if (attempt % 10 === 0) this.log.warn({ error: lastError }, 'could not join yet; retrying');
@@ -177,6 +292,7 @@ export class Daemon {
   stop(): Promise<void> {
     this.closing ??= (async () => {
       this.log.info('shutting down');
+      if (this.memberSweep) clearInterval(this.memberSweep);
       this.membership?.close();
       this.controldb?.close();
       this.raft?.stop();
@@ -189,4 +305,10 @@ export class Daemon {
     })();
     return this.closing;
   }
+}
+
+function sameSecret(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
 }

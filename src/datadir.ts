@@ -9,15 +9,11 @@ import { openDatabase, type DB } from './sqlite.ts';
 export interface DataDir {
   path: string;
   nodeId: string;
-  /** The cluster token: given on the command line, or made at bootstrap and kept in the data dir. */
-  token: string;
   /** Held open for the life of the daemon: its exclusive lock keeps a second daemon out. */
   lock: DB;
 }
 
-export const TOKEN_FILE = 'token';
-
-export function openDataDir(dir: string, givenToken: string | undefined): DataDir {
+export function openDataDir(dir: string): DataDir {
   try {
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
     fs.accessSync(dir, fs.constants.W_OK | fs.constants.R_OK | fs.constants.X_OK);
@@ -49,29 +45,5 @@ export function openDataDir(dir: string, givenToken: string | undefined): DataDi
     nodeId = randomBytes(8).toString('hex');
     set('node_id', nodeId);
   }
-  const tokenFile = path.join(dir, TOKEN_FILE);
-  let token = givenToken;
-  if (!token) {
-    token = fs.existsSync(tokenFile) ? fs.readFileSync(tokenFile, 'utf8').trim() : undefined;
-  }
-  if (!token) {
-    token = randomBytes(24).toString('base64url');
-  }
-  writeSecret(tokenFile, token);
-  return { path: dir, nodeId, token, lock };
-}
-
-/** Read the token a local daemon keeps, so the CLI on the same machine needs no flag. */
-export function readLocalToken(dir: string): string | undefined {
-  try {
-    return fs.readFileSync(path.join(dir, TOKEN_FILE), 'utf8').trim() || undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-function writeSecret(file: string, value: string): void {
-  const tmp = `${file}.tmp`;
-  fs.writeFileSync(tmp, value + '\n', { mode: 0o600 });
-  fs.renameSync(tmp, file);
+  return { path: dir, nodeId, lock };
 }

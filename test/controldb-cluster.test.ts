@@ -1,7 +1,8 @@
 // The controldb on clusters of real firecampd processes on loopback.
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { LoopbackCluster } from './helpers/cluster.ts';
+import { nodeClient, readCa } from './helpers/api.ts';
+import { LoopbackCluster, TOKEN } from './helpers/cluster.ts';
 import fs from 'node:fs';
 import path from 'node:path';
 import { runCli, startDaemon, stopDaemon, tempDir } from './helpers/proc.ts';
@@ -84,13 +85,11 @@ describe('controldb cluster', () => {
       clearInterval(keepalive);
     }
     // A watch from the revision before the puts replays them and the expiry, in order.
-    const res = await fetch(`http://127.0.0.1:${c.nodes[2]!.port}/v1/watch?key=node/&prefix=true&from=${from}`, {
-      headers: { authorization: 'Bearer test-cluster-token' },
-    });
-    const reader = res.body!.getReader();
+    const stop = new AbortController();
+    const lines = c.client(2).stream(`/v1/watch?key=node/&prefix=true&from=${from}`, stop.signal);
     let text = '';
-    while ((text.match(/"type"/g) ?? []).length < 3) text += new TextDecoder().decode((await reader.read()).value);
-    await reader.cancel();
+    while ((text.match(/"type"/g) ?? []).length < 3) text += (await lines.next()).value + '\n';
+    stop.abort();
     const events = text
       .trim()
       .split('\n')
@@ -108,23 +107,13 @@ describe('controldb cluster', () => {
     const leader = await c.leaderIndex();
     const watcher = (leader + 1) % 3;
     const writer = (leader + 2) % 3;
-    const res = await fetch(`http://127.0.0.1:${c.nodes[watcher]!.port}/v1/watch?key=w/&prefix=true`, {
-      headers: { authorization: 'Bearer test-cluster-token' },
-    });
-    const reader = res.body!.getReader();
+    const stop = new AbortController();
+    const lines = c.client(watcher).stream('/v1/watch?key=w/&prefix=true', stop.signal);
     const seen: { revision: number; value: string }[] = [];
-    let buf = '';
     const pump = (async () => {
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) return;
-        buf += new TextDecoder().decode(value);
-        let nl: number;
-        while ((nl = buf.indexOf('\n')) >= 0) {
-          const msg = JSON.parse(buf.slice(0, nl));
-          buf = buf.slice(nl + 1);
-          for (const e of msg.events ?? []) seen.push({ revision: msg.revision, value: e.kv.value });
-        }
+      for await (const line of lines) {
+        const msg = JSON.parse(line);
+        for (const e of msg.events ?? []) seen.push({ revision: msg.revision, value: e.kv.value });
       }
     })();
     const acked: string[] = [];
@@ -134,7 +123,7 @@ describe('controldb cluster', () => {
       if (r.status === 200) acked.push(String(i));
     }
     await c.waitFor(async () => seen.length >= acked.length, 10_000, 'the watch to deliver every acknowledged write');
-    await reader.cancel();
+    stop.abort();
     await pump.catch(() => {});
     const values = seen.map((e) => e.value);
     for (const v of acked) assert.ok(values.includes(v), `event for acknowledged write ${v}`);
@@ -204,7 +193,7 @@ describe('controldb cluster', () => {
     const c = await LoopbackCluster.start(1);
     clusters.push(c);
     const env = { FIRECAMPD_TOKEN: 'test-cluster-token' };
-    const addr = ['--addr', `127.0.0.1:${c.nodes[0]!.port}`];
+    const addr = ['--addr', `127.0.0.1:${c.nodes[0]!.port}`, '--ca-file', path.join(c.nodes[0]!.dir, 'tls', 'ca.crt')];
     assert.equal((await runCli(['kv', 'put', 'cli/a', 'hello', ...addr], env)).code, 0);
     const get = await runCli(['kv', 'get', 'cli/a', '--json', ...addr], env);
     assert.equal(JSON.parse(get.stdout).kvs[0].value, 'hello');
@@ -223,7 +212,7 @@ describe('controldb cluster', () => {
     for (let i = 0; i < 20; i++) await c.put(i % 3, `snap/${i}`, String(i));
     const env = { FIRECAMPD_TOKEN: 'test-cluster-token' };
     const file = path.join(tempDir(), 'backup.db');
-    const save = await runCli(['snapshot', 'save', file, '--addr', `127.0.0.1:${c.nodes[1]!.port}`, '--json'], env);
+    const save = await runCli(['snapshot', 'save', file, '--addr', `127.0.0.1:${c.nodes[1]!.port}`, '--data-dir', c.nodes[1]!.dir, '--json'], env);
     assert.equal(save.code, 0, save.stderr);
     assert.ok(fs.statSync(file).size > 0);
     const revision = (await c.request(0, 'POST', '/v1/kv/range', { key: 'snap/', prefix: true })).json.revision;
@@ -238,9 +227,10 @@ describe('controldb cluster', () => {
 
     const node = await startDaemon(['--data-dir', dir], undefined, {});
     try {
-      const token = fs.readFileSync(path.join(dir, 'token'), 'utf8').trim();
-      const q = async (p: string, body: unknown) =>
-        (await fetch(`http://127.0.0.1:${node.port}${p}`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: JSON.stringify(body) })).json() as Promise<any>;
+      // The restored cluster keeps the old one's CA and tokens.
+      const api = nodeClient(`127.0.0.1:${node.port}`, TOKEN, readCa(dir));
+      after(() => api.close());
+      const q = async (p: string, body: unknown) => (await api.raw('POST', p, body)).json;
       let range: any;
       const deadline = Date.now() + 10_000;
       do {
@@ -250,7 +240,7 @@ describe('controldb cluster', () => {
       assert.deepEqual(range.kvs.map((kv: { value: string }) => Number(kv.value)).sort((a: number, b: number) => a - b), [...Array(20).keys()]);
       // The store's revision goes on from the snapshot's (the new node then records itself, one more).
       assert.ok(range.revision >= revision && range.revision <= revision + 1, `revision ${range.revision} after restoring ${revision}`);
-      const status = await (await fetch(`http://127.0.0.1:${node.port}/v1/cluster/status`, { headers: { authorization: `Bearer ${token}` } })).json() as any;
+      const status = (await api.raw('GET', '/v1/cluster/status')).json;
       assert.equal(status.members.filter((m: { role: string }) => m.role === 'voter').length, 1, 'a new one-node cluster');
       assert.ok((await q('/v1/kv/put', { key: 'after', value: 'restore' })).revision > range.revision);
     } finally {

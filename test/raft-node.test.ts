@@ -7,7 +7,8 @@ import { after, describe, it } from 'node:test';
 import { decodeMessages, encodeMessages } from '../src/raft/codec.ts';
 import { Transport } from '../src/raft/transport.ts';
 import type { Message } from '../src/raft/types.ts';
-import { TOKEN, log, startMember, stopMember, until, type Member } from './helpers/raft-members.ts';
+import { createCa } from '../src/security/pki.ts';
+import { log, nodeTls, startMember, stopMember, until, type Member } from './helpers/raft-members.ts';
 import { tempDir } from './helpers/proc.ts';
 
 describe('raft node', () => {
@@ -41,17 +42,20 @@ describe('raft node', () => {
     assert.deepEqual(back.applied, leader()!.applied);
   });
 
-  it('ignores a peer that does not have the token', async () => {
+  it('ignores a peer whose certificate is not from the cluster CA', async () => {
     const target = members[0]!;
     const termBefore = target.node.status().term;
+    // It trusts the real CA, so it does reach the node, but presents a certificate from a forged one.
+    const other = members.find((m) => m !== target)!.id;
+    const forged = await nodeTls(other, await createCa('forged'));
     const intruder = new Transport({
-      selfId: 'intruder',
-      token: 'wrong-token',
+      selfId: other,
+      tls: forged,
       log,
       resolve: () => `127.0.0.1:${target.port}`,
       onMessages: () => {},
     });
-    intruder.send([{ type: 'vote', from: 'intruder', to: target.id, term: termBefore + 100, preVote: false, lastIndex: 1e9, lastTerm: 1e9, transfer: true }]);
+    intruder.send([{ type: 'vote', from: other, to: target.id, term: termBefore + 100, preVote: false, lastIndex: 1e9, lastTerm: 1e9, transfer: true }]);
     await new Promise((r) => setTimeout(r, 500));
     intruder.close();
     assert.ok(target.node.status().term < termBefore + 100, 'the forged vote never reached the core');

@@ -1,14 +1,37 @@
-// The one HTTP port of a node: JSON API for the CLI, Prometheus metrics, and
-// WebSocket upgrades for peers. Every request must carry the cluster token.
-import { createHash, timingSafeEqual } from 'node:crypto';
+// The one port of a node: HTTPS with the cluster CA for the JSON API, the
+// Prometheus metrics and the WebSocket upgrades of peers, plus a unix socket
+// in the data dir for the CLI on the same machine. Who is calling is settled
+// here, once, for every request: a member node by its client certificate, a
+// user by a token, or the local root user by the socket's file mode.
 import http from 'node:http';
+import https from 'node:https';
+import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
+import fs from 'node:fs';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { UserError, errorMessage } from '../errors.ts';
 import type { Logger } from '../log.ts';
+import type { NodeTls } from '../security/pki.ts';
+import type { TokenKind, Validation } from '../security/tokens.ts';
 
 export const MAX_BODY_BYTES = 1 << 20;
+
+/** Who made a request. */
+export type Caller = { kind: 'node'; id: string } | { kind: 'token'; id: string } | { kind: 'join'; id: string } | { kind: 'local' };
+
+/**
+ * What a route lets in: `api` a user's API token, a member node or the local
+ * socket; `peer` member nodes only; `join` a join token; `public` anyone.
+ */
+export type Access = 'api' | 'peer' | 'join' | 'public';
+
+export interface Authenticator {
+  /** Whether a node with a certificate from the cluster CA may still speak for the cluster (it was not removed). */
+  isMember(nodeId: string): boolean;
+  checkToken(token: string, kind: TokenKind): Validation | Promise<Validation>;
+}
 
 export interface ApiRequest {
   method: string;
@@ -16,6 +39,7 @@ export interface ApiRequest {
   query: URLSearchParams;
   body: unknown;
   raw: http.IncomingMessage;
+  caller: Caller;
 }
 
 /** A response that is not JSON (metrics text, for one). */
@@ -32,79 +56,160 @@ export class StreamResponse {
 }
 
 export type Handler = (req: ApiRequest) => unknown | Promise<unknown>;
-export type UpgradeHandler = (ws: WebSocket, req: http.IncomingMessage) => void;
+export type UpgradeHandler = (ws: WebSocket, req: http.IncomingMessage, caller: Caller) => void;
 
 export interface ApiServerOptions {
-  token: string;
   log: Logger;
+  auth: Authenticator;
 }
 
+interface Route {
+  handler: Handler;
+  access: Access;
+}
+
+/** Failed authentications a remote address may make per minute before it is refused outright. */
+const MAX_FAILURES_PER_MINUTE = 20;
+
 export class ApiServer {
-  private readonly routes = new Map<string, Handler>();
+  private readonly routes = new Map<string, Route>();
   private readonly upgrades = new Map<string, UpgradeHandler>();
   private readonly wss = new WebSocketServer({ noServer: true, maxPayload: 64 << 20 });
-  private readonly server: http.Server;
-  private readonly tokenDigest: Buffer;
+  private readonly tcp: net.Server;
+  private https?: https.Server;
+  private local?: http.Server;
+  private localPath?: string;
+  private readonly failures = new Map<string, { count: number; resetAt: number }>();
 
   constructor(private readonly opts: ApiServerOptions) {
-    this.tokenDigest = digest(opts.token);
-    this.server = http.createServer((req, res) => void this.handle(req, res));
-    this.server.on('upgrade', (req, socket, head) => this.handleUpgrade(req, socket, head));
-    // A client that opens a socket and says nothing must not hold it for ever.
-    this.server.headersTimeout = 10_000;
-    this.server.requestTimeout = 60_000;
-    // Longer than clients keep idle pooled connections, so they never reuse one we are closing.
-    this.server.keepAliveTimeout = 65_000;
+    // The TCP port is bound before the node has its certificate (a joining
+    // node learns its port first and gets its certificate after); until then
+    // connections are turned away.
+    this.tcp = net.createServer((socket) => {
+      if (this.https) this.https.emit('connection', socket);
+      else socket.destroy();
+    });
   }
 
-  route(method: string, path: string, handler: Handler): void {
-    this.routes.set(`${method} ${path}`, handler);
+  route(method: string, path: string, handler: Handler, access: Access = 'api'): void {
+    this.routes.set(`${method} ${path}`, { handler, access });
   }
 
+  /** WebSocket endpoints are for member nodes only. */
   upgrade(path: string, handler: UpgradeHandler): void {
     this.upgrades.set(path, handler);
   }
 
   async listen(host: string, port: number): Promise<AddressInfo> {
-    await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, host, () => {
-        this.server.off('error', reject);
-        resolve();
-      });
-    });
-    return this.server.address() as AddressInfo;
+    await listenOn(this.tcp, (cb) => this.tcp.listen(port, host, cb));
+    return this.tcp.address() as AddressInfo;
+  }
+
+  /** Start serving HTTPS with this node's certificate. */
+  enableTls(tls: NodeTls): void {
+    const server = https.createServer(
+      {
+        key: tls.keyPem,
+        cert: tls.certPem + tls.caPem,
+        ca: tls.caPem,
+        // Ask every client for a certificate but let those without one in: users come with tokens.
+        requestCert: true,
+        rejectUnauthorized: false,
+        handshakeTimeout: 10_000,
+        minVersion: 'TLSv1.2',
+      },
+      (req, res) => void this.handle(req, res),
+    );
+    server.on('upgrade', (req, socket, head) => void this.handleUpgrade(req, socket, head));
+    // Garbage and half-made handshakes end here; the socket is already destroyed.
+    server.on('tlsClientError', (err, socket) => this.opts.log.debug({ remote: socket.remoteAddress, err: errorMessage(err) }, 'TLS handshake failed'));
+    // A client that opens a socket and says nothing must not hold it for ever.
+    server.headersTimeout = 10_000;
+    server.requestTimeout = 60_000;
+    // Longer than clients keep idle pooled connections, so they never reuse one we are closing.
+    server.keepAliveTimeout = 65_000;
+    this.https = server;
+  }
+
+  /** Serve the API on a unix socket only the owner of the data dir can open. */
+  async listenLocal(socketPath: string): Promise<void> {
+    fs.rmSync(socketPath, { force: true }); // a stale one from a killed daemon; the data dir lock says it is ours
+    const server = http.createServer((req, res) => void this.handle(req, res, true));
+    const umask = process.umask(0o177);
+    try {
+      await listenOn(server, (cb) => server.listen(socketPath, cb));
+    } finally {
+      process.umask(umask);
+    }
+    fs.chmodSync(socketPath, 0o600);
+    this.local = server;
+    this.localPath = socketPath;
   }
 
   async close(): Promise<void> {
     for (const ws of this.wss.clients) ws.terminate();
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const s of [this.https, this.local]) s?.closeAllConnections();
+    await Promise.all([this.tcp, this.https, this.local].map((s) => (s?.listening ? new Promise<void>((r) => s.close(() => r())) : undefined)));
+    if (this.localPath) fs.rmSync(this.localPath, { force: true });
   }
 
-  private authorized(req: http.IncomingMessage): boolean {
-    const header = req.headers.authorization ?? '';
-    const m = /^Bearer (.+)$/.exec(header);
-    return m !== null && timingSafeEqual(digest(m[1]!), this.tokenDigest);
+  /** Settle who is calling, or throw a 401/429 that says why not. */
+  private async authenticate(req: http.IncomingMessage, access: Access, local: boolean): Promise<Caller> {
+    if (local) return { kind: 'local' };
+    if (access === 'public') return { kind: 'local' };
+    const remote = req.socket.remoteAddress ?? 'unknown';
+    const limited = this.failures.get(remote);
+    if (limited && limited.resetAt > Date.now() && limited.count >= MAX_FAILURES_PER_MINUTE) {
+      const wait = Math.ceil((limited.resetAt - Date.now()) / 1000);
+      throw new UserError(`too many failed authentication attempts from ${remote}; wait ${wait} s`, 429, 'rate_limited');
+    }
+    const tls = req.socket as TLSSocket;
+    const nodeId = tls.authorized ? tls.getPeerCertificate().subject?.CN : undefined;
+    let reason: string;
+    if (typeof nodeId === 'string' && access !== 'join') {
+      if (this.opts.auth.isMember(nodeId)) return { kind: 'node', id: nodeId };
+      reason = `node ${nodeId} was removed from the cluster; its certificate is no longer accepted`;
+    } else if (access === 'peer') {
+      reason = 'only member nodes, with a certificate from the cluster CA, may connect here';
+    } else {
+      const m = /^Bearer (.+)$/.exec(req.headers.authorization ?? '');
+      const kind = access === 'join' ? 'join' : 'api';
+      if (!m) {
+        reason = kind === 'join' ? 'missing join token' : 'missing token: pass --token or set FIRECAMPD_TOKEN';
+      } else {
+        const v = await this.opts.auth.checkToken(m[1]!, kind);
+        if (v.ok) return kind === 'join' ? { kind: 'join', id: v.id } : { kind: 'token', id: v.id };
+        reason = `${kind === 'join' ? 'join' : 'API'} token refused: ${v.reason}`;
+      }
+    }
+    const now = Date.now();
+    const f = limited && limited.resetAt > now ? limited : { count: 0, resetAt: now + 60_000 };
+    f.count++;
+    this.failures.set(remote, f);
+    if (this.failures.size > 10_000) this.forgetOldFailures(now);
+    this.opts.log.warn({ remote, path: req.url?.split('?')[0], reason }, 'refused an unauthenticated request');
+    throw new UserError(reason, 401, 'unauthorized');
   }
 
-  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  private forgetOldFailures(now: number): void {
+    for (const [k, v] of this.failures) if (v.resetAt <= now) this.failures.delete(k);
+  }
+
+  private async handle(req: http.IncomingMessage, res: http.ServerResponse, local = false): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://firecampd');
     const method = req.method ?? 'GET';
     try {
-      if (!this.authorized(req)) {
-        this.opts.log.warn({ remote: req.socket.remoteAddress, path: url.pathname }, 'refused request without a valid token');
-        throw new UserError('missing or wrong token: pass --token or set FIRECAMPD_TOKEN', 401, 'unauthorized');
-      }
-      const handler = this.routes.get(`${method} ${url.pathname}`);
-      if (!handler) {
+      const route = this.routes.get(`${method} ${url.pathname}`);
+      if (!route) {
+        await this.authenticate(req, 'api', local);
         const known = [...this.routes.keys()].some((k) => k.endsWith(` ${url.pathname}`));
         throw known
           ? new UserError(`${method} is not allowed on ${url.pathname}`, 405, 'method_not_allowed')
           : new UserError(`no such endpoint: ${url.pathname}`, 404, 'not_found');
       }
+      const caller = await this.authenticate(req, route.access, local);
       const body = method === 'GET' || method === 'HEAD' ? undefined : await readJsonBody(req);
-      const result = await handler({ method, path: url.pathname, query: url.searchParams, body, raw: req });
+      const result = await route.handler({ method, path: url.pathname, query: url.searchParams, body, raw: req, caller });
       if (result instanceof StreamResponse) {
         res.writeHead(200, { 'content-type': result.contentType, 'cache-control': 'no-store' });
         res.flushHeaders();
@@ -126,21 +231,34 @@ export class ApiServer {
     }
   }
 
-  private handleUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
+  private async handleUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     const path = new URL(req.url ?? '/', 'http://firecampd').pathname;
     const handler = this.upgrades.get(path);
-    if (!handler || !this.authorized(req)) {
+    if (!handler) {
       // A peer dialing a node that is still starting finds no handler yet: not worth a warning.
-      this.opts.log[handler ? 'warn' : 'debug']({ remote: req.socket.remoteAddress, path }, 'refused websocket upgrade');
-      socket.end(`HTTP/1.1 ${handler ? '401 Unauthorized' : '404 Not Found'}\r\nconnection: close\r\n\r\n`);
+      socket.end('HTTP/1.1 404 Not Found\r\nconnection: close\r\n\r\n');
       return;
     }
-    this.wss.handleUpgrade(req, socket, head, (ws) => handler(ws, req));
+    let caller: Caller;
+    try {
+      caller = await this.authenticate(req, 'peer', false);
+    } catch (err) {
+      const status = err instanceof UserError ? err.status : 500;
+      socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nconnection: close\r\n\r\n`);
+      return;
+    }
+    this.wss.handleUpgrade(req, socket, head, (ws) => handler(ws, req, caller));
   }
 }
 
-function digest(s: string): Buffer {
-  return createHash('sha256').update(s).digest();
+function listenOn(server: net.Server, listen: (cb: () => void) => void): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    listen(() => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
 }
 
 function sendJson(res: http.ServerResponse, status: number, value: unknown): void {

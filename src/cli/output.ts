@@ -19,5 +19,5 @@ export function print(argv: GlobalArgs, value: unknown, human: () => string): vo
 
 export async function client(argv: GlobalArgs) {
   const { ApiClient } = await import('../client.ts');
-  return new ApiClient({ addr: argv.addr, token: argv.token, dataDir: argv.dataDir });
+  return new ApiClient({ addr: argv.addr, token: argv.token, dataDir: argv.dataDir, caFile: argv.caFile as string | undefined });
 }

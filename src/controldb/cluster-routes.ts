@@ -6,8 +6,14 @@ import type { Consensus, ControlDb } from './controldb.ts';
 import type { Membership } from './membership.ts';
 import { FORWARDED_HEADER } from './routes.ts';
 
-const nodeRecord = z
-  .object({ id: z.string().regex(/^[a-zA-Z0-9._-]{1,64}$/), name: z.string().max(255), addr: z.string().min(3).max(300), zone: z.string().max(255) })
+export const nodeRecordSchema = z
+  .object({
+    id: z.string().regex(/^[a-zA-Z0-9._-]{1,64}$/),
+    name: z.string().max(255),
+    addr: z.string().min(3).max(300),
+    zone: z.string().max(255),
+    key: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+  })
   .strict();
 const removeBody = z.object({ id: z.string().min(1) }).strict();
 
@@ -37,7 +43,8 @@ export function registerClusterRoutes(api: ApiServer, db: ControlDb, raft: Conse
       })),
     };
   });
-  api.route('POST', '/v1/cluster/join', (req) => membership.join(parseBody(nodeRecord, req.body), forwarded(req)));
+  // Joins arrive at /v1/cluster/join (security/routes.ts), which checks the join token and signs the certificate; the leader then admits the node.
+  api.route('POST', '/v1/cluster/admit', (req) => membership.join(parseBody(nodeRecordSchema, req.body), forwarded(req)), 'peer');
   api.route('POST', '/v1/cluster/remove', (req) => membership.remove(parseBody(removeBody, req.body).id, forwarded(req)));
   api.route('POST', '/v1/cluster/leave', async () => {
     const r = await membership.remove(selfId);

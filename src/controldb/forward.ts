@@ -1,16 +1,17 @@
-// Forwarding a request to another node's API, the leader's as a rule. It uses
-// node:http with a keep-alive pool: on this path, one per write sent to a
-// follower, it costs noticeably less CPU than fetch.
-import http from 'node:http';
+// Forwarding a request to another node's API, the leader's as a rule, over
+// mutual TLS with this node's certificate. It uses node:https with a
+// keep-alive pool: on this path, one per write sent to a follower, it costs
+// noticeably less CPU than fetch, and a pooled connection skips the handshake.
+import https from 'node:https';
+import type { NodeTls } from '../security/pki.ts';
 import { UserError, errorMessage } from '../errors.ts';
 import type { NodeId } from '../raft/types.ts';
 import type { Forwarder } from './controldb.ts';
 import { FORWARDED_HEADER } from './routes.ts';
 
-// Idle sockets close after 30 s, well before the server's 65 s, so a reused one is never closing under us.
-const agent = new http.Agent({ keepAlive: true, maxSockets: 128, timeout: 30_000 });
-
-export function httpForwarder(token: string, address: (id: NodeId) => string | undefined, timeoutMs = 15_000): Forwarder {
+export function httpForwarder(tls: NodeTls, address: (id: NodeId) => string | undefined, timeoutMs = 15_000): Forwarder {
+  // Idle sockets close after 30 s, well before the server's 65 s, so a reused one is never closing under us.
+  const agent = new https.Agent({ keepAlive: true, maxSockets: 128, timeout: 30_000, ca: tls.caPem, cert: tls.certPem, key: tls.keyPem });
   return (node, method, path, body) =>
     new Promise((resolve, reject) => {
       const addr = address(node);
@@ -18,18 +19,19 @@ export function httpForwarder(token: string, address: (id: NodeId) => string | u
         reject(new UserError(`the leader ${node} has no known address yet; retry shortly`, 503, 'unavailable'));
         return;
       }
-      const url = new URL(`http://${addr}${path}`);
+      const url = new URL(`https://${addr}${path}`);
       const payload = body === undefined ? undefined : JSON.stringify(body);
-      const req = http.request(
+      const req = https.request(
         {
           agent,
-          host: url.hostname,
+          // The node we reach must be the one we meant, not just any node of the cluster.
+          checkServerIdentity: (_host, cert) => (cert.subject?.CN === node ? undefined : new Error(`expected node ${node}, reached ${cert.subject?.CN}`)),
+          host: url.hostname.replace(/^\[|\]$/g, ''),
           port: url.port,
           path: url.pathname,
           method,
           timeout: timeoutMs,
           headers: {
-            authorization: `Bearer ${token}`,
             'content-type': 'application/json',
             [FORWARDED_HEADER]: '1',
             ...(payload === undefined ? {} : { 'content-length': Buffer.byteLength(payload) }),

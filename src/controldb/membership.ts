@@ -8,12 +8,16 @@ import { RaftError, type NodeId } from '../raft/types.ts';
 import type { ControlDb, Consensus, Forwarder } from './controldb.ts';
 
 export const NODES_PREFIX = '/_cluster/nodes/';
+/** Nodes removed from the cluster: their certificates are refused from then on, as a CRL would. */
+export const REMOVED_PREFIX = '/_cluster/removed/';
 
 export interface NodeRecord {
   id: NodeId;
   name: string;
   addr: string;
   zone: string;
+  /** SHA-256 of the node's public key: a retried join with the same key is the same node. */
+  key?: string;
 }
 
 export class Membership {
@@ -23,7 +27,7 @@ export class Membership {
   constructor(
     private readonly db: ControlDb,
     private readonly raft: Consensus,
-    private readonly selfId: NodeId,
+    readonly selfId: NodeId,
     private readonly forward: Forwarder,
     private readonly log: Logger,
   ) {}
@@ -31,6 +35,20 @@ export class Membership {
   /** Node records from the local replica. */
   nodes(): NodeRecord[] {
     return this.db.store.range({ key: NODES_PREFIX, prefix: true, limit: 0 }).kvs.map((kv) => JSON.parse(kv.value) as NodeRecord);
+  }
+
+  /**
+   * Whether a node was removed from the cluster. Peers are let in by their
+   * certificate unless removed: a node that is behind may not know the newest
+   * members yet, but it must still let them catch it up.
+   */
+  wasRemoved(id: NodeId): boolean {
+    return this.db.store.get(REMOVED_PREFIX + id) !== undefined;
+  }
+
+  record(id: NodeId): NodeRecord | undefined {
+    const kv = this.db.store.get(NODES_PREFIX + id);
+    return kv ? (JSON.parse(kv.value) as NodeRecord) : undefined;
   }
 
   address(id: NodeId): string | undefined {
@@ -52,7 +70,7 @@ export class Membership {
     if (st.role !== 'leader') {
       if (!st.leader) throw new UserError('no leader to join through; retry shortly', 503, 'unavailable');
       if (forwarded) throw new UserError('leadership moved while joining; retry', 503, 'unavailable');
-      return (await this.forward(st.leader, 'POST', '/v1/cluster/join', rec)) as { members: NodeRecord[] };
+      return (await this.forward(st.leader, 'POST', '/v1/cluster/admit', rec)) as { members: NodeRecord[] };
     }
     await this.register(rec);
     const member = st.conf.voters.includes(rec.id) || st.conf.learners.includes(rec.id);
@@ -78,7 +96,11 @@ export class Membership {
     }
     if (st.conf.voters.length === 1 && st.conf.voters[0] === id) throw new UserError('cannot remove the last voter', 409, 'last_voter');
     await this.withConfRetry(() => this.raft.proposeConfChange({ type: 'remove', node: id }));
-    await this.db.txn({ compare: [], success: [{ delete: { key: NODES_PREFIX + id, prefix: false } }], failure: [] });
+    await this.db.txn({
+      compare: [],
+      success: [{ delete: { key: NODES_PREFIX + id, prefix: false } }, { put: { key: REMOVED_PREFIX + id, value: new Date().toISOString() } }],
+      failure: [],
+    });
     this.log.info({ node: id }, 'node removed from the cluster');
     return { removed: id };
   }

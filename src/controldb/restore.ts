@@ -29,7 +29,7 @@ export function restoreSnapshot(file: string, dataDir: string): RestoreResult {
   if (image.subarray(0, 16).toString('latin1') !== 'SQLite format 3\u0000') {
     throw new UserError(`${file} is not a firecampd snapshot (not a SQLite image)`);
   }
-  const dir = openDataDir(dataDir, undefined);
+  const dir = openDataDir(dataDir);
   try {
     const store = new KvStore(path.join(dataDir, 'state.db'));
     store.restore(image);

@@ -3,8 +3,10 @@
 // theirs for what it receives. Raft tolerates loss, so nothing here blocks
 // the core: queues are bounded and drop their oldest frames when full.
 import type http from 'node:http';
+import type { PeerCertificate } from 'node:tls';
 import { WebSocket } from 'ws';
-import type { ApiServer } from '../api/server.ts';
+import type { ApiServer, Caller } from '../api/server.ts';
+import type { NodeTls } from '../security/pki.ts';
 import type { Logger } from '../log.ts';
 import { decodeMessages, encodeMessages } from './codec.ts';
 import type { Message, NodeId } from './types.ts';
@@ -14,7 +16,8 @@ export const NODE_HEADER = 'x-firecampd-node';
 
 export interface TransportOptions {
   selfId: NodeId;
-  token: string;
+  /** This node's certificate: peers accept only member nodes of the cluster CA. */
+  tls: NodeTls;
   log: Logger;
   /** Where a peer listens ("host:port"), or undefined if not known yet. */
   resolve: (id: NodeId) => string | undefined;
@@ -35,7 +38,8 @@ class Peer {
 
 export class Transport {
   private readonly peers = new Map<NodeId, Peer>();
-  private readonly incoming = new Set<WebSocket>();
+  /** Accepted connections and the node each speaks for. */
+  private readonly incoming = new Map<WebSocket, NodeId>();
   private closed = false;
   private readonly maxQueue: number;
 
@@ -44,7 +48,7 @@ export class Transport {
   }
 
   attach(api: ApiServer): void {
-    api.upgrade(RAFT_PATH, (ws, req) => this.accept(ws, req));
+    api.upgrade(RAFT_PATH, (ws, req, caller) => this.accept(ws, req, caller));
   }
 
   /** Send a Ready's messages: one frame per peer. */
@@ -95,8 +99,16 @@ export class Transport {
       this.retry(peer);
       return;
     }
-    const ws = new WebSocket(`ws://${addr}${RAFT_PATH}`, {
-      headers: { authorization: `Bearer ${this.opts.token}`, [NODE_HEADER]: this.opts.selfId },
+    const { tls } = this.opts;
+    const ws = new WebSocket(`wss://${addr}${RAFT_PATH}`, {
+      headers: { [NODE_HEADER]: this.opts.selfId },
+      ca: tls.caPem,
+      cert: tls.certPem,
+      key: tls.keyPem,
+      // The peer must be the node we meant to reach, not just any node of the cluster.
+      // (ws hands this to tls.connect, which wants an Error or undefined; its typings say boolean.)
+      checkServerIdentity: ((_host: string, cert: PeerCertificate) =>
+        cert.subject?.CN === peer.id ? undefined : new Error(`expected node ${peer.id}, reached ${cert.subject?.CN}`)) as never,
       handshakeTimeout: 3000,
       maxPayload: 64 << 20,
     });
@@ -129,13 +141,14 @@ export class Transport {
     peer.retryTimer.unref();
   }
 
-  private accept(ws: WebSocket, req: http.IncomingMessage): void {
+  private accept(ws: WebSocket, req: http.IncomingMessage, caller: Caller): void {
     const from = req.headers[NODE_HEADER];
-    if (typeof from !== 'string' || from === '' || this.closed) {
-      ws.close(1008, 'missing node id');
+    // A connection speaks for the node its certificate names, and no other.
+    if (caller.kind !== 'node' || from !== caller.id || this.closed) {
+      ws.close(1008, 'the node id does not match the certificate');
       return;
     }
-    this.incoming.add(ws);
+    this.incoming.set(ws, from);
     ws.on('close', () => this.incoming.delete(ws));
     ws.on('error', () => ws.terminate());
     ws.on('message', (data, isBinary) => {
@@ -152,13 +165,27 @@ export class Transport {
     });
   }
 
+  /** Drop the connections of nodes that are no longer members (a removed node's certificate stops working). */
+  dropNonMembers(isMember: (id: NodeId) => boolean): void {
+    for (const [ws, id] of this.incoming) {
+      if (!isMember(id)) ws.terminate();
+    }
+    for (const [id, p] of this.peers) {
+      if (!isMember(id)) {
+        if (p.retryTimer) clearTimeout(p.retryTimer);
+        p.ws?.terminate();
+        this.peers.delete(id);
+      }
+    }
+  }
+
   close(): void {
     this.closed = true;
     for (const p of this.peers.values()) {
       if (p.retryTimer) clearTimeout(p.retryTimer);
       p.ws?.terminate();
     }
-    for (const ws of this.incoming) ws.terminate();
+    for (const ws of this.incoming.keys()) ws.terminate();
     this.peers.clear();
   }
 }

@@ -1,4 +1,8 @@
-// A cluster of real firecampd processes on loopback, for tests.
+// A cluster of real firecampd processes on loopback, for tests. The first
+// node bootstraps with TOKEN as its API token; the others join with the join
+// token it made.
+import type { ApiClient } from '../../src/client.ts';
+import { joinToken, nodeClient, readCa } from './api.ts';
 import { startDaemon, stopDaemon, tempDir, type Running } from './proc.ts';
 
 export const TOKEN = 'test-cluster-token';
@@ -11,6 +15,9 @@ export interface TestNode {
 
 export class LoopbackCluster {
   readonly nodes: TestNode[] = [];
+  ca = '';
+  join = '';
+  private readonly clients = new Map<number, ApiClient>();
 
   /** `env` goes to every daemon (fault switches, for one). */
   constructor(private readonly env: NodeJS.ProcessEnv = {}) {}
@@ -30,10 +37,13 @@ export class LoopbackCluster {
   /** Start a new node; every node after the first joins the first. */
   async add(): Promise<TestNode> {
     const dir = tempDir('fc-cluster-');
-    const join = this.nodes.length > 0 ? ['--join', `127.0.0.1:${this.nodes[0]!.port}`] : [];
-    const running = await startDaemon(['--data-dir', dir, '--name', `n${this.nodes.length}`, ...join], undefined, { ...this.env, FIRECAMPD_TOKEN: TOKEN });
+    const first = this.nodes.length === 0;
+    if (!first && !this.join) this.join = await joinToken(this.client(0));
+    const join = first ? [] : ['--join', `127.0.0.1:${this.nodes[0]!.port}`];
+    const running = await startDaemon(['--data-dir', dir, '--name', `n${this.nodes.length}`, ...join], undefined, { ...this.env, FIRECAMPD_TOKEN: first ? TOKEN : this.join });
     const node = { dir, port: running.port, running };
     this.nodes.push(node);
+    if (first) this.ca = readCa(dir);
     return node;
   }
 
@@ -45,7 +55,7 @@ export class LoopbackCluster {
 
   async restart(i: number): Promise<void> {
     const n = this.nodes[i]!;
-    n.running = await startDaemon(['--data-dir', n.dir, '--bind', `127.0.0.1:${n.port}`], undefined, { ...this.env, FIRECAMPD_TOKEN: TOKEN });
+    n.running = await startDaemon(['--data-dir', n.dir, '--bind', `127.0.0.1:${n.port}`], undefined, this.env);
   }
 
   pause(i: number): void {
@@ -56,14 +66,18 @@ export class LoopbackCluster {
     this.nodes[i]!.running?.proc.kill('SIGCONT');
   }
 
+  /** A kept-alive client of node i with the test token. */
+  client(i: number): ApiClient {
+    let c = this.clients.get(i);
+    if (!c) {
+      c = nodeClient(`127.0.0.1:${this.nodes[i]!.port}`, TOKEN, this.ca);
+      this.clients.set(i, c);
+    }
+    return c;
+  }
+
   async request(i: number, method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> {
-    const res = await fetch(`http://127.0.0.1:${this.nodes[i]!.port}${path}`, {
-      method,
-      headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
-      body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
-      signal: AbortSignal.timeout(20_000),
-    });
-    return { status: res.status, json: await res.json().catch(() => null) };
+    return this.client(i).raw(method, path, body);
   }
 
   async status(i: number): Promise<{ leader: string | null; role: string; node: string; members: { id: string; role: string }[] }> {
@@ -112,6 +126,8 @@ export class LoopbackCluster {
   }
 
   async stopAll(): Promise<void> {
+    for (const c of this.clients.values()) c.close();
+    this.clients.clear();
     for (let i = 0; i < this.nodes.length; i++) this.resume(i);
     await Promise.all(this.nodes.map((n) => (n.running ? stopDaemon(n.running, 'SIGKILL') : undefined)));
   }

@@ -6,9 +6,17 @@ import { createLogger } from '../../src/log.ts';
 import { RaftNode } from '../../src/raft/node.ts';
 import { RaftStorage } from '../../src/raft/storage.ts';
 import { Transport } from '../../src/raft/transport.ts';
+import { createCa, generateKeyPair, issueNodeCert, type CaPem, type NodeTls } from '../../src/security/pki.ts';
 
 export const log = createLogger({ level: 'warn', pretty: false });
-export const TOKEN = 'raft-node-test';
+
+/** The members' CA, made once per test process. */
+export const testCa: CaPem = await createCa('raft-test');
+
+export async function nodeTls(id: string, ca: CaPem = testCa): Promise<NodeTls> {
+  const kp = generateKeyPair();
+  return { caPem: testCa.certPem, certPem: await issueNodeCert(ca, { nodeId: id, publicKeyPem: kp.publicKeyPem, hosts: [] }), keyPem: kp.keyPem };
+}
 
 export interface Member {
   id: string;
@@ -32,15 +40,20 @@ export async function startMember(
   port = 0,
   tuning: { tickMs?: number; snapshotEvery?: number } = {},
 ): Promise<Member> {
-  const api = new ApiServer({ token: TOKEN, log });
+  const api = new ApiServer({
+    log,
+    auth: { isMember: (peer) => ports.has(peer), checkToken: () => ({ ok: false, reason: 'members take no tokens' }) },
+  });
   const addr = await api.listen('127.0.0.1', port);
+  const tls = await nodeTls(id);
+  api.enableTls(tls);
   ports.set(id, addr.port);
   const storage = RaftStorage.open(path.join(dir, 'raft.db'));
   if (bootstrap && storage.isEmpty()) storage.bootstrap({ voters: bootstrap, learners: [] });
   const m = { id, dir, api, port: addr.port, storage, applied: [] as string[], restores: 0 } as Member;
   m.transport = new Transport({
     selfId: id,
-    token: TOKEN,
+    tls,
     log,
     resolve: (peer) => (ports.has(peer) ? `127.0.0.1:${ports.get(peer)}` : undefined),
     onMessages: (msgs) => m.node.receive(msgs),

@@ -3,6 +3,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import type { ApiClient } from '../src/client.ts';
+import { joinToken, nodeClient, readCa } from '../test/helpers/api.ts';
 import { REPO, startDaemon, stopDaemon, tempDir, type Running } from '../test/helpers/proc.ts';
 
 /**
@@ -25,48 +27,55 @@ export interface BenchCluster {
   name: string;
   endpoints: string[];
   pids: number[];
+  /** firecampd only: a kept-alive HTTPS client of an endpoint ("host:port"). */
+  client?: (endpoint: string) => ApiClient;
   stop(): Promise<void>;
 }
 
 export async function startFirecampd(nodes = 3, token = 'bench-token'): Promise<BenchCluster> {
   const running: Running[] = [];
-  const env = { FIRECAMPD_TOKEN: token };
+  const clients = new Map<string, ApiClient>();
   const command = await bundledCommand();
   try {
-    const first = await startDaemon(['--data-dir', tempDir('fc-bench-')], command, env);
+    const firstDir = tempDir('fc-bench-');
+    const first = await startDaemon(['--data-dir', firstDir], command, { FIRECAMPD_TOKEN: token });
     running.push(first);
+    const ca = readCa(firstDir);
+    const client = (endpoint: string) => {
+      let c = clients.get(endpoint);
+      if (!c) clients.set(endpoint, (c = nodeClient(endpoint, token, ca, 60_000)));
+      return c;
+    };
+    const join = await joinToken(client(`127.0.0.1:${first.port}`));
     for (let i = 1; i < nodes; i++) {
-      running.push(
-        await startDaemon(['--data-dir', tempDir('fc-bench-'), '--join', `127.0.0.1:${first.port}`], command, env),
-      );
+      running.push(await startDaemon(['--data-dir', tempDir('fc-bench-'), '--join', `127.0.0.1:${first.port}`], command, { FIRECAMPD_TOKEN: join }));
     }
-    const endpoints = running.map((r) => `http://127.0.0.1:${r.port}`);
-    await waitForVoters(endpoints[0]!, token, nodes);
+    const endpoints = running.map((r) => `127.0.0.1:${r.port}`);
+    await waitForVoters(client(endpoints[0]!), nodes);
     return {
       name: 'firecampd',
       endpoints,
       pids: running.map((r) => r.proc.pid!),
+      client,
       stop: async () => {
+        for (const c of clients.values()) c.close();
         await Promise.all(running.map((r) => stopDaemon(r)));
       },
     };
   } catch (err) {
+    for (const c of clients.values()) c.close();
     await Promise.all(running.map((r) => stopDaemon(r, 'SIGKILL')));
     throw err;
   }
 }
 
-async function waitForVoters(endpoint: string, token: string, n: number): Promise<void> {
+async function waitForVoters(client: ApiClient, n: number): Promise<void> {
   const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
-    try {
-      const res = await fetch(`${endpoint}/v1/cluster/status`, { headers: { authorization: `Bearer ${token}` } });
-      if (res.ok) {
-        const s = (await res.json()) as { members: { role: string }[]; leader: string | null };
-        if (s.leader && s.members.filter((m) => m.role === 'voter').length === n) return;
-      }
-    } catch {
-      /* not up yet */
+    const r = await client.raw('GET', '/v1/cluster/status').catch(() => null);
+    if (r?.status === 200) {
+      const s = r.json as { members: { role: string }[]; leader: string | null };
+      if (s.leader && s.members.filter((m) => m.role === 'voter').length === n) return;
     }
     await new Promise((r) => setTimeout(r, 200));
   }

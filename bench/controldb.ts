@@ -9,26 +9,21 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { b64, startEtcd, startFirecampd, type BenchCluster } from './cluster.ts';
 
-const TOKEN = 'bench-token';
-
 /** One compare-and-set; returns the key's new mod_revision, or null if the compare failed. */
-type Cas = (endpoint: string, key: string, lastMod: number, value: string) => Promise<number | null>;
+type Cas = (cluster: BenchCluster, endpoint: string, key: string, lastMod: number, value: string) => Promise<number | null>;
 
-const firecampdCas: Cas = async (endpoint, key, lastMod, value) => {
-  const res = await fetch(`${endpoint}/v1/kv/txn`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
-    body: JSON.stringify({
-      compare: [{ key, target: 'mod_revision', op: '=', value: lastMod }],
-      success: [{ put: { key, value } }],
-    }),
+// firecampd over HTTPS with kept-alive connections (its API has no plain-HTTP mode).
+const firecampdCas: Cas = async (cluster, endpoint, key, lastMod, value) => {
+  const res = await cluster.client!(endpoint).raw('POST', '/v1/kv/txn', {
+    compare: [{ key, target: 'mod_revision', op: '=', value: lastMod }],
+    success: [{ put: { key, value } }],
   });
-  if (!res.ok) throw new Error(`firecampd txn: HTTP ${res.status} ${await res.text()}`);
-  const r = (await res.json()) as { succeeded: boolean; revision: number };
+  if (res.status !== 200) throw new Error(`firecampd txn: HTTP ${res.status} ${JSON.stringify(res.json)}`);
+  const r = res.json as { succeeded: boolean; revision: number };
   return r.succeeded ? r.revision : null;
 };
 
-const etcdCas: Cas = async (endpoint, key, lastMod, value) => {
+const etcdCas: Cas = async (_cluster, endpoint, key, lastMod, value) => {
   const res = await fetch(`${endpoint}/v3/kv/txn`, {
     method: 'POST',
     body: JSON.stringify({
@@ -65,7 +60,7 @@ async function workload(cluster: BenchCluster, cas: Cas, clients: number, second
       let last = 0;
       while (performance.now() < stopAt) {
         const t0 = performance.now();
-        const rev = await cas(endpoint, key, last, value);
+        const rev = await cas(cluster, endpoint, key, last, value);
         latencies.push(performance.now() - t0);
         if (rev === null) failures++; // only this client writes its key: a failure here is a bug
         else last = rev;
@@ -126,7 +121,7 @@ async function main(): Promise<void> {
     .strict()
     .parseAsync();
 
-  const fc = await measure(() => startFirecampd(3, TOKEN), firecampdCas, argv.clients, argv.seconds, argv.runs);
+  const fc = await measure(() => startFirecampd(3), firecampdCas, argv.clients, argv.seconds, argv.runs);
   const afterLoadRss = rssMiB(fc.cluster.pids[0]!);
   await fc.cluster.stop();
   const etcd = await measure(() => startEtcd(3), etcdCas, argv.clients, argv.seconds, argv.runs);

@@ -108,7 +108,8 @@ export class ApiClient {
       throw new UserError('no token: pass --token or set FIRECAMPD_TOKEN (on a node, run the CLI as the user that runs firecampd to use its local socket)');
     }
     const ca = this.socketPath ? undefined : await this.clusterCa();
-    const payload = body === undefined ? undefined : JSON.stringify(body);
+    // A Buffer goes as it is (tests send malformed JSON); anything else as JSON.
+    const payload = body === undefined ? undefined : Buffer.isBuffer(body) ? body : JSON.stringify(body);
     const target = this.socketPath ? { socketPath: this.socketPath } : new URL(this.base);
     try {
       return await new Promise<http.IncomingMessage>((resolve, reject) => {

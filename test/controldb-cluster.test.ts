@@ -170,7 +170,7 @@ describe('controldb cluster', () => {
     const c = await LoopbackCluster.start(1);
     clusters.push(c);
     const cases: [unknown, number, RegExp][] = [
-      ['{not json', 400, /not valid JSON/],
+      [Buffer.from('{not json'), 400, /not valid JSON/],
       [{ key: 'a', value: 'b', bogus: 1 }, 400, /bogus/],
       [{ key: '', value: 'b' }, 400, /key must not be empty/],
       [{ key: 'a', value: 'x'.repeat(300 * 1024) }, 400, /value is larger than/],

@@ -2,7 +2,31 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
+import https from 'node:https';
+import { ApiClient } from '../src/client.ts';
+import { nodeClient, readCa } from './helpers/api.ts';
 import { runCli, startDaemon, stopDaemon, tempDir, type Running } from './helpers/proc.ts';
+
+async function waitUntil(cond: () => Promise<boolean>, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await cond().catch(() => false))) {
+    if (Date.now() > deadline) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** A request with no Authorization header at all. */
+function rawNoToken(port: number, dir: string): Promise<{ status: number; json: any }> {
+  return new Promise((resolve, reject) => {
+    https
+      .get({ host: '127.0.0.1', port, path: '/v1/health', ca: readCa(dir), checkServerIdentity: () => undefined }, (res) => {
+        let body = '';
+        res.on('data', (c) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode!, json: JSON.parse(body) }));
+      })
+      .on('error', reject);
+  });
+}
 
 describe('daemon', () => {
   const running: Running[] = [];
@@ -10,47 +34,50 @@ describe('daemon', () => {
     for (const r of running) await stopDaemon(r, 'SIGKILL');
   });
 
-  it('serves health and metrics with the token and refuses requests without it', async () => {
+  it('serves health and metrics over HTTPS with a token, and locally over its unix socket', async () => {
     const dir = tempDir();
-    const d = await startDaemon(['--data-dir', dir]);
+    const token = 'daemon-test-token-0123456789';
+    const d = await startDaemon(['--data-dir', dir], undefined, { FIRECAMPD_TOKEN: token });
     running.push(d);
-    const token = fs.readFileSync(path.join(dir, 'token'), 'utf8').trim();
-    assert.equal(fs.statSync(path.join(dir, 'token')).mode & 0o777, 0o600, 'token file must be private');
+    for (const f of ['tls/node.key', 'tls/node.crt', 'tls/ca.crt', 'firecampd.sock']) {
+      assert.equal(fs.statSync(path.join(dir, f)).mode & 0o777, 0o600, `${f} must be private`);
+    }
 
-    const base = `http://127.0.0.1:${d.port}`;
-    const ok = await fetch(`${base}/v1/health`, { headers: { authorization: `Bearer ${token}` } });
-    assert.equal(ok.status, 200);
-    assert.equal(((await ok.json()) as { status: string }).status, 'ok');
+    const api = nodeClient(`127.0.0.1:${d.port}`, token, readCa(dir));
+    after(() => api.close());
+    await waitUntil(async () => (await api.raw('GET', '/v1/health')).status === 200);
+    assert.equal((await api.raw('GET', '/v1/health')).json.status, 'ok');
 
-    const metrics = await fetch(`${base}/metrics`, { headers: { authorization: `Bearer ${token}` } });
-    assert.equal(metrics.status, 200);
-    const text = await metrics.text();
+    const metrics = await api.raw('GET', '/metrics').catch(() => null);
+    assert.equal(metrics, null, 'metrics are text, not JSON');
+    const text = (await api.download('/metrics')).toString();
     assert.match(text, /firecampd_process_cpu_user_seconds_total/);
     assert.match(text, /^firecampd_raft_is_leader\{app="firecampd"\} 1$/m, 'a lone node leads');
     assert.match(text, /^firecampd_raft_term\{app="firecampd"\} [1-9]\d*$/m);
 
-    for (const headers of [{}, { authorization: "Bearer wrong" }] as Record<string, string>[]) {
-      const res = await fetch(`${base}/v1/health`, { headers });
-      assert.equal(res.status, 401);
-      const body = (await res.json()) as { error: { message: string } };
-      assert.match(body.error.message, /token/);
-    }
+    const missing = await rawNoToken(d.port, dir);
+    assert.equal(missing.status, 401);
+    assert.match(missing.json.error.message, /missing token/);
+    const wrongToken = await new ApiClient({ addr: `127.0.0.1:${d.port}`, token: 'wrong', ca: readCa(dir) }).raw('GET', '/v1/health');
+    assert.equal(wrongToken.status, 401);
+    assert.match(wrongToken.json.error.message, /unknown or revoked token/);
     assert.ok(!d.lines.some((l) => l.includes(token)), 'the token must never be logged');
 
-    // The CLI on the same machine finds the token in the data dir.
-    const cli = await runCli(['health', '--json', '--addr', `127.0.0.1:${d.port}`, '--data-dir', dir]);
+    // The CLI on the same machine needs no token: it uses the data dir's socket.
+    const cli = await runCli(['health', '--json', '--data-dir', dir]);
     assert.equal(cli.code, 0, cli.stderr);
     assert.equal(JSON.parse(cli.stdout).status, 'ok');
 
-    const noToken = await runCli(['health', '--addr', `127.0.0.1:${d.port}`, '--token', 'wrong']);
-    assert.equal(noToken.code, 1);
-    assert.match(noToken.stderr, /^firecampd: missing or wrong token/);
+    const wrong = await runCli(['health', '--addr', `127.0.0.1:${d.port}`, '--token', 'wrong', '--data-dir', dir]);
+    assert.equal(wrong.code, 1);
+    assert.match(wrong.stderr, /^firecampd: API token refused: unknown or revoked token/);
 
     assert.equal(await stopDaemon(d, 'SIGTERM'), 0, 'SIGTERM must give a clean exit');
     assert.ok(d.lines.some((l) => l.includes('"stopped"')));
+    assert.ok(!fs.existsSync(path.join(dir, 'firecampd.sock')), 'the socket is removed on exit');
   });
 
-  it('keeps its identity and token across restarts, and refuses a second daemon on the same data dir', async () => {
+  it('keeps its identity and certificate across restarts, and refuses a second daemon on the same data dir', async () => {
     const dir = tempDir();
     const first = await startDaemon(['--data-dir', dir]);
     running.push(first);

@@ -47,7 +47,9 @@ describe('package', () => {
         });
         void exited.then((code) => reject(new Error(`the packaged daemon exited with ${code}`)));
       });
-      const run = (args: string[]) => execFileSync(exe, [...args, '--addr', `127.0.0.1:${port}`, '--data-dir', dataDir, '--json'], { env, encoding: 'utf8' });
+      // The CLI on the node talks to it through the root-only unix socket in the data dir: no token needed.
+      assert.ok(port > 0);
+      const run = (args: string[]) => execFileSync(exe, [...args, '--data-dir', dataDir, '--json'], { env, encoding: 'utf8' });
       assert.equal(JSON.parse(run(['health'])).status, 'ok');
       JSON.parse(run(['kv', 'put', 'packaged', 'yes']));
       assert.equal(JSON.parse(run(['kv', 'get', 'packaged'])).kvs[0].value, 'yes');

@@ -158,16 +158,17 @@ export class ApiServer {
     if (local) return { kind: 'local' };
     if (access === 'public') return { kind: 'local' };
     const remote = req.socket.remoteAddress ?? 'unknown';
+    const tls = req.socket as TLSSocket;
+    const nodeId = tls.authorized ? tls.getPeerCertificate().subject?.CN : undefined;
+    // Member nodes are known by their certificates and never rate-limited.
+    if (typeof nodeId === 'string' && access !== 'join' && this.opts.auth.isMember(nodeId)) return { kind: 'node', id: nodeId };
     const limited = this.failures.get(remote);
     if (limited && limited.resetAt > Date.now() && limited.count >= MAX_FAILURES_PER_MINUTE) {
       const wait = Math.ceil((limited.resetAt - Date.now()) / 1000);
       throw new UserError(`too many failed authentication attempts from ${remote}; wait ${wait} s`, 429, 'rate_limited');
     }
-    const tls = req.socket as TLSSocket;
-    const nodeId = tls.authorized ? tls.getPeerCertificate().subject?.CN : undefined;
     let reason: string;
     if (typeof nodeId === 'string' && access !== 'join') {
-      if (this.opts.auth.isMember(nodeId)) return { kind: 'node', id: nodeId };
       reason = `node ${nodeId} was removed from the cluster; its certificate is no longer accepted`;
     } else if (access === 'peer') {
       reason = 'only member nodes, with a certificate from the cluster CA, may connect here';

@@ -62,7 +62,8 @@ export function registerKvRoutes(api: ApiServer, db: ControlDb): void {
   });
   api.route('POST', '/v1/kv/txn', (req) => {
     const txn = parseBody(txnSchema, req.body);
-    refuseSecretInTxn(txn);
+    // Nodes forward the cluster's own writes of secrets (tokens, the CA) to the leader through here.
+    if (req.caller.kind !== 'node') refuseSecretInTxn(txn);
     return db.txn(txn, forwarded(req));
   });
 

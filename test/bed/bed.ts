@@ -7,6 +7,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
+import type { ApiClient } from '../../src/client.ts';
+import { joinToken, nodeClient, readCa } from '../helpers/api.ts';
 import { CLI_ENTRY, REPO, tempDir } from '../helpers/proc.ts';
 import { block, createNetwork, destroyNetwork, removeLeftovers, requireTools, sh, unblockAll, type Network } from './netns.ts';
 
@@ -47,6 +49,9 @@ export class TestBed {
   client: { ns: string; ip: string } | null = null;
   private net: Network | null = null;
   private readonly join: boolean;
+  private joinToken = '';
+  private ca = '';
+  private readonly clients = new Map<string, ApiClient>();
 
   private constructor(opts: BedOptions) {
     this.token = opts.token ?? 'test-bed-token';
@@ -79,12 +84,14 @@ export class TestBed {
   /** Start node i in its namespace and wait until it serves. */
   async start(i: number, extraArgs: string[] = []): Promise<void> {
     const n = this.nodes[i]!;
-    const join = this.join && i > 0 && !fs.existsSync(path.join(n.dataDir, 'raft.db')) ? ['--join', this.nodes[0]!.addr] : [];
+    const joining = this.join && i > 0 && !fs.existsSync(path.join(n.dataDir, 'tls', 'node.crt'));
+    const join = joining ? ['--join', this.nodes[0]!.addr] : [];
+    if (joining && !this.joinToken) this.joinToken = await joinToken(this.apiClient(0));
     const args = ['--net=/var/run/netns/' + n.ns, process.execPath, '--import', 'tsx', CLI_ENTRY];
     args.push('--data-dir', n.dataDir, '--bind', n.addr, '--advertise', n.addr, '--name', n.ns, ...join, ...extraArgs);
     const proc = spawn('nsenter', args, {
       cwd: REPO,
-      env: { ...process.env, FIRECAMPD_TOKEN: this.token },
+      env: { ...process.env, FIRECAMPD_TOKEN: joining ? this.joinToken : this.token },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     n.proc = proc;
@@ -142,15 +149,21 @@ export class TestBed {
     for (const n of this.nodes) unblockAll(n.ns);
   }
 
-  /** HTTP to node i's API from the root namespace. */
+  /** A kept-alive HTTPS client of node i's API from the root namespace, with the bed's token. */
+  apiClient(i: number, timeoutMs = 5000): ApiClient {
+    const key = `${i}/${timeoutMs}`;
+    let c = this.clients.get(key);
+    if (!c) {
+      this.ca ||= readCa(this.nodes[0]!.dataDir);
+      c = nodeClient(this.nodes[i]!.addr, this.token, this.ca, timeoutMs);
+      this.clients.set(key, c);
+    }
+    return c;
+  }
+
+  /** A request to node i's API from the root namespace. */
   async api(i: number, method: string, urlPath: string, body?: unknown, timeoutMs = 5000): Promise<{ status: number; json: any }> {
-    const res = await fetch(`http://${this.nodes[i]!.addr}${urlPath}`, {
-      method,
-      headers: { authorization: `Bearer ${this.token}`, 'content-type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-      signal: AbortSignal.timeout(timeoutMs),
-    });
-    return { status: res.status, json: await res.json().catch(() => null) };
+    return this.apiClient(i, timeoutMs).raw(method, urlPath, body);
   }
 
   /** Run a command inside a namespace. */
@@ -164,6 +177,8 @@ export class TestBed {
   }
 
   async destroy(): Promise<void> {
+    for (const c of this.clients.values()) c.close();
+    this.clients.clear();
     await Promise.all(this.nodes.map((_, i) => this.kill(i)));
     this.destroySync();
   }

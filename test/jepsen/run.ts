@@ -5,6 +5,7 @@
 // completion is recorded and the history is checked for linearizability.
 // A second workload writes unique keys once each, to count acknowledged
 // writes that were lost.
+import type { UserError } from '../../src/errors.ts';
 import { Rng } from '../../sim/rng.ts';
 import { TestBed } from '../bed/bed.ts';
 import { checkHistory, type Op, type Verdict } from './linearizability.ts';
@@ -36,20 +37,13 @@ type Outcome = { kind: 'ok'; json: any } | { kind: 'failed' } | { kind: 'unknown
 
 async function call(c: TestBed, node: number, path: string, body: unknown): Promise<Outcome> {
   try {
-    const res = await fetch(`http://${c.nodes[node]!.addr}${path}`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${c.token}`, 'content-type': 'application/json' },
-      body: JSON.stringify(body),
-      signal: AbortSignal.timeout(2000),
-    });
-    const json = (await res.json().catch(() => null)) as any;
-    if (res.ok) return { kind: 'ok', json };
+    const res = await c.apiClient(node, 2000).raw('POST', path, body);
+    if (res.status === 200) return { kind: 'ok', json: res.json };
     // 503 "unavailable" and a refused connection mean the request was not applied; anything else may have been.
-    if (res.status === 503 && json?.error?.code === 'unavailable') return { kind: 'failed' };
+    if (res.status === 503 && res.json?.error?.code === 'unavailable') return { kind: 'failed' };
     return { kind: 'unknown' };
   } catch (err) {
-    const code = (err as { cause?: { code?: string } }).cause?.code;
-    return code === 'ECONNREFUSED' ? { kind: 'failed' } : { kind: 'unknown' };
+    return (err as UserError).code === 'refused' ? { kind: 'failed' } : { kind: 'unknown' };
   }
 }
 

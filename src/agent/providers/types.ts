@@ -10,27 +10,28 @@ export interface VolumeSpec {
   zone?: string;
 }
 
+/** Who asks for a volume: a node, for the member's assignment at an epoch. */
+export interface Holder {
+  node: string;
+  epoch: number;
+}
+
 export interface VolumeProvider {
   readonly kind: 'local' | 'loop' | 'aws-ebs';
-  /** Create the volume if it does not exist yet; idempotent. */
-  ensure(vol: VolumeSpec): Promise<void>;
   /**
-   * Attach the volume to this node and mount it; returns the host directory to
-   * bind into the container. Idempotent. Refuses (throws) a volume that is
-   * attached to another node: fencing decides who may take it, not this call.
+   * Create the volume if needed, attach it to this node and mount it; returns
+   * the host directory to bind into the container. Idempotent. Refuses a
+   * volume held by another node at the same or a later epoch; takes it from
+   * a holder at an earlier epoch (whose claim the controldb has already ended).
    */
-  attach(vol: VolumeSpec): Promise<string>;
+  attach(vol: VolumeSpec, holder: Holder): Promise<string>;
   /** Unmount and detach from this node; idempotent. */
   detach(vol: VolumeSpec): Promise<void>;
-  /** Take the volume away from whichever node holds it (that node is fenced). */
-  forceDetach(vol: VolumeSpec): Promise<void>;
-  /** Delete the volume and its data for good. */
-  remove(vol: VolumeSpec): Promise<void>;
 }
 
 export interface IpProvider {
   readonly kind: 'none' | 'local' | 'aws';
-  /** Make `ip` answer on this node (and move it here from wherever it was). Idempotent. */
+  /** Make `ip` answer on this node (moving it here from wherever it was). Idempotent. */
   add(ip: string): Promise<void>;
   /** Stop answering for `ip` on this node. Idempotent. */
   remove(ip: string): Promise<void>;

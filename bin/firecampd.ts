@@ -43,6 +43,10 @@ function daemonOptions(y: Argv) {
     .option('name', { type: 'string', describe: 'node name', defaultDescription: 'hostname' })
     .option('dns-listen', { type: 'string', describe: 'embedded DNS server address', defaultDescription: '127.0.0.1:5353' })
     .option('docker-host', { type: 'string', describe: 'Docker Engine socket or URL', defaultDescription: 'DOCKER_HOST or /var/run/docker.sock' })
+    .option('volumes', { type: 'string', describe: 'member volumes: local (a directory each) or loop:/shared/dir (ext4 images on shared storage)', defaultDescription: 'local' })
+    .option('static-ips', { type: 'string', describe: "members' static IPs: none, or local:IFACE[/PREFIX] (ip addr + gratuitous ARP)", defaultDescription: 'none' })
+    .option('dns-domain', { type: 'string', describe: 'the cluster DNS domain', defaultDescription: 'firecamp.local' })
+    .option('lease-ttl', { type: 'number', describe: "seconds without contact before a node's members move elsewhere", defaultDescription: '10' })
     // A test-only fault switch (FIRECAMPD_UNSAFE_STALE_READS=true): reads skip ReadIndex.
     .option('unsafe-stale-reads', { type: 'boolean', hidden: true, default: false })
     .config('config', 'JSON file with any of these options (keys as flags)');
@@ -74,6 +78,11 @@ export async function main(args: string[]): Promise<void> {
     .option('json', { type: 'boolean', describe: 'print JSON for scripts', global: true, default: false })
     .option('debug', { type: 'boolean', hidden: true, global: true, default: false, describe: 'print stack traces of errors' })
     .command('$0', 'run a firecampd node', daemonOptions, runDaemon)
+    .command('watchdog', false, (y) => y.option('cluster', { type: 'string', demandOption: true }).option('node', { type: 'string', demandOption: true }).option('docker-host', { type: 'string' }), async (argv) => {
+      const { runWatchdog } = await import('../src/agent/watchdog.ts');
+      await runWatchdog({ cluster: argv.cluster as string, node: argv.node as string, dockerHost: argv.dockerHost as string | undefined });
+      process.exit(0);
+    })
     .command('version', 'print the version', {}, (argv: GlobalArgs) => print(argv, { version: VERSION }, () => VERSION))
     .command('health', 'ask a node whether it is up', {}, async (argv: GlobalArgs) => {
       const res = await (await client(argv)).request<Record<string, unknown>>('GET', '/v1/health');

@@ -26,6 +26,14 @@ export interface NodeConfig {
   name: string;
   /** Test-only fault: serve reads without ReadIndex. */
   unsafeStaleReads: boolean;
+  /** Where member volumes live: a directory per volume in the data dir, or loop images on shared storage. */
+  volumes: { kind: 'local' } | { kind: 'loop'; dir: string };
+  /** How members' static IPs are brought up: not at all, or on a local interface. */
+  staticIps: { kind: 'none' } | { kind: 'local'; iface: string; prefix: number };
+  /** The cluster's DNS domain, served by every node's embedded DNS server. */
+  dnsDomain: string;
+  /** The node's liveness lease, in seconds. */
+  leaseTtl: number;
 }
 
 export function defaultDataDir(): string {
@@ -71,6 +79,10 @@ const rawSchema = z
     dockerHost: z.string().optional(),
     name: z.string().regex(/^[a-zA-Z0-9._-]+$/, 'name may hold letters, digits, ".", "_" and "-"').optional(),
     unsafeStaleReads: z.boolean().optional(),
+    volumes: z.string().regex(/^(local|loop:\/.+)$/, 'must be "local" or "loop:/shared/dir"').optional(),
+    staticIps: z.string().regex(/^(none|local:[a-zA-Z0-9._-]+(\/\d{1,2})?)$/, 'must be "none" or "local:IFACE[/PREFIX]"').optional(),
+    dnsDomain: z.string().regex(/^([a-z0-9-]+\.)*[a-z0-9-]+$/, 'must be a domain name such as firecamp.local').optional(),
+    leaseTtl: z.number().int().min(2).max(300).optional(),
   })
   .passthrough();
 
@@ -95,7 +107,7 @@ export function resolveNodeConfig(raw: RawNodeOptions): NodeConfig {
     .flatMap((j) => j.split(','))
     .filter((j) => j.trim() !== '')
     .map((j) => parseHostPort(j, DEFAULT_PORT, '--join'));
-  const dnsListen = parseHostPort(o.dnsListen ?? DEFAULT_DNS_LISTEN, 5353, '--dns-listen');
+  const dnsListen = parseHostPort(o.dnsListen ?? DEFAULT_DNS_LISTEN, 5353, '--dns-listen', true);
   return {
     dataDir: path.resolve(o.dataDir ?? defaultDataDir()),
     bind,
@@ -107,7 +119,17 @@ export function resolveNodeConfig(raw: RawNodeOptions): NodeConfig {
     dockerHost: o.dockerHost,
     name: o.name ?? os.hostname(),
     unsafeStaleReads: o.unsafeStaleReads ?? false,
+    volumes: o.volumes?.startsWith('loop:') ? { kind: 'loop', dir: path.resolve(o.volumes.slice(5)) } : { kind: 'local' },
+    staticIps: parseStaticIps(o.staticIps),
+    dnsDomain: o.dnsDomain ?? 'firecamp.local',
+    leaseTtl: o.leaseTtl ?? 10,
   };
+}
+
+function parseStaticIps(v: string | undefined): NodeConfig['staticIps'] {
+  if (!v || v === 'none') return { kind: 'none' };
+  const [iface, prefix] = v.slice('local:'.length).split('/');
+  return { kind: 'local', iface: iface!, prefix: prefix ? Number(prefix) : 24 };
 }
 
 function kebab(s: string): string {

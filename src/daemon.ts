@@ -37,6 +37,16 @@ import {
 import { registerSecurityRoutes } from './security/routes.ts';
 import { Tokens, parseToken, type TokenKind, type Validation } from './security/tokens.ts';
 import { VERSION } from './version.ts';
+import { Agent } from './agent/agent.ts';
+import { DnsServer, type DnsAnswer } from './agent/dns-server.ts';
+import { Containers, dockerClient } from './agent/docker.ts';
+import { NodeLease } from './agent/lease.ts';
+import { MEMBERS_PREFIX, memberSpecSchema } from './agent/members.ts';
+import { DNS_PREFIX, EmbeddedDns } from './agent/providers/embedded-dns.ts';
+import { LocalIps, NoIps } from './agent/providers/local-ip.ts';
+import { LocalVolumes } from './agent/providers/local-volume.ts';
+import { LoopVolumes } from './agent/providers/loop-volume.ts';
+import { Watchdog } from './agent/watchdog.ts';
 
 /** The CA key of a bootstrapping node, kept on disk only until the controldb holds it. */
 const BOOTSTRAP_CA_KEY = 'ca.key';
@@ -55,6 +65,8 @@ export class Daemon {
   private tokens?: Tokens;
   private tls?: NodeTls;
   private memberSweep?: NodeJS.Timeout;
+  private agent?: Agent;
+  private dns?: DnsServer;
   /** Addresses learned when joining, until our replica has the node records. */
   private readonly seedAddresses = new Map<string, string>();
   /** The port actually bound (differs from the config when it asked for 0). */
@@ -183,6 +195,8 @@ export class Daemon {
     registerSecurityRoutes(this.api, { db: this.controldb, tokens: this.tokens, membership: this.membership, caPem: tls.caPem, forward, log: this.log });
     this.raft.start();
     void this.keepRegistered();
+    await this.startDns();
+    void this.startAgent();
     // Requests are checked one by one; long-lived peer connections of a removed node are cut here.
     this.memberSweep = setInterval(() => this.transport?.dropNonMembers((id) => !this.membership!.wasRemoved(id)), 1000);
     this.memberSweep.unref();
@@ -197,6 +211,69 @@ export class Daemon {
       },
       'firecampd started',
     );
+  }
+
+  /** The embedded DNS server, answering for the cluster domain from this node's replica. */
+  private async startDns(): Promise<void> {
+    const store = this.store!;
+    const domain = this.config.dnsDomain;
+    const lookup = (name: string): DnsAnswer | undefined => {
+      const a = store.get(DNS_PREFIX + name)?.value;
+      // SRV: the members of a service, asked as <service>.<domain> or _x._tcp.<service>.<domain>.
+      const service = name.replace(/^(_[^.]+\.)+/, '');
+      const srv = store
+        .range({ key: MEMBERS_PREFIX, prefix: true, limit: 0 })
+        .kvs.map((kv) => memberSpecSchema.safeParse(JSON.parse(kv.value)))
+        .flatMap((p) => (p.success && p.data.dnsName?.endsWith(`.${service}`) && store.get(DNS_PREFIX + p.data.dnsName) ? [{ target: p.data.dnsName, port: p.data.port ?? 0 }] : []));
+      if (!a && srv.length === 0) return undefined;
+      return { ...(a ? { a: [a] } : {}), srv };
+    };
+    this.dns = new DnsServer({ zone: domain, lookup, log: this.log });
+    const { host, port } = this.config.dnsListen;
+    try {
+      const bound = await this.dns.listen(host, port);
+      this.log.info({ listen: formatHostPort({ host, port: bound }), domain }, 'DNS server up');
+    } catch (err) {
+      throw new UserError(`--dns-listen ${formatHostPort(this.config.dnsListen)}: ${errorMessage(err)}`);
+    }
+  }
+
+  /** The agent runs the members assigned to this node; it waits for Docker if Docker is not up yet. */
+  private async startAgent(): Promise<void> {
+    const c = this.config;
+    const dir = this.dataDir.path;
+    const cluster = caDigest(this.tls!.caPem).slice(0, 16);
+    const docker = dockerClient(c.dockerHost);
+    for (let attempt = 0; !this.closing; attempt++) {
+      try {
+        await docker.ping();
+        break;
+      } catch (err) {
+        if (attempt % 12 === 0) this.log.warn({ err: errorMessage(err) }, 'cannot reach Docker; members cannot run on this node until it is up');
+        await new Promise((r) => setTimeout(r, 5000));
+      }
+    }
+    if (this.closing) return;
+    const db = this.controldb!;
+    const lease = new NodeLease(db, this.nodeId, c.leaseTtl, dir, this.log, () => {});
+    this.agent = new Agent({
+      db,
+      nodeId: this.nodeId,
+      nodeIp: c.advertise.host,
+      containers: new Containers(docker, cluster, this.nodeId),
+      volumes: c.volumes.kind === 'loop' ? new LoopVolumes(c.volumes.dir, path.join(dir, 'mnt'), this.nodeId) : new LocalVolumes(path.join(dir, 'volumes')),
+      ips: c.staticIps.kind === 'local' ? new LocalIps(c.staticIps.iface, c.staticIps.prefix, (err) => this.log.warn({ err: err.message }, 'gratuitous ARP failed')) : new NoIps(),
+      dns: new EmbeddedDns(db),
+      lease,
+      watchdog: new Watchdog({ dockerHost: c.dockerHost, cluster, node: this.nodeId, pidFile: path.join(dir, 'watchdog.pid') }),
+      log: this.log.child({ part: 'agent' }),
+    });
+    try {
+      await this.agent.start();
+      this.log.info({ volumes: c.volumes.kind, static_ips: c.staticIps.kind, lease_ttl: c.leaseTtl }, 'agent started');
+    } catch (err) {
+      this.log.error({ err: errorMessage(err) }, 'the agent could not start');
+    }
   }
 
   /** A certificate for this node signed by `ca` (bootstrap and restore). */
@@ -293,6 +370,8 @@ export class Daemon {
     this.closing ??= (async () => {
       this.log.info('shutting down');
       if (this.memberSweep) clearInterval(this.memberSweep);
+      this.agent?.stop();
+      await this.dns?.close();
       this.membership?.close();
       this.controldb?.close();
       this.raft?.stop();

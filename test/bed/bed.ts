@@ -10,6 +10,7 @@ import readline from 'node:readline';
 import type { ApiClient } from '../../src/client.ts';
 import { joinToken, nodeClient, readCa } from '../helpers/api.ts';
 import { CLI_ENTRY, REPO, tempDir } from '../helpers/proc.ts';
+import { loadImages, mountsUnder, requireDocker, startDockerd, stopDockerd, type NodeDocker } from './docker.ts';
 import { block, createNetwork, destroyNetwork, removeLeftovers, requireTools, sh, unblockAll, type Network } from './netns.ts';
 
 export const PORT = 27040;
@@ -22,6 +23,7 @@ export interface BedNode {
   dataDir: string;
   proc: ChildProcess | null;
   logs: string[];
+  docker?: NodeDocker;
 }
 
 export interface BedOptions {
@@ -31,6 +33,8 @@ export interface BedOptions {
   clientNamespace?: boolean;
   /** Start every node after the first with --join to node 0 (default), or each on its own. */
   join?: boolean;
+  /** Give every node its own dockerd (with the test images loaded), and a shared directory for loop volumes. */
+  docker?: boolean;
 }
 
 let live: TestBed | null = null;
@@ -49,6 +53,8 @@ export class TestBed {
   client: { ns: string; ip: string } | null = null;
   private net: Network | null = null;
   private readonly join: boolean;
+  /** Storage every node reaches, for loop volumes (the same filesystem: the namespaces share it). */
+  shared = '';
   private joinToken = '';
   private ca = '';
   private readonly clients = new Map<string, ApiClient>();
@@ -74,6 +80,14 @@ export class TestBed {
         const h = bed.net.hosts[opts.nodes]!;
         bed.client = { ns: h.ns, ip: h.ip };
       }
+      if (opts.docker) {
+        requireDocker();
+        bed.shared = tempDir('fcbed-shared-');
+        for (const n of bed.nodes) {
+          n.docker = await startDockerd(n.ns);
+          loadImages(n.docker);
+        }
+      }
       return bed;
     } catch (err) {
       bed.destroySync();
@@ -88,7 +102,8 @@ export class TestBed {
     const join = joining ? ['--join', this.nodes[0]!.addr] : [];
     if (joining && !this.joinToken) this.joinToken = await joinToken(this.apiClient(0));
     const args = ['--net=/var/run/netns/' + n.ns, process.execPath, '--import', 'tsx', CLI_ENTRY];
-    args.push('--data-dir', n.dataDir, '--bind', n.addr, '--advertise', n.addr, '--name', n.ns, ...join, ...extraArgs);
+    args.push('--data-dir', n.dataDir, '--bind', n.addr, '--advertise', n.addr, '--name', n.ns, '--dns-listen', `${n.ip}:53`, ...join, ...extraArgs);
+    if (n.docker) args.push('--docker-host', n.docker.host);
     const proc = spawn('nsenter', args, {
       cwd: REPO,
       env: { ...process.env, FIRECAMPD_TOKEN: joining ? this.joinToken : this.token },
@@ -191,9 +206,32 @@ export class TestBed {
         n.proc.kill('SIGKILL');
       }
       n.proc = null;
+      killWatchdog(n.dataDir);
+      if (n.docker) stopDockerd(n.docker);
+      n.docker = undefined;
+      // Loop volumes the node mounted, and their loop devices.
+      for (const mnt of mountsUnder(n.dataDir).reverse()) sh('umount', ['-l', mnt], { ignoreErrors: true });
+    }
+    if (this.shared) {
+      for (const img of fs.existsSync(this.shared) ? fs.readdirSync(this.shared).filter((f) => f.endsWith('.img')) : []) {
+        for (const line of sh('losetup', ['-j', path.join(this.shared, img)], { ignoreErrors: true }).split('\n')) {
+          const dev = /^(\/dev\/loop\d+):/.exec(line)?.[1];
+          if (dev) sh('losetup', ['-d', dev], { ignoreErrors: true });
+        }
+      }
     }
     if (this.net) destroyNetwork(this.net);
     this.net = null;
     if (live === this) live = null;
+  }
+}
+
+/** The agent's fencing watchdog outlives a killed daemon on purpose; the bed removes it with the node. */
+function killWatchdog(dataDir: string): void {
+  try {
+    const pid = Number(fs.readFileSync(path.join(dataDir, 'watchdog.pid'), 'utf8'));
+    if (pid > 0 && fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('watchdog')) process.kill(pid, 'SIGKILL');
+  } catch {
+    /* none */
   }
 }

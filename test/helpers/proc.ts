@@ -48,7 +48,8 @@ export async function startDaemon(
   command = [process.execPath, '--import', 'tsx', CLI_ENTRY],
   env: NodeJS.ProcessEnv = {},
 ): Promise<Running> {
-  const bind = args.includes('--bind') ? [] : ['--bind', '127.0.0.1:0'];
+  // Free ports for the API and the DNS server, so that many nodes share one machine.
+  const bind = [...(args.includes('--bind') ? [] : ['--bind', '127.0.0.1:0']), ...(args.includes('--dns-listen') ? [] : ['--dns-listen', '127.0.0.1:0'])];
   const proc = spawn(command[0]!, [...command.slice(1), ...bind, ...args], {
     cwd: REPO,
     env: { ...process.env, FIRECAMPD_TOKEN: undefined, FIRECAMPD_LOG_LEVEL: 'info', ...env },

@@ -8,13 +8,18 @@ export class LocalIps implements IpProvider {
   readonly kind = 'local' as const;
 
   /** `prefix`: the subnet's prefix length, so the address routes like the interface's own. */
-  constructor(private readonly iface: string, private readonly prefix = 24) {}
+  constructor(
+    private readonly iface: string,
+    private readonly prefix = 24,
+    private readonly onError: (err: Error) => void = () => {},
+  ) {}
 
   async add(ip: string): Promise<void> {
     const shown = await run('ip', ['-o', 'addr', 'show', 'dev', this.iface]);
     if (!shown.includes(` ${ip}/`)) await run('ip', ['addr', 'add', `${ip}/${this.prefix}`, 'dev', this.iface]);
-    // -U: unsolicited (gratuitous) ARP; -c 2: twice, in case the first is lost.
-    await run('arping', ['-U', '-c', '2', '-w', '2', '-I', this.iface, ip], { okCodes: [1] });
+    // -U: unsolicited (gratuitous) ARP; -c 2: twice, a second apart, in case the first is lost.
+    // Not awaited: the address works already, the announcement only hurries the neighbours.
+    void run('arping', ['-U', '-c', '2', '-I', this.iface, ip], { okCodes: [1] }).catch((err) => this.onError(err));
   }
 
   async remove(ip: string): Promise<void> {

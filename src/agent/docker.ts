@@ -1,0 +1,106 @@
+// The members' containers, through the Docker Engine API (dockerode). Each
+// container carries labels naming the cluster, node, service, member and
+// epoch, so that an agent coming back after a crash knows what it finds.
+import Docker from 'dockerode';
+import type { MemberSpec } from './members.ts';
+import { containerName } from './members.ts';
+
+export const LABEL = {
+  cluster: 'firecampd.cluster',
+  node: 'firecampd.node',
+  service: 'firecampd.service',
+  member: 'firecampd.member',
+  epoch: 'firecampd.epoch',
+} as const;
+
+export interface Found {
+  id: string;
+  name: string;
+  service: string;
+  member: string;
+  epoch: number;
+  running: boolean;
+}
+
+export function dockerClient(host: string | undefined): Docker {
+  const h = host ?? process.env.DOCKER_HOST ?? 'unix:///var/run/docker.sock';
+  if (h.startsWith('unix://')) return new Docker({ socketPath: h.slice('unix://'.length) });
+  if (h.startsWith('/')) return new Docker({ socketPath: h });
+  const u = new URL(h.replace(/^tcp:/, 'http:'));
+  return new Docker({ host: u.hostname, port: Number(u.port || 2375) });
+}
+
+export class Containers {
+  constructor(readonly docker: Docker, private readonly cluster: string, private readonly node: string) {}
+
+  /** This node's member containers, running or not. */
+  async list(): Promise<Found[]> {
+    const all = await this.docker.listContainers({ all: true, filters: { label: [`${LABEL.cluster}=${this.cluster}`, `${LABEL.node}=${this.node}`] } });
+    return all.map((c) => ({
+      id: c.Id,
+      name: (c.Names[0] ?? '').replace(/^\//, ''),
+      service: c.Labels[LABEL.service] ?? '',
+      member: c.Labels[LABEL.member] ?? '',
+      epoch: Number(c.Labels[LABEL.epoch] ?? 0),
+      running: c.State === 'running',
+    }));
+  }
+
+  /** Create and start the member's container; a leftover one of the same name is removed first. */
+  async run(m: MemberSpec, volumeDir: string | undefined): Promise<string> {
+    const name = containerName(m);
+    await this.remove(name);
+    const c = await this.docker.createContainer({
+      name,
+      Image: m.image,
+      Cmd: m.command,
+      Env: Object.entries(m.env ?? {}).map(([k, v]) => `${k}=${v}`),
+      Labels: {
+        [LABEL.cluster]: this.cluster,
+        [LABEL.node]: this.node,
+        [LABEL.service]: m.service,
+        [LABEL.member]: m.name,
+        [LABEL.epoch]: String(m.epoch),
+      },
+      HostConfig: {
+        NetworkMode: 'host',
+        Binds: m.volume && volumeDir ? [`${volumeDir}:${m.volume.mountPath}`] : [],
+        // Restarts after a crash of the process; never after the agent stopped it (fencing).
+        RestartPolicy: { Name: 'on-failure', MaximumRetryCount: 5 },
+        ...(m.resources?.memoryMiB ? { Memory: m.resources.memoryMiB * 1024 * 1024 } : {}),
+        ...(m.resources?.cpus ? { NanoCpus: Math.round(m.resources.cpus * 1e9) } : {}),
+      },
+    });
+    await c.start();
+    return c.id;
+  }
+
+  async state(name: string): Promise<{ running: boolean; exitCode: number; error: string } | undefined> {
+    try {
+      const info = await this.docker.getContainer(name).inspect();
+      return { running: info.State.Running, exitCode: info.State.ExitCode, error: info.State.Error };
+    } catch (err) {
+      if ((err as { statusCode?: number }).statusCode === 404) return undefined;
+      throw err;
+    }
+  }
+
+  /** Stop (SIGTERM, then SIGKILL after `graceSeconds`) and remove; idempotent. */
+  async stop(name: string, graceSeconds: number): Promise<void> {
+    try {
+      await this.docker.getContainer(name).stop({ t: graceSeconds });
+    } catch (err) {
+      const code = (err as { statusCode?: number }).statusCode;
+      if (code !== 304 && code !== 404) throw err;
+    }
+    await this.remove(name);
+  }
+
+  async remove(name: string): Promise<void> {
+    try {
+      await this.docker.getContainer(name).remove({ force: true });
+    } catch (err) {
+      if ((err as { statusCode?: number }).statusCode !== 404) throw err;
+    }
+  }
+}

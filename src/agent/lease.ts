@@ -1,0 +1,102 @@
+// The node's liveness lease: the leader forgets the node (and every claim
+// attached to the lease) once it has heard no keepalive for a TTL. The lease
+// can only expire at the leader a TTL after the last keepalive that the
+// leader received, and that keepalive was sent after `lastSent`; so if this
+// node stops its members by lastSent + TTL × FENCE_FRACTION, they are down
+// before anyone else may start them.
+import fs from 'node:fs';
+import path from 'node:path';
+import type { ControlDb } from '../controldb/controldb.ts';
+import { UserError, errorMessage } from '../errors.ts';
+import type { Logger } from '../log.ts';
+import { ALIVE_PREFIX } from './members.ts';
+
+/** Stop members this far into the TTL without a confirmed keepalive: leaves half the TTL to stop them. */
+export const FENCE_FRACTION = 0.5;
+
+export class NodeLease {
+  private id = 0;
+  /** When the last keepalive that the leader confirmed was sent. */
+  private lastSent = 0;
+  private timer?: NodeJS.Timeout;
+  private stopped = false;
+  private readonly file: string;
+
+  constructor(
+    private readonly db: ControlDb,
+    private readonly nodeId: string,
+    readonly ttlSeconds: number,
+    dataDir: string,
+    private readonly log: Logger,
+    /** Called whenever the lease changes (a new one replaces an expired one). */
+    private readonly onNewLease: (id: number) => void,
+  ) {
+    this.file = path.join(dataDir, 'agent-lease');
+  }
+
+  get leaseId(): number {
+    return this.id;
+  }
+
+  /** Until when this node may run members, as far as it can tell (epoch ms); 0 if not at all. */
+  fenceDeadline(): number {
+    return this.lastSent === 0 ? 0 : this.lastSent + this.ttlSeconds * 1000 * FENCE_FRACTION;
+  }
+
+  /**
+   * Keep the lease from an earlier run if it is still alive, else make a new
+   * one; returns once the leader has confirmed it (it waits out an election).
+   */
+  async start(): Promise<void> {
+    const saved = Number(readOr(this.file, '0'));
+    if (saved > 0) this.id = saved;
+    for (let attempt = 0; this.lastSent === 0 && !this.stopped; attempt++) {
+      await this.renew();
+      if (this.lastSent === 0) await new Promise((r) => setTimeout(r, Math.min(100 * 2 ** attempt, 1000)));
+    }
+    this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => void this.renew().finally(() => this.schedule()), (this.ttlSeconds * 1000) / 6);
+  }
+
+  private async renew(): Promise<void> {
+    const sent = Date.now();
+    try {
+      if (this.id === 0) throw new UserError('no lease yet', 404, 'lease_not_found');
+      await this.db.leaseKeepAlive(this.id);
+      this.lastSent = sent;
+    } catch (err) {
+      if (!(err instanceof UserError && err.code === 'lease_not_found')) {
+        this.log.warn({ err: errorMessage(err) }, 'could not renew the node lease');
+        return;
+      }
+      try {
+        const { id } = await this.db.leaseGrant(this.ttlSeconds);
+        await this.db.txn({ compare: [], success: [{ put: { key: ALIVE_PREFIX + this.nodeId, value: new Date().toISOString(), lease: id } }], failure: [] });
+        fs.writeFileSync(this.file, String(id));
+        if (this.id !== 0) this.log.warn({ old: this.id, lease: id }, 'the node lease had expired; took a new one');
+        this.id = id;
+        this.lastSent = sent;
+        this.onNewLease(id);
+      } catch (e) {
+        this.log.warn({ err: errorMessage(e) }, 'could not take a node lease');
+      }
+    }
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+  }
+}
+
+function readOr(file: string, fallback: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8').trim();
+  } catch {
+    return fallback;
+  }
+}

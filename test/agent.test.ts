@@ -1,0 +1,212 @@
+// The agent on the test bed: three nodes, each in its own network namespace
+// with its own dockerd, loop volumes on shared storage, static IPs on the
+// nodes' interfaces, and a client namespace. The test plays the catalog: it
+// writes members' assignments into the controldb and watches what the agents
+// make of them.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import dns from 'node:dns';
+import fs from 'node:fs';
+import { after, before, describe, it } from 'node:test';
+import { TestBed } from './bed/bed.ts';
+import { BUSYBOX_IMAGE, docker, runningContainers } from './bed/docker.ts';
+
+// Long enough that a restarted daemon confirms its lease before the watchdog's deadline (half the TTL).
+const execFileAsync = promisify(execFile);
+
+const LEASE_TTL = 8;
+const CONTAINER = 'firecampd-web-web-0';
+const IP = '10.77.0.50';
+const NAME = 'web-0.web.fc.test';
+
+function member(node: string, epoch: number) {
+  return {
+    service: 'web',
+    name: 'web-0',
+    node,
+    epoch,
+    image: BUSYBOX_IMAGE,
+    // "first" is written once, by whichever node first runs the member: it must follow the member.
+    // As PID 1 the shell must exit on SIGTERM itself, or every stop would wait out Docker's grace period.
+    command: ['sh', '-c', "cp /data/epoch /data/www/epoch; [ -f /data/www/first ] || cp /data/epoch /data/www/first; trap 'exit 0' TERM; httpd -f -p 8080 -h /data/www & wait"],
+    volume: { id: 'web-0', sizeMiB: 16, mountPath: '/data' },
+    ip: IP,
+    dnsName: NAME,
+    port: 8080,
+    configFiles: [
+      { path: 'epoch', content: String(epoch) },
+      { path: 'www/.keep', content: '' },
+    ],
+  };
+}
+
+/** Polls every dockerd every 100 ms and remembers whenever the member ran on two nodes at once. */
+class TwiceWatcher {
+  readonly seen: { at: number; nodes: number[] }[] = [];
+  private timer: NodeJS.Timeout;
+  constructor(private readonly bed: TestBed) {
+    this.timer = setInterval(() => this.poll(), 100);
+  }
+  poll(): void {
+    const nodes = this.bed.nodes.flatMap((n, i) => (n.docker && runningContainers(n.docker).includes(CONTAINER) ? [i] : []));
+    this.seen.push({ at: Date.now(), nodes });
+  }
+  twice(): { at: number; nodes: number[] }[] {
+    return this.seen.filter((s) => s.nodes.length > 1);
+  }
+  /** When the member was first seen running on node i after `since`. */
+  firstOn(i: number, since: number): number | undefined {
+    return this.seen.find((s) => s.at >= since && s.nodes.includes(i))?.at;
+  }
+  lastOn(i: number): number | undefined {
+    return [...this.seen].reverse().find((s) => s.nodes.includes(i))?.at;
+  }
+  stop(): void {
+    clearInterval(this.timer);
+  }
+}
+
+describe('agent', { timeout: 300_000 }, () => {
+  let bed: TestBed;
+  const ids: string[] = [];
+
+  const waitFor = async (cond: () => boolean | Promise<boolean>, ms: number, what: string) => {
+    const deadline = Date.now() + ms;
+    while (!(await Promise.resolve(cond()).catch(() => false))) {
+      if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}\n${bed.logs(15)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
+
+  /** Write an assignment through any node that answers. */
+  const assign = async (spec: ReturnType<typeof member>) => {
+    for (let attempt = 0; attempt < 50; attempt++) {
+      for (let i = 0; i < bed.nodes.length; i++) {
+        const r = await bed.api(i, 'POST', '/v1/kv/put', { key: '/members/web/web-0', value: JSON.stringify(spec) }).catch(() => null);
+        if (r?.status === 200) return;
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    throw new Error('could not write the assignment');
+  };
+
+  /** What the member serves on its static IP, asked from the client namespace (by a node process: the host's static busybox wget crashes). */
+  const fetchFromClient = async (file: string): Promise<string | undefined> => {
+    const script = `fetch(process.argv[1],{signal:AbortSignal.timeout(1000)}).then(async r=>{if(!r.ok)process.exit(1);process.stdout.write(await r.text())}).catch(()=>process.exit(1))`;
+    try {
+      const { stdout } = await execFileAsync('nsenter', [`--net=/var/run/netns/${bed.client!.ns}`, process.execPath, '-e', script, `http://${IP}:8080/${file}`], { encoding: 'utf8' });
+      return stdout.trim();
+    } catch {
+      return undefined;
+    }
+  };
+
+  const resolveOn = async (i: number): Promise<string[]> => {
+    const r = new dns.promises.Resolver({ timeout: 1000, tries: 1 });
+    r.setServers([`${bed.nodes[i]!.ip}:53`]);
+    return r.resolve4(NAME);
+  };
+
+  before(async () => {
+    bed = await TestBed.create({ nodes: 3, clientNamespace: true, docker: true });
+    for (let i = 0; i < 3; i++) {
+      await bed.start(i, ['--volumes', `loop:${bed.shared}`, '--static-ips', 'local:eth0', '--lease-ttl', String(LEASE_TTL), '--dns-domain', 'fc.test']);
+    }
+    await waitFor(async () => (await bed.api(0, 'GET', '/v1/cluster/status')).json.members.filter((m: { role: string }) => m.role === 'voter').length === 3, 30_000, '3 voters');
+    const members = (await bed.api(0, 'GET', '/v1/cluster/status')).json.members as { id: string; name: string }[];
+    for (const n of bed.nodes) ids.push(members.find((m) => m.name === n.ns)!.id);
+  });
+  after(async () => {
+    await bed?.destroy();
+  });
+
+  it('runs a member on its node: container up, volume mounted, static IP answering, DNS name resolving on every node', async () => {
+    await assign(member(ids[0]!, 1));
+    await waitFor(async () => (await fetchFromClient('epoch')) === '1', 30_000, 'the member to answer on its IP from the client namespace');
+    assert.deepEqual(runningContainers(bed.nodes[0]!.docker!), [CONTAINER]);
+    assert.deepEqual([...runningContainers(bed.nodes[1]!.docker!), ...runningContainers(bed.nodes[2]!.docker!)], []);
+    const mounts = fs.readFileSync('/proc/self/mounts', 'utf8');
+    assert.ok(mounts.includes(`${bed.nodes[0]!.dataDir}/mnt/web-0 ext4`), 'the loop volume is mounted on node 0');
+    const labels = JSON.parse(docker(bed.nodes[0]!.docker!, ['inspect', '--format', '{{json .Config.Labels}}', CONTAINER]));
+    assert.equal(labels['firecampd.epoch'], '1');
+    assert.equal(labels['firecampd.member'], 'web-0');
+    for (let i = 0; i < 3; i++) await waitFor(async () => (await resolveOn(i)).join() === IP, 10_000, `DNS on node ${i}`);
+    const status = (await bed.api(1, 'POST', '/v1/kv/range', { key: '/status/web/web-0' })).json.kvs[0];
+    assert.equal(JSON.parse(status.value).state, 'running');
+  });
+
+  it('moves a member to another node: stopped on the old node first, same data, IP and name on the new one', async (t) => {
+    const watcher = new TwiceWatcher(bed);
+    try {
+      const started = Date.now();
+      await assign(member(ids[1]!, 2));
+      await waitFor(async () => (await fetchFromClient('epoch')) === '2', 30_000, 'the moved member to answer on its IP');
+      const moved = Date.now() - started;
+      watcher.poll();
+      t.diagnostic(`move from node 0 to node 1: ${moved} ms until the member answered on its IP again`);
+      assert.equal(await fetchFromClient('first'), '1', 'the data written on node 0 is there on node 1');
+      assert.deepEqual(runningContainers(bed.nodes[1]!.docker!), [CONTAINER]);
+      assert.deepEqual(runningContainers(bed.nodes[0]!.docker!), []);
+      assert.deepEqual(watcher.twice(), [], 'never running on two nodes');
+      for (let i = 0; i < 3; i++) assert.deepEqual(await resolveOn(i), [IP]);
+    } finally {
+      watcher.stop();
+    }
+  });
+
+  it('fences a partitioned node: it stops its members within its lease TTL, and the new node starts them only after the lease expired', async (t) => {
+    const watcher = new TwiceWatcher(bed);
+    try {
+      const cutAt = Date.now();
+      bed.partition([1], [0, 2]);
+      // An eager catalog: the member is reassigned at once. The fencing must still hold.
+      await assign(member(ids[2]!, 3));
+      await waitFor(async () => (await fetchFromClient('epoch')) === '3', 40_000, 'the member to come back on node 2');
+      watcher.poll();
+      const stoppedOn1 = watcher.lastOn(1)!;
+      const startedOn2 = watcher.firstOn(2, cutAt)!;
+      t.diagnostic(`partition: node 1 stopped its member ${stoppedOn1 - cutAt} ms after the cut; node 2 started it ${startedOn2 - cutAt} ms after`);
+      assert.ok(stoppedOn1 - cutAt <= LEASE_TTL * 1000, `node 1 stopped within the lease TTL (${stoppedOn1 - cutAt} ms)`);
+      // The lease expires a TTL after the last keepalive the leader got, which was at most a sixth of a TTL before the cut.
+      assert.ok(startedOn2 - cutAt >= LEASE_TTL * 1000 * (5 / 6) - 200, `node 2 waited for the lease to expire (${startedOn2 - cutAt} ms)`);
+      assert.deepEqual(watcher.twice(), [], 'never running on two nodes');
+      assert.equal(await fetchFromClient('first'), '1');
+    } finally {
+      bed.heal();
+      watcher.stop();
+    }
+    await waitFor(() => runningContainers(bed.nodes[1]!.docker!).length === 0, 10_000, 'node 1 to stay clean after healing');
+  });
+
+  it('fences a frozen daemon (SIGSTOP) through its watchdog, and the thawed node does not start the member again', async (t) => {
+    const watcher = new TwiceWatcher(bed);
+    try {
+      const frozenAt = Date.now();
+      bed.pause(2);
+      await assign(member(ids[0]!, 4));
+      await waitFor(async () => (await fetchFromClient('epoch')) === '4', 40_000, 'the member to come back on node 0');
+      watcher.poll();
+      const stoppedOn2 = watcher.lastOn(2)!;
+      t.diagnostic(`SIGSTOP: the watchdog stopped node 2's member ${stoppedOn2 - frozenAt} ms after the freeze; node 0 started it ${watcher.firstOn(0, frozenAt)! - frozenAt} ms after`);
+      assert.ok(stoppedOn2 - frozenAt <= LEASE_TTL * 1000, `stopped within the lease TTL (${stoppedOn2 - frozenAt} ms)`);
+      bed.resume(2);
+      await new Promise((r) => setTimeout(r, LEASE_TTL * 1000));
+      assert.deepEqual(runningContainers(bed.nodes[2]!.docker!), [], 'the thawed node runs nothing');
+      assert.deepEqual(watcher.twice(), [], 'never running on two nodes');
+      assert.equal(await fetchFromClient('first'), '1');
+    } finally {
+      bed.resume(2);
+      watcher.stop();
+    }
+  });
+
+  it('restarts an agent without restarting the members it runs', async () => {
+    const before = docker(bed.nodes[0]!.docker!, ['inspect', '--format', '{{.Id}} {{.State.StartedAt}}', CONTAINER]);
+    await bed.kill(0);
+    await bed.start(0, ['--volumes', `loop:${bed.shared}`, '--static-ips', 'local:eth0', '--lease-ttl', String(LEASE_TTL), '--dns-domain', 'fc.test']);
+    await new Promise((r) => setTimeout(r, LEASE_TTL * 1500));
+    assert.equal(docker(bed.nodes[0]!.docker!, ['inspect', '--format', '{{.Id}} {{.State.StartedAt}}', CONTAINER]), before, 'the same container, never restarted');
+    assert.equal(await fetchFromClient('epoch'), '4');
+  });
+});

@@ -21,6 +21,8 @@ export interface DnsServerOptions {
 }
 
 const UDP_LIMIT = 512;
+// dns-packet takes the response code in the low four bits of the flags.
+const RCODE = { NOERROR: 0, NXDOMAIN: 3, REFUSED: 5 } as const;
 
 export class DnsServer {
   private udp?: dgram.Socket;
@@ -92,7 +94,7 @@ export class DnsServer {
     const name = question.name.toLowerCase().replace(/\.$/, '');
     const base = { type: 'response' as const, id: q.id, questions: [question] };
     if (name !== this.zone && !name.endsWith(`.${this.zone}`)) {
-      return dnsPacket.encode({ ...base, flags: dnsPacket.RECURSION_DESIRED & (q.flags ?? 0), rcode: 'REFUSED' } as dnsPacket.Packet);
+      return dnsPacket.encode({ ...base, flags: (dnsPacket.RECURSION_DESIRED & (q.flags ?? 0)) | RCODE.REFUSED });
     }
     const found = this.opts.lookup(name);
     const answers: dnsPacket.Answer[] = [];
@@ -110,15 +112,14 @@ export class DnsServer {
     const known = found !== undefined || name === this.zone;
     const res: dnsPacket.Packet = {
       ...base,
-      flags: dnsPacket.AUTHORITATIVE_ANSWER,
-      rcode: known ? 'NOERROR' : 'NXDOMAIN',
+      flags: dnsPacket.AUTHORITATIVE_ANSWER | (known ? RCODE.NOERROR : RCODE.NXDOMAIN),
       answers,
       // An empty answer carries the zone's SOA, whose minimum TTL bounds negative caching.
       authorities: answers.length === 0 ? [this.soa()] : [],
-    } as dnsPacket.Packet;
+    };
     let out = dnsPacket.encode(res);
     if (udp && out.length > UDP_LIMIT) {
-      out = dnsPacket.encode({ ...res, flags: (res.flags ?? 0) | dnsPacket.TRUNCATED_RESPONSE, answers: [], authorities: [] } as dnsPacket.Packet);
+      out = dnsPacket.encode({ ...res, flags: (res.flags ?? 0) | dnsPacket.TRUNCATED_RESPONSE, answers: [], authorities: [] });
     }
     return out;
   }

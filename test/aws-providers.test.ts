@@ -1,0 +1,163 @@
+// The AWS providers against aws-sdk-client-mock: AWS cannot be reached from
+// here, so these check the calls made and how answers are handled.
+import assert from 'node:assert/strict';
+import { describe, it, beforeEach } from 'node:test';
+import {
+  AssignPrivateIpAddressesCommand,
+  AttachVolumeCommand,
+  CreateTagsCommand,
+  CreateVolumeCommand,
+  DescribeInstancesCommand,
+  DescribeVolumesCommand,
+  DetachVolumeCommand,
+  EC2Client,
+  UnassignPrivateIpAddressesCommand,
+  type Volume,
+} from '@aws-sdk/client-ec2';
+import { ChangeResourceRecordSetsCommand, ListResourceRecordSetsCommand, Route53Client } from '@aws-sdk/client-route-53';
+import { mockClient } from 'aws-sdk-client-mock';
+import { EbsVolumes, type Mounter } from '../src/agent/providers/aws-ebs.ts';
+import { AwsSecondaryIps } from '../src/agent/providers/aws-ip.ts';
+import { Route53Dns } from '../src/agent/providers/route53.ts';
+import type { IpProvider } from '../src/agent/providers/types.ts';
+
+const ec2 = mockClient(EC2Client);
+const r53 = mockClient(Route53Client);
+
+class RecordingMounter implements Mounter {
+  readonly calls: string[] = [];
+  async mount(device: string, dir: string) {
+    this.calls.push(`mount ${device} ${dir}`);
+  }
+  async unmount(dir: string) {
+    this.calls.push(`unmount ${dir}`);
+  }
+  mountDir(id: string) {
+    return `/mnt/${id}`;
+  }
+}
+
+const vol = { id: 'cache-0', sizeMiB: 1500 };
+const volume = (over: Partial<Volume>): Volume => ({
+  VolumeId: 'vol-1',
+  State: 'available',
+  Attachments: [],
+  Tags: [
+    { Key: 'firecampd:cluster', Value: 'c1' },
+    { Key: 'firecampd:volume', Value: 'cache-0' },
+  ],
+  ...over,
+});
+
+function ebs(mounter = new RecordingMounter()) {
+  return { mounter, p: new EbsVolumes({ ec2: new EC2Client({ region: 'us-east-1' }), instanceId: 'i-self', zone: 'us-east-1a', cluster: 'c1', mounter, pollMs: 1, timeoutMs: 200 }) };
+}
+
+describe('aws providers (mocked AWS)', () => {
+  beforeEach(() => {
+    ec2.reset();
+    r53.reset();
+  });
+
+  it('EBS: creates a missing volume by tag, attaches it at the first free device, tags the epoch and mounts it', async () => {
+    const attached = volume({ State: 'in-use', Attachments: [{ InstanceId: 'i-self', State: 'attached', Device: '/dev/xvdg' }] });
+    ec2
+      .on(DescribeVolumesCommand)
+      .resolvesOnce({ Volumes: [] })
+      .resolvesOnce({ Volumes: [volume({ State: 'creating' })] })
+      .resolvesOnce({ Volumes: [volume({})] })
+      .resolvesOnce({ Volumes: [volume({ State: 'in-use', Attachments: [{ InstanceId: 'i-self', State: 'attaching', Device: '/dev/xvdg' }] })] })
+      .resolves({ Volumes: [attached] });
+    ec2.on(CreateVolumeCommand).resolves({ VolumeId: 'vol-1' });
+    ec2.on(DescribeInstancesCommand).resolves({ Reservations: [{ Instances: [{ BlockDeviceMappings: [{ DeviceName: '/dev/xvda' }, { DeviceName: '/dev/sdf' }] }] }] });
+    ec2.on(AttachVolumeCommand).resolves({});
+    ec2.on(CreateTagsCommand).resolves({});
+    const { p, mounter } = ebs();
+    assert.equal(await p.attach(vol, { node: 'n1', epoch: 3 }), '/mnt/cache-0');
+    const create = ec2.commandCalls(CreateVolumeCommand)[0]!.args[0].input;
+    assert.equal(create.Size, 2, '1500 MiB rounds up to 2 GiB');
+    assert.equal(create.AvailabilityZone, 'us-east-1a');
+    assert.deepEqual(create.TagSpecifications![0]!.Tags, [{ Key: 'firecampd:cluster', Value: 'c1' }, { Key: 'firecampd:volume', Value: 'cache-0' }]);
+    assert.equal(ec2.commandCalls(AttachVolumeCommand)[0]!.args[0].input.Device, '/dev/xvdg', '/dev/sdf (= xvdf) is taken');
+    assert.deepEqual(ec2.commandCalls(CreateTagsCommand)[0]!.args[0].input.Tags, [{ Key: 'firecampd:epoch', Value: '3' }]);
+    assert.deepEqual(mounter.calls, ['mount /dev/xvdg /mnt/cache-0']);
+  });
+
+  it('EBS: refuses a volume held elsewhere at the same epoch, and a stale epoch; force-detaches an earlier holder', async () => {
+    const elsewhere = (epoch: string) =>
+      volume({ State: 'in-use', Attachments: [{ InstanceId: 'i-other', State: 'attached', Device: '/dev/xvdf' }], Tags: [{ Key: 'firecampd:epoch', Value: epoch }] });
+    ec2.on(DescribeVolumesCommand).resolves({ Volumes: [elsewhere('4')] });
+    const { p } = ebs();
+    await assert.rejects(p.attach(vol, { node: 'n1', epoch: 4 }), /attached to instance i-other at epoch 4; refusing epoch 4/);
+    await assert.rejects(p.attach(vol, { node: 'n1', epoch: 3 }), /epoch 3 is stale/);
+    assert.equal(ec2.commandCalls(DetachVolumeCommand).length, 0);
+
+    ec2.reset();
+    ec2
+      .on(DescribeVolumesCommand)
+      .resolvesOnce({ Volumes: [elsewhere('4')] })
+      .resolvesOnce({ Volumes: [volume({})] })
+      .resolves({ Volumes: [volume({ State: 'in-use', Attachments: [{ InstanceId: 'i-self', State: 'attached', Device: '/dev/xvdf' }] })] });
+    ec2.on(DetachVolumeCommand).resolves({});
+    ec2.on(DescribeInstancesCommand).resolves({ Reservations: [{ Instances: [{ BlockDeviceMappings: [] }] }] });
+    ec2.on(AttachVolumeCommand).resolves({});
+    ec2.on(CreateTagsCommand).resolves({});
+    await p.attach(vol, { node: 'n1', epoch: 5 });
+    assert.deepEqual(ec2.commandCalls(DetachVolumeCommand)[0]!.args[0].input, { VolumeId: 'vol-1', Force: true });
+  });
+
+  it('EBS: detach unmounts then detaches and waits; it is a no-op when not attached here; waits time out with a clear error', async () => {
+    ec2
+      .on(DescribeVolumesCommand)
+      .resolvesOnce({ Volumes: [volume({ State: 'in-use', Attachments: [{ InstanceId: 'i-self', State: 'attached', Device: '/dev/xvdf' }] })] })
+      .resolvesOnce({ Volumes: [volume({ State: 'in-use', Attachments: [{ InstanceId: 'i-self', State: 'detaching' }] })] })
+      .resolves({ Volumes: [volume({})] });
+    ec2.on(DetachVolumeCommand).resolves({});
+    const { p, mounter } = ebs();
+    await p.detach(vol);
+    assert.deepEqual(mounter.calls, ['unmount /mnt/cache-0']);
+    assert.deepEqual(ec2.commandCalls(DetachVolumeCommand)[0]!.args[0].input, { VolumeId: 'vol-1', InstanceId: 'i-self' });
+    await p.detach(vol);
+    assert.equal(ec2.commandCalls(DetachVolumeCommand).length, 1, 'already detached: nothing to do');
+
+    ec2.reset();
+    ec2.on(DescribeVolumesCommand).resolves({ Volumes: [volume({ State: 'in-use', Attachments: [{ InstanceId: 'i-self', State: 'attached' }] })] });
+    ec2.on(DetachVolumeCommand).resolves({});
+    await assert.rejects(p.detach(vol), /timed out waiting for volume cache-0 to detach \(state in-use\)/);
+  });
+
+  it('secondary IPs: assigned with reassignment before the local step, unassigned after it; "not assigned" is ignored', async () => {
+    const order: string[] = [];
+    const local: IpProvider = { kind: 'local', add: async (ip) => void order.push(`local add ${ip}`), remove: async (ip) => void order.push(`local remove ${ip}`) };
+    ec2.on(AssignPrivateIpAddressesCommand).callsFake(() => (order.push('assign'), {}));
+    ec2.on(UnassignPrivateIpAddressesCommand).callsFake(() => {
+      order.push('unassign');
+      throw Object.assign(new Error('not assigned'), { name: 'InvalidParameterValue' });
+    });
+    const p = new AwsSecondaryIps(new EC2Client({ region: 'us-east-1' }), 'eni-1', local);
+    await p.add('10.0.0.50');
+    await p.remove('10.0.0.50');
+    assert.deepEqual(order, ['assign', 'local add 10.0.0.50', 'local remove 10.0.0.50', 'unassign']);
+    assert.deepEqual(ec2.commandCalls(AssignPrivateIpAddressesCommand)[0]!.args[0].input, { NetworkInterfaceId: 'eni-1', PrivateIpAddresses: ['10.0.0.50'], AllowReassignment: true });
+
+    ec2.on(UnassignPrivateIpAddressesCommand).rejects(Object.assign(new Error('throttled'), { name: 'RequestLimitExceeded' }));
+    await assert.rejects(p.remove('10.0.0.50'), /throttled/);
+  });
+
+  it('Route 53: UPSERT of an A record with a short TTL; DELETE with the current value, nothing when absent', async () => {
+    r53.on(ChangeResourceRecordSetsCommand).resolves({});
+    r53
+      .on(ListResourceRecordSetsCommand)
+      .resolvesOnce({ ResourceRecordSets: [{ Name: 'cache-0.cache.fc.test.', Type: 'A', TTL: 5, ResourceRecords: [{ Value: '10.0.0.50' }] }] })
+      .resolves({ ResourceRecordSets: [{ Name: 'other.fc.test.', Type: 'A' }] });
+    const p = new Route53Dns(new Route53Client({ region: 'us-east-1' }), 'Z1');
+    await p.upsert('cache-0.cache.fc.test', '10.0.0.50');
+    await p.remove('cache-0.cache.fc.test');
+    await p.remove('cache-0.cache.fc.test');
+    const changes = r53.commandCalls(ChangeResourceRecordSetsCommand).map((c) => c.args[0].input.ChangeBatch!.Changes![0]!);
+    assert.deepEqual(changes, [
+      { Action: 'UPSERT', ResourceRecordSet: { Name: 'cache-0.cache.fc.test.', Type: 'A', TTL: 5, ResourceRecords: [{ Value: '10.0.0.50' }] } },
+      { Action: 'DELETE', ResourceRecordSet: { Name: 'cache-0.cache.fc.test.', Type: 'A', TTL: 5, ResourceRecords: [{ Value: '10.0.0.50' }] } },
+    ]);
+  });
+});

@@ -6,6 +6,7 @@ import { UserError, errorMessage } from '../src/errors.ts';
 import { clusterCommands } from '../src/cli/cluster.ts';
 import { kvCommands, leaseCommands } from '../src/cli/kv.ts';
 import { snapshotCommands } from '../src/cli/snapshot.ts';
+import { serviceCommands } from '../src/cli/service.ts';
 import { tokenCommands } from '../src/cli/token.ts';
 import { client, print, type GlobalArgs } from '../src/cli/output.ts';
 import { VERSION } from '../src/version.ts';
@@ -46,6 +47,7 @@ function daemonOptions(y: Argv) {
     .option('volumes', { type: 'string', describe: 'member volumes: local (a directory each) or loop:/shared/dir (ext4 images on shared storage)', defaultDescription: 'local' })
     .option('static-ips', { type: 'string', describe: "members' static IPs: none, or local:IFACE[/PREFIX] (ip addr + gratuitous ARP)", defaultDescription: 'none' })
     .option('dns-domain', { type: 'string', describe: 'the cluster DNS domain', defaultDescription: 'firecamp.local' })
+    .option('ip-pool', { type: 'string', describe: "static IPs the catalog gives members: FIRST-LAST (e.g. 10.0.0.200-10.0.0.250)", defaultDescription: 'none' })
     .option('lease-ttl', { type: 'number', describe: "seconds without contact before a node's members move elsewhere", defaultDescription: '10' })
     // A test-only fault switch (FIRECAMPD_UNSAFE_STALE_READS=true): reads skip ReadIndex.
     .option('unsafe-stale-reads', { type: 'boolean', hidden: true, default: false })
@@ -93,6 +95,7 @@ export async function main(args: string[]): Promise<void> {
     .command('cluster', 'the nodes of the cluster', clusterCommands)
     .command('snapshot', 'save the controldb or restore it as a new cluster', snapshotCommands)
     .command('token', 'join tokens and API tokens', tokenCommands)
+    .command('service', 'stateful services: create, list, get, delete', serviceCommands)
     .strict()
     .version(false)
     .help()

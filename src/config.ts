@@ -34,6 +34,8 @@ export interface NodeConfig {
   dnsDomain: string;
   /** The node's liveness lease, in seconds. */
   leaseTtl: number;
+  /** Static IPs the catalog (when this node leads) gives members, in order. */
+  ipPool: string[];
 }
 
 export function defaultDataDir(): string {
@@ -83,6 +85,7 @@ const rawSchema = z
     staticIps: z.string().regex(/^(none|local:[a-zA-Z0-9._-]+(\/\d{1,2})?)$/, 'must be "none" or "local:IFACE[/PREFIX]"').optional(),
     dnsDomain: z.string().regex(/^([a-z0-9-]+\.)*[a-z0-9-]+$/, 'must be a domain name such as firecamp.local').optional(),
     leaseTtl: z.number().int().min(2).max(300).optional(),
+    ipPool: z.string().regex(/^\d+\.\d+\.\d+\.\d+-\d+\.\d+\.\d+\.\d+$/, 'must be FIRST-LAST, e.g. 10.0.0.200-10.0.0.250').optional(),
   })
   .passthrough();
 
@@ -123,7 +126,15 @@ export function resolveNodeConfig(raw: RawNodeOptions): NodeConfig {
     staticIps: parseStaticIps(o.staticIps),
     dnsDomain: o.dnsDomain ?? 'firecamp.local',
     leaseTtl: o.leaseTtl ?? 10,
+    ipPool: o.ipPool ? ipRange(o.ipPool) : [],
   };
+}
+
+function ipRange(v: string): string[] {
+  const toInt = (ip: string) => ip.split('.').reduce((n, o) => n * 256 + Number(o), 0);
+  const [first, last] = v.split('-').map(toInt) as [number, number];
+  if (last < first || last - first > 65_535) throw new UserError(`--ip-pool: "${v}" must run from a lower to a higher address, at most 65536 of them`);
+  return Array.from({ length: last - first + 1 }, (_, i) => [24, 16, 8, 0].map((s) => ((first + i) >>> s) & 255).join('.'));
 }
 
 function parseStaticIps(v: string | undefined): NodeConfig['staticIps'] {

@@ -47,6 +47,8 @@ import { LocalIps, NoIps } from './agent/providers/local-ip.ts';
 import { LocalVolumes } from './agent/providers/local-volume.ts';
 import { LoopVolumes } from './agent/providers/loop-volume.ts';
 import { Watchdog } from './agent/watchdog.ts';
+import { Catalog } from './catalog/catalog.ts';
+import { registerServiceRoutes } from './catalog/routes.ts';
 
 /** The CA key of a bootstrapping node, kept on disk only until the controldb holds it. */
 const BOOTSTRAP_CA_KEY = 'ca.key';
@@ -66,6 +68,7 @@ export class Daemon {
   private tls?: NodeTls;
   private memberSweep?: NodeJS.Timeout;
   private agent?: Agent;
+  private catalog?: Catalog;
   private dns?: DnsServer;
   /** Addresses learned when joining, until our replica has the node records. */
   private readonly seedAddresses = new Map<string, string>();
@@ -182,6 +185,7 @@ export class Daemon {
       onLeaderChange: (_leader, isLeader) => {
         this.controldb?.leadershipChanged(isLeader);
         this.membership?.leadershipChanged(isLeader);
+        this.catalog?.leadershipChanged(isLeader);
         if (isLeader) void this.initializeCluster();
       },
     });
@@ -190,6 +194,8 @@ export class Daemon {
     this.controldb = new ControlDb({ store, raft: this.raft, forward, log: this.log, unsafeStaleReads });
     this.membership = new Membership(this.controldb, this.raft, this.nodeId, forward, this.log);
     this.tokens = new Tokens(this.controldb, () => caDigest(tls.caPem));
+    this.catalog = new Catalog({ db: this.controldb, domain: this.config.dnsDomain, ipPool: this.config.ipPool, log: this.log.child({ part: 'catalog' }) });
+    registerServiceRoutes(this.api, this.controldb);
     registerKvRoutes(this.api, this.controldb);
     registerClusterRoutes(this.api, this.controldb, this.raft, this.membership, this.nodeId, () => this.onLeft());
     registerSecurityRoutes(this.api, { db: this.controldb, tokens: this.tokens, membership: this.membership, caPem: tls.caPem, forward, log: this.log });
@@ -371,6 +377,7 @@ export class Daemon {
       this.log.info('shutting down');
       if (this.memberSweep) clearInterval(this.memberSweep);
       this.agent?.stop();
+      this.catalog?.leadershipChanged(false);
       await this.dns?.close();
       this.membership?.close();
       this.controldb?.close();

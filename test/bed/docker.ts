@@ -10,6 +10,7 @@ import path from 'node:path';
 import { sh } from './netns.ts';
 
 export const BUSYBOX_IMAGE = 'firecampd/busybox:1';
+export const REDIS_IMAGE = 'firecampd/redis:7';
 
 export interface NodeDocker {
   ns: string;
@@ -19,11 +20,11 @@ export interface NodeDocker {
 }
 
 export function requireDocker(): void {
-  for (const tool of ['dockerd', 'docker', 'busybox', 'losetup', 'mkfs.ext4', 'arping']) {
+  for (const tool of ['dockerd', 'docker', 'busybox', 'losetup', 'mkfs.ext4', 'arping', 'redis-server', 'redis-cli', 'ldd']) {
     try {
       execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
     } catch {
-      throw new Error(`the agent tests need ${tool}: apt-get install docker.io busybox-static util-linux e2fsprogs iputils-arping`);
+      throw new Error(`the agent tests need ${tool}: apt-get install docker.io busybox-static util-linux e2fsprogs iputils-arping redis-server redis-tools`);
     }
   }
 }
@@ -91,11 +92,15 @@ export function mountsUnder(dir: string): string[] {
     .filter((m) => m.startsWith(dir));
 }
 
-/** The busybox image as a root filesystem tarball, made once per process. */
-let busyboxTar: string | undefined;
-function busyboxRootfs(): string {
-  if (busyboxTar) return busyboxTar;
+/** Root filesystem tarballs of the test images, made once per process. */
+const tarballs = new Map<string, string>();
+
+/** busybox with its applets; with `programs`, those binaries and every shared library they load. */
+function rootfs(image: string, programs: string[]): string {
+  const made = tarballs.get(image);
+  if (made) return made;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fcb-rootfs-'));
+  process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
   const root = path.join(dir, 'rootfs');
   for (const d of ['bin', 'etc', 'tmp', 'data', 'proc', 'sys', 'dev']) fs.mkdirSync(path.join(root, d), { recursive: true });
   const busybox = execFileSync('sh', ['-c', 'command -v busybox'], { encoding: 'utf8' }).trim();
@@ -104,14 +109,27 @@ function busyboxRootfs(): string {
   for (const applet of execFileSync(busybox, ['--list'], { encoding: 'utf8' }).split('\n').filter((a) => a && a !== 'busybox')) {
     fs.symlinkSync('busybox', path.join(root, 'bin', applet));
   }
+  for (const prog of programs) {
+    const real = fs.realpathSync(execFileSync('sh', ['-c', `command -v ${prog}`], { encoding: 'utf8' }).trim());
+    fs.copyFileSync(real, path.join(root, 'bin', prog));
+    // Every library ldd names (and the loader), at the same path as on this machine.
+    for (const lib of execFileSync('ldd', [real], { encoding: 'utf8' }).matchAll(/(\/\S+\.so[.\d]*)/g)) {
+      const target = path.join(root, lib[1]!);
+      if (fs.existsSync(target)) continue;
+      fs.mkdirSync(path.dirname(target), { recursive: true });
+      fs.copyFileSync(fs.realpathSync(lib[1]!), target);
+    }
+  }
   fs.writeFileSync(path.join(root, 'etc', 'passwd'), 'root:x:0:0:root:/:/bin/sh\n');
   fs.writeFileSync(path.join(root, 'etc', 'group'), 'root:x:0:\n');
-  busyboxTar = path.join(dir, 'busybox.tar');
-  execFileSync('tar', ['-C', root, '-cf', busyboxTar, '.']);
-  process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
-  return busyboxTar;
+  const tar = path.join(dir, 'image.tar');
+  execFileSync('tar', ['-C', root, '-cf', tar, '.']);
+  tarballs.set(image, tar);
+  return tar;
 }
 
 export function loadImages(d: { host: string }): void {
-  execFileSync('docker', ['-H', d.host, 'import', '--change', 'ENV PATH=/bin', '--change', 'CMD ["/bin/sh"]', busyboxRootfs(), BUSYBOX_IMAGE], { stdio: 'ignore' });
+  for (const [image, programs] of [[BUSYBOX_IMAGE, []], [REDIS_IMAGE, ['redis-server', 'redis-cli']]] as const) {
+    execFileSync('docker', ['-H', d.host, 'import', '--change', 'ENV PATH=/bin', '--change', 'CMD ["/bin/sh"]', rootfs(image, [...programs]), image], { stdio: 'ignore' });
+  }
 }

@@ -1,0 +1,126 @@
+// End to end on the test bed: `firecampd service create` gives a Redis
+// primary with a replica; a client writes 10,000 keys by the members' names;
+// the node running the primary dies (every process in its namespace killed,
+// its link down, its mounts gone, as a dead machine's would be); the primary
+// comes back on another node with its data, address and name.
+import assert from 'node:assert/strict';
+import { execFile, execFileSync } from 'node:child_process';
+import dns from 'node:dns';
+import fs from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { after, before, describe, it } from 'node:test';
+import { TestBed } from './bed/bed.ts';
+import { mountsUnder } from './bed/docker.ts';
+import { sh } from './bed/netns.ts';
+import { runCli, tempDir } from './helpers/proc.ts';
+
+const execFileAsync = promisify(execFile);
+const LEASE_TTL = 8;
+const KEYS = 10_000;
+
+describe('service', { timeout: 600_000 }, () => {
+  let bed: TestBed;
+  const ids: string[] = [];
+  let cli: (args: string[]) => Promise<{ code: number | null; stdout: string; stderr: string }>;
+
+  const waitFor = async (cond: () => Promise<boolean>, ms: number, what: string) => {
+    const deadline = Date.now() + ms;
+    while (!(await cond().catch(() => false))) {
+      if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}\n${bed.logs(10)}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  };
+
+  /** redis-cli in the client namespace. */
+  const redis = async (ip: string, args: string[], input?: string): Promise<string> => {
+    const p = execFileAsync('nsenter', [`--net=/var/run/netns/${bed.client!.ns}`, 'redis-cli', '-h', ip, '-p', '6379', ...args], { encoding: 'utf8', timeout: 20_000 });
+    if (input !== undefined) p.child.stdin!.end(input);
+    return (await p).stdout.trim();
+  };
+
+  const resolve = async (node: number, name: string): Promise<string> => {
+    const r = new dns.promises.Resolver({ timeout: 1000, tries: 1 });
+    r.setServers([`${bed.nodes[node]!.ip}:53`]);
+    return (await r.resolve4(name))[0]!;
+  };
+
+  const service = async (via: number) => JSON.parse((await cli(['service', 'get', 'cache', '--json', '--addr', bed.nodes[via]!.addr])).stdout);
+
+  before(async () => {
+    bed = await TestBed.create({ nodes: 3, clientNamespace: true, docker: true });
+    for (let i = 0; i < 3; i++) {
+      await bed.start(i, ['--volumes', `loop:${bed.shared}`, '--static-ips', 'local:eth0', '--ip-pool', '10.77.0.200-10.77.0.220', '--lease-ttl', String(LEASE_TTL), '--dns-domain', 'fc.test']);
+    }
+    const caFile = path.join(tempDir(), 'ca.crt');
+    fs.copyFileSync(path.join(bed.nodes[0]!.dataDir, 'tls', 'ca.crt'), caFile);
+    cli = (args) => runCli([...args, '--ca-file', caFile], { FIRECAMPD_TOKEN: bed.token });
+    await waitFor(async () => (await bed.api(0, 'GET', '/v1/cluster/status')).json.members.filter((m: { role: string }) => m.role === 'voter').length === 3, 30_000, '3 voters');
+    const members = (await bed.api(0, 'GET', '/v1/cluster/status')).json.members as { id: string; name: string }[];
+    for (const n of bed.nodes) ids.push(members.find((m) => m.name === n.ns)!.id);
+  });
+  after(async () => {
+    await bed?.destroy();
+  });
+
+  it('creates a Redis primary and replica that a client reaches by name, and brings the primary back with its data when its node dies', async (t) => {
+    const started = Date.now();
+    const create = await cli(['service', 'create', '--type', 'redis', '--name', 'cache', '--replicas', '2', '--volume-size', '64', '--addr', bed.nodes[1]!.addr]);
+    assert.equal(create.code, 0, `${create.stderr}\n${bed.logs(10)}`);
+    t.diagnostic(`create to ACTIVE: ${Date.now() - started} ms`);
+    assert.match(create.stderr, /CREATING|INITIALIZING/, 'progress was shown while waiting');
+    assert.match(create.stdout, /cache: ACTIVE/);
+
+    // The client finds the members by name through any node's DNS server.
+    const primaryIp = await resolve(2, 'cache-0.cache.fc.test');
+    const replicaIp = await resolve(0, 'cache-1.cache.fc.test');
+    assert.match(primaryIp, /^10\.77\.0\.2\d\d$/);
+    const input = Array.from({ length: KEYS }, (_, i) => `SET key:${i} value-${i}\n`).join('');
+    await redis(primaryIp, ['--pipe'], input);
+    assert.equal(await redis(primaryIp, ['DBSIZE']), String(KEYS));
+    await waitFor(async () => (await redis(replicaIp, ['DBSIZE'])) === String(KEYS), 20_000, 'the replica to have every key');
+    await new Promise((r) => setTimeout(r, 1500)); // appendfsync everysec
+
+    // The node running the primary dies.
+    const before = await service(0);
+    const primary = before.members.find((m: { name: string }) => m.name === 'cache-0');
+    const victim = ids.indexOf(primary.node);
+    assert.ok(victim >= 0, 'the primary runs on a known node');
+    const killedAt = Date.now();
+    killNode(bed, victim);
+
+    const survivor = bed.nodes.findIndex((_, i) => i !== victim);
+    await waitFor(async () => {
+      const s = await service(survivor);
+      const m = s.members.find((x: { name: string }) => x.name === 'cache-0');
+      return m.epoch > primary.epoch && m.state === 'running' && (await redis(primaryIp, ['PING'])) === 'PONG';
+    }, 60_000, 'the primary to come back on another node');
+    t.diagnostic(`node death to the primary answering again: ${Date.now() - killedAt} ms`);
+    assert.equal(await resolve(survivor, 'cache-0.cache.fc.test'), primaryIp, 'same name, same address');
+    assert.equal(await redis(primaryIp, ['DBSIZE']), String(KEYS), 'every key is back');
+    for (const i of [0, 4242, KEYS - 1]) assert.equal(await redis(primaryIp, ['GET', `key:${i}`]), `value-${i}`);
+    const after = await service(survivor);
+    assert.ok(after.members.every((m: { node: string }) => m.node !== ids[victim]), 'nothing left on the dead node');
+  });
+});
+
+/**
+ * What a dead machine looks like from outside: every process in its network
+ * namespace (daemon, watchdog, dockerd, containers) killed, its link down,
+ * and none of its mounts or loop devices held any more.
+ */
+function killNode(bed: TestBed, i: number): void {
+  const n = bed.nodes[i]!;
+  const pids = sh('ip', ['netns', 'pids', n.ns]).split('\n').filter(Boolean);
+  if (pids.length > 0) execFileSync('kill', ['-9', ...pids]);
+  n.proc = null;
+  sh('ip', ['-n', n.ns, 'link', 'set', 'eth0', 'down']);
+  for (const mnt of mountsUnder(n.dataDir).reverse()) sh('umount', ['-l', mnt], { ignoreErrors: true });
+  for (const img of fs.readdirSync(bed.shared).filter((f) => f.endsWith('.img'))) {
+    // Only the loop devices whose filesystem is no longer mounted anywhere: those were the dead node's.
+    for (const line of sh('losetup', ['-j', path.join(bed.shared, img)]).split('\n')) {
+      const dev = /^(\/dev\/loop\d+):/.exec(line)?.[1];
+      if (dev && !fs.readFileSync('/proc/self/mounts', 'utf8').includes(`${dev} `)) sh('losetup', ['-d', dev], { ignoreErrors: true });
+    }
+  }
+}

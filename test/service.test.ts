@@ -4,15 +4,13 @@
 // its link down, its mounts gone, as a dead machine's would be); the primary
 // comes back on another node with its data, address and name.
 import assert from 'node:assert/strict';
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import dns from 'node:dns';
 import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { TestBed } from './bed/bed.ts';
-import { mountsUnder } from './bed/docker.ts';
-import { sh } from './bed/netns.ts';
 import { runCli, tempDir } from './helpers/proc.ts';
 
 const execFileAsync = promisify(execFile);
@@ -87,7 +85,7 @@ describe('service', { timeout: 600_000 }, () => {
     const victim = ids.indexOf(primary.node);
     assert.ok(victim >= 0, 'the primary runs on a known node');
     const killedAt = Date.now();
-    killNode(bed, victim);
+    bed.die(victim);
 
     const survivor = bed.nodes.findIndex((_, i) => i !== victim);
     await waitFor(async () => {
@@ -103,24 +101,3 @@ describe('service', { timeout: 600_000 }, () => {
     assert.ok(after.members.every((m: { node: string }) => m.node !== ids[victim]), 'nothing left on the dead node');
   });
 });
-
-/**
- * What a dead machine looks like from outside: every process in its network
- * namespace (daemon, watchdog, dockerd, containers) killed, its link down,
- * and none of its mounts or loop devices held any more.
- */
-function killNode(bed: TestBed, i: number): void {
-  const n = bed.nodes[i]!;
-  const pids = sh('ip', ['netns', 'pids', n.ns]).split('\n').filter(Boolean);
-  if (pids.length > 0) execFileSync('kill', ['-9', ...pids]);
-  n.proc = null;
-  sh('ip', ['-n', n.ns, 'link', 'set', 'eth0', 'down']);
-  for (const mnt of mountsUnder(n.dataDir).reverse()) sh('umount', ['-l', mnt], { ignoreErrors: true });
-  for (const img of fs.readdirSync(bed.shared).filter((f) => f.endsWith('.img'))) {
-    // Only the loop devices whose filesystem is no longer mounted anywhere: those were the dead node's.
-    for (const line of sh('losetup', ['-j', path.join(bed.shared, img)]).split('\n')) {
-      const dev = /^(\/dev\/loop\d+):/.exec(line)?.[1];
-      if (dev && !fs.readFileSync('/proc/self/mounts', 'utf8').includes(`${dev} `)) sh('losetup', ['-d', dev], { ignoreErrors: true });
-    }
-  }
-}

@@ -146,6 +146,27 @@ export class TestBed {
     await this.start(i);
   }
 
+  /**
+   * What a dead machine looks like from outside: every process in node i's
+   * namespace (daemon, watchdog, dockerd, containers) killed, its link down,
+   * and none of its mounts or loop devices held any more.
+   */
+  die(i: number): void {
+    const n = this.nodes[i]!;
+    const pids = sh('ip', ['netns', 'pids', n.ns]).split('\n').filter(Boolean);
+    if (pids.length > 0) sh('kill', ['-9', ...pids], { ignoreErrors: true });
+    n.proc = null;
+    sh('ip', ['-n', n.ns, 'link', 'set', 'eth0', 'down']);
+    for (const mnt of mountsUnder(n.dataDir).reverse()) sh('umount', ['-l', mnt], { ignoreErrors: true });
+    for (const img of fs.readdirSync(this.shared).filter((f) => f.endsWith('.img'))) {
+      // Only loop devices whose filesystem is mounted nowhere: those were the dead node's.
+      for (const line of sh('losetup', ['-j', path.join(this.shared, img)]).split('\n')) {
+        const dev = /^(\/dev\/loop\d+):/.exec(line)?.[1];
+        if (dev && !fs.readFileSync('/proc/self/mounts', 'utf8').includes(`${dev} `)) sh('losetup', ['-d', dev], { ignoreErrors: true });
+      }
+    }
+  }
+
   pause(i: number): void {
     this.nodes[i]!.proc?.kill('SIGSTOP');
   }

@@ -74,7 +74,7 @@ export function stopDockerd(d: NodeDocker): void {
   } catch {
     /* dockerd already gone */
   }
-  if (d.proc.exitCode === null) {
+  if (d.proc.exitCode === null && d.proc.signalCode === null) {
     d.proc.kill('SIGTERM');
     const deadline = Date.now() + 10_000;
     while (fs.existsSync(`${d.root}/docker.pid`) && Date.now() < deadline) execFileSync('sleep', ['0.1']);

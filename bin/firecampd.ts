@@ -80,9 +80,9 @@ export async function main(args: string[]): Promise<void> {
     .option('json', { type: 'boolean', describe: 'print JSON for scripts', global: true, default: false })
     .option('debug', { type: 'boolean', hidden: true, global: true, default: false, describe: 'print stack traces of errors' })
     .command('$0', 'run a firecampd node', daemonOptions, runDaemon)
-    .command('watchdog', false, (y) => y.option('cluster', { type: 'string', demandOption: true }).option('node', { type: 'string', demandOption: true }).option('docker-host', { type: 'string' }), async (argv) => {
+    .command('watchdog', false, (y) => y.option('cluster', { type: 'string', demandOption: true }).option('node', { type: 'string', demandOption: true }).option('mount-root', { type: 'string', demandOption: true }).option('docker-host', { type: 'string' }), async (argv) => {
       const { runWatchdog } = await import('../src/agent/watchdog.ts');
-      await runWatchdog({ cluster: argv.cluster as string, node: argv.node as string, dockerHost: argv.dockerHost as string | undefined });
+      await runWatchdog({ cluster: argv.cluster as string, node: argv.node as string, mountRoot: argv.mountRoot as string, dockerHost: argv.dockerHost as string | undefined });
       process.exit(0);
     })
     .command('version', 'print the version', {}, (argv: GlobalArgs) => print(argv, { version: VERSION }, () => VERSION))

@@ -271,7 +271,7 @@ export class Daemon {
       ips: c.staticIps.kind === 'local' ? new LocalIps(c.staticIps.iface, c.staticIps.prefix, (err) => this.log.warn({ err: err.message }, 'gratuitous ARP failed')) : new NoIps(),
       dns: new EmbeddedDns(db),
       lease,
-      watchdog: new Watchdog({ dockerHost: c.dockerHost, cluster, node: this.nodeId, pidFile: path.join(dir, 'watchdog.pid') }),
+      watchdog: new Watchdog({ dockerHost: c.dockerHost, cluster, node: this.nodeId, pidFile: path.join(dir, 'watchdog.pid'), mountRoot: path.join(dir, 'mnt') }),
       log: this.log.child({ part: 'agent' }),
     });
     try {

@@ -190,6 +190,7 @@ describe('agent', { timeout: 300_000 }, () => {
       const stoppedOn2 = watcher.lastOn(2)!;
       t.diagnostic(`SIGSTOP: the watchdog stopped node 2's member ${stoppedOn2 - frozenAt} ms after the freeze; node 0 started it ${watcher.firstOn(0, frozenAt)! - frozenAt} ms after`);
       assert.ok(stoppedOn2 - frozenAt <= LEASE_TTL * 1000, `stopped within the lease TTL (${stoppedOn2 - frozenAt} ms)`);
+      assert.ok(!fs.readFileSync('/proc/self/mounts', 'utf8').includes(`${bed.nodes[2]!.dataDir}/mnt/`), "the frozen node's watchdog let go of the volume");
       bed.resume(2);
       await new Promise((r) => setTimeout(r, LEASE_TTL * 1000));
       assert.deepEqual(runningContainers(bed.nodes[2]!.docker!), [], 'the thawed node runs nothing');

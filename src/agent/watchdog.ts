@@ -7,6 +7,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import readline from 'node:readline';
+import { run } from '../exec.ts';
 import { Containers, dockerClient } from './docker.ts';
 
 export interface WatchdogOptions {
@@ -14,6 +15,8 @@ export interface WatchdogOptions {
   cluster: string;
   node: string;
   pidFile: string;
+  /** Where the node mounts member volumes: unmounted too, so that no filesystem stays held. */
+  mountRoot: string;
 }
 
 /** The parent's side. */
@@ -25,7 +28,7 @@ export class Watchdog {
   start(): void {
     killPrevious(this.opts.pidFile);
     // The same program in the same way as this process (binary, bundle or source).
-    const args = [...process.execArgv, process.argv[1]!, 'watchdog', '--cluster', this.opts.cluster, '--node', this.opts.node];
+    const args = [...process.execArgv, process.argv[1]!, 'watchdog', '--cluster', this.opts.cluster, '--node', this.opts.node, '--mount-root', this.opts.mountRoot];
     if (this.opts.dockerHost) args.push('--docker-host', this.opts.dockerHost);
     const child = spawn(process.execPath, args, { stdio: ['pipe', 'ignore', 'inherit'], detached: true });
     child.unref();
@@ -56,7 +59,7 @@ function killPrevious(pidFile: string): void {
 }
 
 /** The child's side: `firecampd watchdog`. */
-export async function runWatchdog(opts: { dockerHost?: string; cluster: string; node: string }): Promise<void> {
+export async function runWatchdog(opts: { dockerHost?: string; cluster: string; node: string; mountRoot: string }): Promise<void> {
   const containers = new Containers(dockerClient(opts.dockerHost), opts.cluster, opts.node);
   let deadline = 0;
   let parentGone = false;
@@ -69,10 +72,24 @@ export async function runWatchdog(opts: { dockerHost?: string; cluster: string; 
     if (deadline > 0 && Date.now() >= deadline) {
       const running = (await containers.list().catch(() => [])).filter((c) => c.running);
       await Promise.all(running.map((c) => containers.docker.getContainer(c.id).kill().catch(() => {})));
+      await releaseMounts(opts.mountRoot);
       if (running.length > 0) process.stderr.write(`${JSON.stringify({ level: 40, time: Date.now(), msg: 'watchdog: lease not confirmed in time; killed member containers', containers: running.map((c) => c.name) })}\n`);
       deadline = 0;
       if (parentGone) return;
     }
     if (parentGone && deadline === 0) return;
+  }
+}
+
+/** Unmount the member volumes under `root` and free their loop devices. */
+async function releaseMounts(root: string): Promise<void> {
+  const mounts = fs
+    .readFileSync('/proc/self/mounts', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' '))
+    .filter((f) => f[1]?.startsWith(root + '/'));
+  for (const [device, dir] of mounts) {
+    await run('umount', [dir!]).catch(() => run('umount', ['-l', dir!]).catch(() => ''));
+    if (device?.startsWith('/dev/loop')) await run('losetup', ['-d', device]).catch(() => '');
   }
 }

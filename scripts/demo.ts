@@ -1,0 +1,58 @@
+// npm run demo: a 3-node firecampd cluster in network namespaces, each node
+// with its own dockerd, a client namespace, and a Redis service; it prints
+// what to try next and cleans everything up on Ctrl-C. Needs root, Docker
+// (docker.io), busybox-static, redis-server and redis-tools.
+import fs from 'node:fs';
+import path from 'node:path';
+import { TestBed } from '../test/bed/bed.ts';
+import { runCli, tempDir } from '../test/helpers/proc.ts';
+
+const say = (s: string) => process.stdout.write(s + '\n');
+
+async function main(): Promise<void> {
+  say('firecampd demo: making 3 nodes in network namespaces, each with its own dockerd …');
+  const bed = await TestBed.create({ nodes: 3, clientNamespace: true, docker: true });
+  for (let i = 0; i < 3; i++) {
+    await bed.start(i, ['--volumes', `loop:${bed.shared}`, '--static-ips', 'local:eth0', '--ip-pool', '10.77.0.200-10.77.0.220', '--lease-ttl', '5', '--dns-domain', 'demo.local']);
+    say(`  node ${bed.nodes[i]!.ns} up at ${bed.nodes[i]!.addr}`);
+  }
+  const caFile = path.join(tempDir('fc-demo-'), 'ca.crt');
+  fs.copyFileSync(path.join(bed.nodes[0]!.dataDir, 'tls', 'ca.crt'), caFile);
+  const env = { FIRECAMPD_TOKEN: bed.token, FIRECAMPD_CA_FILE: caFile, FIRECAMPD_ADDR: bed.nodes[0]!.addr };
+  say('creating a Redis service (a primary and a replica) …');
+  for (let attempt = 0; ; attempt++) {
+    const r = await runCli(['service', 'create', '--type', 'redis', '--name', 'cache', '--replicas', '2', '--volume-size', '64'], env);
+    if (r.code === 0) {
+      say(r.stdout.trim());
+      break;
+    }
+    // The agents take their leases a moment after the nodes start.
+    if (attempt > 20) throw new Error(r.stderr.trim());
+    await new Promise((res) => setTimeout(res, 1000));
+  }
+  const primary = JSON.parse((await runCli(['service', 'get', 'cache', '--json'], env)).stdout).members[0];
+  say(`
+Try next, in another shell (as root):
+
+  export FIRECAMPD_TOKEN=${bed.token} FIRECAMPD_CA_FILE=${caFile} FIRECAMPD_ADDR=${bed.nodes[0]!.addr}
+  npm start -- service get cache              # members, nodes, IPs, state
+  npm start -- cluster members
+  nsenter --net=/var/run/netns/${bed.client!.ns} redis-cli -h ${primary.ip} set hello world
+  nsenter --net=/var/run/netns/${bed.client!.ns} redis-cli -h ${primary.ip} get hello
+
+  # the members' names, from any node's DNS server:
+  node -e "const r=new (require('dns').promises.Resolver)();r.setServers(['${bed.nodes[1]!.ip}:53']);r.resolve4('cache-0.cache.demo.local').then(console.log)"
+
+  # freeze the daemon of the node that runs the primary (its watchdog stops the member
+  # and lets go of its volume), and watch the primary come back on another node:
+  kill -STOP <pid of that node's firecampd>        # ps -ef | grep 'name fcb-n'
+  watch -n1 npm start -- service get cache
+
+Press Ctrl-C here to stop everything and clean up.`);
+  await new Promise(() => {});
+}
+
+main().catch((err) => {
+  process.stderr.write(`demo: ${(err as Error).message}\n`);
+  process.exit(1);
+});

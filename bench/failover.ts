@@ -17,6 +17,8 @@ const TARGETS = { create_ms: 15_000, failover_ms: 10_000 };
 interface Run {
   create_ms: number;
   failover_ms: number;
+  /** Whether the node that died was also the Raft leader (an election comes first, and the new leader restarts every lease's TTL). */
+  victim_was_leader: boolean;
 }
 
 async function until(cond: () => Promise<boolean>, ms: number, what: string): Promise<void> {
@@ -59,11 +61,12 @@ async function oneRun(leaseTtl: number): Promise<Run> {
     await new Promise((res) => setTimeout(res, 1500)); // appendfsync everysec
 
     const victim = ids.get(primary.node)!;
+    const victim_was_leader = (await status(0)).leader === primary.node;
     const t1 = Date.now();
     bed.die(victim);
     await until(async () => (await redis(['DBSIZE'])) === String(KEYS), 120_000, 'the primary back with its keys');
     const failover_ms = Date.now() - t1;
-    return { create_ms, failover_ms };
+    return { create_ms, failover_ms, victim_was_leader };
   } finally {
     await bed.destroy();
   }
@@ -81,7 +84,8 @@ async function main(): Promise<void> {
   const runs: Run[] = [];
   for (let i = 0; i < argv.runs; i++) {
     runs.push(await oneRun(argv.leaseTtl));
-    if (!argv.json) process.stderr.write(`run ${i + 1}/${argv.runs}: create ${runs.at(-1)!.create_ms} ms, failover ${runs.at(-1)!.failover_ms} ms\n`);
+    const r = runs.at(-1)!;
+    if (!argv.json) process.stderr.write(`run ${i + 1}/${argv.runs}: create ${r.create_ms} ms, failover ${r.failover_ms} ms${r.victim_was_leader ? ' (the dead node was the Raft leader)' : ''}\n`);
   }
   const result = {
     lease_ttl_s: argv.leaseTtl,

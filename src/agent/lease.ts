@@ -66,7 +66,9 @@ export class NodeLease {
     const sent = Date.now();
     try {
       if (this.id === 0) throw new UserError('no lease yet', 404, 'lease_not_found');
-      await this.db.leaseKeepAlive(this.id);
+      // A keepalive forwarded to a leader that just died would wait for its full forwarding timeout;
+      // give up early, so that the next one goes to the new leader in time.
+      await withTimeout(this.db.leaseKeepAlive(this.id), (this.ttlSeconds * 1000) / 4);
       this.lastSent = sent;
     } catch (err) {
       if (!(err instanceof UserError && err.code === 'lease_not_found')) {
@@ -91,6 +93,14 @@ export class NodeLease {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
   }
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer from the leader in ${ms} ms`)), ms);
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
 }
 
 function readOr(file: string, fallback: string): string {

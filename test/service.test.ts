@@ -61,6 +61,25 @@ describe('service', { timeout: 600_000 }, () => {
     await bed?.destroy();
   });
 
+  it('finishes a create that the leader began when the leader stops midway', async () => {
+    const status = async (i: number) => (await bed.api(i, 'GET', '/v1/cluster/status')).json;
+    const leader = ids.indexOf((await status(0)).leader);
+    const other = [0, 1, 2].find((i) => i !== leader)!;
+    // The agents hold their leases (placement needs live nodes) before the clock starts.
+    await waitFor(async () => (await bed.api(other, 'POST', '/v1/kv/range', { key: '/_cluster/alive/', prefix: true })).json.kvs.length === 3, 30_000, 'the agents');
+    const r = await bed.api(other, 'POST', '/v1/services', { type: 'redis', name: 'early', replicas: 3, volumeSizeMiB: 32 });
+    assert.equal(r.status, 200, JSON.stringify(r.json));
+    await bed.kill(leader); // the daemon only: its dockerd and containers stay, as after a crash of firecampd
+    await waitFor(async () => (await bed.api(other, 'GET', '/v1/service?name=early', undefined, 2000)).json.status === 'ACTIVE', 90_000, 'the new leader to finish the create');
+    const s = (await bed.api(other, 'GET', '/v1/service?name=early')).json;
+    assert.deepEqual(s.members.map((m: { name: string }) => m.name).sort(), ['early-0', 'early-1', 'early-2'], 'each member made once');
+    assert.ok(s.members.every((m: { state: string }) => m.state === 'running'));
+    await bed.start(leader, ['--volumes', `loop:${bed.shared}`, '--static-ips', 'local:eth0', '--ip-pool', '10.77.0.200-10.77.0.220', '--lease-ttl', String(LEASE_TTL), '--dns-domain', 'fc.test']);
+    await waitFor(async () => (await status(other)).members.filter((m: { role: string; active?: boolean }) => m.role === 'voter').length === 3, 30_000, 'the node back');
+    assert.equal((await bed.api(other, 'POST', '/v1/services/delete', { name: 'early' })).status, 200);
+    await waitFor(async () => (await bed.api(other, 'GET', '/v1/service?name=early')).status === 404, 60_000, 'the service to be deleted');
+  });
+
   it('creates a Redis primary and replica that a client reaches by name, and brings the primary back with its data when its node dies', async (t) => {
     const started = Date.now();
     const create = await cli(['service', 'create', '--type', 'redis', '--name', 'cache', '--replicas', '2', '--volume-size', '64', '--addr', bed.nodes[1]!.addr]);

@@ -48,6 +48,7 @@ import { LocalVolumes } from './agent/providers/local-volume.ts';
 import { LoopVolumes } from './agent/providers/loop-volume.ts';
 import { Watchdog } from './agent/watchdog.ts';
 import { Catalog } from './catalog/catalog.ts';
+import { registerLogRoutes } from './catalog/logs.ts';
 import { registerServiceRoutes } from './catalog/routes.ts';
 
 /** The CA key of a bootstrapping node, kept on disk only until the controldb holds it. */
@@ -69,6 +70,7 @@ export class Daemon {
   private memberSweep?: NodeJS.Timeout;
   private agent?: Agent;
   private catalog?: Catalog;
+  private docker?: ReturnType<typeof dockerClient>;
   private dns?: DnsServer;
   /** Addresses learned when joining, until our replica has the node records. */
   private readonly seedAddresses = new Map<string, string>();
@@ -196,6 +198,7 @@ export class Daemon {
     this.tokens = new Tokens(this.controldb, () => caDigest(tls.caPem));
     this.catalog = new Catalog({ db: this.controldb, domain: this.config.dnsDomain, ipPool: this.config.ipPool, log: this.log.child({ part: 'catalog' }) });
     registerServiceRoutes(this.api, this.controldb);
+    registerLogRoutes(this.api, { db: this.controldb, selfId: this.nodeId, tls, address: this.address, docker: () => this.docker });
     registerKvRoutes(this.api, this.controldb);
     registerClusterRoutes(this.api, this.controldb, this.raft, this.membership, this.nodeId, () => this.onLeft());
     registerSecurityRoutes(this.api, { db: this.controldb, tokens: this.tokens, membership: this.membership, caPem: tls.caPem, forward, log: this.log });
@@ -260,6 +263,7 @@ export class Daemon {
       }
     }
     if (this.closing) return;
+    this.docker = docker;
     const db = this.controldb!;
     const lease = new NodeLease(db, this.nodeId, c.leaseTtl, dir, this.log, () => {});
     this.agent = new Agent({

@@ -38,14 +38,23 @@ function dlopen(file: string): object {
   return mod.exports;
 }
 
-function loadFromSea(): object | null {
-  let sea: SeaApi;
+function seaApi(): SeaApi | null {
   try {
-    sea = createRequire(import.meta.url)('node:sea') as SeaApi;
+    const sea = createRequire(import.meta.url)('node:sea') as SeaApi;
+    return sea.isSea() ? sea : null;
   } catch {
     return null; // node:sea appeared in Node 20.12; older runtimes are never a SEA
   }
-  if (!sea.isSea()) return null;
+}
+
+/** How to run this same program again in a child process: the single binary, the bundle or the source. */
+export function selfCommand(): string[] {
+  return seaApi() ? [process.execPath] : [process.execPath, ...process.execArgv, process.argv[1]!];
+}
+
+function loadFromSea(): object | null {
+  const sea = seaApi();
+  if (!sea) return null;
   const bytes = Buffer.from(sea.getAsset('better_sqlite3.node'));
   const digest = createHash('sha256').update(bytes).digest('hex').slice(0, 16);
   const dir = path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'firecampd', digest);

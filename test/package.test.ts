@@ -33,6 +33,9 @@ describe('package', () => {
     const exe = path.join(dir, 'firecampd');
     assert.equal(JSON.parse(execFileSync(exe, ['version', '--json'], { env, encoding: 'utf8' })).version, version);
 
+    // The fencing watchdog is this same binary run again; with nothing to guard and its parent gone it exits.
+    execFileSync(exe, ['watchdog', '--cluster', 'c', '--node', 'n', '--mount-root', path.join(root, 'mnt'), '--docker-host', `unix://${root}/none.sock`], { env, stdio: ['ignore', 'ignore', 'pipe'], timeout: 10_000 });
+
     const dataDir = path.join(root, 'data');
     const daemon = spawn(exe, ['--data-dir', dataDir, '--bind', '127.0.0.1:0'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
     const exited = new Promise<number | null>((resolve) => daemon.on('exit', (code) => resolve(code)));

@@ -88,6 +88,12 @@ describe('service', { timeout: 600_000 }, () => {
     assert.match(create.stderr, /CREATING|INITIALIZING/, 'progress was shown while waiting');
     assert.match(create.stdout, /cache: ACTIVE/);
 
+    // Logs come from the member's node, whichever node is asked.
+    const runsOn = ids.indexOf((await service(0)).members[0].node);
+    const logs = await cli(['service', 'logs', 'cache', '--member', 'cache-0', '--addr', bed.nodes[(runsOn + 1) % 3]!.addr]);
+    assert.equal(logs.code, 0, logs.stderr);
+    assert.match(logs.stdout, /Ready to accept connections/);
+
     // The client finds the members by name through any node's DNS server.
     const primaryIp = await resolve(2, 'cache-0.cache.fc.test');
     const replicaIp = await resolve(0, 'cache-1.cache.fc.test');
@@ -96,6 +102,12 @@ describe('service', { timeout: 600_000 }, () => {
     await redis(primaryIp, ['--pipe'], input);
     assert.equal(await redis(primaryIp, ['DBSIZE']), String(KEYS));
     await waitFor(async () => (await redis(replicaIp, ['DBSIZE'])) === String(KEYS), 20_000, 'the replica to have every key');
+    // Scaling up adds a replica that catches up from the primary.
+    const scaled = await cli(['service', 'scale', 'cache', '3', '--addr', bed.nodes[2]!.addr]);
+    assert.equal(scaled.code, 0, scaled.stderr);
+    assert.match(scaled.stdout, /cache: ACTIVE[\s\S]*cache-2/);
+    const thirdIp = await resolve(1, 'cache-2.cache.fc.test');
+    await waitFor(async () => (await redis(thirdIp, ['DBSIZE'])) === String(KEYS), 20_000, 'the new replica to have every key');
     await new Promise((r) => setTimeout(r, 1500)); // appendfsync everysec
 
     // The node running the primary dies.

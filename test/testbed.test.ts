@@ -51,7 +51,13 @@ describe('test bed', () => {
     assert.equal((await b.api(1, 'GET', '/v1/health')).json.status, 'ok');
 
     // Partition the leader from the others: the majority elects a new leader and takes writes.
-    const leader = (await b.api(0, 'GET', '/v1/cluster/status')).json.members.findIndex((m: { leader: boolean }) => m.leader);
+    // (If node 1 led when it was paused, an election may still be under way: wait for its outcome.)
+    let leader = -1;
+    await waitFor(async () => {
+      const m = (await b.api(0, 'GET', '/v1/cluster/status')).json.members.find((x: { leader: boolean }) => x.leader);
+      leader = b.nodes.findIndex((n) => n.ns === m?.name); // members come sorted by id, not in the bed's order
+      return leader >= 0;
+    }, 'a leader');
     const others = [0, 1, 2].filter((i) => i !== leader);
     b.partition([leader], others);
     assert.ok(!canConnect(b, b.nodes[others[0]!]!.ns, b.nodes[leader]!.ip), 'partitioned nodes cannot reach each other');

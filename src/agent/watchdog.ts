@@ -8,6 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import readline from 'node:readline';
 import { run } from '../exec.ts';
+import { selfCommand } from '../native.ts';
 import { Containers, dockerClient } from './docker.ts';
 
 export interface WatchdogOptions {
@@ -27,10 +28,10 @@ export class Watchdog {
 
   start(): void {
     killPrevious(this.opts.pidFile);
-    // The same program in the same way as this process (binary, bundle or source).
-    const args = [...process.execArgv, process.argv[1]!, 'watchdog', '--cluster', this.opts.cluster, '--node', this.opts.node, '--mount-root', this.opts.mountRoot];
+    const [cmd, ...prefix] = selfCommand();
+    const args = [...prefix, 'watchdog', '--cluster', this.opts.cluster, '--node', this.opts.node, '--mount-root', this.opts.mountRoot];
     if (this.opts.dockerHost) args.push('--docker-host', this.opts.dockerHost);
-    const child = spawn(process.execPath, args, { stdio: ['pipe', 'ignore', 'inherit'], detached: true });
+    const child = spawn(cmd!, args, { stdio: ['pipe', 'ignore', 'inherit'], detached: true });
     child.unref();
     child.stdin!.on('error', () => {});
     fs.writeFileSync(this.opts.pidFile, String(child.pid));

@@ -19,7 +19,7 @@ import type { TokenKind, Validation } from '../security/tokens.ts';
 export const MAX_BODY_BYTES = 1 << 20;
 
 /** Who made a request. */
-export type Caller = { kind: 'node'; id: string } | { kind: 'token'; id: string } | { kind: 'join'; id: string } | { kind: 'local' };
+export type Caller = { kind: 'node'; id: string } | { kind: 'token'; id: string } | { kind: 'join'; id: string } | { kind: 'local' } | { kind: 'anonymous' };
 
 /**
  * What a route lets in: `api` a user's API token, a member node or the local
@@ -156,7 +156,7 @@ export class ApiServer {
   /** Settle who is calling, or throw a 401/429 that says why not. */
   private async authenticate(req: http.IncomingMessage, access: Access, local: boolean): Promise<Caller> {
     if (local) return { kind: 'local' };
-    if (access === 'public') return { kind: 'local' };
+    if (access === 'public') return { kind: 'anonymous' };
     const remote = req.socket.remoteAddress ?? 'unknown';
     const tls = req.socket as TLSSocket;
     const nodeId = tls.authorized ? tls.getPeerCertificate().subject?.CN : undefined;
@@ -214,8 +214,13 @@ export class ApiServer {
       if (result instanceof StreamResponse) {
         res.writeHead(200, { 'content-type': result.contentType, 'cache-control': 'no-store' });
         res.flushHeaders();
-        const stop = result.start(res);
-        res.on('close', stop);
+        try {
+          res.on('close', result.start(res));
+        } catch (err) {
+          // The status is sent already: all that is left is to cut the stream short.
+          this.opts.log.error({ err, path: url.pathname }, 'stream failed');
+          res.destroy();
+        }
       } else if (result instanceof RawResponse) {
         res.writeHead(result.status, { 'content-type': result.contentType });
         res.end(result.body);

@@ -7,6 +7,7 @@
 //   CREATING      members are written (placed, epoch 1) one by one
 //   INITIALIZING  waiting for every member to report running
 //   ACTIVE        members whose node's lease expired are moved (epoch + 1)
+//   SCALING       members beyond the new count removed, missing ones placed
 //   DELETING      members removed; the record goes once no node holds one
 import type { ControlDb } from '../controldb/controldb.ts';
 import { NODES_PREFIX, type NodeRecord } from '../controldb/membership.ts';
@@ -115,7 +116,15 @@ export class Catalog {
     const have = new Map(this.members(name).map((m) => [m.spec.name, m]));
     const names = Array.from({ length: svc.spec.replicas }, (_, i) => `${name}-${i}`);
     const ips = names.map((n) => have.get(n)?.spec.ip);
-    if (svc.status === 'CREATING') {
+    if (svc.status === 'SCALING') {
+      // Down: the highest indexes go first (never the primary); up: as in CREATING.
+      const extra = [...have.keys()].filter((n) => !names.includes(n));
+      if (extra.length > 0) {
+        await this.o.db.txn({ compare: [], success: extra.map((n) => ({ delete: { key: memberKey(name, n), prefix: false } })), failure: [] });
+        return;
+      }
+    }
+    if (svc.status === 'CREATING' || svc.status === 'SCALING') {
       // One member per pass, in order: the primary first, so that the others know its address.
       const i = names.findIndex((n) => !have.has(n));
       if (i < 0) return this.setStatus(svc, rev, 'INITIALIZING', `${names.length} members placed; waiting for them to run`);

@@ -9,6 +9,7 @@ import { MEMBERS_PREFIX, STATUS_PREFIX, memberSpecSchema, type MemberStatus } fr
 import { SERVICES_PREFIX, serviceKey, serviceSpecSchema, type Service } from './types.ts';
 
 const nameBody = z.object({ name: z.string().min(1) }).strict();
+const scaleBody = z.object({ name: z.string().min(1), replicas: z.number().int().min(1).max(32) }).strict();
 
 export interface ServiceView extends Service {
   members: { name: string; node: string; epoch: number; ip: string | null; dns: string | null; state: string; message: string }[];
@@ -50,6 +51,14 @@ export function registerServiceRoutes(api: ApiServer, db: ControlDb): void {
     return { services: db.store.range({ key: SERVICES_PREFIX, prefix: true, limit: 0 }).kvs.map((kv) => view(JSON.parse(kv.value) as Service)) };
   });
   api.route('GET', '/v1/service', async (req) => view(await get(req.query.get('name') ?? '')));
+  api.route('POST', '/v1/services/scale', async (req) => {
+    const { name, replicas } = parseBody(scaleBody, req.body);
+    const svc = await get(name);
+    if (svc.status !== 'ACTIVE') throw new UserError(`service ${name} is ${svc.status}; scale it once it is ACTIVE`, 409, 'busy');
+    const next: Service = { ...svc, spec: { ...svc.spec, replicas }, status: 'SCALING', message: `to ${replicas} members`, updated_at: new Date().toISOString() };
+    await db.txn({ compare: [], success: [{ put: { key: serviceKey(name), value: JSON.stringify(next) } }], failure: [] });
+    return view(next);
+  });
   api.route('POST', '/v1/services/delete', async (req) => {
     const name = parseBody(nameBody, req.body).name;
     const svc = await get(name);

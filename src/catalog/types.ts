@@ -7,7 +7,7 @@ import type { MemberSpec } from '../agent/members.ts';
 export const SERVICES_PREFIX = '/services/';
 export const serviceKey = (name: string) => `${SERVICES_PREFIX}${name}`;
 
-export type ServiceStatus = 'CREATING' | 'INITIALIZING' | 'ACTIVE' | 'DELETING' | 'FAILED';
+export type ServiceStatus = 'CREATING' | 'INITIALIZING' | 'ACTIVE' | 'SCALING' | 'DELETING' | 'FAILED';
 
 export const serviceSpecSchema = z
   .object({

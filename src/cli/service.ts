@@ -1,4 +1,4 @@
-// firecampd service create|list|get|delete
+// firecampd service create|list|get|scale|delete|logs
 import type { Argv } from 'yargs';
 import type { ServiceView } from '../catalog/routes.ts';
 import { UserError } from '../errors.ts';
@@ -75,6 +75,22 @@ export function serviceCommands(y: Argv): Argv {
       },
     )
     .command(
+      'scale <name> <replicas>',
+      'change the number of members and wait until the service is ACTIVE again',
+      (c) => c.positional('name', { type: 'string', demandOption: true }).positional('replicas', { type: 'number', demandOption: true }),
+      async (a: GlobalArgs) => {
+        const api = await client(a);
+        let s = await api.request<ServiceView>('POST', '/v1/services/scale', { name: a.name, replicas: a.replicas });
+        while (s.status !== 'ACTIVE') {
+          if (s.status === 'FAILED') throw new UserError(`service ${s.spec.name} FAILED: ${s.message}`);
+          if (!a.json) process.stderr.write(`${s.status}: ${s.members.filter((m) => m.state === 'running').length}/${s.spec.replicas} running\n`);
+          await new Promise((r) => setTimeout(r, 1000));
+          s = await api.request<ServiceView>('GET', `/v1/service?name=${encodeURIComponent(s.spec.name)}`);
+        }
+        print(a, s, () => `${s.spec.name}: ${s.status}\n${members(s)}`);
+      },
+    )
+    .command(
       'delete <name>',
       'stop and remove a service (volumes are kept)',
       (c) => c.positional('name', { type: 'string', demandOption: true }),
@@ -83,5 +99,19 @@ export function serviceCommands(y: Argv): Argv {
         print(a, s, () => `${s.spec.name}: ${s.status}`);
       },
     )
-    .demandCommand(1, 'name a service command: create, list, get or delete');
+    .command(
+      'logs <name>',
+      "a member's container logs, from whichever node runs it",
+      (c) =>
+        c
+          .positional('name', { type: 'string', demandOption: true })
+          .option('member', { type: 'string', describe: 'which member', defaultDescription: '<name>-0' })
+          .option('follow', { alias: 'f', type: 'boolean', default: false })
+          .option('tail', { type: 'number', default: 100, describe: 'lines from the end' }),
+      async (a: GlobalArgs) => {
+        const q = new URLSearchParams({ name: String(a.name), follow: String(a.follow), tail: String(a.tail), ...(a.member ? { member: String(a.member) } : {}) });
+        for await (const line of (await client(a)).stream(`/v1/service/logs?${q}`)) process.stdout.write(line + '\n');
+      },
+    )
+    .demandCommand(1, 'name a service command: create, list, get, scale, delete or logs');
 }

@@ -243,7 +243,9 @@ export class Daemon {
       const bound = await this.dns.listen(host, port);
       this.log.info({ listen: formatHostPort({ host, port: bound }), domain }, 'DNS server up');
     } catch (err) {
-      throw new UserError(`--dns-listen ${formatHostPort(this.config.dnsListen)}: ${errorMessage(err)}`);
+      // The control plane runs on without it (port 5353 is mDNS's too on many machines); names just do not resolve here.
+      this.dns = undefined;
+      this.log.error({ listen: formatHostPort(this.config.dnsListen), err: errorMessage(err) }, 'the DNS server could not start: members\' names will not resolve on this node; choose another --dns-listen');
     }
   }
 

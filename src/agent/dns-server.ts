@@ -49,10 +49,16 @@ export class DnsServer {
     this.udp = udp;
     const bound = udp.address().port;
     const tcp = net.createServer((socket) => this.serveTcp(socket));
-    await new Promise<void>((resolve, reject) => {
-      tcp.once('error', reject);
-      tcp.listen(bound, host, () => resolve());
-    });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        tcp.once('error', reject);
+        tcp.listen(bound, host, () => resolve());
+      });
+    } catch (err) {
+      udp.close();
+      this.udp = undefined;
+      throw err;
+    }
     this.tcp = tcp;
     return bound;
   }

@@ -1,8 +1,10 @@
 // npm run bench:failover -- [--runs 3] [--lease-ttl 5] [--json]
 // On the network-namespace test bed (3 nodes, a dockerd each, a client
-// namespace): create a Redis service (primary + replica), time create→ACTIVE;
-// write keys, kill the node running the primary as a machine dies, time until
-// the primary answers on its address with every key. Medians of the runs.
+// namespace): create a Redis cluster (3 shards × a master and a replica),
+// time create→ACTIVE; write keys to one master, kill -9 the firecampd and
+// dockerd of its node, time until every member of that node answers again on
+// its address, elsewhere, in a healthy cluster, with the keys readable.
+// Medians of the runs.
 import { execFile } from 'node:child_process';
 import dns from 'node:dns';
 import { promisify } from 'node:util';
@@ -42,34 +44,70 @@ async function oneRun(leaseTtl: number): Promise<Run> {
     await until(async () => (await bed.api(0, 'POST', '/v1/kv/range', { key: '/_cluster/alive/', prefix: true })).json.kvs.length === 3, 30_000, 'the agents');
 
     const t0 = Date.now();
-    const created = await bed.api(0, 'POST', '/v1/services', { type: 'redis', name: 'cache', replicas: 2, volumeSizeMiB: 64 });
+    const created = await bed.api(0, 'POST', '/v1/services', { type: 'redis', name: 'cache', redis: { shards: 3, replicasPerShard: 1 }, volumeSizeMiB: 64 });
     if (created.status !== 200) throw new Error(`create: ${JSON.stringify(created.json)}`);
-    const service = async (i: number) => (await bed.api(i, 'GET', '/v1/service?name=cache')).json;
+    const service = async (i: number) => (await bed.api(i, 'GET', '/v1/service?name=cache')).json as { status: string; members: Member[] };
     await until(async () => (await service(0)).status === 'ACTIVE', 60_000, 'ACTIVE');
     const create_ms = Date.now() - t0;
 
-    const primary = (await service(0)).members.find((m: { name: string }) => m.name === 'cache-0');
-    const redis = async (args: string[], input?: string) => {
-      const p = execFileAsync('nsenter', [`--net=/var/run/netns/${bed.client!.ns}`, 'redis-cli', '-h', primary.ip, ...args], { encoding: 'utf8', timeout: 1000 });
+    const redis = async (ip: string, args: string[], input?: string) => {
+      const p = execFileAsync('nsenter', [`--net=/var/run/netns/${bed.client!.ns}`, 'redis-cli', '-h', ip, ...args], { encoding: 'utf8', timeout: 1000 });
       if (input !== undefined) p.child.stdin!.end(input);
       return (await p).stdout.trim();
     };
+    const members = (await service(0)).members;
     const r = new dns.promises.Resolver({ timeout: 1000, tries: 1 });
     r.setServers([`${bed.nodes[0]!.ip}:53`]);
-    if ((await r.resolve4('cache-0.cache.fc.test'))[0] !== primary.ip) throw new Error('DNS does not point at the primary');
-    await redis(['--pipe'], Array.from({ length: KEYS }, (_, i) => `SET k${i} v${i}\n`).join(''));
+    for (const m of members) if ((await r.resolve4(m.dns))[0] !== m.ip) throw new Error(`DNS does not point ${m.dns} at ${m.ip}`);
+    // The keys of one hash slot, written to the master that serves it: the bench kills that master's node.
+    const tag = '{bench}';
+    const slot = Number(await redis(members[0]!.ip, ['CLUSTER', 'KEYSLOT', tag]));
+    const owner = ownerOf(await redis(members[0]!.ip, ['CLUSTER', 'NODES']), slot);
+    await redis(owner, ['--pipe'], Array.from({ length: KEYS }, (_, i) => `SET ${tag}k${i} v${i}\n`).join(''));
     await new Promise((res) => setTimeout(res, 1500)); // appendfsync everysec
 
-    const victim = ids.get(primary.node)!;
-    const victim_was_leader = (await status(0)).leader === primary.node;
+    const victimMember = members.find((m) => m.ip === owner)!;
+    const victim = ids.get(victimMember.node)!;
+    const moving = members.filter((m) => m.node === victimMember.node);
+    const victim_was_leader = (await status(0)).leader === victimMember.node;
     const t1 = Date.now();
-    bed.die(victim);
-    await until(async () => (await redis(['DBSIZE'])) === String(KEYS), 120_000, 'the primary back with its keys');
+    await bed.crash(victim);
+    // Serving again: every member of the killed node runs elsewhere, answers at its address in a healthy cluster, and the keys are all there.
+    await until(async () => {
+      const now = (await service((victim + 1) % 3)).members;
+      for (const was of moving) {
+        const m = now.find((x) => x.name === was.name)!;
+        if (m.node === was.node || m.state !== 'running') return false;
+        if (!(await redis(m.ip, ['CLUSTER', 'INFO'])).includes('cluster_state:ok')) return false;
+      }
+      return (await redis(owner, ['-c', 'DBSIZE'])) !== '' && (await redis(owner, ['-c', 'GET', `${tag}k${KEYS - 1}`])) === `v${KEYS - 1}`;
+    }, 120_000, 'the moved members serving with their keys');
     const failover_ms = Date.now() - t1;
     return { create_ms, failover_ms, victim_was_leader };
   } finally {
     await bed.destroy();
   }
+}
+
+interface Member {
+  name: string;
+  node: string;
+  ip: string;
+  dns: string;
+  state: string;
+}
+
+/** The address of the master that serves `slot`, from CLUSTER NODES. */
+function ownerOf(nodes: string, slot: number): string {
+  for (const line of nodes.split('\n')) {
+    const f = line.trim().split(' ');
+    if (!f[2]?.includes('master')) continue;
+    for (const range of f.slice(8)) {
+      const [lo, hi] = range.split('-').map(Number);
+      if (slot >= lo! && slot <= (hi ?? lo)!) return f[1]!.split(':')[0]!;
+    }
+  }
+  throw new Error(`no master serves slot ${slot}`);
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;

@@ -41,6 +41,7 @@ function daemonOptions(y: Argv) {
     .option('advertise', { type: 'string', describe: 'address other nodes use to reach this one', defaultDescription: 'first non-loopback IPv4' })
     .option('join', { type: 'string', array: true, describe: 'address of a node of the cluster to join (repeat or comma-separate)' })
     .option('zone', { type: 'string', describe: 'failure zone of this node', defaultDescription: 'default' })
+    .option('labels', { type: 'string', array: true, describe: 'NAME=VALUE labels services may require (repeat or comma-separate), e.g. disk=ssd' })
     .option('name', { type: 'string', describe: 'node name', defaultDescription: 'hostname' })
     .option('dns-listen', { type: 'string', describe: 'embedded DNS server address', defaultDescription: '127.0.0.1:5353' })
     .option('docker-host', { type: 'string', describe: 'Docker Engine socket or URL', defaultDescription: 'DOCKER_HOST or /var/run/docker.sock' })
@@ -80,9 +81,18 @@ export async function main(args: string[]): Promise<void> {
     .option('json', { type: 'boolean', describe: 'print JSON for scripts', global: true, default: false })
     .option('debug', { type: 'boolean', hidden: true, global: true, default: false, describe: 'print stack traces of errors' })
     .command('$0', 'run a firecampd node', daemonOptions, runDaemon)
-    .command('watchdog', false, (y) => y.option('cluster', { type: 'string', demandOption: true }).option('node', { type: 'string', demandOption: true }).option('mount-root', { type: 'string', demandOption: true }).option('docker-host', { type: 'string' }), async (argv) => {
+    .command('watchdog', false, (y) => y.option('cluster', { type: 'string', demandOption: true }).option('node', { type: 'string', demandOption: true }).option('mount-root', { type: 'string', demandOption: true }).option('docker-host', { type: 'string' }).option('static-ips', { type: 'string', default: 'none' }), async (argv) => {
       const { runWatchdog } = await import('../src/agent/watchdog.ts');
-      await runWatchdog({ cluster: argv.cluster as string, node: argv.node as string, mountRoot: argv.mountRoot as string, dockerHost: argv.dockerHost as string | undefined });
+      const { LocalIps, NoIps } = await import('../src/agent/providers/local-ip.ts');
+      const { parseStaticIps } = await import('../src/config.ts');
+      const ips = parseStaticIps(argv.staticIps as string);
+      await runWatchdog({
+        cluster: argv.cluster as string,
+        node: argv.node as string,
+        mountRoot: argv.mountRoot as string,
+        dockerHost: argv.dockerHost as string | undefined,
+        ips: ips.kind === 'local' ? new LocalIps(ips.iface, ips.prefix) : new NoIps(),
+      });
       process.exit(0);
     })
     .command('version', 'print the version', {}, (argv: GlobalArgs) => print(argv, { version: VERSION }, () => VERSION))

@@ -19,9 +19,9 @@ async function main(): Promise<void> {
   const caFile = path.join(tempDir('fc-demo-'), 'ca.crt');
   fs.copyFileSync(path.join(bed.nodes[0]!.dataDir, 'tls', 'ca.crt'), caFile);
   const env = { FIRECAMPD_TOKEN: bed.token, FIRECAMPD_CA_FILE: caFile, FIRECAMPD_ADDR: bed.nodes[0]!.addr };
-  say('creating a Redis service (a primary and a replica) …');
+  say('creating a Redis cluster: 3 shards, each a master and a replica on other nodes …');
   for (let attempt = 0; ; attempt++) {
-    const r = await runCli(['service', 'create', '--type', 'redis', '--name', 'cache', '--replicas', '2', '--volume-size', '64'], env);
+    const r = await runCli(['service', 'create', '--type', 'redis', '--name', 'cache', '--shards', '3', '--replicas-per-shard', '1', '--volume-size', '64'], env);
     if (r.code === 0) {
       say(r.stdout.trim());
       break;
@@ -30,21 +30,22 @@ async function main(): Promise<void> {
     if (attempt > 20) throw new Error(r.stderr.trim());
     await new Promise((res) => setTimeout(res, 1000));
   }
-  const primary = JSON.parse((await runCli(['service', 'get', 'cache', '--json'], env)).stdout).members[0];
+  const first = JSON.parse((await runCli(['service', 'get', 'cache', '--json'], env)).stdout).members[0];
   say(`
 Try next, in another shell (as root):
 
   export FIRECAMPD_TOKEN=${bed.token} FIRECAMPD_CA_FILE=${caFile} FIRECAMPD_ADDR=${bed.nodes[0]!.addr}
   npm start -- service get cache              # members, nodes, IPs, state
   npm start -- cluster members
-  nsenter --net=/var/run/netns/${bed.client!.ns} redis-cli -h ${primary.ip} set hello world
-  nsenter --net=/var/run/netns/${bed.client!.ns} redis-cli -h ${primary.ip} get hello
+  nsenter --net=/var/run/netns/${bed.client!.ns} redis-cli -c -h ${first.ip} set hello world
+  nsenter --net=/var/run/netns/${bed.client!.ns} redis-cli -c -h ${first.ip} get hello
+  nsenter --net=/var/run/netns/${bed.client!.ns} redis-cli -h ${first.ip} cluster nodes
 
   # the members' names, from any node's DNS server:
   node -e "const r=new (require('dns').promises.Resolver)();r.setServers(['${bed.nodes[1]!.ip}:53']);r.resolve4('cache-0.cache.demo.local').then(console.log)"
 
-  # freeze the daemon of the node that runs the primary (its watchdog stops the member
-  # and lets go of its volume), and watch the primary come back on another node:
+  # freeze the daemon of a node (its watchdog stops its members, drops their
+  # addresses and lets go of their volumes), and watch them come back on the others:
   kill -STOP <pid of that node's firecampd>        # ps -ef | grep 'name fcb-n'
   watch -n1 npm start -- service get cache
 

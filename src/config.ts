@@ -21,6 +21,8 @@ export interface NodeConfig {
   join: HostPort[];
   token?: string;
   zone: string;
+  /** Operator's labels for placement, e.g. disk=ssd. */
+  labels: Record<string, string>;
   dnsListen: HostPort;
   dockerHost?: string;
   name: string;
@@ -77,6 +79,11 @@ const rawSchema = z
     join: z.union([z.string(), z.array(z.string())]).optional(),
     token: z.string().min(1).optional(),
     zone: z.string().regex(/^[a-zA-Z0-9._-]+$/, 'zone may hold letters, digits, ".", "_" and "-"').optional(),
+    labels: z
+      .union([z.string(), z.array(z.string())])
+      .transform((v) => (Array.isArray(v) ? v : [v]).flatMap((x) => x.split(',')).filter((x) => x.trim() !== ''))
+      .pipe(z.array(z.string().regex(/^[a-zA-Z0-9._/-]{1,63}=[^,]{0,255}$/, 'labels are NAME=VALUE, comma-separated, e.g. disk=ssd,rack=r1')))
+      .optional(),
     dnsListen: z.string().optional(),
     dockerHost: z.string().optional(),
     name: z.string().regex(/^[a-zA-Z0-9._-]+$/, 'name may hold letters, digits, ".", "_" and "-"').optional(),
@@ -118,6 +125,7 @@ export function resolveNodeConfig(raw: RawNodeOptions): NodeConfig {
     join: joinList,
     token: o.token,
     zone: o.zone ?? 'default',
+    labels: Object.fromEntries((o.labels ?? []).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)])),
     dnsListen,
     dockerHost: o.dockerHost,
     name: o.name ?? os.hostname(),
@@ -137,7 +145,7 @@ function ipRange(v: string): string[] {
   return Array.from({ length: last - first + 1 }, (_, i) => [24, 16, 8, 0].map((s) => ((first + i) >>> s) & 255).join('.'));
 }
 
-function parseStaticIps(v: string | undefined): NodeConfig['staticIps'] {
+export function parseStaticIps(v: string | undefined): NodeConfig['staticIps'] {
   if (!v || v === 'none') return { kind: 'none' };
   const [iface, prefix] = v.slice('local:'.length).split('/');
   return { kind: 'local', iface: iface!, prefix: prefix ? Number(prefix) : 24 };

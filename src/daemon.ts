@@ -2,6 +2,7 @@
 // wired together and taken down in reverse order on shutdown.
 import { timingSafeEqual } from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { ApiServer, RawResponse } from './api/server.ts';
 import { ApiClient, LOCAL_SOCKET, fetchPinnedCa } from './client.ts';
@@ -112,7 +113,14 @@ export class Daemon {
   }
 
   private self(): NodeRecord {
-    const rec: NodeRecord = { id: this.nodeId, name: this.config.name, addr: formatHostPort(this.config.advertise), zone: this.config.zone };
+    const rec: NodeRecord = {
+      id: this.nodeId,
+      name: this.config.name,
+      addr: formatHostPort(this.config.advertise),
+      zone: this.config.zone,
+      labels: this.config.labels,
+      capacity: { cpus: os.availableParallelism(), memoryMiB: Math.floor(os.totalmem() / 2 ** 20) },
+    };
     if (this.tls) rec.key = publicKeyDigest(this.tls.keyPem);
     return rec;
   }
@@ -197,7 +205,7 @@ export class Daemon {
     this.membership = new Membership(this.controldb, this.raft, this.nodeId, forward, this.log);
     this.tokens = new Tokens(this.controldb, () => caDigest(tls.caPem));
     this.catalog = new Catalog({ db: this.controldb, domain: this.config.dnsDomain, ipPool: this.config.ipPool, log: this.log.child({ part: 'catalog' }) });
-    registerServiceRoutes(this.api, this.controldb);
+    registerServiceRoutes(this.api, this.controldb, { ipPool: this.config.ipPool });
     registerLogRoutes(this.api, { db: this.controldb, selfId: this.nodeId, tls, address: this.address, docker: () => this.docker });
     registerKvRoutes(this.api, this.controldb);
     registerClusterRoutes(this.api, this.controldb, this.raft, this.membership, this.nodeId, () => this.onLeft());
@@ -277,7 +285,7 @@ export class Daemon {
       ips: c.staticIps.kind === 'local' ? new LocalIps(c.staticIps.iface, c.staticIps.prefix, (err) => this.log.warn({ err: err.message }, 'gratuitous ARP failed')) : new NoIps(),
       dns: new EmbeddedDns(db),
       lease,
-      watchdog: new Watchdog({ dockerHost: c.dockerHost, cluster, node: this.nodeId, pidFile: path.join(dir, 'watchdog.pid'), mountRoot: path.join(dir, 'mnt') }),
+      watchdog: new Watchdog({ dockerHost: c.dockerHost, cluster, node: this.nodeId, pidFile: path.join(dir, 'watchdog.pid'), mountRoot: path.join(dir, 'mnt'), staticIps: c.staticIps.kind === 'local' ? `local:${c.staticIps.iface}/${c.staticIps.prefix}` : 'none' }),
       log: this.log.child({ part: 'agent' }),
     });
     try {

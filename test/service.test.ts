@@ -126,6 +126,7 @@ describe('service', { timeout: 600_000 }, () => {
     }, 60_000, 'the primary to come back on another node');
     t.diagnostic(`node death to the primary answering again: ${Date.now() - killedAt} ms`);
     assert.equal(await resolve(survivor, 'cache-0.cache.fc.test'), primaryIp, 'same name, same address');
+    assert.match(await redis(primaryIp, ['ROLE']), /^master/, 'the primary itself answers at its address, not another member on the same node');
     assert.equal(await redis(primaryIp, ['DBSIZE']), String(KEYS), 'every key is back');
     for (const i of [0, 4242, KEYS - 1]) assert.equal(await redis(primaryIp, ['GET', `key:${i}`]), `value-${i}`);
     const after = await service(survivor);

@@ -84,7 +84,7 @@ export class Agent {
     for (const c of await this.o.containers.list()) {
       const spec = this.spec(c.service, c.member);
       const claim = this.claim(c.service, c.member);
-      if (spec && c.running && spec.node === this.o.nodeId && spec.epoch === c.epoch && claim?.node === this.o.nodeId && claim.epoch === c.epoch) {
+      if (spec && c.running && !spec.stopped && spec.node === this.o.nodeId && spec.epoch === c.epoch && claim?.node === this.o.nodeId && claim.epoch === c.epoch) {
         this.local.set(key(spec), { spec, volumeDir: spec.volume ? await this.o.volumes.attach(spec.volume, claim) : undefined });
         this.o.log.info({ member: key(spec), epoch: c.epoch }, 'kept a running member across the agent restart');
       } else {
@@ -154,7 +154,7 @@ export class Agent {
     const out = new Map<string, MemberSpec>();
     for (const kv of this.o.db.store.range({ key: MEMBERS_PREFIX, prefix: true, limit: 0 }).kvs) {
       const parsed = memberSpecSchema.safeParse(JSON.parse(kv.value));
-      if (parsed.success && parsed.data.node === this.o.nodeId) out.set(key(parsed.data), parsed.data);
+      if (parsed.success && parsed.data.node === this.o.nodeId && !parsed.data.stopped) out.set(key(parsed.data), parsed.data);
     }
     return out;
   }

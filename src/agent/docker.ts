@@ -11,6 +11,8 @@ export const LABEL = {
   service: 'firecampd.service',
   member: 'firecampd.member',
   epoch: 'firecampd.epoch',
+  /** The member's static IP: the watchdog drops it when it fences the node. */
+  ip: 'firecampd.ip',
 } as const;
 
 export interface Found {
@@ -20,6 +22,7 @@ export interface Found {
   member: string;
   epoch: number;
   running: boolean;
+  ip?: string;
 }
 
 export function dockerClient(host: string | undefined): Docker {
@@ -43,6 +46,7 @@ export class Containers {
       member: c.Labels[LABEL.member] ?? '',
       epoch: Number(c.Labels[LABEL.epoch] ?? 0),
       running: c.State === 'running',
+      ...(c.Labels[LABEL.ip] ? { ip: c.Labels[LABEL.ip] } : {}),
     }));
   }
 
@@ -61,6 +65,7 @@ export class Containers {
         [LABEL.service]: m.service,
         [LABEL.member]: m.name,
         [LABEL.epoch]: String(m.epoch),
+        ...(m.ip ? { [LABEL.ip]: m.ip } : {}),
       },
       HostConfig: {
         NetworkMode: 'host',

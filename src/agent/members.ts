@@ -30,6 +30,8 @@ export const memberSpecSchema = z
     /** Written into the volume before the container starts; paths are relative to the volume. */
     configFiles: z.array(z.object({ path: z.string().regex(/^[^/].*$/).refine((p) => !p.split('/').includes('..')), content: z.string(), mode: z.number().int().optional() })).optional(),
     resources: z.object({ cpus: z.number().positive().optional(), memoryMiB: z.number().int().positive().optional() }).optional(),
+    /** The service is stopped: no node runs the member, which keeps its volume, address and name. */
+    stopped: z.boolean().optional(),
   })
   .strict();
 

@@ -10,6 +10,7 @@ import readline from 'node:readline';
 import { run } from '../exec.ts';
 import { selfCommand } from '../native.ts';
 import { Containers, dockerClient } from './docker.ts';
+import type { IpProvider } from './providers/types.ts';
 
 export interface WatchdogOptions {
   dockerHost?: string;
@@ -18,6 +19,8 @@ export interface WatchdogOptions {
   pidFile: string;
   /** Where the node mounts member volumes: unmounted too, so that no filesystem stays held. */
   mountRoot: string;
+  /** The daemon's --static-ips, so that the watchdog drops the members' addresses too. */
+  staticIps: string;
 }
 
 /** The parent's side. */
@@ -31,6 +34,7 @@ export class Watchdog {
     const [cmd, ...prefix] = selfCommand();
     const args = [...prefix, 'watchdog', '--cluster', this.opts.cluster, '--node', this.opts.node, '--mount-root', this.opts.mountRoot];
     if (this.opts.dockerHost) args.push('--docker-host', this.opts.dockerHost);
+    args.push('--static-ips', this.opts.staticIps);
     const child = spawn(cmd!, args, { stdio: ['pipe', 'ignore', 'inherit'], detached: true });
     child.unref();
     child.stdin!.on('error', () => {});
@@ -59,26 +63,85 @@ function killPrevious(pidFile: string): void {
   }
 }
 
-/** The child's side: `firecampd watchdog`. */
-export async function runWatchdog(opts: { dockerHost?: string; cluster: string; node: string; mountRoot: string }): Promise<void> {
+/** A member container as last seen while Docker answered: enough to fence it without Docker. */
+interface Seen {
+  id: string;
+  name: string;
+  pid: number;
+  ip?: string;
+}
+
+/**
+ * The child's side: `firecampd watchdog`. At the deadline it kills the
+ * member containers, drops their static IPs and unmounts their volumes, so
+ * that the node holds nothing another node may be about to take. Docker may
+ * be gone too (dockerd killed along with firecampd while the containers run
+ * on under their shims): then it kills the containers' processes itself, by
+ * the pids it noted while Docker still answered.
+ */
+export async function runWatchdog(opts: { dockerHost?: string; cluster: string; node: string; mountRoot: string; ips: IpProvider }): Promise<void> {
   const containers = new Containers(dockerClient(opts.dockerHost), opts.cluster, opts.node);
   let deadline = 0;
   let parentGone = false;
+  let seen: Seen[] = [];
+  let lastLook = 0;
   readline.createInterface({ input: process.stdin }).on('line', (line) => {
     const d = Number(line);
     if (Number.isFinite(d)) deadline = d;
   }).on('close', () => (parentGone = true));
   for (;;) {
     await new Promise((r) => setTimeout(r, 100));
+    if (Date.now() - lastLook > 1000 && (deadline === 0 || Date.now() < deadline)) {
+      lastLook = Date.now();
+      seen = await look(containers).catch(() => seen);
+    }
     if (deadline > 0 && Date.now() >= deadline) {
-      const running = (await containers.list().catch(() => [])).filter((c) => c.running);
-      await Promise.all(running.map((c) => containers.docker.getContainer(c.id).kill().catch(() => {})));
+      const killed = await fence(containers, seen, opts.ips);
       await releaseMounts(opts.mountRoot);
-      if (running.length > 0) process.stderr.write(`${JSON.stringify({ level: 40, time: Date.now(), msg: 'watchdog: lease not confirmed in time; killed member containers', containers: running.map((c) => c.name) })}\n`);
+      if (killed.length > 0) process.stderr.write(`${JSON.stringify({ level: 40, time: Date.now(), msg: 'watchdog: lease not confirmed in time; killed member containers', containers: killed })}\n`);
+      seen = [];
       deadline = 0;
       if (parentGone) return;
     }
     if (parentGone && deadline === 0) return;
+  }
+}
+
+async function look(containers: Containers): Promise<Seen[]> {
+  const out: Seen[] = [];
+  for (const c of (await containers.list()).filter((x) => x.running)) {
+    const pid = (await containers.docker.getContainer(c.id).inspect()).State.Pid;
+    out.push({ id: c.id, name: c.name, pid, ...(c.ip ? { ip: c.ip } : {}) });
+  }
+  return out;
+}
+
+/** Kill every member container (through Docker, else by pid), drop their IPs; returns their names. */
+async function fence(containers: Containers, seen: Seen[], ips: IpProvider): Promise<string[]> {
+  const running = await containers.list().then((l) => l.filter((c) => c.running)).catch(() => undefined);
+  // `docker kill` marks a container as stopped on purpose: its restart policy leaves it down.
+  await Promise.all((running ?? []).map((c) => containers.docker.getContainer(c.id).kill().catch(() => {})));
+  for (const s of seen) {
+    // Only the process that is still this container's (its cgroup names the container id): a pid may have been reused.
+    const cgroup = readOr(`/proc/${s.pid}/cgroup`);
+    if (s.pid > 0 && cgroup.includes(s.id)) {
+      try {
+        process.kill(s.pid, 'SIGKILL');
+      } catch {
+        /* gone meanwhile */
+      }
+    }
+  }
+  const addrs = new Set([...seen.flatMap((s) => (s.ip ? [s.ip] : [])), ...(running ?? []).flatMap((c) => (c.ip ? [c.ip] : []))]);
+  for (const ip of addrs) await ips.remove(ip).catch(() => {});
+  return [...new Set([...seen.map((s) => s.name), ...(running ?? []).map((c) => c.name)])];
+}
+
+function readOr(file: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch {
+    return '';
   }
 }
 

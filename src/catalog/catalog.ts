@@ -5,19 +5,22 @@
 // losing a step.
 //
 //   CREATING      members are written (placed, epoch 1) one by one
-//   INITIALIZING  waiting for every member to report running
+//   INITIALIZING  waiting for every member to run, then the type's
+//                 initialization (forming a Redis cluster) once
 //   ACTIVE        members whose node's lease expired are moved (epoch + 1)
 //   SCALING       members beyond the new count removed, missing ones placed
+//   UPGRADING     one member at a time restarts on the new image, in the
+//                 type's order, each once every member serves
+//   STOPPING      members marked stopped; STOPPED once no node holds one
 //   DELETING      members removed; the record goes once no node holds one
 import type { ControlDb } from '../controldb/controldb.ts';
 import { NODES_PREFIX, type NodeRecord } from '../controldb/membership.ts';
 import { errorMessage } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { ALIVE_PREFIX, CLAIMS_PREFIX, MEMBERS_PREFIX, STATUS_PREFIX, memberKey, memberSpecSchema, type MemberSpec, type MemberStatus } from '../agent/members.ts';
-import { redis } from './redis.ts';
-import { SERVICES_PREFIX, serviceKey, type Service, type ServiceSpec, type ServiceType } from './types.ts';
-
-export const SERVICE_TYPES: Record<ServiceSpec['type'], ServiceType> = { redis };
+import { place, type NodeInfo, type PlacedMember as Placed } from './placement.ts';
+import { SERVICE_TYPES } from './registry.ts';
+import { SERVICES_PREFIX, serviceKey, type PlacedMember, type Service, type ServiceSpec } from './types.ts';
 
 export interface CatalogOptions {
   db: ControlDb;
@@ -28,6 +31,14 @@ export interface CatalogOptions {
   /** How long after a node's lease is gone its members are moved (on top of the lease TTL). */
   graceMs?: number;
 }
+
+interface StoredMember {
+  spec: MemberSpec;
+  rev: number;
+}
+
+/** The host part of a node's "host:port" address. */
+const hostOf = (addr: string) => addr.replace(/^\[?(.*?)\]?:\d+$/, '$1');
 
 export class Catalog {
   private timer?: NodeJS.Timeout;
@@ -55,7 +66,7 @@ export class Catalog {
         try {
           await this.step(svc, kv.mod_revision);
         } catch (err) {
-          this.o.log.warn({ service: svc.spec.name, err: errorMessage(err) }, 'catalog step failed; will retry');
+          this.o.log.warn({ service: svc.spec.name, status: svc.status, err: errorMessage(err) }, 'catalog step failed; will retry');
         }
       }
     } finally {
@@ -63,43 +74,45 @@ export class Catalog {
     }
   }
 
-  private members(service: string): { spec: MemberSpec; rev: number }[] {
+  private members(service: string): StoredMember[] {
     return this.o.db.store
       .range({ key: `${MEMBERS_PREFIX}${service}/`, prefix: true, limit: 0 })
       .kvs.map((kv) => ({ spec: memberSpecSchema.parse(JSON.parse(kv.value)), rev: kv.mod_revision }));
   }
 
-  private liveNodes(): PlacementNodeWithLoad[] {
-    const load = new Map<string, number>();
+  private nodes(): NodeRecord[] {
+    return this.o.db.store.range({ key: NODES_PREFIX, prefix: true, limit: 0 }).kvs.map((kv) => JSON.parse(kv.value) as NodeRecord);
+  }
+
+  private alive(node: string): boolean {
+    return this.o.db.store.get(ALIVE_PREFIX + node) !== undefined;
+  }
+
+  /** A node for member `index` of `spec`, or why there is none. */
+  private place(spec: ServiceSpec, member: Omit<MemberSpec, 'node' | 'epoch'>, index: number, exclude = new Set<string>()) {
+    const type = SERVICE_TYPES[spec.type];
+    const live: NodeInfo[] = this.nodes()
+      .filter((n) => this.alive(n.id))
+      .map((n) => ({ id: n.id, name: n.name, zone: n.zone, labels: n.labels ?? {}, ...(n.capacity ? { capacity: n.capacity } : {}) }));
+    const placed: Placed[] = [];
     for (const kv of this.o.db.store.range({ key: MEMBERS_PREFIX, prefix: true, limit: 0 }).kvs) {
-      const node = (JSON.parse(kv.value) as MemberSpec).node;
-      load.set(node, (load.get(node) ?? 0) + 1);
+      const m = memberSpecSchema.parse(JSON.parse(kv.value));
+      if (m.stopped) continue;
+      const svc = m.service === spec.name ? spec : this.service(m.service)?.spec;
+      const i = Number(m.name.slice(m.name.lastIndexOf('-') + 1));
+      placed.push({ name: m.name, node: m.node, service: m.service, group: svc ? SERVICE_TYPES[svc.type].group(svc, i) : -1, ...pick(m) });
     }
-    return this.o.db.store
-      .range({ key: NODES_PREFIX, prefix: true, limit: 0 })
-      .kvs.map((kv) => JSON.parse(kv.value) as NodeRecord)
-      .filter((n) => this.o.db.store.get(ALIVE_PREFIX + n.id) !== undefined)
-      .map((n) => ({ ...n, load: load.get(n.id) ?? 0 }));
+    return place({ name: member.name, service: spec.name, group: type.group(spec, index), labels: spec.placement?.labels, ...pick(member) }, live, placed, exclude);
   }
 
-  /**
-   * A node for a member: not one already running a member of the service if
-   * avoidable, in a zone the service uses least, then the least loaded node.
-   */
-  private place(service: string, exclude: Set<string>): string | undefined {
-    const siblings = this.members(service).map((m) => m.spec.node);
-    const nodes = this.liveNodes().filter((n) => !exclude.has(n.id));
-    const zoneUse = (zone: string) => nodes.filter((n) => n.zone === zone && siblings.includes(n.id)).length;
-    nodes.sort(
-      (a, b) =>
-        Number(siblings.includes(a.id)) - Number(siblings.includes(b.id)) || zoneUse(a.zone) - zoneUse(b.zone) || a.load - b.load || a.id.localeCompare(b.id),
-    );
-    return nodes[0]?.id;
+  private service(name: string): Service | undefined {
+    const kv = this.o.db.store.get(serviceKey(name));
+    return kv ? (JSON.parse(kv.value) as Service) : undefined;
   }
 
-  private async setStatus(svc: Service, rev: number, status: Service['status'], message: string): Promise<void> {
-    if (svc.status === status && svc.message === message) return;
-    const next: Service = { ...svc, status, message, updated_at: new Date().toISOString() };
+  private async setStatus(svc: Service, rev: number, status: Service['status'], message: string, patch: Partial<Service> = {}): Promise<void> {
+    if (svc.status === status && svc.message === message && Object.keys(patch).length === 0) return;
+    const next: Service = { ...svc, ...patch, status, message, updated_at: new Date().toISOString() };
     await this.o.db.txn({
       compare: [{ key: serviceKey(svc.spec.name), target: 'mod_revision', op: '=', value: rev }],
       success: [{ put: { key: serviceKey(svc.spec.name), value: JSON.stringify(next) } }],
@@ -108,72 +121,166 @@ export class Catalog {
     this.o.log.info({ service: svc.spec.name, status, message }, 'service status');
   }
 
-  private async step(svc: Service, rev: number): Promise<void> {
-    const name = svc.spec.name;
-    if (svc.status === 'DELETING') return this.deleting(svc, rev);
-    if (svc.status === 'FAILED') return;
-    const type = SERVICE_TYPES[svc.spec.type];
-    const have = new Map(this.members(name).map((m) => [m.spec.name, m]));
-    const names = Array.from({ length: svc.spec.replicas }, (_, i) => `${name}-${i}`);
-    const ips = names.map((n) => have.get(n)?.spec.ip);
-    if (svc.status === 'SCALING') {
-      // Down: the highest indexes go first (never the primary); up: as in CREATING.
-      const extra = [...have.keys()].filter((n) => !names.includes(n));
-      if (extra.length > 0) {
-        await this.o.db.txn({ compare: [], success: extra.map((n) => ({ delete: { key: memberKey(name, n), prefix: false } })), failure: [] });
-        return;
-      }
-    }
-    if (svc.status === 'CREATING' || svc.status === 'SCALING') {
-      // One member per pass, in order: the primary first, so that the others know its address.
-      const i = names.findIndex((n) => !have.has(n));
-      if (i < 0) return this.setStatus(svc, rev, 'INITIALIZING', `${names.length} members placed; waiting for them to run`);
-      const node = this.place(name, new Set());
-      if (!node) return this.setStatus(svc, rev, 'CREATING', `no live node to place ${names[i]} on; waiting for one`);
-      if (this.o.ipPool.length > 0) {
-        ips[i] = this.freeIp();
-        if (!ips[i]) return this.setStatus(svc, rev, 'FAILED', 'the static IP pool is exhausted: widen --ip-pool');
-      }
-      const spec: MemberSpec = { ...type.members(svc.spec, { domain: this.o.domain, ips })[i]!, node, epoch: 1 };
-      // Create-if-absent: a second leader doing the same step cannot place a member twice.
-      await this.o.db.txn({
-        compare: [{ key: memberKey(name, names[i]!), target: 'exists', op: '=', value: false }],
-        success: [{ put: { key: memberKey(name, names[i]!), value: JSON.stringify(spec) } }],
-        failure: [],
-      });
-      return;
-    }
-    // Move the members of nodes whose lease has expired.
-    const now = Date.now();
-    for (const { spec, rev: mrev } of have.values()) {
-      if (this.o.db.store.get(ALIVE_PREFIX + spec.node)) {
-        this.goneSince.delete(spec.node);
-        continue;
-      }
-      const since = this.goneSince.get(spec.node) ?? now;
-      this.goneSince.set(spec.node, since);
-      if (now - since < (this.o.graceMs ?? 1000)) continue;
-      const node = this.place(name, new Set([spec.node]));
-      if (!node) continue;
-      await this.o.db.txn({
-        compare: [{ key: memberKey(name, spec.name), target: 'mod_revision', op: '=', value: mrev }],
-        success: [{ put: { key: memberKey(name, spec.name), value: JSON.stringify({ ...spec, node, epoch: spec.epoch + 1 }) } }],
-        failure: [],
-      });
-      this.o.log.warn({ member: spec.name, from: spec.node, to: node, epoch: spec.epoch + 1 }, "moved a member off a node whose lease expired");
-    }
-    const running = [...have.values()].filter((m) => this.status(name, m.spec.name)?.state === 'running' && this.status(name, m.spec.name)?.epoch === m.spec.epoch).length;
-    if (svc.status === 'INITIALIZING' && running === names.length) return this.setStatus(svc, rev, 'ACTIVE', `${running}/${names.length} members running`);
+  /** Rewrite one member's assignment, only if nobody changed it since we read it. */
+  private async putMember(m: StoredMember, next: MemberSpec): Promise<boolean> {
+    const key = memberKey(next.service, next.name);
+    const r = await this.o.db.txn({
+      compare: [{ key, target: 'mod_revision', op: '=', value: m.rev }],
+      success: [{ put: { key, value: JSON.stringify(next) } }],
+      failure: [],
+    });
+    return r.succeeded;
   }
 
-  private status(service: string, member: string): MemberStatus | undefined {
-    const kv = this.o.db.store.get(`${STATUS_PREFIX}${service}/${member}`);
-    return kv ? (JSON.parse(kv.value) as MemberStatus) : undefined;
+  private async step(svc: Service, rev: number): Promise<void> {
+    switch (svc.status) {
+      case 'DELETING':
+        return this.deleting(svc, rev);
+      case 'STOPPING':
+        return this.stopping(svc, rev);
+      case 'FAILED':
+      case 'STOPPED':
+        return;
+      case 'CREATING':
+      case 'SCALING':
+        return this.placing(svc, rev);
+    }
+    const have = this.members(svc.spec.name);
+    if (await this.moveOffDeadNodes(svc, have)) return;
+    if (svc.status === 'INITIALIZING') return this.initializing(svc, rev, have);
+    if (svc.status === 'UPGRADING') return this.upgrading(svc, rev, have);
+  }
+
+  /** CREATING and SCALING: one member per pass, in index order (a primary first, so that the others know its address). */
+  private async placing(svc: Service, rev: number): Promise<void> {
+    const { spec } = svc;
+    const type = SERVICE_TYPES[spec.type];
+    const needs = this.o.ipPool.length === 0 ? type.needsStaticIps(spec) : undefined;
+    if (needs) return this.setStatus(svc, rev, 'FAILED', needs);
+    const have = new Map(this.members(spec.name).map((m) => [m.spec.name, m]));
+    const names = Array.from({ length: spec.replicas }, (_, i) => `${spec.name}-${i}`);
+    // Scaling down: the highest indexes go (never member 0).
+    const extra = [...have.keys()].filter((n) => !names.includes(n));
+    if (extra.length > 0) {
+      await this.o.db.txn({ compare: [], success: extra.map((n) => ({ delete: { key: memberKey(spec.name, n), prefix: false } })), failure: [] });
+      return;
+    }
+    const i = names.findIndex((n) => !have.has(n));
+    if (i < 0) return this.setStatus(svc, rev, 'INITIALIZING', `${names.length} members placed; waiting for them to run`);
+    const ips = names.map((n) => have.get(n)?.spec.ip);
+    if (this.o.ipPool.length > 0) {
+      ips[i] = this.freeIp();
+      if (!ips[i]) return this.setStatus(svc, rev, 'FAILED', 'the static IP pool is exhausted: widen --ip-pool');
+    }
+    const member = type.members(spec, { domain: this.o.domain, ips })[i]!;
+    const where = this.place(spec, member, i);
+    if ('why' in where) return this.setStatus(svc, rev, svc.status, where.why);
+    // Create-if-absent: a second leader doing the same step cannot place a member twice.
+    await this.o.db.txn({
+      compare: [{ key: memberKey(spec.name, member.name), target: 'exists', op: '=', value: false }],
+      success: [{ put: { key: memberKey(spec.name, member.name), value: JSON.stringify({ ...member, node: where.node, epoch: 1 } satisfies MemberSpec) } }],
+      failure: [],
+    });
+    await this.setStatus(svc, rev, svc.status, `${i + 1}/${names.length} members placed`);
+  }
+
+  /** Members of nodes whose lease expired go elsewhere, at the next epoch. True if one moved. */
+  private async moveOffDeadNodes(svc: Service, have: StoredMember[]): Promise<boolean> {
+    const now = Date.now();
+    let moved = false;
+    for (const m of have) {
+      if (m.spec.stopped) continue;
+      if (this.alive(m.spec.node)) {
+        this.goneSince.delete(m.spec.node);
+        continue;
+      }
+      const since = this.goneSince.get(m.spec.node) ?? now;
+      this.goneSince.set(m.spec.node, since);
+      if (now - since < (this.o.graceMs ?? 1000)) continue;
+      const index = Number(m.spec.name.slice(m.spec.name.lastIndexOf('-') + 1));
+      const where = this.place(svc.spec, m.spec, index, new Set([m.spec.node]));
+      if ('why' in where) {
+        this.o.log.warn({ member: m.spec.name, why: where.why }, 'cannot move a member off a node whose lease expired');
+        continue;
+      }
+      if (await this.putMember(m, { ...m.spec, node: where.node, epoch: m.spec.epoch + 1 })) {
+        moved = true;
+        this.o.log.warn({ member: m.spec.name, from: m.spec.node, to: where.node, epoch: m.spec.epoch + 1 }, 'moved a member off a node whose lease expired');
+      }
+    }
+    return moved;
+  }
+
+  /** The member runs its current assignment, as its agent reported. */
+  private running(m: MemberSpec): boolean {
+    const kv = this.o.db.store.get(`${STATUS_PREFIX}${m.service}/${m.name}`);
+    const st = kv ? (JSON.parse(kv.value) as MemberStatus) : undefined;
+    return st?.state === 'running' && st.epoch === m.epoch && st.node === m.node;
+  }
+
+  private placed(have: StoredMember[]): PlacedMember[] {
+    const addr = new Map(this.nodes().map((n) => [n.id, hostOf(n.addr)]));
+    return have.map((m) => ({ spec: m.spec, host: m.spec.ip ?? addr.get(m.spec.node) ?? '' }));
+  }
+
+  private async initializing(svc: Service, rev: number, have: StoredMember[]): Promise<void> {
+    // A start after a stop: the members run again, at a new epoch.
+    const stopped = have.filter((m) => m.spec.stopped);
+    if (stopped.length > 0) {
+      for (const m of stopped) {
+        const { stopped: _, ...spec } = m.spec;
+        await this.putMember(m, { ...spec, epoch: m.spec.epoch + 1 });
+      }
+      return;
+    }
+    const running = have.filter((m) => this.running(m.spec)).length;
+    if (running < have.length) return this.setStatus(svc, rev, 'INITIALIZING', `${running}/${have.length} members running`);
+    if (!svc.initialized) {
+      const waiting = await SERVICE_TYPES[svc.spec.type].initialize(svc.spec, this.placed(have), this.o.log);
+      if (waiting) return this.setStatus(svc, rev, 'INITIALIZING', waiting);
+    }
+    return this.setStatus(svc, rev, 'ACTIVE', `${running}/${have.length} members running`, { initialized: true });
+  }
+
+  private async upgrading(svc: Service, rev: number, have: StoredMember[]): Promise<void> {
+    const type = SERVICE_TYPES[svc.spec.type];
+    const image = svc.spec.image ?? type.image;
+    const placed = this.placed(have);
+    for (const m of placed) {
+      if (!this.running(m.spec)) return this.setStatus(svc, rev, 'UPGRADING', `waiting for ${m.spec.name} to run`);
+      const why = await type.notReady(svc.spec, m);
+      if (why) return this.setStatus(svc, rev, 'UPGRADING', `waiting for ${m.spec.name}: ${why}`);
+    }
+    const left = placed.filter((m) => m.spec.image !== image).length;
+    if (left === 0) return this.setStatus(svc, rev, 'ACTIVE', `every member runs ${image}`);
+    const next = await type.upgradeStep(svc.spec, placed, image, this.o.log);
+    if ('wait' in next) return this.setStatus(svc, rev, 'UPGRADING', next.wait);
+    const m = have.find((x) => x.spec.name === next.restart)!;
+    // A new epoch on the same node: the agent stops the old container and starts one on the new image.
+    if (await this.putMember(m, { ...m.spec, image, epoch: m.spec.epoch + 1 })) {
+      this.o.log.info({ member: m.spec.name, image }, 'upgrading a member');
+      await this.setStatus(svc, rev, 'UPGRADING', `restarting ${m.spec.name} on ${image} (${left - 1} more after it)`);
+    }
   }
 
   private freeIp(): string | undefined {
     const used = new Set(this.o.db.store.range({ key: MEMBERS_PREFIX, prefix: true, limit: 0 }).kvs.map((kv) => (JSON.parse(kv.value) as MemberSpec).ip));
     return this.o.ipPool.find((ip) => !used.has(ip));
+  }
+
+  /** Agents release their claims once their containers are gone. */
+  private claimsLeft(service: string): boolean {
+    return this.o.db.store.range({ key: `${CLAIMS_PREFIX}${service}/`, prefix: true, limit: 1 }).kvs.length > 0;
+  }
+
+  private async stopping(svc: Service, rev: number): Promise<void> {
+    const running = this.members(svc.spec.name).filter((m) => !m.spec.stopped);
+    if (running.length > 0) {
+      for (const m of running) await this.putMember(m, { ...m.spec, stopped: true });
+      return;
+    }
+    if (this.claimsLeft(svc.spec.name)) return this.setStatus(svc, rev, 'STOPPING', 'waiting for the members to stop');
+    return this.setStatus(svc, rev, 'STOPPED', 'every member stopped; volumes and addresses kept');
   }
 
   private async deleting(svc: Service, rev: number): Promise<void> {
@@ -182,8 +289,7 @@ export class Catalog {
       await this.o.db.txn({ compare: [], success: [{ delete: { key: `${MEMBERS_PREFIX}${name}/`, prefix: true } }], failure: [] });
       return;
     }
-    // Agents release their claims once their containers are gone.
-    if (this.o.db.store.range({ key: `${CLAIMS_PREFIX}${name}/`, prefix: true, limit: 1 }).kvs.length > 0) return;
+    if (this.claimsLeft(name)) return;
     await this.o.db.txn({
       compare: [{ key: serviceKey(name), target: 'mod_revision', op: '=', value: rev }],
       success: [{ delete: { key: serviceKey(name), prefix: false } }],
@@ -193,6 +299,12 @@ export class Catalog {
   }
 }
 
-interface PlacementNodeWithLoad extends NodeRecord {
-  load: number;
+/** What placement needs to know of a member. */
+function pick(m: Pick<MemberSpec, 'ip' | 'port' | 'resources'>) {
+  return {
+    ...(m.ip ? { ip: m.ip } : {}),
+    ...(m.port ? { port: m.port } : {}),
+    ...(m.resources?.cpus ? { cpus: m.resources.cpus } : {}),
+    ...(m.resources?.memoryMiB ? { memoryMiB: m.resources.memoryMiB } : {}),
+  };
 }

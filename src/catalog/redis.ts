@@ -1,27 +1,121 @@
-// Redis: one primary (member 0) and replicas that follow it by its static IP
-// (or its DNS name without static IPs), so that they find it again wherever
-// it runs. Append-only persistence on the
-// member's volume: data survives a move. (Cluster mode is not built yet.)
+// Redis, in two shapes:
+//
+// - a primary/replica set (no cluster mode): member 0 is the primary, the
+//   others follow it by its static IP (or its DNS name without static IPs),
+//   so that they find it again wherever it runs;
+// - cluster mode: shards × (a master and its replicas), a static IP per
+//   member announced to the cluster, the cluster formed once every member
+//   runs, each replica attached to its shard's master (placement keeps them
+//   on other nodes and zones).
+//
+// Append-only persistence and the cluster's nodes.conf live on the member's
+// volume: data and cluster identity survive a move.
+import { Redis } from 'ioredis';
 import type { MemberSpec } from '../agent/members.ts';
-import type { MemberContext, ServiceSpec, ServiceType } from './types.ts';
+import { UserError, errorMessage } from '../errors.ts';
+import type { Logger } from '../log.ts';
+import type { MemberContext, PlacedMember, ServiceSpec, ServiceSpecInput, ServiceType, UpgradeStep } from './types.ts';
 
 export const REDIS_PORT = 6379;
+const SLOTS = 16_384;
+
+/** Run `fn` on a short-lived connection that fails fast instead of retrying. */
+async function withRedis<T>(host: string, fn: (r: Redis) => Promise<T>): Promise<T> {
+  const r = new Redis({ host, port: REDIS_PORT, lazyConnect: true, connectTimeout: 2000, commandTimeout: 5000, maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false });
+  r.on('error', () => {}); // reported through the command's rejection
+  try {
+    await r.connect();
+    return await fn(r);
+  } finally {
+    r.disconnect();
+  }
+}
+
+const call = async (r: Redis, ...args: (string | number)[]): Promise<string> => String(await r.call(String(args[0]), ...args.slice(1)));
+
+/** "field:value" lines of INFO or CLUSTER INFO. */
+function fields(text: string): Map<string, string> {
+  return new Map(text.split(/\r?\n/).flatMap((l) => (l.includes(':') ? [[l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 1).trim()] as [string, string]] : [])));
+}
+
+interface ClusterNode {
+  id: string;
+  host: string;
+  flags: string[];
+  master: string;
+  slots: string[];
+}
+
+/** CLUSTER NODES: "<id> <ip:port@bus> <flags> <master> <ping> <pong> <epoch> <link> <slot>…" per line. */
+function parseNodes(text: string): ClusterNode[] {
+  return text
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((l) => {
+      const f = l.trim().split(' ');
+      return { id: f[0]!, host: f[1]!.split(':')[0]!, flags: f[2]!.split(','), master: f[3]!, slots: f.slice(8) };
+    });
+}
+
+const isCluster = (spec: ServiceSpec) => spec.redis !== undefined;
+const perShard = (spec: ServiceSpec) => 1 + (spec.redis?.replicasPerShard ?? 0);
+/** Cluster mode: member i is the master of its shard when i is a multiple of the shard size. */
+const isMasterIndex = (spec: ServiceSpec, i: number) => i % perShard(spec) === 0;
+const indexOf = (m: MemberSpec) => Number(m.name.slice(m.name.lastIndexOf('-') + 1));
+
+/** What a member is to Redis now: master or slave. */
+async function role(host: string): Promise<string> {
+  return withRedis(host, async (r) => fields(await call(r, 'INFO', 'replication')).get('role') ?? '');
+}
 
 export const redis: ServiceType = {
   image: 'firecampd/redis:7',
+
+  normalize(spec: ServiceSpecInput): ServiceSpec {
+    if (spec.redis) {
+      const replicas = spec.redis.shards * (1 + spec.redis.replicasPerShard);
+      if (spec.replicas !== undefined && spec.replicas !== replicas) {
+        throw new UserError(`in cluster mode the member count follows from the shards: ${spec.redis.shards} × (1 + ${spec.redis.replicasPerShard}) = ${replicas}; leave out replicas`);
+      }
+      return { ...spec, replicas };
+    }
+    return { ...spec, replicas: spec.replicas ?? 1 };
+  },
+
+  needsStaticIps(spec) {
+    return isCluster(spec) ? 'Redis cluster members announce their own address to the cluster: give firecampd --ip-pool FIRST-LAST (and --static-ips local:IFACE)' : undefined;
+  },
+
+  cannotScale(spec, replicas) {
+    if (isCluster(spec)) return 'a Redis cluster changes size by resharding, which firecampd does not do yet; create a new service with more shards';
+    if (replicas < 1) return 'a Redis service needs at least its primary';
+    return undefined;
+  },
+
+  group(spec, i) {
+    return isCluster(spec) ? Math.floor(i / perShard(spec)) : 0;
+  },
+
   members(spec: ServiceSpec, { domain, ips }: MemberContext): Omit<MemberSpec, 'node' | 'epoch'>[] {
     const primary = ips[0] ?? `${spec.name}-0.${spec.name}.${domain}`;
     return Array.from({ length: spec.replicas }, (_, i) => {
       const name = `${spec.name}-${i}`;
+      const ip = ips[i];
       const conf = [
         `port ${REDIS_PORT}`,
-        'bind 0.0.0.0',
+        // Its own address only: members of several services may share a node, each on its own static IP.
+        `bind ${ip ?? '0.0.0.0'}`,
         'protected-mode no',
         'dir /data',
         'appendonly yes',
         'appendfsync everysec',
         ...(spec.memoryMiB ? [`maxmemory ${Math.floor(spec.memoryMiB * 0.8)}mb`] : []),
-        ...(i > 0 ? [`replicaof ${primary} ${REDIS_PORT}`] : []),
+        ...(isCluster(spec)
+          ? ['cluster-enabled yes', 'cluster-config-file nodes.conf', 'cluster-node-timeout 5000', `cluster-announce-ip ${ip}`]
+          : i > 0
+            ? [`replicaof ${primary} ${REDIS_PORT}`]
+            : []),
+        ...(ip && !isCluster(spec) ? [`replica-announce-ip ${ip}`] : []),
         ...(spec.config ? [spec.config] : []),
       ].join('\n');
       return {
@@ -31,11 +125,105 @@ export const redis: ServiceType = {
         command: ['redis-server', '/data/redis.conf'],
         volume: { id: name, sizeMiB: spec.volumeSizeMiB ?? 256, mountPath: '/data' },
         dnsName: `${name}.${spec.name}.${domain}`,
-        ...(ips[i] ? { ip: ips[i] } : {}),
+        ...(ip ? { ip } : {}),
         port: REDIS_PORT,
         configFiles: [{ path: 'redis.conf', content: conf + '\n' }],
         ...(spec.memoryMiB || spec.cpus ? { resources: { ...(spec.memoryMiB ? { memoryMiB: spec.memoryMiB } : {}), ...(spec.cpus ? { cpus: spec.cpus } : {}) } } : {}),
       };
     });
+  },
+
+  /**
+   * Cluster mode: give each master its slots, have member 0 meet the others,
+   * wait until every member knows every other, attach each replica to its
+   * master, and wait for cluster_state:ok. Each step checks first, so a new
+   * leader (or the next pass) repeats nothing already done.
+   */
+  async initialize(spec, members, log) {
+    if (!isCluster(spec)) return undefined;
+    const byIndex = [...members].sort((a, b) => indexOf(a.spec) - indexOf(b.spec));
+    const views = await Promise.all(
+      byIndex.map((m) => withRedis(m.host, async (r) => ({ m, nodes: parseNodes(await call(r, 'CLUSTER', 'NODES')) }))),
+    );
+    const myself = (v: (typeof views)[number]) => v.nodes.find((n) => n.flags.includes('myself'))!;
+    const shards = spec.redis!.shards;
+    for (let s = 0; s < shards; s++) {
+      const v = views[s * perShard(spec)]!;
+      const me = myself(v);
+      if (me.slots.length > 0 || me.flags.includes('slave')) continue;
+      const lo = Math.floor((s * SLOTS) / shards);
+      const hi = Math.floor(((s + 1) * SLOTS) / shards) - 1;
+      await withRedis(v.m.host, async (r) => {
+        // Distinct config epochs from the start spare the cluster its collision round.
+        await call(r, 'CLUSTER', 'SET-CONFIG-EPOCH', s + 1).catch(() => undefined);
+        await call(r, 'CLUSTER', 'ADDSLOTSRANGE', lo, hi);
+      });
+      log.info({ member: v.m.spec.name, slots: `${lo}-${hi}` }, 'redis cluster: slots assigned');
+    }
+    const first = views[0]!;
+    const known = new Set(first.nodes.map((n) => n.id));
+    const strangers = views.slice(1).filter((v) => !known.has(myself(v).id));
+    if (strangers.length > 0) {
+      await withRedis(first.m.host, async (r) => {
+        for (const v of strangers) await call(r, 'CLUSTER', 'MEET', v.m.host, REDIS_PORT);
+      });
+      return `introducing ${strangers.length} members to the cluster`;
+    }
+    const incomplete = views.filter((v) => v.nodes.filter((n) => !n.flags.includes('handshake') && !n.flags.includes('noaddr')).length < views.length);
+    if (incomplete.length > 0) return `waiting for ${incomplete.length} members to learn of every other`;
+    let attaching = 0;
+    for (let i = 0; i < views.length; i++) {
+      if (isMasterIndex(spec, i)) continue;
+      const master = myself(views[i - (i % perShard(spec))]!).id;
+      const me = myself(views[i]!);
+      if (me.flags.includes('slave') && me.master === master) continue;
+      attaching++;
+      await withRedis(views[i]!.m.host, (r) => call(r, 'CLUSTER', 'REPLICATE', master));
+      log.info({ member: views[i]!.m.spec.name, master: views[i - (i % perShard(spec))]!.m.spec.name }, 'redis cluster: replica attached');
+    }
+    if (attaching > 0) return `attaching ${attaching} replicas to their masters`;
+    const notOk = [];
+    for (const m of byIndex) if ((await withRedis(m.host, async (r) => fields(await call(r, 'CLUSTER', 'INFO')))).get('cluster_state') !== 'ok') notOk.push(m.spec.name);
+    return notOk.length > 0 ? `waiting for cluster_state:ok on ${notOk.join(', ')}` : undefined;
+  },
+
+  async notReady(spec, m) {
+    try {
+      return await withRedis(m.host, async (r) => {
+        if ((await call(r, 'PING')) !== 'PONG') return 'does not answer PING';
+        const info = fields(await call(r, 'INFO', 'replication'));
+        if (info.get('role') === 'slave' && info.get('master_link_status') !== 'up') return 'replica not in sync with its master yet';
+        if (isCluster(spec) && fields(await call(r, 'CLUSTER', 'INFO')).get('cluster_state') !== 'ok') return 'cluster_state is not ok';
+        return undefined;
+      });
+    } catch (err) {
+      return errorMessage(err);
+    }
+  },
+
+  /**
+   * Replicas first. A master goes last, and in cluster mode only after one
+   * of its upgraded replicas took over (CLUSTER FAILOVER), so that its shard
+   * keeps answering; it then restarts as a replica. A primary without cluster
+   * mode restarts in place: writes pause for that restart.
+   */
+  async upgradeStep(spec, members, image, log): Promise<UpgradeStep> {
+    const pending = members.filter((m) => m.spec.image !== image).sort((a, b) => indexOf(a.spec) - indexOf(b.spec));
+    if (pending.length === 0) throw new Error('nothing to upgrade');
+    const roles = new Map(await Promise.all(members.map(async (m) => [m.spec.name, await role(m.host)] as const)));
+    const replica = pending.find((m) => roles.get(m.spec.name) === 'slave');
+    if (replica) return { restart: replica.spec.name };
+    const master = pending[0]!;
+    if (!isCluster(spec)) return { restart: master.spec.name };
+    const masterId = await withRedis(master.host, (r) => call(r, 'CLUSTER', 'MYID'));
+    for (const m of members) {
+      if (m.spec.image !== image || roles.get(m.spec.name) !== 'slave') continue;
+      const me = await withRedis(m.host, async (r) => parseNodes(await call(r, 'CLUSTER', 'NODES')).find((n) => n.flags.includes('myself'))!);
+      if (me.master !== masterId) continue;
+      await withRedis(m.host, (r) => call(r, 'CLUSTER', 'FAILOVER'));
+      log.info({ from: master.spec.name, to: m.spec.name }, 'redis cluster: failing over to an upgraded replica before upgrading the master');
+      return { wait: `${m.spec.name} taking over from ${master.spec.name}` };
+    }
+    return { restart: master.spec.name }; // a shard without replicas: it pauses for the restart
   },
 };

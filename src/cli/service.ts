@@ -1,13 +1,62 @@
-// firecampd service create|list|get|scale|delete|logs
+// firecampd service create|list|get|scale|upgrade|stop|start|delete|logs
 import type { Argv } from 'yargs';
+import type { ApiClient } from '../client.ts';
 import type { ServiceView } from '../catalog/routes.ts';
+import type { ServiceStatus } from '../catalog/types.ts';
 import { UserError } from '../errors.ts';
 import { client, print, table, type GlobalArgs } from './output.ts';
 
 function members(s: ServiceView): string {
   return table(
-    ['MEMBER', 'NODE', 'EPOCH', 'IP', 'DNS', 'STATE'],
-    s.members.map((m) => [m.name, m.node, m.epoch, m.ip, m.dns, m.message ? `${m.state}: ${m.message}` : m.state]),
+    ['MEMBER', 'NODE', 'EPOCH', 'IP', 'DNS', 'IMAGE', 'STATE'],
+    s.members.map((m) => [m.name, m.node, m.epoch, m.ip, m.dns, m.image, m.message ? `${m.state}: ${m.message}` : m.state]),
+  );
+}
+
+/**
+ * Wait until the service reaches `until`, printing each change of progress
+ * on stderr (stdout keeps the result, for scripts).
+ */
+async function waitUntil(api: ApiClient, a: GlobalArgs, s: ServiceView, until: ServiceStatus): Promise<ServiceView> {
+  const timeout = (a.timeout as number | undefined) ?? 300;
+  const deadline = Date.now() + timeout * 1000;
+  let last = '';
+  while (s.status !== until) {
+    if (s.status === 'FAILED') throw new UserError(`service ${s.spec.name} FAILED: ${s.message}`);
+    if (Date.now() > deadline) throw new UserError(`service ${s.spec.name} is still ${s.status} after ${timeout} s: ${s.message}; see "firecampd service get ${s.spec.name}" (the operation goes on)`);
+    const running = s.members.filter((m) => m.state === 'running').length;
+    const line = `${s.status}: ${s.members.length}/${s.spec.replicas} members placed, ${running} running${s.message ? ` (${s.message})` : ''}`;
+    if (line !== last && !a.json) process.stderr.write(line + '\n');
+    last = line;
+    await new Promise((r) => setTimeout(r, 500));
+    s = await api.request<ServiceView>('GET', `/v1/service?name=${encodeURIComponent(s.spec.name)}`);
+  }
+  return s;
+}
+
+const waitOptions = (c: Argv) =>
+  c
+    .option('detach', { type: 'boolean', default: false, describe: 'return at once instead of waiting' })
+    .option('timeout', { type: 'number', default: 300, describe: 'seconds to wait' });
+
+/** Send a change, then wait for its end unless --detach. */
+async function change(a: GlobalArgs, path: string, body: unknown, until: ServiceStatus): Promise<void> {
+  const api = await client(a);
+  let s = await api.request<ServiceView>('POST', path, body);
+  if (!a.detach) s = await waitUntil(api, a, s, until);
+  print(a, s, () => `${s.spec.name}: ${s.status}${s.members.length ? `\n${members(s)}` : ''}`);
+}
+
+/** NAME=VALUE pairs, repeated or comma-separated. */
+function labels(v: unknown): Record<string, string> | undefined {
+  const list = ([] as string[]).concat((v as string[] | string | undefined) ?? []).flatMap((x) => x.split(',')).filter(Boolean);
+  if (list.length === 0) return undefined;
+  return Object.fromEntries(
+    list.map((l) => {
+      const i = l.indexOf('=');
+      if (i <= 0) throw new UserError(`--require-label: "${l}" is not NAME=VALUE`);
+      return [l.slice(0, i), l.slice(i + 1)];
+    }),
   );
 }
 
@@ -17,43 +66,35 @@ export function serviceCommands(y: Argv): Argv {
       'create',
       'create a service and wait until it is ACTIVE',
       (c) =>
-        c
-          .option('type', { choices: ['redis'] as const, demandOption: true })
-          .option('name', { type: 'string', demandOption: true })
-          .option('replicas', { type: 'number', default: 1, describe: 'members: a primary and replicas' })
-          .option('memory', { type: 'number', describe: 'MiB of memory per member' })
-          .option('cpus', { type: 'number', describe: 'CPUs per member' })
-          .option('volume-size', { type: 'number', describe: 'MiB of disk per member', defaultDescription: '256' })
-          .option('image', { type: 'string', describe: 'container image', defaultDescription: 'the type\'s own' })
-          .option('detach', { type: 'boolean', default: false, describe: 'return at once instead of waiting' })
-          .option('timeout', { type: 'number', default: 300, describe: 'seconds to wait for ACTIVE' }),
+        waitOptions(
+          c
+            .option('type', { choices: ['redis'] as const, demandOption: true })
+            .option('name', { type: 'string', demandOption: true })
+            .option('replicas', { type: 'number', describe: 'members: a primary and replicas (not with --shards)', defaultDescription: '1' })
+            .option('shards', { type: 'number', describe: 'Redis cluster mode: this many masters (at least 3)' })
+            .option('replicas-per-shard', { type: 'number', default: 1, describe: 'Redis cluster mode: replicas of each master' })
+            .option('memory', { type: 'number', describe: 'MiB of memory per member' })
+            .option('cpus', { type: 'number', describe: 'CPUs per member' })
+            .option('volume-size', { type: 'number', describe: 'MiB of disk per member', defaultDescription: '256' })
+            .option('image', { type: 'string', describe: 'container image', defaultDescription: "the type's own" })
+            .option('config', { type: 'string', describe: "lines added to the members' config file" })
+            .option('require-label', { type: 'string', array: true, describe: 'run only on nodes with this NAME=VALUE label (firecampd --labels)' }),
+        ),
       async (a: GlobalArgs) => {
-        const api = await client(a);
+        if (a.shards !== undefined && a.replicas !== undefined) throw new UserError('give --shards (Redis cluster mode) or --replicas (a primary and replicas), not both');
+        const required = labels(a.requireLabel);
         const spec = {
           type: a.type,
           name: a.name,
-          replicas: a.replicas,
+          ...(a.shards !== undefined ? { redis: { shards: a.shards, replicasPerShard: a.replicasPerShard } } : { replicas: a.replicas ?? 1 }),
           ...(a.memory ? { memoryMiB: a.memory } : {}),
           ...(a.cpus ? { cpus: a.cpus } : {}),
           ...(a.volumeSize ? { volumeSizeMiB: a.volumeSize } : {}),
           ...(a.image ? { image: a.image } : {}),
+          ...(a.config ? { config: a.config } : {}),
+          ...(required ? { placement: { labels: required } } : {}),
         };
-        let s = await api.request<ServiceView>('POST', '/v1/services', spec);
-        if (!a.detach) {
-          const deadline = Date.now() + (a.timeout as number) * 1000;
-          let last = '';
-          while (s.status !== 'ACTIVE') {
-            if (s.status === 'FAILED') throw new UserError(`service ${s.spec.name} FAILED: ${s.message}`);
-            if (Date.now() > deadline) throw new UserError(`service ${s.spec.name} is still ${s.status} after ${a.timeout} s: ${s.message}; see "firecampd service get ${s.spec.name}"`);
-            const running = s.members.filter((m) => m.state === 'running').length;
-            const line = `${s.status}: ${s.members.length}/${s.spec.replicas} members placed, ${running} running${s.message ? ` (${s.message})` : ''}`;
-            if (line !== last && !a.json) process.stderr.write(line + '\n');
-            last = line;
-            await new Promise((r) => setTimeout(r, 500));
-            s = await api.request<ServiceView>('GET', `/v1/service?name=${encodeURIComponent(s.spec.name)}`);
-          }
-        }
-        print(a, s, () => `${s.spec.name}: ${s.status}\n${members(s)}`);
+        await change(a, '/v1/services', spec, 'ACTIVE');
       },
     )
     .command('list', 'the services and their status', {}, async (a: GlobalArgs) => {
@@ -71,24 +112,32 @@ export function serviceCommands(y: Argv): Argv {
       (c) => c.positional('name', { type: 'string', demandOption: true }),
       async (a: GlobalArgs) => {
         const s = await (await client(a)).request<ServiceView>('GET', `/v1/service?name=${encodeURIComponent(String(a.name))}`);
-        print(a, s, () => `${s.spec.name} (${s.spec.type}): ${s.status} ${s.message}\n${members(s)}`);
+        print(a, s, () => `${s.spec.name} (${s.spec.type}): ${s.status} ${s.message}${s.members.length ? `\n${members(s)}` : ''}`);
       },
     )
     .command(
       'scale <name> <replicas>',
       'change the number of members and wait until the service is ACTIVE again',
-      (c) => c.positional('name', { type: 'string', demandOption: true }).positional('replicas', { type: 'number', demandOption: true }),
-      async (a: GlobalArgs) => {
-        const api = await client(a);
-        let s = await api.request<ServiceView>('POST', '/v1/services/scale', { name: a.name, replicas: a.replicas });
-        while (s.status !== 'ACTIVE') {
-          if (s.status === 'FAILED') throw new UserError(`service ${s.spec.name} FAILED: ${s.message}`);
-          if (!a.json) process.stderr.write(`${s.status}: ${s.members.filter((m) => m.state === 'running').length}/${s.spec.replicas} running\n`);
-          await new Promise((r) => setTimeout(r, 1000));
-          s = await api.request<ServiceView>('GET', `/v1/service?name=${encodeURIComponent(s.spec.name)}`);
-        }
-        print(a, s, () => `${s.spec.name}: ${s.status}\n${members(s)}`);
-      },
+      (c) => waitOptions(c.positional('name', { type: 'string', demandOption: true }).positional('replicas', { type: 'number', demandOption: true })),
+      (a: GlobalArgs) => change(a, '/v1/services/scale', { name: a.name, replicas: a.replicas }, 'ACTIVE'),
+    )
+    .command(
+      'upgrade <name>',
+      'move every member to a new image, one at a time (replicas first), and wait until done',
+      (c) => waitOptions(c.positional('name', { type: 'string', demandOption: true }).option('image', { type: 'string', demandOption: true, describe: 'the new container image' })),
+      (a: GlobalArgs) => change(a, '/v1/services/upgrade', { name: a.name, image: a.image }, 'ACTIVE'),
+    )
+    .command(
+      'stop <name>',
+      'stop every member (volumes, addresses and names are kept) and wait until stopped',
+      (c) => waitOptions(c.positional('name', { type: 'string', demandOption: true })),
+      (a: GlobalArgs) => change(a, '/v1/services/stop', { name: a.name }, 'STOPPED'),
+    )
+    .command(
+      'start <name>',
+      'start a stopped service again and wait until it is ACTIVE',
+      (c) => waitOptions(c.positional('name', { type: 'string', demandOption: true })),
+      (a: GlobalArgs) => change(a, '/v1/services/start', { name: a.name }, 'ACTIVE'),
     )
     .command(
       'delete <name>',
@@ -113,5 +162,5 @@ export function serviceCommands(y: Argv): Argv {
         for await (const line of (await client(a)).stream(`/v1/service/logs?${q}`)) process.stdout.write(line + '\n');
       },
     )
-    .demandCommand(1, 'name a service command: create, list, get, scale, delete or logs');
+    .demandCommand(1, 'name a service command: create, list, get, scale, upgrade, stop, start, delete or logs');
 }

@@ -12,6 +12,8 @@ export const nodeRecordSchema = z
     name: z.string().max(255),
     addr: z.string().min(3).max(300),
     zone: z.string().max(255),
+    labels: z.record(z.string().max(63), z.string().max(255)).optional(),
+    capacity: z.object({ cpus: z.number().positive(), memoryMiB: z.number().int().positive() }).strict().optional(),
     key: z.string().regex(/^[0-9a-f]{64}$/).optional(),
   })
   .strict();

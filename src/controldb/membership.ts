@@ -16,6 +16,10 @@ export interface NodeRecord {
   name: string;
   addr: string;
   zone: string;
+  /** Set by the operator (firecampd --labels); services may require some. */
+  labels?: Record<string, string>;
+  /** What the node offers members, for placement. */
+  capacity?: { cpus: number; memoryMiB: number };
   /** SHA-256 of the node's public key: a retried join with the same key is the same node. */
   key?: string;
 }

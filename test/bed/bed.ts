@@ -167,6 +167,19 @@ export class TestBed {
     }
   }
 
+  /**
+   * A crash of node i's software, not of the machine: firecampd and dockerd
+   * killed with SIGKILL. The containers run on under their shims, with their
+   * addresses and mounts, until the node's watchdog fences them.
+   */
+  async crash(i: number): Promise<void> {
+    const d = this.nodes[i]!.docker;
+    if (!d) throw new Error('crash() needs a test bed with docker: true');
+    const pid = Number(fs.readFileSync(path.join(d.root, 'docker.pid'), 'utf8'));
+    await this.kill(i);
+    process.kill(pid, 'SIGKILL');
+  }
+
   pause(i: number): void {
     this.nodes[i]!.proc?.kill('SIGSTOP');
   }
@@ -230,6 +243,9 @@ export class TestBed {
       killWatchdog(n.dataDir);
       if (n.docker) stopDockerd(n.docker);
       n.docker = undefined;
+      // Whatever still runs in the namespace (containers orphaned by a killed dockerd, their shims, containerd).
+      const pids = sh('ip', ['netns', 'pids', n.ns], { ignoreErrors: true }).split('\n').filter(Boolean);
+      if (pids.length > 0) sh('kill', ['-9', ...pids], { ignoreErrors: true });
       // Loop volumes the node mounted, and their loop devices.
       for (const mnt of mountsUnder(n.dataDir).reverse()) sh('umount', ['-l', mnt], { ignoreErrors: true });
     }

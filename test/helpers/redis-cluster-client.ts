@@ -1,0 +1,87 @@
+// A Redis Cluster client for the tests, run inside the client namespace
+// (nsenter --net=…): it finds the cluster by the members' DNS names through a
+// firecampd node's DNS server, then follows the cluster's own redirections.
+//
+//   redis-cluster-client.ts --dns IP:PORT --seed NAME[,NAME…] write N
+//   … read N       every key:i must hold value-i; prints how many did
+//   … load         SET/GET until stdin closes; prints ok/errors/longest gap
+//
+// Prints one JSON line.
+import dns from 'node:dns';
+import { Cluster } from 'ioredis';
+
+const args = process.argv.slice(2);
+const opt = (name: string) => {
+  const i = args.indexOf(`--${name}`);
+  if (i < 0) throw new Error(`--${name} is required`);
+  return args[i + 1]!;
+};
+const [command, count] = args.filter((a, i) => !a.startsWith('--') && !args[i - 1]?.startsWith('--'));
+const resolver = new dns.promises.Resolver({ timeout: 1000, tries: 2 });
+resolver.setServers([opt('dns')]);
+
+const cluster = new Cluster(
+  opt('seed')
+    .split(',')
+    .map((host) => ({ host, port: 6379 })),
+  {
+    dnsLookup: (host, cb) => void resolver.resolve4(host).then((a) => cb(null, a[0]!), (err) => cb(err, '')),
+    enableAutoPipelining: true,
+    retryDelayOnFailover: 200,
+    retryDelayOnClusterDown: 300,
+    retryDelayOnTryAgain: 200,
+    maxRedirections: 32,
+    slotsRefreshTimeout: 2000,
+    redisOptions: { connectTimeout: 2000, maxRetriesPerRequest: 20 },
+  },
+);
+cluster.on('error', () => {}); // commands report their own failures
+
+async function main(): Promise<unknown> {
+  const n = Number(count ?? 0);
+  if (command === 'write') {
+    for (let i = 0; i < n; i += 500) await Promise.all(Array.from({ length: Math.min(500, n - i) }, (_, j) => cluster.set(`key:${i + j}`, `value-${i + j}`)));
+    return { written: n };
+  }
+  if (command === 'read') {
+    let good = 0;
+    const wrong: string[] = [];
+    for (let i = 0; i < n; i += 500) {
+      const got = await Promise.all(Array.from({ length: Math.min(500, n - i) }, (_, j) => cluster.get(`key:${i + j}`)));
+      got.forEach((v, j) => (v === `value-${i + j}` ? good++ : wrong.length < 5 && wrong.push(`key:${i + j}=${v}`)));
+    }
+    return { good, wrong };
+  }
+  if (command === 'load') {
+    let stop = false;
+    process.stdin.on('data', () => {}).on('end', () => (stop = true));
+    let ok = 0;
+    let errors = 0;
+    let last = Date.now();
+    let gap = 0;
+    const messages = new Set<string>();
+    for (let i = 0; !stop; i++) {
+      try {
+        await cluster.set(`load:${i % 1000}`, String(i));
+        if ((await cluster.get(`load:${i % 1000}`)) !== String(i)) throw new Error(`load:${i % 1000} did not read back`);
+        ok++;
+        gap = Math.max(gap, Date.now() - last);
+        last = Date.now();
+      } catch (err) {
+        errors++;
+        messages.add((err as Error).message);
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return { ok, errors, longestGapMs: gap, messages: [...messages].slice(0, 5) };
+  }
+  throw new Error(`unknown command ${command}: write N, read N or load`);
+}
+
+main()
+  .then((r) => process.stdout.write(JSON.stringify(r) + '\n'))
+  .catch((err) => {
+    process.stdout.write(JSON.stringify({ error: (err as Error).message }) + '\n');
+    process.exitCode = 1;
+  })
+  .finally(() => cluster.disconnect());

@@ -1,0 +1,185 @@
+// End to end on the test bed (3 nodes with a dockerd each, a client
+// namespace): `firecampd service create --type redis --shards 3
+// --replicas-per-shard 1` gives a healthy Redis cluster; a client writes
+// 10,000 keys by the members' DNS names; a rolling upgrade keeps it
+// answering; stop and start keep the data; kill -9 of the firecampd and
+// dockerd of a node running a master brings its members back elsewhere with
+// their data, addresses and names, and the cluster is healthy again.
+import assert from 'node:assert/strict';
+import { execFile, spawn } from 'node:child_process';
+import dns from 'node:dns';
+import fs from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { after, before, describe, it } from 'node:test';
+import { TestBed } from './bed/bed.ts';
+import { REDIS_IMAGE, docker, runningContainers } from './bed/docker.ts';
+import { REPO, runCli, tempDir } from './helpers/proc.ts';
+
+const execFileAsync = promisify(execFile);
+const LEASE_TTL = 8;
+const KEYS = 10_000;
+const NEXT_IMAGE = 'firecampd/redis:7-next';
+const CLIENT = path.join(REPO, 'test', 'helpers', 'redis-cluster-client.ts');
+
+interface MemberView {
+  name: string;
+  node: string;
+  epoch: number;
+  ip: string;
+  dns: string;
+  image: string;
+  state: string;
+}
+
+describe('redis cluster', { timeout: 900_000 }, () => {
+  let bed: TestBed;
+  const ids: string[] = [];
+  let cli: (args: string[]) => Promise<{ code: number | null; stdout: string; stderr: string }>;
+  const nodeArgs = ['--volumes', '', '--static-ips', 'local:eth0', '--ip-pool', '10.77.0.200-10.77.0.220', '--lease-ttl', String(LEASE_TTL), '--dns-domain', 'fc.test'];
+
+  const waitFor = async (cond: () => Promise<boolean>, ms: number, what: string) => {
+    const deadline = Date.now() + ms;
+    while (!(await cond().catch(() => false))) {
+      if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}\n${bed.logs(10)}`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  };
+  const inClient = (cmd: string[]) => ['--net=/var/run/netns/' + bed.client!.ns, ...cmd];
+  /** The cluster client in the client namespace, finding the cluster through node `via`'s DNS server. */
+  const client = async (via: number, args: string[]) => {
+    const seeds = ['cache-0.cache.fc.test', 'cache-2.cache.fc.test', 'cache-4.cache.fc.test'].join(',');
+    const { stdout } = await execFileAsync('nsenter', inClient([process.execPath, '--import', 'tsx', CLIENT, '--dns', `${bed.nodes[via]!.ip}:53`, '--seed', seeds, ...args]), { cwd: REPO, timeout: 120_000 });
+    return JSON.parse(stdout);
+  };
+  const redisCli = async (ip: string, args: string[]) =>
+    (await execFileAsync('nsenter', inClient(['redis-cli', '-h', ip, '-p', '6379', ...args]), { encoding: 'utf8', timeout: 10_000 })).stdout.trim();
+  const service = async (via: number) => JSON.parse((await cli(['service', 'get', 'cache', '--json', '--addr', bed.nodes[via]!.addr])).stdout) as { status: string; members: MemberView[] };
+  const clusterOk = async (ips: string[]) => {
+    for (const ip of ips) if (!(await redisCli(ip, ['CLUSTER', 'INFO'])).includes('cluster_state:ok')) return false;
+    return true;
+  };
+
+  before(async () => {
+    bed = await TestBed.create({ nodes: 3, clientNamespace: true, docker: true });
+    nodeArgs[1] = `loop:${bed.shared}`;
+    for (let i = 0; i < 3; i++) await bed.start(i, nodeArgs);
+    const caFile = path.join(tempDir(), 'ca.crt');
+    fs.copyFileSync(path.join(bed.nodes[0]!.dataDir, 'tls', 'ca.crt'), caFile);
+    cli = (args) => runCli([...args, '--ca-file', caFile], { FIRECAMPD_TOKEN: bed.token });
+    await waitFor(async () => (await bed.api(0, 'POST', '/v1/kv/range', { key: '/_cluster/alive/', prefix: true })).json.kvs.length === 3, 60_000, 'three agents');
+    const members = (await bed.api(0, 'GET', '/v1/cluster/status')).json.members as { id: string; name: string }[];
+    for (const n of bed.nodes) ids.push(members.find((m) => m.name === n.ns)!.id);
+  });
+  after(async () => {
+    await bed?.destroy();
+  });
+
+  it('explains a service that no node can run', async () => {
+    const r = await cli(['service', 'create', '--type', 'redis', '--name', 'picky', '--require-label', 'disk=ssd', '--detach', '--addr', bed.nodes[0]!.addr]);
+    assert.equal(r.code, 0, r.stderr);
+    await waitFor(async () => /lacks label disk=ssd/.test((await cli(['service', 'get', 'picky', '--addr', bed.nodes[2]!.addr])).stdout), 20_000, 'the explanation');
+    const got = await cli(['service', 'get', 'picky', '--addr', bed.nodes[2]!.addr]);
+    assert.match(got.stdout, /picky \(redis\): CREATING no node can run picky-0: fcb-n1: lacks label disk=ssd; fcb-n2: lacks label disk=ssd; fcb-n3: lacks label disk=ssd$/m);
+    const bad = await cli(['service', 'create', '--type', 'redis', '--name', 'bad', '--shards', '2', '--addr', bed.nodes[0]!.addr]);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /redis\.shards.*3/, 'too few shards are refused with the field named');
+    assert.equal((await cli(['service', 'delete', 'picky', '--addr', bed.nodes[0]!.addr])).code, 0);
+  });
+
+  it('creates a Redis cluster, upgrades it while it answers, stops and starts it, and survives kill -9 of a master node', async (t) => {
+    // Create, from any node, waiting with progress.
+    const started = Date.now();
+    const create = await cli(['service', 'create', '--type', 'redis', '--name', 'cache', '--shards', '3', '--replicas-per-shard', '1', '--volume-size', '64', '--addr', bed.nodes[1]!.addr]);
+    assert.equal(create.code, 0, `${create.stderr}\n${bed.logs(10)}`);
+    t.diagnostic(`create to ACTIVE: ${Date.now() - started} ms`);
+    assert.match(create.stderr, /CREATING|INITIALIZING/, 'progress was shown while waiting');
+    assert.match(create.stdout, /cache: ACTIVE/);
+    let s = await service(0);
+    assert.equal(s.members.length, 6);
+    const ips = s.members.map((m) => m.ip);
+    assert.equal(new Set(ips).size, 6, 'a static IP per member');
+    for (let shard = 0; shard < 3; shard++) assert.notEqual(s.members.find((m) => m.name === `cache-${2 * shard}`)!.node, s.members.find((m) => m.name === `cache-${2 * shard + 1}`)!.node, `shard ${shard}'s master and replica on different nodes`);
+    assert.ok(await clusterOk(ips), 'cluster_state:ok on every member');
+    const nodesSeen = (await redisCli(ips[0]!, ['CLUSTER', 'NODES'])).split('\n');
+    assert.equal(nodesSeen.filter((l) => l.includes('master')).length, 3);
+    assert.equal(nodesSeen.filter((l) => l.includes('slave')).length, 3);
+    for (const ip of ips) assert.ok(nodesSeen.some((l) => l.includes(` ${ip}:6379@`)), `${ip} is announced to the cluster`);
+
+    // 10,000 keys by DNS names, from the client namespace.
+    assert.deepEqual(await client(2, ['write', String(KEYS)]), { written: KEYS });
+    assert.deepEqual(await client(0, ['read', String(KEYS)]), { good: KEYS, wrong: [] });
+
+    // A rolling upgrade while a client keeps writing and reading.
+    for (const n of bed.nodes) docker(n.docker!, ['tag', REDIS_IMAGE, NEXT_IMAGE]);
+    const load = spawn('nsenter', inClient([process.execPath, '--import', 'tsx', CLIENT, '--dns', `${bed.nodes[0]!.ip}:53`, '--seed', 'cache-0.cache.fc.test,cache-2.cache.fc.test', 'load']), { cwd: REPO, stdio: ['pipe', 'pipe', 'inherit'] });
+    let loadOut = '';
+    load.stdout!.on('data', (d) => (loadOut += d));
+    const loadDone = new Promise((r) => load.once('close', r));
+    try {
+      await new Promise((r) => setTimeout(r, 1000));
+      const upgradeStarted = Date.now();
+      const up = await cli(['service', 'upgrade', 'cache', '--image', NEXT_IMAGE, '--addr', bed.nodes[2]!.addr]);
+      assert.equal(up.code, 0, `${up.stderr}\n${bed.logs(10)}`);
+      t.diagnostic(`rolling upgrade of 6 members: ${Date.now() - upgradeStarted} ms`);
+      assert.match(up.stderr, /UPGRADING/);
+    } finally {
+      load.stdin!.end();
+      await loadDone;
+    }
+    const stats = JSON.parse(loadOut) as { ok: number; errors: number; longestGapMs: number; messages: string[] };
+    t.diagnostic(`during the upgrade: ${stats.ok} ok, ${stats.errors} errors, longest gap ${stats.longestGapMs} ms`);
+    assert.ok(stats.ok > 100, 'the client kept working');
+    assert.equal(stats.errors, 0, `the cluster kept answering: ${stats.messages.join('; ')}`);
+    s = await service(1);
+    assert.ok(s.members.every((m) => m.image === NEXT_IMAGE && m.state === 'running'), JSON.stringify(s.members));
+    for (const n of bed.nodes) for (const c of docker(n.docker!, ['ps', '--format', '{{.Image}}']).split('\n').filter(Boolean)) assert.equal(c, NEXT_IMAGE);
+    assert.ok(await clusterOk(ips));
+    assert.deepEqual(await client(1, ['read', String(KEYS)]), { good: KEYS, wrong: [] });
+
+    // Stop: no member runs anywhere; start: the same members, data and addresses.
+    const stop = await cli(['service', 'stop', 'cache', '--addr', bed.nodes[0]!.addr]);
+    assert.equal(stop.code, 0, stop.stderr);
+    assert.match(stop.stdout, /cache: STOPPED/);
+    for (const n of bed.nodes) assert.deepEqual(runningContainers(n.docker!), [], `nothing runs on ${n.ns}`);
+    const start = await cli(['service', 'start', 'cache', '--addr', bed.nodes[0]!.addr]);
+    assert.equal(start.code, 0, start.stderr);
+    s = await service(0);
+    assert.deepEqual(s.members.map((m) => m.ip), ips, 'same addresses after a start');
+    await waitFor(() => clusterOk(ips), 30_000, 'cluster_state:ok after the start');
+    assert.deepEqual(await client(2, ['read', String(KEYS)]), { good: KEYS, wrong: [] });
+
+    // kill -9 the firecampd and dockerd of a node that runs a master.
+    let masterIp = '';
+    for (const ip of ips) if ((await redisCli(ip, ['ROLE'])).startsWith('master')) masterIp = ip;
+    const master = s.members.find((m) => m.ip === masterIp)!;
+    const victim = ids.indexOf(master.node);
+    const moving = s.members.filter((m) => m.node === master.node);
+    await new Promise((r) => setTimeout(r, 1500)); // appendfsync everysec
+    const killedAt = Date.now();
+    await bed.crash(victim);
+    const survivor = (victim + 1) % 3;
+    await waitFor(async () => {
+      const now = await service(survivor);
+      return moving.every((was) => {
+        const m = now.members.find((x) => x.name === was.name)!;
+        return m.node !== was.node && m.epoch > was.epoch && m.state === 'running';
+      });
+    }, 90_000, 'the members of the killed node to run elsewhere');
+    await waitFor(() => clusterOk(ips.filter((ip) => moving.every((m) => m.ip !== ip)).concat(moving.map((m) => m.ip))), 60_000, 'cluster_state:ok on every member');
+    t.diagnostic(`kill -9 to the moved members serving in a healthy cluster: ${Date.now() - killedAt} ms`);
+    // The killed node's watchdog fenced it: its containers are gone and it holds none of the addresses.
+    const left = await execFileAsync('ip', ['-n', bed.nodes[victim]!.ns, '-o', 'addr', 'show', 'dev', 'eth0'], { encoding: 'utf8' });
+    for (const m of moving) assert.ok(!left.stdout.includes(` ${m.ip}/`), `${m.ip} dropped on the killed node`);
+    s = await service(survivor);
+    assert.deepEqual(s.members.map((m) => m.ip), ips, 'same addresses');
+    const resolver = new dns.promises.Resolver({ timeout: 1000, tries: 2 });
+    resolver.setServers([`${bed.nodes[survivor]!.ip}:53`]);
+    for (const m of moving) assert.deepEqual(await resolver.resolve4(m.dns), [m.ip], `${m.dns} still names ${m.ip}`);
+    for (const m of moving) {
+      const answer = await execFileAsync('nsenter', inClient(['redis-cli', '-h', m.ip, 'PING']), { encoding: 'utf8' });
+      assert.equal(answer.stdout.trim(), 'PONG', `${m.name} answers at ${m.ip}`);
+    }
+    assert.deepEqual(await client(survivor, ['read', String(KEYS)]), { good: KEYS, wrong: [] });
+  });
+});

@@ -30,6 +30,7 @@ interface MemberView {
   dns: string;
   image: string;
   state: string;
+  health: string | null;
 }
 
 describe('redis cluster', { timeout: 900_000 }, () => {
@@ -97,6 +98,7 @@ describe('redis cluster', { timeout: 900_000 }, () => {
     assert.match(create.stdout, /cache: ACTIVE/);
     let s = await service(0);
     assert.equal(s.members.length, 6);
+    assert.ok(s.members.every((m) => m.state === 'running' && m.health === 'healthy'), `every member running and healthy: ${JSON.stringify(s.members)}`);
     const ips = s.members.map((m) => m.ip);
     assert.equal(new Set(ips).size, 6, 'a static IP per member');
     for (let shard = 0; shard < 3; shard++) assert.notEqual(s.members.find((m) => m.name === `cache-${2 * shard}`)!.node, s.members.find((m) => m.name === `cache-${2 * shard + 1}`)!.node, `shard ${shard}'s master and replica on different nodes`);

@@ -50,6 +50,9 @@ export interface AgentOptions {
 interface Local {
   spec: MemberSpec;
   volumeDir?: string;
+  container?: string;
+  /** As last reported. */
+  health?: MemberStatus['health'];
 }
 
 const key = (m: { service: string; name: string }) => `${m.service}/${m.name}`;
@@ -148,6 +151,8 @@ export class Agent {
         await this.report(spec, 'failed', errorMessage(err)).catch(() => {});
       }
     }
+    // A member on its way to healthy is looked at again soon: the catalog waits for it.
+    if ([...this.local.values()].some((l) => l.spec.healthCheck && l.health !== 'healthy')) setTimeout(() => this.kick(), 500).unref();
   }
 
   private assigned(): Map<string, MemberSpec> {
@@ -175,7 +180,13 @@ export class Agent {
     const have = this.local.get(k);
     if (have) {
       const st = await this.o.containers.state(containerName(spec));
-      if (st?.running) return;
+      if (st?.running) {
+        if (st.health !== have.health) {
+          have.health = st.health;
+          await this.report(spec, 'running', st.health === 'unhealthy' ? 'health check failing' : undefined, have.container, st.health);
+        }
+        return;
+      }
       // It exited (and Docker gave up restarting it), or someone removed it: start it again below.
     }
     const holder = { node: this.o.nodeId, epoch: spec.epoch };
@@ -188,7 +199,7 @@ export class Agent {
     // The claim is checked once more right before the container starts: the lease may have lapsed meanwhile.
     if (this.claim(spec.service, spec.name)?.node !== this.o.nodeId || Date.now() >= this.o.lease.fenceDeadline()) return;
     const id = await this.o.containers.run(spec, volumeDir);
-    this.local.set(k, { spec, volumeDir });
+    this.local.set(k, { spec, volumeDir, container: id });
     this.o.log.info({ member: k, epoch: spec.epoch, container: id.slice(0, 12) }, 'member started');
     await this.report(spec, 'running', undefined, id);
   }
@@ -252,11 +263,12 @@ export class Agent {
     }
   }
 
-  private async report(spec: MemberSpec, state: MemberStatus['state'], message?: string, container?: string): Promise<void> {
+  private async report(spec: MemberSpec, state: MemberStatus['state'], message?: string, container?: string, health?: MemberStatus['health']): Promise<void> {
     const status: MemberStatus = {
       node: this.o.nodeId,
       epoch: spec.epoch,
       state,
+      ...(health ? { health } : {}),
       since: new Date().toISOString(),
       ...(container ? { container } : {}),
       ...(spec.ip ? { ip: spec.ip } : {}),

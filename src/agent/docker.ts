@@ -75,15 +75,23 @@ export class Containers {
         ...(m.resources?.memoryMiB ? { Memory: m.resources.memoryMiB * 1024 * 1024 } : {}),
         ...(m.resources?.cpus ? { NanoCpus: Math.round(m.resources.cpus * 1e9) } : {}),
       },
+      // Durations in nanoseconds. A member is unhealthy after three failed checks in a row.
+      ...(m.healthCheck ? { Healthcheck: { Test: ['CMD', ...m.healthCheck], Interval: 1e9, Timeout: 2e9, Retries: 3 } } : {}),
     });
     await c.start();
     return c.id;
   }
 
-  async state(name: string): Promise<{ running: boolean; exitCode: number; error: string } | undefined> {
+  async state(name: string): Promise<{ running: boolean; exitCode: number; error: string; health?: 'starting' | 'healthy' | 'unhealthy' } | undefined> {
     try {
       const info = await this.docker.getContainer(name).inspect();
-      return { running: info.State.Running, exitCode: info.State.ExitCode, error: info.State.Error };
+      const health = info.State.Health?.Status;
+      return {
+        running: info.State.Running,
+        exitCode: info.State.ExitCode,
+        error: info.State.Error,
+        ...(health === 'starting' || health === 'healthy' || health === 'unhealthy' ? { health } : {}),
+      };
     } catch (err) {
       if ((err as { statusCode?: number }).statusCode === 404) return undefined;
       throw err;

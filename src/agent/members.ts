@@ -30,6 +30,8 @@ export const memberSpecSchema = z
     /** Written into the volume before the container starts; paths are relative to the volume. */
     configFiles: z.array(z.object({ path: z.string().regex(/^[^/].*$/).refine((p) => !p.split('/').includes('..')), content: z.string(), mode: z.number().int().optional() })).optional(),
     resources: z.object({ cpus: z.number().positive().optional(), memoryMiB: z.number().int().positive().optional() }).optional(),
+    /** A command Docker runs in the container every second; its exit status is the member's health. */
+    healthCheck: z.array(z.string()).min(1).optional(),
     /** The service is stopped: no node runs the member, which keeps its volume, address and name. */
     stopped: z.boolean().optional(),
   })
@@ -49,6 +51,8 @@ export interface MemberStatus {
   node: string;
   epoch: number;
   state: MemberState;
+  /** From the container's health check, where the member has one. */
+  health?: 'starting' | 'healthy' | 'unhealthy';
   container?: string;
   ip?: string;
   message?: string;

@@ -211,11 +211,11 @@ export class Catalog {
     return moved;
   }
 
-  /** The member runs its current assignment, as its agent reported. */
+  /** The member runs its current assignment, as its agent reported, and passes its health check if it has one. */
   private running(m: MemberSpec): boolean {
     const kv = this.o.db.store.get(`${STATUS_PREFIX}${m.service}/${m.name}`);
     const st = kv ? (JSON.parse(kv.value) as MemberStatus) : undefined;
-    return st?.state === 'running' && st.epoch === m.epoch && st.node === m.node;
+    return st?.state === 'running' && st.epoch === m.epoch && st.node === m.node && (!m.healthCheck || st.health === 'healthy');
   }
 
   private placed(have: StoredMember[]): PlacedMember[] {
@@ -234,7 +234,7 @@ export class Catalog {
       return;
     }
     const running = have.filter((m) => this.running(m.spec)).length;
-    if (running < have.length) return this.setStatus(svc, rev, 'INITIALIZING', `${running}/${have.length} members running`);
+    if (running < have.length) return this.setStatus(svc, rev, 'INITIALIZING', `${running}/${have.length} members running and healthy`);
     if (!svc.initialized) {
       const waiting = await SERVICE_TYPES[svc.spec.type].initialize(svc.spec, this.placed(have), this.o.log);
       if (waiting) return this.setStatus(svc, rev, 'INITIALIZING', waiting);

@@ -127,6 +127,7 @@ export const redis: ServiceType = {
         dnsName: `${name}.${spec.name}.${domain}`,
         ...(ip ? { ip } : {}),
         port: REDIS_PORT,
+        healthCheck: ['redis-cli', '-h', ip ?? '127.0.0.1', '-p', String(REDIS_PORT), 'ping'],
         configFiles: [{ path: 'redis.conf', content: conf + '\n' }],
         ...(spec.memoryMiB || spec.cpus ? { resources: { ...(spec.memoryMiB ? { memoryMiB: spec.memoryMiB } : {}), ...(spec.cpus ? { cpus: spec.cpus } : {}) } } : {}),
       };

@@ -8,8 +8,8 @@ import { client, print, table, type GlobalArgs } from './output.ts';
 
 function members(s: ServiceView): string {
   return table(
-    ['MEMBER', 'NODE', 'EPOCH', 'IP', 'DNS', 'IMAGE', 'STATE'],
-    s.members.map((m) => [m.name, m.node, m.epoch, m.ip, m.dns, m.image, m.message ? `${m.state}: ${m.message}` : m.state]),
+    ['MEMBER', 'NODE', 'EPOCH', 'IP', 'DNS', 'IMAGE', 'HEALTH', 'STATE'],
+    s.members.map((m) => [m.name, m.node, m.epoch, m.ip, m.dns, m.image, m.health, m.message ? `${m.state}: ${m.message}` : m.state]),
   );
 }
 
@@ -25,7 +25,8 @@ async function waitUntil(api: ApiClient, a: GlobalArgs, s: ServiceView, until: S
     if (s.status === 'FAILED') throw new UserError(`service ${s.spec.name} FAILED: ${s.message}`);
     if (Date.now() > deadline) throw new UserError(`service ${s.spec.name} is still ${s.status} after ${timeout} s: ${s.message}; see "firecampd service get ${s.spec.name}" (the operation goes on)`);
     const running = s.members.filter((m) => m.state === 'running').length;
-    const line = `${s.status}: ${s.members.length}/${s.spec.replicas} members placed, ${running} running${s.message ? ` (${s.message})` : ''}`;
+    const healthy = s.members.filter((m) => m.health === 'healthy').length;
+    const line = `${s.status}: ${s.members.length}/${s.spec.replicas} members placed, ${running} running, ${healthy} healthy${s.message ? ` (${s.message})` : ''}`;
     if (line !== last && !a.json) process.stderr.write(line + '\n');
     last = line;
     await new Promise((r) => setTimeout(r, 500));

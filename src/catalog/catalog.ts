@@ -4,7 +4,7 @@
 // leader carries on an operation the old one started without doubling or
 // losing a step.
 //
-//   CREATING      members are written (placed, epoch 1) one by one
+//   CREATING      members are placed and written (epoch 1), all in one step
 //   INITIALIZING  waiting for every member to run, then the type's
 //                 initialization (forming a Redis cluster) once
 //   ACTIVE        members whose node's lease expired are moved (epoch + 1)
@@ -88,15 +88,15 @@ export class Catalog {
     return this.o.db.store.get(ALIVE_PREFIX + node) !== undefined;
   }
 
-  /** A node for member `index` of `spec`, or why there is none. */
-  private place(spec: ServiceSpec, member: Omit<MemberSpec, 'node' | 'epoch'>, index: number, exclude = new Set<string>()) {
+  /** A node for member `index` of `spec`, or why there is none; `pending`: members chosen in this pass but not written yet. */
+  private place(spec: ServiceSpec, member: Omit<MemberSpec, 'node' | 'epoch'>, index: number, exclude = new Set<string>(), pending: MemberSpec[] = []) {
     const type = SERVICE_TYPES[spec.type];
     const live: NodeInfo[] = this.nodes()
       .filter((n) => this.alive(n.id))
       .map((n) => ({ id: n.id, name: n.name, zone: n.zone, labels: n.labels ?? {}, ...(n.capacity ? { capacity: n.capacity } : {}) }));
     const placed: Placed[] = [];
-    for (const kv of this.o.db.store.range({ key: MEMBERS_PREFIX, prefix: true, limit: 0 }).kvs) {
-      const m = memberSpecSchema.parse(JSON.parse(kv.value));
+    const stored = this.o.db.store.range({ key: MEMBERS_PREFIX, prefix: true, limit: 0 }).kvs.map((kv) => memberSpecSchema.parse(JSON.parse(kv.value)));
+    for (const m of [...stored, ...pending]) {
       if (m.stopped) continue;
       const svc = m.service === spec.name ? spec : this.service(m.service)?.spec;
       const i = Number(m.name.slice(m.name.lastIndexOf('-') + 1));
@@ -151,7 +151,11 @@ export class Catalog {
     if (svc.status === 'UPGRADING') return this.upgrading(svc, rev, have);
   }
 
-  /** CREATING and SCALING: one member per pass, in index order (a primary first, so that the others know its address). */
+  /**
+   * CREATING and SCALING: every missing member placed in one pass and
+   * written in one transaction, create-if-absent, so that a second leader
+   * doing the same step cannot place a member twice.
+   */
   private async placing(svc: Service, rev: number): Promise<void> {
     const { spec } = svc;
     const type = SERVICE_TYPES[spec.type];
@@ -165,23 +169,26 @@ export class Catalog {
       await this.o.db.txn({ compare: [], success: extra.map((n) => ({ delete: { key: memberKey(spec.name, n), prefix: false } })), failure: [] });
       return;
     }
-    const i = names.findIndex((n) => !have.has(n));
-    if (i < 0) return this.setStatus(svc, rev, 'INITIALIZING', `${names.length} members placed; waiting for them to run`);
+    const missing = names.flatMap((n, i) => (have.has(n) ? [] : [i]));
+    if (missing.length === 0) return this.setStatus(svc, rev, 'INITIALIZING', `${names.length} members placed; waiting for them to run`);
     const ips = names.map((n) => have.get(n)?.spec.ip);
     if (this.o.ipPool.length > 0) {
-      ips[i] = this.freeIp();
-      if (!ips[i]) return this.setStatus(svc, rev, 'FAILED', 'the static IP pool is exhausted: widen --ip-pool');
+      const free = this.freeIps(missing.length);
+      if (free.length < missing.length) return this.setStatus(svc, rev, 'FAILED', 'the static IP pool is exhausted: widen --ip-pool');
+      missing.forEach((i, k) => (ips[i] = free[k]));
     }
-    const member = type.members(spec, { domain: this.o.domain, ips })[i]!;
-    const where = this.place(spec, member, i);
-    if ('why' in where) return this.setStatus(svc, rev, svc.status, where.why);
-    // Create-if-absent: a second leader doing the same step cannot place a member twice.
+    const specs = type.members(spec, { domain: this.o.domain, ips });
+    const chosen: MemberSpec[] = [];
+    for (const i of missing) {
+      const where = this.place(spec, specs[i]!, i, new Set(), chosen);
+      if ('why' in where) return this.setStatus(svc, rev, svc.status, where.why);
+      chosen.push({ ...specs[i]!, node: where.node, epoch: 1 });
+    }
     await this.o.db.txn({
-      compare: [{ key: memberKey(spec.name, member.name), target: 'exists', op: '=', value: false }],
-      success: [{ put: { key: memberKey(spec.name, member.name), value: JSON.stringify({ ...member, node: where.node, epoch: 1 } satisfies MemberSpec) } }],
+      compare: chosen.map((m) => ({ key: memberKey(spec.name, m.name), target: 'exists' as const, op: '=' as const, value: false })),
+      success: chosen.map((m) => ({ put: { key: memberKey(spec.name, m.name), value: JSON.stringify(m) } })),
       failure: [],
     });
-    await this.setStatus(svc, rev, svc.status, `${i + 1}/${names.length} members placed`);
   }
 
   /** Members of nodes whose lease expired go elsewhere, at the next epoch. True if one moved. */
@@ -263,9 +270,10 @@ export class Catalog {
     }
   }
 
-  private freeIp(): string | undefined {
+  /** Up to `n` addresses of the pool that no member holds. */
+  private freeIps(n: number): string[] {
     const used = new Set(this.o.db.store.range({ key: MEMBERS_PREFIX, prefix: true, limit: 0 }).kvs.map((kv) => (JSON.parse(kv.value) as MemberSpec).ip));
-    return this.o.ipPool.find((ip) => !used.has(ip));
+    return this.o.ipPool.filter((ip) => !used.has(ip)).slice(0, n);
   }
 
   /** Agents release their claims once their containers are gone. */

@@ -38,8 +38,7 @@ async function oneRun(leaseTtl: number): Promise<Run> {
       await bed.start(i, ['--volumes', `loop:${bed.shared}`, '--static-ips', 'local:eth0', '--ip-pool', '10.77.0.200-10.77.0.220', '--lease-ttl', String(leaseTtl), '--dns-domain', 'fc.test']);
     }
     const status = async (i: number) => (await bed.api(i, 'GET', '/v1/cluster/status')).json;
-    await until(async () => (await status(0)).members.filter((m: { role: string }) => m.role === 'voter').length === 3, 30_000, '3 voters');
-    const ids = ((await status(0)).members as { id: string; name: string }[]).reduce((m, x) => m.set(x.id, bed.nodes.findIndex((n) => n.ns === x.name)), new Map<string, number>());
+    const ids = await bed.nodeIds();
     // Every agent holds its lease before the clock starts: placement needs live nodes.
     await until(async () => (await bed.api(0, 'POST', '/v1/kv/range', { key: '/_cluster/alive/', prefix: true })).json.kvs.length === 3, 30_000, 'the agents');
 
@@ -67,7 +66,7 @@ async function oneRun(leaseTtl: number): Promise<Run> {
     await new Promise((res) => setTimeout(res, 1500)); // appendfsync everysec
 
     const victimMember = members.find((m) => m.ip === owner)!;
-    const victim = ids.get(victimMember.node)!;
+    const victim = ids.indexOf(victimMember.node);
     const moving = members.filter((m) => m.node === victimMember.node);
     const victim_was_leader = (await status(0)).leader === victimMember.node;
     const t1 = Date.now();

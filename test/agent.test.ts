@@ -113,9 +113,7 @@ describe('agent', { timeout: 300_000 }, () => {
     for (let i = 0; i < 3; i++) {
       await bed.start(i, ['--volumes', `loop:${bed.shared}`, '--static-ips', 'local:eth0', '--lease-ttl', String(LEASE_TTL), '--dns-domain', 'fc.test']);
     }
-    await waitFor(async () => (await bed.api(0, 'GET', '/v1/cluster/status')).json.members.filter((m: { role: string }) => m.role === 'voter').length === 3, 30_000, '3 voters');
-    const members = (await bed.api(0, 'GET', '/v1/cluster/status')).json.members as { id: string; name: string }[];
-    for (const n of bed.nodes) ids.push(members.find((m) => m.name === n.ns)!.id);
+    ids.push(...(await bed.nodeIds()));
   });
   after(async () => {
     await bed?.destroy();

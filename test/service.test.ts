@@ -53,9 +53,7 @@ describe('service', { timeout: 600_000 }, () => {
     const caFile = path.join(tempDir(), 'ca.crt');
     fs.copyFileSync(path.join(bed.nodes[0]!.dataDir, 'tls', 'ca.crt'), caFile);
     cli = (args) => runCli([...args, '--ca-file', caFile], { FIRECAMPD_TOKEN: bed.token });
-    await waitFor(async () => (await bed.api(0, 'GET', '/v1/cluster/status')).json.members.filter((m: { role: string }) => m.role === 'voter').length === 3, 30_000, '3 voters');
-    const members = (await bed.api(0, 'GET', '/v1/cluster/status')).json.members as { id: string; name: string }[];
-    for (const n of bed.nodes) ids.push(members.find((m) => m.name === n.ns)!.id);
+    ids.push(...(await bed.nodeIds()));
   });
   after(async () => {
     await bed?.destroy();

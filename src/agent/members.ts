@@ -62,5 +62,7 @@ export interface MemberStatus {
 export const memberKey = (service: string, member: string) => `${MEMBERS_PREFIX}${service}/${member}`;
 export const claimKey = (service: string, member: string) => `${CLAIMS_PREFIX}${service}/${member}`;
 export const statusKey = (service: string, member: string) => `${STATUS_PREFIX}${service}/${member}`;
+/** A member's index in its service: the N of "<service>-N". */
+export const memberIndex = (m: { name: string }) => Number(m.name.slice(m.name.lastIndexOf('-') + 1));
 /** The Docker container of a member: one name per member, whichever node runs it. */
 export const containerName = (m: { service: string; name: string }) => `firecampd-${m.service}-${m.name}`;

@@ -13,11 +13,12 @@
 //                 type's order, each once every member serves
 //   STOPPING      members marked stopped; STOPPED once no node holds one
 //   DELETING      members removed; the record goes once no node holds one
+import { parseHostPort } from '../config.ts';
 import type { ControlDb } from '../controldb/controldb.ts';
 import { NODES_PREFIX, type NodeRecord } from '../controldb/membership.ts';
 import { errorMessage } from '../errors.ts';
 import type { Logger } from '../log.ts';
-import { ALIVE_PREFIX, CLAIMS_PREFIX, MEMBERS_PREFIX, STATUS_PREFIX, memberKey, memberSpecSchema, type MemberSpec, type MemberStatus } from '../agent/members.ts';
+import { ALIVE_PREFIX, CLAIMS_PREFIX, MEMBERS_PREFIX, STATUS_PREFIX, memberIndex, memberKey, memberSpecSchema, type MemberSpec, type MemberStatus } from '../agent/members.ts';
 import { place, type NodeInfo, type PlacedMember as Placed } from './placement.ts';
 import { SERVICE_TYPES } from './registry.ts';
 import { SERVICES_PREFIX, serviceKey, type PlacedMember, type Service, type ServiceSpec } from './types.ts';
@@ -37,8 +38,6 @@ interface StoredMember {
   rev: number;
 }
 
-/** The host part of a node's "host:port" address. */
-const hostOf = (addr: string) => addr.replace(/^\[?(.*?)\]?:\d+$/, '$1');
 
 export class Catalog {
   private timer?: NodeJS.Timeout;
@@ -99,8 +98,7 @@ export class Catalog {
     for (const m of [...stored, ...pending]) {
       if (m.stopped) continue;
       const svc = m.service === spec.name ? spec : this.service(m.service)?.spec;
-      const i = Number(m.name.slice(m.name.lastIndexOf('-') + 1));
-      placed.push({ name: m.name, node: m.node, service: m.service, group: svc ? SERVICE_TYPES[svc.type].group(svc, i) : -1, ...pick(m) });
+      placed.push({ name: m.name, node: m.node, service: m.service, group: svc ? SERVICE_TYPES[svc.type].group(svc, memberIndex(m)) : -1, ...pick(m) });
     }
     return place({ name: member.name, service: spec.name, group: type.group(spec, index), labels: spec.placement?.labels, ...pick(member) }, live, placed, exclude);
   }
@@ -204,8 +202,7 @@ export class Catalog {
       const since = this.goneSince.get(m.spec.node) ?? now;
       this.goneSince.set(m.spec.node, since);
       if (now - since < (this.o.graceMs ?? 1000)) continue;
-      const index = Number(m.spec.name.slice(m.spec.name.lastIndexOf('-') + 1));
-      const where = this.place(svc.spec, m.spec, index, new Set([m.spec.node]));
+      const where = this.place(svc.spec, m.spec, memberIndex(m.spec), new Set([m.spec.node]));
       if ('why' in where) {
         this.o.log.warn({ member: m.spec.name, why: where.why }, 'cannot move a member off a node whose lease expired');
         continue;
@@ -226,7 +223,7 @@ export class Catalog {
   }
 
   private placed(have: StoredMember[]): PlacedMember[] {
-    const addr = new Map(this.nodes().map((n) => [n.id, hostOf(n.addr)]));
+    const addr = new Map(this.nodes().map((n) => [n.id, parseHostPort(n.addr, 0, 'node address', true).host]));
     return have.map((m) => ({ spec: m.spec, host: m.spec.ip ?? addr.get(m.spec.node) ?? '' }));
   }
 

@@ -11,7 +11,7 @@
 // Append-only persistence and the cluster's nodes.conf live on the member's
 // volume: data and cluster identity survive a move.
 import { Redis } from 'ioredis';
-import type { MemberSpec } from '../agent/members.ts';
+import { memberIndex, type MemberSpec } from '../agent/members.ts';
 import { UserError, errorMessage } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import type { MemberContext, PlacedMember, ServiceSpec, ServiceSpecInput, ServiceType, UpgradeStep } from './types.ts';
@@ -61,7 +61,6 @@ const isCluster = (spec: ServiceSpec) => spec.redis !== undefined;
 const perShard = (spec: ServiceSpec) => 1 + (spec.redis?.replicasPerShard ?? 0);
 /** Cluster mode: member i is the master of its shard when i is a multiple of the shard size. */
 const isMasterIndex = (spec: ServiceSpec, i: number) => i % perShard(spec) === 0;
-const indexOf = (m: MemberSpec) => Number(m.name.slice(m.name.lastIndexOf('-') + 1));
 
 /** What a member is to Redis now: master or slave. */
 async function role(host: string): Promise<string> {
@@ -142,7 +141,7 @@ export const redis: ServiceType = {
    */
   async initialize(spec, members, log) {
     if (!isCluster(spec)) return undefined;
-    const byIndex = [...members].sort((a, b) => indexOf(a.spec) - indexOf(b.spec));
+    const byIndex = [...members].sort((a, b) => memberIndex(a.spec) - memberIndex(b.spec));
     const views = await Promise.all(
       byIndex.map((m) => withRedis(m.host, async (r) => ({ m, nodes: parseNodes(await call(r, 'CLUSTER', 'NODES')) }))),
     );
@@ -209,7 +208,7 @@ export const redis: ServiceType = {
    * mode restarts in place: writes pause for that restart.
    */
   async upgradeStep(spec, members, image, log): Promise<UpgradeStep> {
-    const pending = members.filter((m) => m.spec.image !== image).sort((a, b) => indexOf(a.spec) - indexOf(b.spec));
+    const pending = members.filter((m) => m.spec.image !== image).sort((a, b) => memberIndex(a.spec) - memberIndex(b.spec));
     if (pending.length === 0) throw new Error('nothing to upgrade');
     const roles = new Map(await Promise.all(members.map(async (m) => [m.spec.name, await role(m.host)] as const)));
     const replica = pending.find((m) => roles.get(m.spec.name) === 'slave');

@@ -167,6 +167,18 @@ export class TestBed {
     }
   }
 
+  /** Once every node is a voter: their node ids, by bed index. */
+  async nodeIds(timeoutMs = 60_000): Promise<string[]> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const members = ((await this.api(0, 'GET', '/v1/cluster/status').catch(() => undefined))?.json?.members ?? []) as { id: string; name: string; role: string }[];
+      const ids = this.nodes.map((n) => members.find((m) => m.name === n.ns && m.role === 'voter')?.id);
+      if (ids.every((id) => id !== undefined)) return ids as string[];
+      if (Date.now() > deadline) throw new Error(`not every node is a voter after ${timeoutMs} ms: ${JSON.stringify(members)}\n${this.logs(10)}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+
   /**
    * A crash of node i's software, not of the machine: firecampd and dockerd
    * killed with SIGKILL. The containers run on under their shims, with their

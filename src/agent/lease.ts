@@ -10,6 +10,7 @@ import type { ControlDb } from '../controldb/controldb.ts';
 import { UserError, errorMessage } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { ALIVE_PREFIX } from './members.ts';
+import { withTimeout } from '../timeout.ts';
 
 /** Stop members this far into the TTL without a confirmed keepalive: leaves half the TTL to stop them. */
 export const FENCE_FRACTION = 0.5;
@@ -68,7 +69,7 @@ export class NodeLease {
       if (this.id === 0) throw new UserError('no lease yet', 404, 'lease_not_found');
       // A keepalive forwarded to a leader that just died would wait for its full forwarding timeout;
       // give up early, so that the next one goes to the new leader in time.
-      await withTimeout(this.db.leaseKeepAlive(this.id), (this.ttlSeconds * 1000) / 4);
+      await withTimeout(this.db.leaseKeepAlive(this.id), (this.ttlSeconds * 1000) / 4, 'the leader');
       this.lastSent = sent;
     } catch (err) {
       if (!(err instanceof UserError && err.code === 'lease_not_found')) {
@@ -93,14 +94,6 @@ export class NodeLease {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
   }
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer from the leader in ${ms} ms`)), ms);
-  });
-  return Promise.race([p, late]).finally(() => clearTimeout(timer));
 }
 
 function readOr(file: string, fallback: string): string {

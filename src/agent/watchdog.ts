@@ -11,6 +11,7 @@ import { run } from '../exec.ts';
 import { selfCommand } from '../native.ts';
 import { Containers, dockerClient } from './docker.ts';
 import type { IpProvider } from './providers/types.ts';
+import { withTimeout } from '../timeout.ts';
 
 export interface WatchdogOptions {
   dockerHost?: string;
@@ -85,15 +86,20 @@ export async function runWatchdog(opts: { dockerHost?: string; cluster: string; 
   let parentGone = false;
   let seen: Seen[] = [];
   let lastLook = 0;
+  let looking = false;
   readline.createInterface({ input: process.stdin }).on('line', (line) => {
     const d = Number(line);
     if (Number.isFinite(d)) deadline = d;
   }).on('close', () => (parentGone = true));
   for (;;) {
     await new Promise((r) => setTimeout(r, 100));
-    if (Date.now() - lastLook > 1000 && (deadline === 0 || Date.now() < deadline)) {
+    // In the background: a hung dockerd must not hold up the deadline below.
+    if (!looking && Date.now() - lastLook > 1000 && (deadline === 0 || Date.now() < deadline)) {
       lastLook = Date.now();
-      seen = await look(containers).catch(() => seen);
+      looking = true;
+      void look(containers)
+        .then((s) => (seen = s), () => {})
+        .finally(() => (looking = false));
     }
     if (deadline > 0 && Date.now() >= deadline) {
       const killed = await fence(containers, seen, opts.ips);
@@ -118,9 +124,10 @@ async function look(containers: Containers): Promise<Seen[]> {
 
 /** Kill every member container (through Docker, else by pid), drop their IPs; returns their names. */
 async function fence(containers: Containers, seen: Seen[], ips: IpProvider): Promise<string[]> {
-  const running = await containers.list().then((l) => l.filter((c) => c.running)).catch(() => undefined);
+  // Docker gets a second at most: it may be dead or hung, and the pids below do not need it.
+  const running = await withTimeout(containers.list().then((l) => l.filter((c) => c.running)), DOCKER_WAIT_MS, 'Docker').catch(() => undefined);
   // `docker kill` marks a container as stopped on purpose: its restart policy leaves it down.
-  await Promise.all((running ?? []).map((c) => containers.docker.getContainer(c.id).kill().catch(() => {})));
+  await withTimeout(Promise.all((running ?? []).map((c) => containers.docker.getContainer(c.id).kill().catch(() => {}))), DOCKER_WAIT_MS, 'Docker').catch(() => {});
   for (const s of seen) {
     // Only the process that is still this container's (its cgroup names the container id): a pid may have been reused.
     const cgroup = readOr(`/proc/${s.pid}/cgroup`);
@@ -136,6 +143,8 @@ async function fence(containers: Containers, seen: Seen[], ips: IpProvider): Pro
   for (const ip of addrs) await ips.remove(ip).catch(() => {});
   return [...new Set([...seen.map((s) => s.name), ...(running ?? []).map((c) => c.name)])];
 }
+
+const DOCKER_WAIT_MS = 1000;
 
 function readOr(file: string): string {
   try {

@@ -39,6 +39,8 @@ export class ApiClient {
   private readonly token: string | undefined;
   private readonly socketPath: string | undefined;
   private ca: string | undefined;
+  /** The CA of the node whose data dir this machine has: the cluster's only if no token names another. */
+  private localCa: string | undefined;
   private readonly agent: http.Agent;
 
   constructor(private readonly opts: ClientOptions) {
@@ -53,7 +55,8 @@ export class ApiClient {
     }
     const hp = parseHostPort(opts.addr ?? `127.0.0.1:${DEFAULT_PORT}`, DEFAULT_PORT, '--addr');
     this.base = `https://${formatHostPort({ host: hp.host || '127.0.0.1', port: hp.port })}`;
-    this.ca = opts.ca ?? (opts.caFile ? readCa(opts.caFile) : readIfExists(path.join(dataDir, TLS_DIR, 'ca.crt')));
+    this.ca = opts.ca ?? (opts.caFile ? readCa(opts.caFile) : undefined);
+    this.localCa = readIfExists(path.join(dataDir, TLS_DIR, 'ca.crt'));
     this.agent = new https.Agent({ keepAlive: opts.keepAlive ?? false, ...(opts.cert ? { cert: opts.cert.certPem, key: opts.cert.keyPem } : {}) });
   }
 
@@ -143,10 +146,15 @@ export class ApiClient {
     }
   }
 
-  /** The CA to verify the node with; fetched and pinned by the token's digest if not given. */
+  /**
+   * The CA to verify the node with: the one given; else, for a token that
+   * names its cluster's CA digest, the local data dir's CA if it is that one,
+   * or the CA fetched and pinned by that digest; else the local data dir's.
+   */
   private async clusterCa(): Promise<string> {
     if (this.ca) return this.ca;
     const digest = this.token ? parseToken(this.token).caDigest : undefined;
+    if (this.localCa && (!digest || caDigest(this.localCa) === digest)) return (this.ca = this.localCa);
     if (!digest) {
       throw new UserError('cannot verify the node: pass --ca-file with the cluster CA (ca.crt in a node\'s <data-dir>/tls), or use a token made by "firecampd token create"');
     }

@@ -164,6 +164,10 @@ describe('security', () => {
     const users = a.nodes.map((n) => new ApiClient({ addr: `127.0.0.1:${n.port}`, token: created.token, keepAlive: true })); // CA pinned from the token
     after(() => users.forEach((u) => u.close()));
     for (const u of users) assert.equal((await u.raw('GET', '/v1/health')).status, 200);
+    // On a machine that is a node of another cluster, the token's CA digest wins over that node's CA.
+    const elsewhere = new ApiClient({ addr: `127.0.0.1:${a.nodes[0]!.port}`, token: created.token, dataDir: b.nodes[0]!.dir });
+    assert.equal((await elsewhere.raw('GET', '/v1/health')).status, 200);
+    elsewhere.close();
 
     const list = (await a.request(1, 'GET', '/v1/tokens')).json.tokens as { id: string; kind: string }[];
     assert.ok(list.some((t) => t.id === created.id && t.kind === 'api'));

@@ -28,10 +28,12 @@ export interface NodeConfig {
   name: string;
   /** Test-only fault: serve reads without ReadIndex. */
   unsafeStaleReads: boolean;
-  /** Where member volumes live: a directory per volume in the data dir, or loop images on shared storage. */
-  volumes: { kind: 'local' } | { kind: 'loop'; dir: string };
-  /** How members' static IPs are brought up: not at all, or on a local interface. */
-  staticIps: { kind: 'none' } | { kind: 'local'; iface: string; prefix: number };
+  /** Where member volumes live: a directory per volume in the data dir, loop images on shared storage, or EBS volumes. */
+  volumes: { kind: 'local' } | { kind: 'loop'; dir: string } | { kind: 'aws-ebs' };
+  /** How members' static IPs are brought up: not at all, on a local interface, or as AWS secondary IPs of that interface. */
+  staticIps: { kind: 'none' } | { kind: 'local' | 'aws'; iface: string; prefix: number };
+  /** Who else serves members' names: nobody (the embedded server alone), or a Route 53 hosted zone too. */
+  dns: { kind: 'embedded' } | { kind: 'route53'; hostedZoneId: string };
   /** The cluster's DNS domain, served by every node's embedded DNS server. */
   dnsDomain: string;
   /** The node's liveness lease, in seconds. */
@@ -88,8 +90,9 @@ const rawSchema = z
     dockerHost: z.string().optional(),
     name: z.string().regex(/^[a-zA-Z0-9._-]+$/, 'name may hold letters, digits, ".", "_" and "-"').optional(),
     unsafeStaleReads: z.boolean().optional(),
-    volumes: z.string().regex(/^(local|loop:\/.+)$/, 'must be "local" or "loop:/shared/dir"').optional(),
-    staticIps: z.string().regex(/^(none|local:[a-zA-Z0-9._-]+(\/\d{1,2})?)$/, 'must be "none" or "local:IFACE[/PREFIX]"').optional(),
+    volumes: z.string().regex(/^(local|loop:\/.+|aws-ebs)$/, 'must be "local", "loop:/shared/dir" or "aws-ebs"').optional(),
+    staticIps: z.string().regex(/^(none|(local|aws):[a-zA-Z0-9._-]+(\/\d{1,2})?)$/, 'must be "none", "local:IFACE[/PREFIX]" or "aws:IFACE[/PREFIX]"').optional(),
+    dns: z.string().regex(/^(embedded|route53:[A-Z0-9]{1,32})$/, 'must be "embedded" or "route53:HOSTED_ZONE_ID"').optional(),
     dnsDomain: z.string().regex(/^([a-z0-9-]+\.)*[a-z0-9-]+$/, 'must be a domain name such as firecamp.local').optional(),
     leaseTtl: z.number().int().min(2).max(300).optional(),
     ipPool: z.string().regex(/^\d+\.\d+\.\d+\.\d+-\d+\.\d+\.\d+\.\d+$/, 'must be FIRST-LAST, e.g. 10.0.0.200-10.0.0.250').optional(),
@@ -130,8 +133,9 @@ export function resolveNodeConfig(raw: RawNodeOptions): NodeConfig {
     dockerHost: o.dockerHost,
     name: o.name ?? os.hostname(),
     unsafeStaleReads: o.unsafeStaleReads ?? false,
-    volumes: o.volumes?.startsWith('loop:') ? { kind: 'loop', dir: path.resolve(o.volumes.slice(5)) } : { kind: 'local' },
+    volumes: o.volumes?.startsWith('loop:') ? { kind: 'loop', dir: path.resolve(o.volumes.slice(5)) } : o.volumes === 'aws-ebs' ? { kind: 'aws-ebs' } : { kind: 'local' },
     staticIps: parseStaticIps(o.staticIps),
+    dns: o.dns?.startsWith('route53:') ? { kind: 'route53', hostedZoneId: o.dns.slice('route53:'.length) } : { kind: 'embedded' },
     dnsDomain: o.dnsDomain ?? 'firecamp.local',
     leaseTtl: o.leaseTtl ?? 10,
     ipPool: o.ipPool ? ipRange(o.ipPool) : [],
@@ -147,8 +151,14 @@ function ipRange(v: string): string[] {
 
 export function parseStaticIps(v: string | undefined): NodeConfig['staticIps'] {
   if (!v || v === 'none') return { kind: 'none' };
-  const [iface, prefix] = v.slice('local:'.length).split('/');
-  return { kind: 'local', iface: iface!, prefix: prefix ? Number(prefix) : 24 };
+  const kind = v.startsWith('aws:') ? 'aws' : 'local';
+  const [iface, prefix] = v.slice(kind.length + 1).split('/');
+  return { kind, iface: iface!, prefix: prefix ? Number(prefix) : 24 };
+}
+
+/** Whether members must stay in the zone they were first placed in: EBS volumes and a subnet's addresses are zonal. */
+export function zonal(c: Pick<NodeConfig, 'volumes' | 'staticIps'>): boolean {
+  return c.volumes.kind === 'aws-ebs' || c.staticIps.kind === 'aws';
 }
 
 function kebab(s: string): string {

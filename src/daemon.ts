@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { ApiServer, RawResponse } from './api/server.ts';
 import { ApiClient, LOCAL_SOCKET, fetchPinnedCa } from './client.ts';
-import { formatHostPort, type NodeConfig } from './config.ts';
+import { formatHostPort, zonal, type NodeConfig } from './config.ts';
 import { registerClusterRoutes } from './controldb/cluster-routes.ts';
 import { ControlDb } from './controldb/controldb.ts';
 import { httpForwarder } from './controldb/forward.ts';
@@ -43,10 +43,8 @@ import { DnsServer, type DnsAnswer } from './agent/dns-server.ts';
 import { Containers, dockerClient } from './agent/docker.ts';
 import { NodeLease } from './agent/lease.ts';
 import { MEMBERS_PREFIX, memberSpecSchema } from './agent/members.ts';
-import { DNS_PREFIX, EmbeddedDns } from './agent/providers/embedded-dns.ts';
-import { LocalIps, NoIps } from './agent/providers/local-ip.ts';
-import { LocalVolumes } from './agent/providers/local-volume.ts';
-import { LoopVolumes } from './agent/providers/loop-volume.ts';
+import { DNS_PREFIX } from './agent/providers/embedded-dns.ts';
+import { mountRoot, selectProviders } from './agent/providers/select.ts';
 import { Watchdog } from './agent/watchdog.ts';
 import { Catalog } from './catalog/catalog.ts';
 import { registerLogRoutes } from './catalog/logs.ts';
@@ -204,7 +202,7 @@ export class Daemon {
     this.controldb = new ControlDb({ store, raft: this.raft, forward, log: this.log, unsafeStaleReads });
     this.membership = new Membership(this.controldb, this.raft, this.nodeId, forward, this.log);
     this.tokens = new Tokens(this.controldb, () => caDigest(tls.caPem));
-    this.catalog = new Catalog({ db: this.controldb, domain: this.config.dnsDomain, ipPool: this.config.ipPool, log: this.log.child({ part: 'catalog' }) });
+    this.catalog = new Catalog({ db: this.controldb, domain: this.config.dnsDomain, ipPool: this.config.ipPool, zonal: zonal(this.config), log: this.log.child({ part: 'catalog' }) });
     registerServiceRoutes(this.api, this.controldb, { ipPool: this.config.ipPool });
     registerLogRoutes(this.api, { db: this.controldb, selfId: this.nodeId, tls, address: this.address, docker: () => this.docker });
     registerKvRoutes(this.api, this.controldb);
@@ -275,24 +273,26 @@ export class Daemon {
     if (this.closing) return;
     this.docker = docker;
     const db = this.controldb!;
-    const lease = new NodeLease(db, this.nodeId, c.leaseTtl, dir, this.log, () => {});
-    this.agent = new Agent({
-      db,
-      nodeId: this.nodeId,
-      nodeIp: c.advertise.host,
-      containers: new Containers(docker, cluster, this.nodeId),
-      volumes: c.volumes.kind === 'loop' ? new LoopVolumes(c.volumes.dir, path.join(dir, 'mnt'), this.nodeId) : new LocalVolumes(path.join(dir, 'volumes')),
-      ips: c.staticIps.kind === 'local' ? new LocalIps(c.staticIps.iface, c.staticIps.prefix, (err) => this.log.warn({ err: err.message }, 'gratuitous ARP failed')) : new NoIps(),
-      dns: new EmbeddedDns(db),
-      lease,
-      watchdog: new Watchdog({ dockerHost: c.dockerHost, cluster, node: this.nodeId, pidFile: path.join(dir, 'watchdog.pid'), mountRoot: path.join(dir, 'mnt'), staticIps: c.staticIps.kind === 'local' ? `local:${c.staticIps.iface}/${c.staticIps.prefix}` : 'none' }),
-      log: this.log.child({ part: 'agent' }),
-    });
     try {
+      const providers = await selectProviders({ config: c, dataDir: dir, nodeId: this.nodeId, cluster, db, log: this.log });
+      if (this.closing) return;
+      const lease = new NodeLease(db, this.nodeId, c.leaseTtl, dir, this.log, () => {});
+      // The watchdog fences without the controldb or AWS: it drops the addresses from the interface (the next holder takes them over in AWS).
+      const watchdogIps = c.staticIps.kind === 'none' ? 'none' : `local:${c.staticIps.iface}/${c.staticIps.prefix}`;
+      this.agent = new Agent({
+        db,
+        nodeId: this.nodeId,
+        nodeIp: c.advertise.host,
+        containers: new Containers(docker, cluster, this.nodeId),
+        ...providers,
+        lease,
+        watchdog: new Watchdog({ dockerHost: c.dockerHost, cluster, node: this.nodeId, pidFile: path.join(dir, 'watchdog.pid'), mountRoot: mountRoot(dir), staticIps: watchdogIps }),
+        log: this.log.child({ part: 'agent' }),
+      });
       await this.agent.start();
-      this.log.info({ volumes: c.volumes.kind, static_ips: c.staticIps.kind, lease_ttl: c.leaseTtl }, 'agent started');
+      this.log.info({ volumes: c.volumes.kind, static_ips: c.staticIps.kind, dns: c.dns.kind, lease_ttl: c.leaseTtl }, 'agent started');
     } catch (err) {
-      this.log.error({ err: errorMessage(err) }, 'the agent could not start');
+      this.log.error({ err: errorMessage(err) }, 'the agent could not start: members cannot run on this node');
     }
   }
 

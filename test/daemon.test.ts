@@ -4,6 +4,7 @@ import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import https from 'node:https';
 import { ApiClient } from '../src/client.ts';
+import { resolveNodeConfig, zonal } from '../src/config.ts';
 import { nodeClient, readCa } from './helpers/api.ts';
 import { runCli, startDaemon, stopDaemon, tempDir, type Running } from './helpers/proc.ts';
 
@@ -110,6 +111,18 @@ describe('daemon', () => {
     assert.equal(dd.code, 1);
     assert.match(dd.stderr, /data dir .* is not usable/);
     assert.equal(dd.stderr.trim().split('\n').length, 1);
+  });
+
+  it('names its providers by flag, and says what a bad provider flag should look like', async () => {
+    const c = resolveNodeConfig({ volumes: 'aws-ebs', staticIps: 'aws:ens5/20', dns: 'route53:Z0123ABC' });
+    assert.deepEqual([c.volumes, c.staticIps, c.dns], [{ kind: 'aws-ebs' }, { kind: 'aws', iface: 'ens5', prefix: 20 }, { kind: 'route53', hostedZoneId: 'Z0123ABC' }]);
+    assert.ok(zonal(c), 'EBS volumes and AWS addresses keep members in their zone');
+    const d = resolveNodeConfig({ volumes: 'loop:/shared/vols', staticIps: 'local:eth0' });
+    assert.deepEqual([d.volumes, d.staticIps, d.dns], [{ kind: 'loop', dir: '/shared/vols' }, { kind: 'local', iface: 'eth0', prefix: 24 }, { kind: 'embedded' }]);
+    assert.equal(zonal(d), false);
+    assert.throws(() => resolveNodeConfig({ volumes: 'ebs' }), /--volumes: must be "local", "loop:\/shared\/dir" or "aws-ebs"/);
+    assert.throws(() => resolveNodeConfig({ staticIps: 'aws' }), /--static-ips: must be "none", "local:IFACE\[\/PREFIX\]" or "aws:IFACE\[\/PREFIX\]"/);
+    assert.throws(() => resolveNodeConfig({ dns: 'route53' }), /--dns: must be "embedded" or "route53:HOSTED_ZONE_ID"/);
   });
 
   it('prints its version', async () => {

@@ -76,6 +76,17 @@ describe('placement', () => {
     assert.ok('node' in place({ name: 'r-2', service: 'r', group: 0, port: 6379, ip: '10.0.0.9' }, nodes, placed));
   });
 
+  it('keeps a member pinned to a zone (EBS volume, AWS address) in that zone, and says why when it cannot', () => {
+    const nodes = [node('a', 'us-east-1a'), node('b', 'us-east-1b'), node('c', 'us-east-1a')];
+    const pinned = { name: 'r-0', service: 'r', group: 0, zone: 'us-east-1a' };
+    // a is gone: the only node in the member's zone is c, though b holds less.
+    const placed: PlacedMember[] = [{ name: 'x-0', service: 'x', group: 0, node: 'c' }];
+    assert.deepEqual(place(pinned, nodes, placed, new Set(['a'])), { node: 'c' });
+    const r = place(pinned, nodes, placed, new Set(['a', 'c']));
+    assert.ok('why' in r);
+    assert.equal(r.why, "no node can run r-0: b: is in zone us-east-1b, and r-0's volume and address are in zone us-east-1a");
+  });
+
   it('says when there is no live node', () => {
     assert.deepEqual(place({ name: 'r-0', service: 'r', group: 0 }, [], []), { why: 'no live node to run r-0 on; waiting for one' });
   });

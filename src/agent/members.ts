@@ -32,6 +32,8 @@ export const memberSpecSchema = z
     resources: z.object({ cpus: z.number().positive().optional(), memoryMiB: z.number().int().positive().optional() }).optional(),
     /** A command Docker runs in the container every second; its exit status is the member's health. */
     healthCheck: z.array(z.string()).min(1).optional(),
+    /** The zone the member must stay in, where its volume or address is zonal (EBS, an AWS subnet). */
+    zone: z.string().optional(),
     /** The service is stopped: no node runs the member, which keeps its volume, address and name. */
     stopped: z.boolean().optional(),
   })

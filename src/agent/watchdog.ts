@@ -10,6 +10,7 @@ import readline from 'node:readline';
 import { run } from '../exec.ts';
 import { selfCommand } from '../native.ts';
 import { Containers, dockerClient } from './docker.ts';
+import { mounts } from './providers/mounts.ts';
 import type { IpProvider } from './providers/types.ts';
 import { withTimeout } from '../timeout.ts';
 
@@ -156,13 +157,8 @@ function readOr(file: string): string {
 
 /** Unmount the member volumes under `root` and free their loop devices. */
 async function releaseMounts(root: string): Promise<void> {
-  const mounts = fs
-    .readFileSync('/proc/self/mounts', 'utf8')
-    .split('\n')
-    .map((l) => l.split(' '))
-    .filter((f) => f[1]?.startsWith(root + '/'));
-  for (const [device, dir] of mounts) {
-    await run('umount', [dir!]).catch(() => run('umount', ['-l', dir!]).catch(() => ''));
-    if (device?.startsWith('/dev/loop')) await run('losetup', ['-d', device]).catch(() => '');
+  for (const { device, dir } of mounts().filter((m) => m.dir.startsWith(root + '/'))) {
+    await run('umount', [dir]).catch(() => run('umount', ['-l', dir]).catch(() => ''));
+    if (device.startsWith('/dev/loop')) await run('losetup', ['-d', device]).catch(() => '');
   }
 }

@@ -28,6 +28,8 @@ export interface CatalogOptions {
   domain: string;
   /** Static IPs for members, in order (empty: members are reached at their node's address). */
   ipPool: string[];
+  /** Members stay in the zone they were first placed in (EBS volumes, AWS addresses). */
+  zonal?: boolean;
   log: Logger;
   /** How long after a node's lease is gone its members are moved (on top of the lease TTL). */
   graceMs?: number;
@@ -100,7 +102,8 @@ export class Catalog {
       const svc = m.service === spec.name ? spec : this.service(m.service)?.spec;
       placed.push({ name: m.name, node: m.node, service: m.service, group: svc ? SERVICE_TYPES[svc.type].group(svc, memberIndex(m)) : -1, ...pick(m) });
     }
-    return place({ name: member.name, service: spec.name, group: type.group(spec, index), labels: spec.placement?.labels, ...pick(member) }, live, placed, exclude);
+    const wanted = { name: member.name, service: spec.name, group: type.group(spec, index), labels: spec.placement?.labels, ...(member.zone ? { zone: member.zone } : {}), ...pick(member) };
+    return place(wanted, live, placed, exclude);
   }
 
   private service(name: string): Service | undefined {
@@ -180,7 +183,8 @@ export class Catalog {
     for (const i of missing) {
       const where = this.place(spec, specs[i]!, i, new Set(), chosen);
       if ('why' in where) return this.setStatus(svc, rev, svc.status, where.why);
-      chosen.push({ ...specs[i]!, node: where.node, epoch: 1 });
+      const zone = this.o.zonal ? this.nodes().find((n) => n.id === where.node)?.zone : undefined;
+      chosen.push({ ...specs[i]!, node: where.node, epoch: 1, ...(zone ? { zone } : {}) });
     }
     await this.o.db.txn({
       compare: chosen.map((m) => ({ key: memberKey(spec.name, m.name), target: 'exists' as const, op: '=' as const, value: false })),

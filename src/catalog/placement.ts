@@ -2,8 +2,9 @@
 // already placed, so that it can be tested on its own and explained.
 //
 // Hard rules (a node breaking one is out, and the explanation says why):
-// the service's required labels, CPU and memory capacity, and no two members
-// on one node answering the same port at the node's own address.
+// the member's zone where it is pinned to one, the service's required
+// labels, CPU and memory capacity, and no two members on one node answering
+// the same port at the node's own address.
 // Preferences, in order: not on a node that runs a member of the same group
 // (a Redis shard), not in a zone that does, not beside other members of the
 // service, in a zone the service uses least, the least loaded node.
@@ -30,6 +31,8 @@ export interface PlacedMember {
 
 export interface Wanted extends Omit<PlacedMember, 'node'> {
   labels?: Record<string, string>;
+  /** The only zone the member may run in (its EBS volume or AWS address lives there). */
+  zone?: string;
 }
 
 export type Placement = { node: string } | { why: string };
@@ -37,6 +40,7 @@ export type Placement = { node: string } | { why: string };
 /** Why `node` cannot take `want`, or an empty list. */
 function refusals(want: Wanted, node: NodeInfo, onNode: PlacedMember[]): string[] {
   const out: string[] = [];
+  if (want.zone !== undefined && node.zone !== want.zone) out.push(`is in zone ${node.zone}, and ${want.name}'s volume and address are in zone ${want.zone}`);
   for (const [k, v] of Object.entries(want.labels ?? {})) if (node.labels[k] !== v) out.push(`lacks label ${k}=${v}`);
   if (node.capacity) {
     const cpus = node.capacity.cpus - onNode.reduce((s, m) => s + (m.cpus ?? 0), 0);

@@ -14,14 +14,8 @@ import {
   type EC2Client,
   type Volume,
 } from '@aws-sdk/client-ec2';
+import type { Mounter } from './block-mount.ts';
 import type { Holder, VolumeProvider, VolumeSpec } from './types.ts';
-
-/** The local half: the device appears on this machine, and is formatted once and mounted. */
-export interface Mounter {
-  mount(device: string, dir: string): Promise<void>;
-  unmount(dir: string): Promise<void>;
-  mountDir(volumeId: string): string;
-}
 
 export interface EbsOptions {
   ec2: EC2Client;
@@ -85,7 +79,7 @@ export class EbsVolumes implements VolumeProvider {
     }
     if (heldAt !== holder.epoch) await this.o.ec2.send(new CreateTagsCommand({ Resources: [volumeId], Tags: [{ Key: TAG.epoch, Value: String(holder.epoch) }] }));
     const dir = this.o.mounter.mountDir(vol.id);
-    await this.o.mounter.mount(device, dir);
+    await this.o.mounter.mount({ requested: device, volumeId }, dir);
     return dir;
   }
 

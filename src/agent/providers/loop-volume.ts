@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { run } from '../../exec.ts';
 import { writePrivate } from '../../security/pki.ts';
+import { mountedAt } from './mounts.ts';
 import type { Holder, VolumeProvider, VolumeSpec } from './types.ts';
 
 export class LoopVolumes implements VolumeProvider {
@@ -40,7 +41,7 @@ export class LoopVolumes implements VolumeProvider {
     if (owner && owner.node === this.node && owner.epoch > holder.epoch) {
       throw new Error(`volume ${vol.id} is held at epoch ${owner.epoch}; epoch ${holder.epoch} is stale`);
     }
-    if (await this.mountedDevice(dir)) {
+    if (mountedAt(dir)) {
       writePrivate(this.ownerFile(vol), JSON.stringify(holder));
       return dir;
     }
@@ -62,7 +63,7 @@ export class LoopVolumes implements VolumeProvider {
 
   async detach(vol: VolumeSpec): Promise<void> {
     const dir = path.join(this.mountRoot, vol.id);
-    if (await this.mountedDevice(dir)) await run('umount', [dir]);
+    if (mountedAt(dir)) await run('umount', [dir]);
     const device = await this.loopOf(this.image(vol));
     if (device) await run('losetup', ['-d', device]);
     if (this.owner(vol)?.node === this.node) fs.rmSync(this.ownerFile(vol), { force: true });
@@ -72,10 +73,5 @@ export class LoopVolumes implements VolumeProvider {
   private async loopOf(img: string): Promise<string | undefined> {
     const out = await run('losetup', ['-j', img]);
     return /^(\/dev\/loop\d+):/.exec(out)?.[1];
-  }
-
-  private async mountedDevice(dir: string): Promise<string | undefined> {
-    const mounts = fs.readFileSync('/proc/self/mounts', 'utf8');
-    return mounts.split('\n').find((l) => l.split(' ')[1] === dir)?.split(' ')[0];
   }
 }

@@ -31,6 +31,7 @@ async function main(): Promise<void> {
     await new Promise((res) => setTimeout(res, 1000));
   }
   const first = JSON.parse((await runCli(['service', 'get', 'cache', '--json'], env)).stdout).members[0];
+  const frozen = bed.nodes[2]!;
   say(`
 Try next, in another shell (as root):
 
@@ -46,8 +47,9 @@ Try next, in another shell (as root):
 
   # freeze the daemon of a node (its watchdog stops its members, drops their
   # addresses and lets go of their volumes), and watch them come back on the others:
-  kill -STOP <pid of that node's firecampd>        # ps -ef | grep 'name fcb-n'
+  kill -STOP ${frozen.proc!.pid}      # ${frozen.ns}'s firecampd
   watch -n1 npm start -- service get cache
+  kill -CONT ${frozen.proc!.pid}      # it comes back empty-handed, and takes new members again
 
 Press Ctrl-C here to stop everything and clean up.`);
   await new Promise(() => {});

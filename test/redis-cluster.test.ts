@@ -84,7 +84,11 @@ describe('redis cluster', { timeout: 900_000 }, () => {
     const bad = await cli(['service', 'create', '--type', 'redis', '--name', 'bad', '--shards', '2', '--addr', bed.nodes[0]!.addr]);
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /redis\.shards.*3/, 'too few shards are refused with the field named');
-    assert.equal((await cli(['service', 'delete', 'picky', '--addr', bed.nodes[0]!.addr])).code, 0);
+    const deleted = await cli(['service', 'delete', 'picky', '--addr', bed.nodes[0]!.addr]);
+    assert.equal(deleted.code, 0, deleted.stderr);
+    assert.match(deleted.stdout, /^picky: DELETED$/m, 'delete waits until the service is gone');
+    const gone = await cli(['service', 'get', 'picky', '--addr', bed.nodes[1]!.addr]);
+    assert.equal(gone.code, 1);
   });
 
   it('creates a Redis cluster, upgrades it while it answers, stops and starts it, and survives kill -9 of a master node', async (t) => {

@@ -31,7 +31,11 @@ export interface CatalogOptions {
   /** Members stay in the zone they were first placed in (EBS volumes, AWS addresses). */
   zonal?: boolean;
   log: Logger;
-  /** How long after a node's lease is gone its members are moved (on top of the lease TTL). */
+  /**
+   * How long after a node's lease is gone its members are moved. The node's
+   * agent stopped them half a TTL before the lease could expire; this only
+   * covers clocks that run at slightly different rates.
+   */
   graceMs?: number;
 }
 
@@ -43,7 +47,10 @@ interface StoredMember {
 
 export class Catalog {
   private timer?: NodeJS.Timeout;
+  private stopWatch?: () => void;
   private busy = false;
+  /** A pass was asked for while one ran. */
+  private passAgain = false;
   /** When this leader first saw each node without its lease. */
   private readonly goneSince = new Map<string, number>();
 
@@ -52,14 +59,31 @@ export class Catalog {
   leadershipChanged(isLeader: boolean): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
+    this.stopWatch?.();
+    this.stopWatch = undefined;
     this.goneSince.clear();
     if (!isLeader) return;
     this.timer = setInterval(() => void this.pass(), 500);
     this.timer.unref();
+    // A node's lease going is what a failover waits for: note the moment, and act once the grace is over rather than on the next tick.
+    this.stopWatch = this.o.db.watch(ALIVE_PREFIX, true, 0, (_rev, events) => {
+      for (const e of events) {
+        if (e.type !== 'delete') continue;
+        this.goneSince.set(e.kv.key.slice(ALIVE_PREFIX.length), Date.now());
+        setTimeout(() => void this.pass(), this.grace() + 10).unref();
+      }
+    });
+  }
+
+  private grace(): number {
+    return this.o.graceMs ?? 250;
   }
 
   private async pass(): Promise<void> {
-    if (this.busy) return;
+    if (this.busy) {
+      this.passAgain = true;
+      return;
+    }
     this.busy = true;
     try {
       for (const kv of this.o.db.store.range({ key: SERVICES_PREFIX, prefix: true, limit: 0 }).kvs) {
@@ -72,6 +96,10 @@ export class Catalog {
       }
     } finally {
       this.busy = false;
+    }
+    if (this.passAgain && this.timer) {
+      this.passAgain = false;
+      void this.pass();
     }
   }
 
@@ -205,7 +233,7 @@ export class Catalog {
       }
       const since = this.goneSince.get(m.spec.node) ?? now;
       this.goneSince.set(m.spec.node, since);
-      if (now - since < (this.o.graceMs ?? 1000)) continue;
+      if (now - since < this.grace()) continue;
       const where = this.place(svc.spec, m.spec, memberIndex(m.spec), new Set([m.spec.node]));
       if ('why' in where) {
         this.o.log.warn({ member: m.spec.name, why: where.why }, 'cannot move a member off a node whose lease expired');

@@ -35,6 +35,23 @@ async function waitUntil(api: ApiClient, a: GlobalArgs, s: ServiceView, until: S
   return s;
 }
 
+/** Wait until the service record is gone (its members stopped and removed); throws on timeout. */
+async function waitGone(api: ApiClient, a: GlobalArgs, s: ServiceView): Promise<void> {
+  const timeout = (a.timeout as number | undefined) ?? 300;
+  const deadline = Date.now() + timeout * 1000;
+  let last = '';
+  for (;;) {
+    const r = await api.raw('GET', `/v1/service?name=${encodeURIComponent(s.spec.name)}`);
+    if (r.status === 404) return;
+    if (r.status === 200) s = r.json as ServiceView;
+    if (Date.now() > deadline) throw new UserError(`service ${s.spec.name} is still ${s.status} after ${timeout} s: ${s.message}; see "firecampd service get ${s.spec.name}" (the delete goes on)`);
+    const line = `${s.status}: ${s.members.length} members left${s.message ? ` (${s.message})` : ''}`;
+    if (line !== last && !a.json) process.stderr.write(line + '\n');
+    last = line;
+    await new Promise((res) => setTimeout(res, 500));
+  }
+}
+
 const waitOptions = (c: Argv) =>
   c
     .option('detach', { type: 'boolean', default: false, describe: 'return at once instead of waiting' })
@@ -142,11 +159,14 @@ export function serviceCommands(y: Argv): Argv {
     )
     .command(
       'delete <name>',
-      'stop and remove a service (volumes are kept)',
-      (c) => c.positional('name', { type: 'string', demandOption: true }),
+      'stop and remove a service and wait until it is gone (volumes are kept)',
+      (c) => waitOptions(c.positional('name', { type: 'string', demandOption: true })),
       async (a: GlobalArgs) => {
-        const s = await (await client(a)).request<ServiceView>('POST', '/v1/services/delete', { name: a.name });
-        print(a, s, () => `${s.spec.name}: ${s.status}`);
+        const api = await client(a);
+        const s = await api.request<ServiceView>('POST', '/v1/services/delete', { name: a.name });
+        if (a.detach) return print(a, s, () => `${s.spec.name}: ${s.status}`);
+        await waitGone(api, a, s);
+        print(a, { name: s.spec.name, status: 'DELETED' }, () => `${s.spec.name}: DELETED`);
       },
     )
     .command(

@@ -1,10 +1,11 @@
-// npm run bench:failover -- [--runs 3] [--lease-ttl 5] [--json]
+// npm run bench:failover -- [--runs 4] [--lease-ttl 5] [--json]
 // On the network-namespace test bed (3 nodes, a dockerd each, a client
 // namespace): create a Redis cluster (3 shards × a master and a replica),
 // time create→ACTIVE; write keys to one master, kill -9 the firecampd and
 // dockerd of its node, time until every member of that node answers again on
 // its address, elsewhere, in a healthy cluster, with the keys readable.
-// Medians of the runs.
+// Runs take turns killing a follower node and the leader node. Medians of
+// the runs, and of each kind.
 import { execFile } from 'node:child_process';
 import dns from 'node:dns';
 import { promisify } from 'node:util';
@@ -31,7 +32,7 @@ async function until(cond: () => Promise<boolean>, ms: number, what: string): Pr
   }
 }
 
-async function oneRun(leaseTtl: number): Promise<Run> {
+async function oneRun(leaseTtl: number, victimRole: 'leader' | 'follower'): Promise<Run> {
   const bed = await TestBed.create({ nodes: 3, clientNamespace: true, docker: true });
   try {
     for (let i = 0; i < 3; i++) {
@@ -59,16 +60,23 @@ async function oneRun(leaseTtl: number): Promise<Run> {
     r.setServers([`${bed.nodes[0]!.ip}:53`]);
     for (const m of members) if ((await r.resolve4(m.dns))[0] !== m.ip) throw new Error(`DNS does not point ${m.dns} at ${m.ip}`);
     // The keys of one hash slot, written to the master that serves it: the bench kills that master's node.
-    const tag = '{bench}';
-    const slot = Number(await redis(members[0]!.ip, ['CLUSTER', 'KEYSLOT', tag]));
-    const owner = ownerOf(await redis(members[0]!.ip, ['CLUSTER', 'NODES']), slot);
+    // The slot is chosen so that the node is the Raft leader, or is not, as this run asks.
+    const leader = (await status(0)).leader as string;
+    const clusterNodes = await redis(members[0]!.ip, ['CLUSTER', 'NODES']);
+    let tag = '';
+    let owner = '';
+    for (let k = 0; k < 64; k++) {
+      tag = `{bench${k}}`;
+      owner = ownerOf(clusterNodes, Number(await redis(members[0]!.ip, ['CLUSTER', 'KEYSLOT', tag])));
+      if ((members.find((m) => m.ip === owner)!.node === leader) === (victimRole === 'leader')) break;
+    }
     await redis(owner, ['--pipe'], Array.from({ length: KEYS }, (_, i) => `SET ${tag}k${i} v${i}\n`).join(''));
     await new Promise((res) => setTimeout(res, 1500)); // appendfsync everysec
 
     const victimMember = members.find((m) => m.ip === owner)!;
     const victim = ids.indexOf(victimMember.node);
     const moving = members.filter((m) => m.node === victimMember.node);
-    const victim_was_leader = (await status(0)).leader === victimMember.node;
+    const victim_was_leader = leader === victimMember.node;
     const t1 = Date.now();
     await bed.crash(victim);
     // Serving again: every member of the killed node runs elsewhere, answers at its address in a healthy cluster, and the keys are all there.
@@ -109,18 +117,24 @@ function ownerOf(nodes: string, slot: number): string {
   throw new Error(`no master serves slot ${slot}`);
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+/** The median (the mean of the middle two of an even count); undefined for no runs. */
+function median(xs: number[]): number | undefined {
+  if (xs.length === 0) return undefined;
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? s[mid] : Math.round((s[mid - 1]! + s[mid]!) / 2);
+}
 
 async function main(): Promise<void> {
   const argv = await yargs(hideBin(process.argv))
-    .option('runs', { type: 'number', default: 3 })
+    .option('runs', { type: 'number', default: 4, describe: 'runs; they take turns killing a follower node and the leader node' })
     .option('lease-ttl', { type: 'number', default: 5, describe: 'the nodes\' --lease-ttl: failover waits for it to expire' })
     .option('json', { type: 'boolean', default: false })
     .strict()
     .parseAsync();
   const runs: Run[] = [];
   for (let i = 0; i < argv.runs; i++) {
-    runs.push(await oneRun(argv.leaseTtl));
+    runs.push(await oneRun(argv.leaseTtl, i % 2 === 0 ? 'follower' : 'leader'));
     const r = runs.at(-1)!;
     if (!argv.json) process.stderr.write(`run ${i + 1}/${argv.runs}: create ${r.create_ms} ms, failover ${r.failover_ms} ms${r.victim_was_leader ? ' (the dead node was the Raft leader)' : ''}\n`);
   }
@@ -128,6 +142,11 @@ async function main(): Promise<void> {
     lease_ttl_s: argv.leaseTtl,
     runs,
     median: { create_ms: median(runs.map((r) => r.create_ms)), failover_ms: median(runs.map((r) => r.failover_ms)) },
+    // A dead leader costs an election, and the new leader gives every lease a whole TTL again.
+    median_failover_ms_by_victim: {
+      follower: median(runs.filter((r) => !r.victim_was_leader).map((r) => r.failover_ms)) ?? null,
+      leader: median(runs.filter((r) => r.victim_was_leader).map((r) => r.failover_ms)) ?? null,
+    },
     targets: TARGETS,
   };
   if (argv.json) {
@@ -135,7 +154,11 @@ async function main(): Promise<void> {
     return;
   }
   const row = (k: 'create_ms' | 'failover_ms') => `${k.padEnd(12)}${String(result.median[k]).padStart(8)}   ${runs.map((r) => r[k]).join(', ').padEnd(24)}${String(TARGETS[k]).padStart(8)}`;
-  process.stdout.write(`lease TTL ${argv.leaseTtl} s, ${argv.runs} runs\n${'what'.padEnd(12)}${'median'.padStart(8)}   ${'runs'.padEnd(24)}${'target'.padStart(8)}\n${row('create_ms')}\n${row('failover_ms')}\n`);
+  const byVictim = result.median_failover_ms_by_victim;
+  process.stdout.write(
+    `lease TTL ${argv.leaseTtl} s, ${argv.runs} runs\n${'what'.padEnd(12)}${'median'.padStart(8)}   ${'runs'.padEnd(24)}${'target'.padStart(8)}\n${row('create_ms')}\n${row('failover_ms')}\n` +
+      `failover median when the dead node was a follower: ${byVictim.follower ?? '-'} ms, the leader: ${byVictim.leader ?? '-'} ms\n`,
+  );
 }
 
 main().catch((err) => {

@@ -32,9 +32,10 @@ export interface CatalogOptions {
   zonal?: boolean;
   log: Logger;
   /**
-   * How long after a node's lease is gone its members are moved. The node's
-   * agent stopped them half a TTL before the lease could expire; this only
-   * covers clocks that run at slightly different rates.
+   * How long after a node's lease is gone its members are moved. Safety does
+   * not rest on it: the old node's claims went with its lease, and its agent
+   * stopped the members half a TTL before the lease could expire. It only
+   * gives a node that was slow, not dead, a moment to take a new lease.
    */
   graceMs?: number;
 }

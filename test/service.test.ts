@@ -1,4 +1,5 @@
-// End to end on the test bed: `firecampd service create` gives a Redis
+// End to end on the test bed: a new leader finishes a Redis cluster create
+// that the old one began; `firecampd service create` gives a Redis
 // primary with a replica; a client writes 10,000 keys by the members' names;
 // the node running the primary dies (every process in its namespace killed,
 // its link down, its mounts gone, as a dead machine's would be); the primary
@@ -59,23 +60,59 @@ describe('service', { timeout: 600_000 }, () => {
     await bed?.destroy();
   });
 
-  it('finishes a create that the leader began when the leader stops midway', async () => {
+  it('finishes a Redis cluster create that the leader began when the leader stops midway', async (t) => {
     const status = async (i: number) => (await bed.api(i, 'GET', '/v1/cluster/status')).json;
     const leader = ids.indexOf((await status(0)).leader);
     const other = [0, 1, 2].find((i) => i !== leader)!;
     // The agents hold their leases (placement needs live nodes) before the clock starts.
     await waitFor(async () => (await bed.api(other, 'POST', '/v1/kv/range', { key: '/_cluster/alive/', prefix: true })).json.kvs.length === 3, 30_000, 'the agents');
-    const r = await bed.api(other, 'POST', '/v1/services', { type: 'redis', name: 'early', replicas: 3, volumeSizeMiB: 32 });
+    const r = await bed.api(other, 'POST', '/v1/services', { type: 'redis', name: 'early', redis: { shards: 3, replicasPerShard: 1 }, volumeSizeMiB: 32 });
     assert.equal(r.status, 200, JSON.stringify(r.json));
-    await bed.kill(leader); // the daemon only: its dockerd and containers stay, as after a crash of firecampd
-    await waitFor(async () => (await bed.api(other, 'GET', '/v1/service?name=early', undefined, 2000)).json.status === 'ACTIVE', 90_000, 'the new leader to finish the create');
-    const s = (await bed.api(other, 'GET', '/v1/service?name=early')).json;
-    assert.deepEqual(s.members.map((m: { name: string }) => m.name).sort(), ['early-0', 'early-1', 'early-2'], 'each member made once');
-    assert.ok(s.members.every((m: { state: string }) => m.state === 'running'));
+    // Midway: the members are placed and the leader has begun forming the Redis cluster.
+    const get = async () => (await bed.api(other, 'GET', '/v1/service?name=early', undefined, 2000)).json as { status: string; message: string; members: { name: string; node: string; epoch: number; ip: string; state: string }[] };
+    let seen = await get();
+    const deadline = Date.now() + 60_000;
+    while (!(seen.status === 'INITIALIZING' && /introducing|learn of every other|attaching|cluster_state/.test(seen.message))) {
+      assert.notEqual(seen.status, 'ACTIVE', 'the create finished before the test could stop the leader midway');
+      assert.ok(Date.now() < deadline, `the create never reached the Redis cluster's forming: ${JSON.stringify(seen)}`);
+      await new Promise((res) => setTimeout(res, 50));
+      seen = await get().catch(() => seen);
+    }
+    const onLeader = seen.members.filter((m) => m.node === ids[leader]).map((m) => m.name);
+    // The daemon only: its containers run on until its watchdog fences them, then they move too.
+    await bed.kill(leader);
+    const killedAt = Date.now();
+    await waitFor(async () => (await get()).status === 'ACTIVE', 120_000, 'the new leader to finish the create');
+    t.diagnostic(`leader stopped at "${seen.message}" with ${onLeader.length} members on it; ACTIVE ${Date.now() - killedAt} ms later`);
+    assert.deepEqual((await get()).members.map((m) => m.name).sort(), ['early-0', 'early-1', 'early-2', 'early-3', 'early-4', 'early-5'], 'each member made once');
+    // The create may finish before the dead daemon's lease expires; its members move once it has.
+    await waitFor(async () => (await get()).members.every((m) => m.state === 'running' && m.node !== ids[leader]), 60_000, 'the dead leader\'s members to run on live nodes');
+    const s = await get();
+    assert.ok(onLeader.length > 0 && onLeader.every((n) => s.members.find((m) => m.name === n)!.epoch > 1), 'the dead leader\'s members moved');
+    await waitFor(async () => {
+      for (const m of s.members) if (!/cluster_state:ok/.test(await redis(m.ip, ['CLUSTER', 'INFO']))) return false;
+      return true;
+    }, 30_000, 'cluster_state:ok on every member after the moves');
+    // One cluster of three shards, each a master with every slot of its range and one replica, known to every member.
+    // (Views of members that just moved may take a moment of gossip to clear their "fail" flags.)
+    const roles = async () => (await redis(s.members[0]!.ip, ['CLUSTER', 'NODES'])).split('\n');
+    await waitFor(async () => (await roles()).every((l) => !l.includes('fail')), 20_000, 'every member to see every other as up');
+    for (const m of s.members) {
+      const info = await redis(m.ip, ['CLUSTER', 'INFO']);
+      assert.match(info, /cluster_state:ok/, `${m.name}: ${info}`);
+      assert.match(info, /cluster_slots_assigned:16384/);
+      assert.match(info, /cluster_known_nodes:6/);
+      assert.match(info, /cluster_size:3/);
+    }
+    const nodes = await roles();
+    assert.equal(nodes.filter((l) => / (myself,)?master /.test(l)).length, 3, nodes.join('\n'));
+    assert.equal(nodes.filter((l) => / (myself,)?slave /.test(l)).length, 3, nodes.join('\n'));
     await bed.start(leader, ['--volumes', `loop:${bed.shared}`, '--static-ips', 'local:eth0', '--ip-pool', '10.77.0.200-10.77.0.220', '--lease-ttl', String(LEASE_TTL), '--dns-domain', 'fc.test']);
     await waitFor(async () => (await status(other)).members.filter((m: { role: string; active?: boolean }) => m.role === 'voter').length === 3, 30_000, 'the node back');
-    assert.equal((await bed.api(other, 'POST', '/v1/services/delete', { name: 'early' })).status, 200);
-    await waitFor(async () => (await bed.api(other, 'GET', '/v1/service?name=early')).status === 404, 60_000, 'the service to be deleted');
+    const del = await cli(['service', 'delete', 'early', '--addr', bed.nodes[other]!.addr]);
+    assert.equal(del.code, 0, del.stderr);
+    assert.match(del.stdout, /early: DELETED/);
+    await waitFor(async () => (await bed.api(other, 'POST', '/v1/kv/range', { key: '/_cluster/alive/', prefix: true })).json.kvs.length === 3, 30_000, 'the restarted agent');
   });
 
   it('creates a Redis primary and replica that a client reaches by name, and brings the primary back with its data when its node dies', async (t) => {

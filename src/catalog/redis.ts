@@ -60,7 +60,6 @@ function parseNodes(text: string): ClusterNode[] {
 const isCluster = (spec: ServiceSpec) => spec.redis !== undefined;
 const perShard = (spec: ServiceSpec) => 1 + (spec.redis?.replicasPerShard ?? 0);
 /** Cluster mode: member i is the master of its shard when i is a multiple of the shard size. */
-const isMasterIndex = (spec: ServiceSpec, i: number) => i % perShard(spec) === 0;
 
 /** What a member is to Redis now: master or slave. */
 async function role(host: string): Promise<string> {
@@ -135,9 +134,11 @@ export const redis: ServiceType = {
 
   /**
    * Cluster mode: give each master its slots, have member 0 meet the others,
-   * wait until every member knows every other, attach each replica to its
-   * master, and wait for cluster_state:ok. Each step checks first, so a new
-   * leader (or the next pass) repeats nothing already done.
+   * wait until every member knows every other, attach the rest of each shard
+   * to the member serving the shard's slots (the one meant to, unless a
+   * replica took over while it moved), and wait for cluster_state:ok. Each
+   * step checks first, so a new leader (or the next pass) repeats nothing
+   * already done.
    */
   async initialize(spec, members, log) {
     if (!isCluster(spec)) return undefined;
@@ -172,14 +173,18 @@ export const redis: ServiceType = {
     const incomplete = views.filter((v) => v.nodes.filter((n) => !n.flags.includes('handshake') && !n.flags.includes('noaddr')).length < views.length);
     if (incomplete.length > 0) return `waiting for ${incomplete.length} members to learn of every other`;
     let attaching = 0;
-    for (let i = 0; i < views.length; i++) {
-      if (isMasterIndex(spec, i)) continue;
-      const master = myself(views[i - (i % perShard(spec))]!).id;
-      const me = myself(views[i]!);
-      if (me.flags.includes('slave') && me.master === master) continue;
-      attaching++;
-      await withRedis(views[i]!.m.host, (r) => call(r, 'CLUSTER', 'REPLICATE', master));
-      log.info({ member: views[i]!.m.spec.name, master: views[i - (i % perShard(spec))]!.m.spec.name }, 'redis cluster: replica attached');
+    for (let s = 0; s < shards; s++) {
+      const shard = views.slice(s * perShard(spec), (s + 1) * perShard(spec));
+      // The shard's master is whichever member serves its slots: while a member moved, one of its replicas may have taken over.
+      const master = shard.find((v) => myself(v).slots.length > 0) ?? shard[0]!;
+      const masterId = myself(master).id;
+      for (const v of shard) {
+        const me = myself(v);
+        if (me.id === masterId || (me.flags.includes('slave') && me.master === masterId)) continue;
+        attaching++;
+        await withRedis(v.m.host, (r) => call(r, 'CLUSTER', 'REPLICATE', masterId));
+        log.info({ member: v.m.spec.name, master: master.m.spec.name }, 'redis cluster: replica attached');
+      }
     }
     if (attaching > 0) return `attaching ${attaching} replicas to their masters`;
     const notOk = [];

@@ -92,7 +92,11 @@ export class Catalog {
         try {
           await this.step(svc, kv.mod_revision);
         } catch (err) {
+          // The service's message says what is wrong, so that `service get` shows it rather than the last step that worked.
+          const message = `retrying: ${errorMessage(err)}`;
+          if (svc.message === message) continue;
           this.o.log.warn({ service: svc.spec.name, status: svc.status, err: errorMessage(err) }, 'catalog step failed; will retry');
+          await this.setStatus(svc, kv.mod_revision, svc.status, message).catch(() => {});
         }
       }
     } finally {

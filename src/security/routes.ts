@@ -5,7 +5,7 @@ import { parseBody } from '../api/validate.ts';
 import { nodeRecordSchema } from '../controldb/cluster-routes.ts';
 import type { ControlDb, Forwarder } from '../controldb/controldb.ts';
 import type { Membership } from '../controldb/membership.ts';
-import { UserError } from '../errors.ts';
+import { UserError, errorMessage } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { parseHostPort } from '../config.ts';
 import { caDigest, issueNodeCert, publicKeyDigest } from './pki.ts';
@@ -89,22 +89,35 @@ export function registerSecurityRoutes(api: ApiServer, d: SecurityDeps): void {
 }
 
 /**
- * Wait until every reachable node has applied `revision`, so that a revoked
- * token is refused everywhere once the revoke returns. Returns the nodes that
- * did not confirm (down or partitioned: they catch up before they serve
- * anything newer).
+ * Wait until every reachable node, this one included, has applied
+ * `revision`, so that a revoked token is refused everywhere once the revoke
+ * returns. A node that does not answer is asked again until a deadline, so
+ * that one lost connection does not count as a node out of reach. Returns
+ * the nodes that did not confirm (down or partitioned: they catch up before
+ * they serve anything newer).
  */
 async function everyNodeAt(d: SecurityDeps, revision: number): Promise<string[]> {
+  const deadline = Date.now() + 4000;
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  // This node too: a follower forwards the write and has its answer before its own replica applied it.
+  while (d.db.store.revision() < revision && Date.now() < deadline) await sleep(10);
+  const self = d.db.store.revision() >= revision ? [] : [d.membership.selfId];
   const others = d.membership.nodes().filter((n) => n.id !== d.membership.selfId);
   const results = await Promise.all(
     others.map(async (n) => {
-      try {
-        const r = (await d.forward(n.id, 'GET', `/v1/cluster/caught-up?revision=${revision}`, undefined)) as { revision: number };
-        return r.revision >= revision ? undefined : n.id;
-      } catch {
-        return n.id;
-      }
+      let why = 'it is behind';
+      do {
+        try {
+          const r = (await d.forward(n.id, 'GET', `/v1/cluster/caught-up?revision=${revision}`, undefined)) as { revision: number };
+          if (r.revision >= revision) return undefined;
+        } catch (err) {
+          why = errorMessage(err);
+          await sleep(200);
+        }
+      } while (Date.now() < deadline);
+      d.log.warn({ node: n.id, revision, why }, 'a node did not confirm a token change; it refuses the token once it catches up');
+      return n.id;
     }),
   );
-  return results.filter((id): id is string => id !== undefined);
+  return [...self, ...results.filter((id): id is string => id !== undefined)];
 }

@@ -58,8 +58,8 @@ function parseNodes(text: string): ClusterNode[] {
 }
 
 const isCluster = (spec: ServiceSpec) => spec.redis !== undefined;
+/** Cluster mode: members per shard; member i starts as its shard's master when i is a multiple of it. */
 const perShard = (spec: ServiceSpec) => 1 + (spec.redis?.replicasPerShard ?? 0);
-/** Cluster mode: member i is the master of its shard when i is a multiple of the shard size. */
 
 /** What a member is to Redis now: master or slave. */
 async function role(host: string): Promise<string> {
@@ -136,9 +136,9 @@ export const redis: ServiceType = {
    * Cluster mode: give each master its slots, have member 0 meet the others,
    * wait until every member knows every other, attach the rest of each shard
    * to the member serving the shard's slots (the one meant to, unless a
-   * replica took over while it moved), and wait for cluster_state:ok. Each
-   * step checks first, so a new leader (or the next pass) repeats nothing
-   * already done.
+   * replica took over while it moved), and wait for cluster_state:ok and
+   * for every member to see the same shape. Each step checks first, so a new
+   * leader (or the next pass) repeats nothing already done.
    */
   async initialize(spec, members, log) {
     if (!isCluster(spec)) return undefined;
@@ -189,7 +189,15 @@ export const redis: ServiceType = {
     if (attaching > 0) return `attaching ${attaching} replicas to their masters`;
     const notOk = [];
     for (const m of byIndex) if ((await withRedis(m.host, async (r) => fields(await call(r, 'CLUSTER', 'INFO')))).get('cluster_state') !== 'ok') notOk.push(m.spec.name);
-    return notOk.length > 0 ? `waiting for cluster_state:ok on ${notOk.join(', ')}` : undefined;
+    if (notOk.length > 0) return `waiting for cluster_state:ok on ${notOk.join(', ')}`;
+    // Done only when gossip has told every member the same shape: a master with slots per shard, the rest its replicas, nobody failing.
+    const unsettled = views.filter((v) => {
+      const healthy = v.nodes.every((n) => !n.flags.some((f) => ['fail', 'fail?', 'handshake', 'noaddr'].includes(f)));
+      const masters = v.nodes.filter((n) => n.flags.includes('master') && n.slots.length > 0).length;
+      const replicas = v.nodes.filter((n) => n.flags.includes('slave')).length;
+      return !(healthy && v.nodes.length === views.length && masters === shards && replicas === views.length - shards);
+    });
+    return unsettled.length > 0 ? `waiting for ${unsettled.map((v) => v.m.spec.name).join(', ')} to see every shard's master and replicas` : undefined;
   },
 
   async notReady(spec, m) {

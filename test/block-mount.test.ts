@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { BlockMounter } from '../src/agent/providers/block-mount.ts';
-import { mountedAt } from '../src/agent/providers/mounts.ts';
+import { mountedAt, mounts } from '../src/agent/providers/mounts.ts';
 import { tempDir } from './helpers/proc.ts';
 
 const sh = (cmd: string, args: string[]) => execFileSync(cmd, args, { encoding: 'utf8' }).trim();
@@ -34,10 +34,7 @@ describe('block device mounter (EBS, on a loop device)', () => {
     fs.mkdirSync(byId);
   });
   after(() => {
-    for (const m of fs.readFileSync('/proc/self/mounts', 'utf8').split('\n')) {
-      const d = m.split(' ')[1];
-      if (d?.startsWith(mnt + '/')) execFileSync('umount', ['-l', d]);
-    }
+    for (const m of mounts()) if (m.dir.startsWith(mnt + '/')) execFileSync('umount', ['-l', m.dir]);
     for (const dev of devices) execFileSync('losetup', ['-d', dev]);
     fs.rmSync(dir, { recursive: true, force: true });
   });

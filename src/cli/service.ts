@@ -14,15 +14,16 @@ function members(s: ServiceView): string {
 }
 
 /**
- * Wait until the service reaches `until`, printing each change of progress
- * on stderr (stdout keeps the result, for scripts).
+ * Wait until the service reaches `until` (or, for GONE, no longer exists),
+ * printing each change of progress on stderr (stdout keeps the result, for
+ * scripts). Returns the service as it then is; undefined once gone.
  */
-async function waitUntil(api: ApiClient, a: GlobalArgs, s: ServiceView, until: ServiceStatus): Promise<ServiceView> {
+async function waitUntil(api: ApiClient, a: GlobalArgs, s: ServiceView, until: ServiceStatus | 'GONE'): Promise<ServiceView | undefined> {
   const timeout = (a.timeout as number | undefined) ?? 300;
   const deadline = Date.now() + timeout * 1000;
   let last = '';
   while (s.status !== until) {
-    if (s.status === 'FAILED') throw new UserError(`service ${s.spec.name} FAILED: ${s.message}`);
+    if (s.status === 'FAILED' && until !== 'GONE') throw new UserError(`service ${s.spec.name} FAILED: ${s.message}`);
     if (Date.now() > deadline) throw new UserError(`service ${s.spec.name} is still ${s.status} after ${timeout} s: ${s.message}; see "firecampd service get ${s.spec.name}" (the operation goes on)`);
     const running = s.members.filter((m) => m.state === 'running').length;
     const healthy = s.members.filter((m) => m.health === 'healthy').length;
@@ -30,26 +31,14 @@ async function waitUntil(api: ApiClient, a: GlobalArgs, s: ServiceView, until: S
     if (line !== last && !a.json) process.stderr.write(line + '\n');
     last = line;
     await new Promise((r) => setTimeout(r, 500));
-    s = await api.request<ServiceView>('GET', `/v1/service?name=${encodeURIComponent(s.spec.name)}`);
+    try {
+      s = await api.request<ServiceView>('GET', `/v1/service?name=${encodeURIComponent(s.spec.name)}`);
+    } catch (err) {
+      if (until === 'GONE' && err instanceof UserError && err.status === 404) return undefined;
+      throw err;
+    }
   }
   return s;
-}
-
-/** Wait until the service record is gone (its members stopped and removed); throws on timeout. */
-async function waitGone(api: ApiClient, a: GlobalArgs, s: ServiceView): Promise<void> {
-  const timeout = (a.timeout as number | undefined) ?? 300;
-  const deadline = Date.now() + timeout * 1000;
-  let last = '';
-  for (;;) {
-    const r = await api.raw('GET', `/v1/service?name=${encodeURIComponent(s.spec.name)}`);
-    if (r.status === 404) return;
-    if (r.status === 200) s = r.json as ServiceView;
-    if (Date.now() > deadline) throw new UserError(`service ${s.spec.name} is still ${s.status} after ${timeout} s: ${s.message}; see "firecampd service get ${s.spec.name}" (the delete goes on)`);
-    const line = `${s.status}: ${s.members.length} members left${s.message ? ` (${s.message})` : ''}`;
-    if (line !== last && !a.json) process.stderr.write(line + '\n');
-    last = line;
-    await new Promise((res) => setTimeout(res, 500));
-  }
 }
 
 const waitOptions = (c: Argv) =>
@@ -61,7 +50,7 @@ const waitOptions = (c: Argv) =>
 async function change(a: GlobalArgs, path: string, body: unknown, until: ServiceStatus): Promise<void> {
   const api = await client(a);
   let s = await api.request<ServiceView>('POST', path, body);
-  if (!a.detach) s = await waitUntil(api, a, s, until);
+  if (!a.detach) s = (await waitUntil(api, a, s, until))!;
   print(a, s, () => `${s.spec.name}: ${s.status}${s.members.length ? `\n${members(s)}` : ''}`);
 }
 
@@ -165,7 +154,7 @@ export function serviceCommands(y: Argv): Argv {
         const api = await client(a);
         const s = await api.request<ServiceView>('POST', '/v1/services/delete', { name: a.name });
         if (a.detach) return print(a, s, () => `${s.spec.name}: ${s.status}`);
-        await waitGone(api, a, s);
+        await waitUntil(api, a, s, 'GONE');
         print(a, { name: s.spec.name, status: 'DELETED' }, () => `${s.spec.name}: DELETED`);
       },
     )

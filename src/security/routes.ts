@@ -79,10 +79,7 @@ export function registerSecurityRoutes(api: ApiServer, d: SecurityDeps): void {
     'GET',
     '/v1/cluster/caught-up',
     async (req) => {
-      const revision = Number(req.query.get('revision'));
-      const deadline = Date.now() + 2000;
-      while (d.db.store.revision() < revision && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-      return { revision: d.db.store.revision() };
+      return { revision: await untilApplied(d.db, Number(req.query.get('revision')), Date.now() + 2000) };
     },
     'peer',
   );
@@ -98,10 +95,8 @@ export function registerSecurityRoutes(api: ApiServer, d: SecurityDeps): void {
  */
 async function everyNodeAt(d: SecurityDeps, revision: number): Promise<string[]> {
   const deadline = Date.now() + 4000;
-  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
   // This node too: a follower forwards the write and has its answer before its own replica applied it.
-  while (d.db.store.revision() < revision && Date.now() < deadline) await sleep(10);
-  const self = d.db.store.revision() >= revision ? [] : [d.membership.selfId];
+  const self = (await untilApplied(d.db, revision, deadline)) >= revision ? [] : [d.membership.selfId];
   const others = d.membership.nodes().filter((n) => n.id !== d.membership.selfId);
   const results = await Promise.all(
     others.map(async (n) => {
@@ -112,7 +107,7 @@ async function everyNodeAt(d: SecurityDeps, revision: number): Promise<string[]>
           if (r.revision >= revision) return undefined;
         } catch (err) {
           why = errorMessage(err);
-          await sleep(200);
+          await new Promise((r) => setTimeout(r, 200));
         }
       } while (Date.now() < deadline);
       d.log.warn({ node: n.id, revision, why }, 'a node did not confirm a token change; it refuses the token once it catches up');
@@ -120,4 +115,10 @@ async function everyNodeAt(d: SecurityDeps, revision: number): Promise<string[]>
     }),
   );
   return [...self, ...results.filter((id): id is string => id !== undefined)];
+}
+
+/** Wait until this replica has applied `revision`, or the deadline; returns the revision it has. */
+async function untilApplied(db: ControlDb, revision: number, deadline: number): Promise<number> {
+  while (db.store.revision() < revision && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  return db.store.revision();
 }

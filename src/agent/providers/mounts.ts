@@ -4,7 +4,6 @@ import fs from 'node:fs';
 export interface Mount {
   device: string;
   dir: string;
-  type: string;
 }
 
 export function mounts(): Mount[] {
@@ -13,8 +12,8 @@ export function mounts(): Mount[] {
     .split('\n')
     .filter(Boolean)
     .map((l) => {
-      const [device, dir, type] = l.split(' ');
-      return { device: device!, dir: dir!, type: type! };
+      const [device, dir] = l.split(' ');
+      return { device: device!, dir: dir! };
     });
 }
 

@@ -78,7 +78,13 @@ export function createNetwork(count: number, subnet = '10.77.0', firstHost = 11,
 }
 
 export function destroyNetwork(net: Network): void {
-  for (const h of net.hosts) sh('ip', ['netns', 'del', h.ns], { ignoreErrors: true });
+  for (const h of net.hosts) {
+    // Deleting a veth removes both ends at once. Left to `netns del`, the pair goes only when the
+    // kernel frees the namespace, later and asynchronously, and not at all while a process still
+    // holds it: CI saw host ends outlive the bed.
+    sh('ip', ['link', 'del', h.veth], { ignoreErrors: true });
+    sh('ip', ['netns', 'del', h.ns], { ignoreErrors: true });
+  }
   sh('iptables', ['-D', 'FORWARD', '-i', net.bridge, '-o', net.bridge, '-j', 'ACCEPT'], { ignoreErrors: true });
   sh('ip', ['link', 'del', net.bridge], { ignoreErrors: true });
 }

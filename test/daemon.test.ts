@@ -73,7 +73,11 @@ describe('daemon', () => {
     assert.equal(wrong.code, 1);
     assert.match(wrong.stderr, /^firecampd: API token refused: unknown or revoked token/);
 
+    // `api` still holds an idle keep-alive connection: the daemon must not wait for it to go
+    // (it held the exit for a minute once), or systemd's TimeoutStopSec=30 kills it unclean.
+    const stopping = Date.now();
     assert.equal(await stopDaemon(d, 'SIGTERM'), 0, 'SIGTERM must give a clean exit');
+    assert.ok(Date.now() - stopping < 10_000, `SIGTERM to exit took ${Date.now() - stopping} ms with a client connected`);
     assert.ok(d.lines.some((l) => l.includes('"stopped"')));
     assert.ok(!fs.existsSync(path.join(dir, 'firecampd.sock')), 'the socket is removed on exit');
   });

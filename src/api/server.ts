@@ -76,6 +76,8 @@ export class ApiServer {
   private readonly upgrades = new Map<string, UpgradeHandler>();
   private readonly wss = new WebSocketServer({ noServer: true, maxPayload: 64 << 20 });
   private readonly tcp: net.Server;
+  /** Open TCP connections: the HTTPS server never listens itself, so Node does not track them for it. */
+  private readonly sockets = new Set<net.Socket>();
   private https?: https.Server;
   private local?: http.Server;
   private localPath?: string;
@@ -86,6 +88,8 @@ export class ApiServer {
     // node learns its port first and gets its certificate after); until then
     // connections are turned away.
     this.tcp = net.createServer((socket) => {
+      this.sockets.add(socket);
+      socket.once('close', () => this.sockets.delete(socket));
       if (this.https) this.https.emit('connection', socket);
       else socket.destroy();
     });
@@ -148,7 +152,9 @@ export class ApiServer {
 
   async close(): Promise<void> {
     for (const ws of this.wss.clients) ws.terminate();
-    for (const s of [this.https, this.local]) s?.closeAllConnections();
+    // A client's idle keep-alive connection would otherwise hold the close (and the daemon's exit) for a minute.
+    for (const socket of this.sockets) socket.destroy();
+    this.local?.closeAllConnections();
     await Promise.all([this.tcp, this.https, this.local].map((s) => (s?.listening ? new Promise<void>((r) => s.close(() => r())) : undefined)));
     if (this.localPath) fs.rmSync(this.localPath, { force: true });
   }

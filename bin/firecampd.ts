@@ -106,7 +106,7 @@ export async function main(args: string[]): Promise<void> {
     .command('cluster', 'the nodes of the cluster', clusterCommands)
     .command('snapshot', 'save the controldb or restore it as a new cluster', snapshotCommands)
     .command('token', 'join tokens and API tokens', tokenCommands)
-    .command('service', 'stateful services: create, list, get, delete', serviceCommands)
+    .command('service', 'stateful services: create, list, get, scale, upgrade, stop, start, delete, logs', serviceCommands)
     .strict()
     .version(false)
     .help()

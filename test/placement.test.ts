@@ -87,7 +87,12 @@ describe('placement', () => {
     assert.equal(r.why, "no node can run r-0: b: is in zone us-east-1b, and r-0's volume and address are in zone us-east-1a");
   });
 
-  it('says when there is no live node', () => {
-    assert.deepEqual(place({ name: 'r-0', service: 'r', group: 0 }, [], []), { why: 'no live node to run r-0 on; waiting for one' });
+  it('never places on a node that is not live, and says so', () => {
+    assert.deepEqual(place({ name: 'r-0', service: 'r', group: 0 }, [], []), { why: 'no node to run r-0 on; waiting for one' });
+    const nodes = [node('a', 'z', { live: false }), node('b', 'z')];
+    assert.deepEqual(place({ name: 'r-0', service: 'r', group: 0 }, nodes, []), { node: 'b' });
+    const r = place({ name: 'r-0', service: 'r', group: 0 }, nodes, [], new Set(['b']));
+    assert.ok('why' in r);
+    assert.equal(r.why, 'no node can run r-0: a: is not live (no node lease: firecampd is down there, or cannot reach its Docker engine)');
   });
 });

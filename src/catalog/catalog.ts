@@ -125,9 +125,7 @@ export class Catalog {
   /** A node for member `index` of `spec`, or why there is none; `pending`: members chosen in this pass but not written yet. */
   private place(spec: ServiceSpec, member: Omit<MemberSpec, 'node' | 'epoch'>, index: number, exclude = new Set<string>(), pending: MemberSpec[] = []) {
     const type = SERVICE_TYPES[spec.type];
-    const live: NodeInfo[] = this.nodes()
-      .filter((n) => this.alive(n.id))
-      .map((n) => ({ id: n.id, name: n.name, zone: n.zone, labels: n.labels ?? {}, ...(n.capacity ? { capacity: n.capacity } : {}) }));
+    const nodes: NodeInfo[] = this.nodes().map((n) => ({ id: n.id, name: n.name, zone: n.zone, labels: n.labels ?? {}, live: this.alive(n.id), ...(n.capacity ? { capacity: n.capacity } : {}) }));
     const placed: Placed[] = [];
     const stored = this.o.db.store.range({ key: MEMBERS_PREFIX, prefix: true, limit: 0 }).kvs.map((kv) => memberSpecSchema.parse(JSON.parse(kv.value)));
     for (const m of [...stored, ...pending]) {
@@ -136,7 +134,7 @@ export class Catalog {
       placed.push({ name: m.name, node: m.node, service: m.service, group: svc ? SERVICE_TYPES[svc.type].group(svc, memberIndex(m)) : -1, ...pick(m) });
     }
     const wanted = { name: member.name, service: spec.name, group: type.group(spec, index), labels: spec.placement?.labels, ...(member.zone ? { zone: member.zone } : {}), ...pick(member) };
-    return place(wanted, live, placed, exclude);
+    return place(wanted, nodes, placed, exclude);
   }
 
   private service(name: string): Service | undefined {

@@ -9,6 +9,7 @@ import type { ControlDb } from '../controldb/controldb.ts';
 import { UserError } from '../errors.ts';
 import type { NodeTls } from '../security/pki.ts';
 import { containerName, memberKey, memberSpecSchema } from '../agent/members.ts';
+import { noSuchService, serviceKey } from './types.ts';
 
 export interface LogsDeps {
   db: ControlDb;
@@ -26,6 +27,7 @@ export function registerLogRoutes(api: ApiServer, d: LogsDeps): void {
     const follow = req.query.get('follow') === 'true';
     const tail = Number(req.query.get('tail') ?? 100);
     await d.db.linearize();
+    if (!d.db.store.get(serviceKey(service))) throw noSuchService(service);
     const kv = d.db.store.get(memberKey(service, member));
     if (!kv) throw new UserError(`no member ${member} in service ${service} (see "firecampd service get ${service}")`, 404, 'not_found');
     const spec = memberSpecSchema.parse(JSON.parse(kv.value));

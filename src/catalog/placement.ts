@@ -1,8 +1,8 @@
-// Where a member goes: a pure choice over the live nodes and the members
+// Where a member goes: a pure choice over the cluster's nodes and the members
 // already placed, so that it can be tested on its own and explained.
 //
 // Hard rules (a node breaking one is out, and the explanation says why):
-// the member's zone where it is pinned to one, the service's required
+// the node is live, the member's zone where it is pinned to one, the service's required
 // labels, CPU and memory capacity, and no two members on one node answering
 // the same port at the node's own address.
 // Preferences, in order: not on a node that runs a member of the same group
@@ -16,6 +16,8 @@ export interface NodeInfo {
   labels: Record<string, string>;
   /** Unknown for nodes that never said (they take anything). */
   capacity?: { cpus: number; memoryMiB: number };
+  /** False while the node holds no liveness lease: its agent is not running members. */
+  live?: boolean;
 }
 
 export interface PlacedMember {
@@ -39,6 +41,7 @@ export type Placement = { node: string } | { why: string };
 
 /** Why `node` cannot take `want`, or an empty list. */
 function refusals(want: Wanted, node: NodeInfo, onNode: PlacedMember[]): string[] {
+  if (node.live === false) return ['is not live (no node lease: firecampd is down there, or cannot reach its Docker engine)'];
   const out: string[] = [];
   if (want.zone !== undefined && node.zone !== want.zone) out.push(`is in zone ${node.zone}, and ${want.name}'s volume and address are in zone ${want.zone}`);
   for (const [k, v] of Object.entries(want.labels ?? {})) if (node.labels[k] !== v) out.push(`lacks label ${k}=${v}`);
@@ -60,7 +63,7 @@ const round = (x: number) => Math.round(x * 100) / 100;
 export function place(want: Wanted, nodes: NodeInfo[], placed: PlacedMember[], exclude: ReadonlySet<string> = new Set()): Placement {
   const others = placed.filter((m) => !(m.service === want.service && m.name === want.name));
   const candidates = nodes.filter((n) => !exclude.has(n.id));
-  if (candidates.length === 0) return { why: nodes.length === 0 ? `no live node to run ${want.name} on; waiting for one` : `no live node other than the one ${want.name} leaves; waiting for one` };
+  if (candidates.length === 0) return { why: nodes.length === 0 ? `no node to run ${want.name} on; waiting for one` : `no node other than the one ${want.name} leaves; waiting for one` };
   const reasons = new Map(candidates.map((n) => [n.id, refusals(want, n, others.filter((m) => m.node === n.id))]));
   const fit = candidates.filter((n) => reasons.get(n.id)!.length === 0);
   if (fit.length === 0) {

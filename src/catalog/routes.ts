@@ -8,7 +8,7 @@ import type { ControlDb } from '../controldb/controldb.ts';
 import { UserError } from '../errors.ts';
 import { MEMBERS_PREFIX, STATUS_PREFIX, memberSpecSchema, type MemberStatus } from '../agent/members.ts';
 import { SERVICE_TYPES } from './registry.ts';
-import { SERVICES_PREFIX, serviceKey, serviceSpecSchema, type Service, type ServiceStatus } from './types.ts';
+import { SERVICES_PREFIX, noSuchService, serviceKey, serviceSpecSchema, type Service, type ServiceStatus } from './types.ts';
 
 const nameBody = z.object({ name: z.string().min(1) }).strict();
 const scaleBody = z.object({ name: z.string().min(1), replicas: z.number().int().min(1).max(64) }).strict();
@@ -39,7 +39,7 @@ export function registerServiceRoutes(api: ApiServer, db: ControlDb, o: ServiceR
   const get = async (name: string): Promise<{ svc: Service; rev: number }> => {
     await db.linearize();
     const kv = db.store.get(serviceKey(name));
-    if (!kv) throw new UserError(`no service named ${name} (see "firecampd service list")`, 404, 'not_found');
+    if (!kv) throw noSuchService(name);
     return { svc: JSON.parse(kv.value) as Service, rev: kv.mod_revision };
   };
   /** Move a service to a new status, if nobody changed it meanwhile (two operators at once get a clear 409). */

@@ -4,9 +4,11 @@
 import { z } from 'zod';
 import type { MemberSpec } from '../agent/members.ts';
 import type { Logger } from '../log.ts';
+import { UserError } from '../errors.ts';
 
 export const SERVICES_PREFIX = '/services/';
 export const serviceKey = (name: string) => `${SERVICES_PREFIX}${name}`;
+export const noSuchService = (name: string) => new UserError(`no service named ${name} (see "firecampd service list")`, 404, 'not_found');
 
 export type ServiceStatus = 'CREATING' | 'INITIALIZING' | 'ACTIVE' | 'SCALING' | 'UPGRADING' | 'STOPPING' | 'STOPPED' | 'DELETING' | 'FAILED';
 

@@ -336,7 +336,8 @@ export class Daemon {
     const token = this.config.token;
     const parsed = token ? parseToken(token) : undefined;
     if (!token || parsed?.kind !== 'join' || !parsed.caDigest) {
-      throw new UserError('joining needs a join token (FCJ1-…) in --token, --token-file or FIRECAMPD_TOKEN; print one with "firecampd token join" on a node of the cluster');
+      const what = !token ? 'joining needs a join token (FCJ1-…)' : parsed?.kind === 'api' ? 'that is an API token (FCA1-…); joining needs a join token (FCJ1-…)' : 'the token given is not a join token (FCJ1-<CA digest>-<id>.<secret>); joining needs one';
+      throw new UserError(`${what} in --token, --token-file or FIRECAMPD_TOKEN; print one with "firecampd token join" on a node of the cluster`);
     }
     const key = pendingKey(this.dataDir.path);
     const deadline = Date.now() + 120_000;

@@ -99,7 +99,9 @@ describe('security', () => {
     assert.equal((await a.request(1, 'POST', '/v1/tokens/revoke', { id: revoked.id })).status, 200);
     assert.match(await failedJoin(port, revoked.token), /unknown or revoked token/);
 
-    assert.match(await failedJoin(port, TOKEN), /joining needs a join token/);
+    assert.match(await failedJoin(port, TOKEN), /the token given is not a join token/);
+    const api = (await a.request(0, 'POST', '/v1/tokens', { kind: 'api' })).json as { token: string };
+    assert.match(await failedJoin(port, api.token), /that is an API token \(FCA1-…\); joining needs a join token/);
     assert.deepEqual(await voters(), before, 'the cluster is unchanged');
     assert.equal((await a.put(0, 'after/intruders', 'ok')).status, 200, 'and keeps serving');
   });

@@ -66,4 +66,20 @@ describe('dns server', () => {
     });
     assert.deepEqual(await resolver.resolve4('cache-0.cache.fc.test'), ['10.0.0.51']);
   });
+
+  it('closes at once although a TCP client stays connected', async () => {
+    const other = new DnsServer({ zone: 'fc.test', lookup: () => undefined, log: createLogger({ level: 'fatal', pretty: false }) });
+    const p = await other.listen('127.0.0.1', 0);
+    const idle = net.connect(p, '127.0.0.1');
+    idle.on('error', () => {});
+    await new Promise((r) => idle.once('connect', r));
+    const closedByServer = new Promise((r) => idle.once('close', r));
+    let closed = false;
+    void other.close().then(() => (closed = true));
+    // The server's own idle timeout is 10 s: closed well before it, close() did not wait for the client.
+    await Promise.race([closedByServer, new Promise((r) => setTimeout(r, 3000))]);
+    await new Promise((r) => setImmediate(r));
+    assert.ok(closed, 'close() returned while the client was still connected');
+    assert.ok(idle.destroyed, 'the idle client was cut');
+  });
 });

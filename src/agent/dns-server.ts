@@ -27,6 +27,8 @@ const RCODE = { NOERROR: 0, NXDOMAIN: 3, REFUSED: 5 } as const;
 export class DnsServer {
   private udp?: dgram.Socket;
   private tcp?: net.Server;
+  /** Open TCP clients, cut on close so that an idle one does not hold the daemon's exit. */
+  private readonly tcpClients = new Set<net.Socket>();
   private readonly zone: string;
   private readonly ttl: number;
 
@@ -64,6 +66,8 @@ export class DnsServer {
   }
 
   private serveTcp(socket: net.Socket): void {
+    this.tcpClients.add(socket);
+    socket.once('close', () => this.tcpClients.delete(socket));
     socket.setTimeout(10_000, () => socket.destroy());
     socket.on('error', () => socket.destroy());
     let buf = Buffer.alloc(0);
@@ -142,6 +146,7 @@ export class DnsServer {
 
   async close(): Promise<void> {
     this.udp?.close();
+    for (const socket of this.tcpClients) socket.destroy();
     await new Promise<void>((r) => (this.tcp ? this.tcp.close(() => r()) : r()));
   }
 }

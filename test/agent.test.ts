@@ -11,6 +11,7 @@ import fs from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { TestBed } from './bed/bed.ts';
 import { BUSYBOX_IMAGE, docker, runningContainers } from './bed/docker.ts';
+import { REPO } from './helpers/proc.ts';
 
 // Long enough that a restarted daemon confirms its lease before the watchdog's deadline (half the TTL).
 const execFileAsync = promisify(execFile);
@@ -207,5 +208,37 @@ describe('agent', { timeout: 300_000 }, () => {
     await new Promise((r) => setTimeout(r, LEASE_TTL * 1500));
     assert.equal(docker(bed.nodes[0]!.docker!, ['inspect', '--format', '{{.Id}} {{.State.StartedAt}}', CONTAINER]), before, 'the same container, never restarted');
     assert.equal(await fetchFromClient('epoch'), '4');
+  });
+
+  it('pulls a member image its node lacks without holding up the other members of its node, says why it cannot start, and starts it once the image is there', async () => {
+    const image = 'firecampd/not-loaded:1';
+    const sleeper = (name: string, img: string) => ({ service: 'pull', name, node: ids[1]!, epoch: 1, image: img, command: ['sh', '-c', "trap 'exit 0' TERM; sleep 600 & wait"] });
+    const put = async (spec: ReturnType<typeof sleeper>) => assert.equal((await bed.api(1, 'POST', '/v1/kv/put', { key: `/members/pull/${spec.name}`, value: JSON.stringify(spec) })).status, 200);
+    const status = async (name: string) => {
+      const kv = (await bed.api(1, 'POST', '/v1/kv/range', { key: `/status/pull/${name}` })).json.kvs[0];
+      return kv ? (JSON.parse(kv.value) as { state: string; message?: string }) : undefined;
+    };
+    await put(sleeper('pull-0', image));
+    await put(sleeper('pull-1', BUSYBOX_IMAGE));
+    // There is no registry here: the pull runs into DNS timeouts (about 20 s), and meanwhile the node's other member starts.
+    await waitFor(async () => (await status('pull-1'))?.state === 'running', 10_000, 'the member whose image is there to start');
+    const pulling = await status('pull-0');
+    assert.deepEqual([pulling?.state, pulling?.message], ['starting', `pulling image ${image}`], 'the other member is still waiting for its pull');
+    await waitFor(async () => (await status('pull-0'))?.state === 'failed', 90_000, 'the pull to fail');
+    assert.match((await status('pull-0'))!.message!, /^image firecampd\/not-loaded:1 is not on this node's Docker engine and could not be pulled \(.+\); load it on every node/);
+    docker(bed.nodes[1]!.docker!, ['tag', BUSYBOX_IMAGE, image]);
+    await waitFor(async () => (await status('pull-0'))?.state === 'running', 20_000, 'the member to start once its image is loaded');
+    assert.ok(runningContainers(bed.nodes[1]!.docker!).includes('firecampd-pull-pull-0'));
+    for (const name of ['pull-0', 'pull-1']) assert.equal((await bed.api(1, 'POST', '/v1/kv/delete', { key: `/members/pull/${name}` })).status, 200);
+    await waitFor(() => !runningContainers(bed.nodes[1]!.docker!).some((c) => c.startsWith('firecampd-pull-')), 20_000, 'the members to go once unassigned');
+  });
+
+  it('npm run images builds the images from Debian packages into an engine, and they run', async () => {
+    const d = bed.nodes[2]!.docker!;
+    const { stdout } = await execFileAsync(process.execPath, ['--import', 'tsx', 'scripts/images.ts', '--docker-host', d.host, '--json'], { encoding: 'utf8', cwd: REPO });
+    const out = JSON.parse(stdout) as { docker_host: string; images: { image: string; id: string }[] };
+    assert.deepEqual(out.images.map((i) => i.image), [BUSYBOX_IMAGE, 'firecampd/redis:7']);
+    for (const i of out.images) assert.equal(docker(d, ['image', 'inspect', '--format', '{{.Id}}', i.image]), i.id);
+    assert.match(docker(d, ['run', '--rm', '--network', 'none', 'firecampd/redis:7', 'redis-server', '--version']), /^Redis server v=\d+\./);
   });
 });

@@ -14,7 +14,7 @@ import path from 'node:path';
 import type { ControlDb } from '../controldb/controldb.ts';
 import { errorMessage } from '../errors.ts';
 import type { Logger } from '../log.ts';
-import { Containers } from './docker.ts';
+import { Containers, PullPending } from './docker.ts';
 import type { NodeLease } from './lease.ts';
 import {
   CLAIMS_PREFIX,
@@ -74,6 +74,7 @@ export class Agent {
     // The lease first: until it is confirmed, a watchdog left by an earlier run keeps guarding the members.
     await this.o.lease.start();
     this.o.watchdog.start();
+    this.o.containers.onPulled = () => this.kick();
     await this.adopt();
     // Assignments, and claims: a member moving here starts as soon as the old holder lets go.
     for (const prefix of [MEMBERS_PREFIX, CLAIMS_PREFIX]) this.cancelWatches.push(this.o.db.watch(prefix, true, 0, () => this.kick()));
@@ -147,6 +148,10 @@ export class Agent {
       try {
         await this.ensure(spec);
       } catch (err) {
+        if (err instanceof PullPending) {
+          await this.report(spec, 'starting', err.message).catch(() => {});
+          continue;
+        }
         this.o.log.warn({ member: key(spec), err: errorMessage(err) }, 'could not start member; will retry');
         await this.report(spec, 'failed', errorMessage(err)).catch(() => {});
       }

@@ -33,7 +33,20 @@ export function dockerClient(host: string | undefined): Docker {
   return new Docker({ host: u.hostname, port: Number(u.port || 2375) });
 }
 
+/** A member's image is being pulled: it starts once the pull is done. */
+export class PullPending extends Error {}
+
+/** After a failed pull, how long the next one waits. */
+const PULL_RETRY_MS = 30_000;
+/** A pull that has not finished by then is given up (and tried again later). */
+const PULL_DEADLINE_MS = 15 * 60_000;
+
 export class Containers {
+  /** Images being pulled or whose last pull failed, and since when. */
+  private readonly pulls = new Map<string, { since: number; error?: string }>();
+  /** Called when a pull ends either way, so that the agent looks again at once. */
+  onPulled?: () => void;
+
   constructor(readonly docker: Docker, private readonly cluster: string, private readonly node: string) {}
 
   /** This node's member containers, running or not. */
@@ -53,6 +66,7 @@ export class Containers {
   /** Create and start the member's container; a leftover one of the same name is removed first. */
   async run(m: MemberSpec, volumeDir: string | undefined): Promise<string> {
     const name = containerName(m);
+    await this.ensureImage(m.image);
     await this.remove(name);
     const c = await this.docker.createContainer({
       name,
@@ -80,6 +94,48 @@ export class Containers {
     });
     await c.start();
     return c.id;
+  }
+
+  /**
+   * As `docker run` does, an image this engine lacks is pulled. The pull runs
+   * in the background, one per image: a slow or unreachable registry holds up
+   * only the members that need that image, not the rest of the node's
+   * convergence. Until it is there this throws: PullPending while a pull
+   * runs, an Error saying what to do once one failed (tried again after
+   * PULL_RETRY_MS).
+   */
+  private async ensureImage(image: string): Promise<void> {
+    try {
+      await this.docker.getImage(image).inspect();
+      this.pulls.delete(image);
+      return;
+    } catch (err) {
+      if ((err as { statusCode?: number }).statusCode !== 404) throw err;
+    }
+    const last = this.pulls.get(image);
+    if (last?.error !== undefined && Date.now() - last.since < PULL_RETRY_MS) {
+      throw new Error(`image ${image} is not on this node's Docker engine and could not be pulled (${last.error}); load it on every node ("npm run images" builds firecampd's own from Debian packages)`);
+    }
+    if (!last || last.error !== undefined) {
+      const pull: { since: number; error?: string } = { since: Date.now() };
+      this.pulls.set(image, pull);
+      this.pull(image).then(
+        () => this.onPulled?.(),
+        (err: Error) => {
+          // dockerode puts the engine's answer after its own "(HTTP code 500) server error - ".
+          pull.error = err.message.replace(/^\(HTTP code \d+\)[^-]*- /, '').trim();
+          pull.since = Date.now();
+          this.onPulled?.();
+        },
+      );
+    }
+    throw new PullPending(`pulling image ${image}`);
+  }
+
+  private async pull(image: string): Promise<void> {
+    const stream = await this.docker.pull(image, { abortSignal: AbortSignal.timeout(PULL_DEADLINE_MS) });
+    // The pull's outcome comes at the end of its progress stream, not with the response.
+    await new Promise<void>((resolve, reject) => this.docker.modem.followProgress(stream, (err: Error | null) => (err ? reject(err) : resolve())));
   }
 
   async state(name: string): Promise<{ running: boolean; exitCode: number; error: string; health?: 'starting' | 'healthy' | 'unhealthy' } | undefined> {

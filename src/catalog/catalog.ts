@@ -202,7 +202,7 @@ export class Catalog {
       return;
     }
     const missing = names.flatMap((n, i) => (have.has(n) ? [] : [i]));
-    if (missing.length === 0) return this.setStatus(svc, rev, 'INITIALIZING', `${names.length} members placed; waiting for them to run`);
+    if (missing.length === 0) return this.setStatus(svc, rev, 'INITIALIZING', names.length === 1 ? 'the member is placed; waiting for it to run' : `${names.length} members placed; waiting for them to run`);
     const ips = names.map((n) => have.get(n)?.spec.ip);
     if (this.o.ipPool.length > 0) {
       const free = this.freeIps(missing.length);
@@ -252,9 +252,15 @@ export class Catalog {
 
   /** The member runs its current assignment, as its agent reported, and passes its health check if it has one. */
   private running(m: MemberSpec): boolean {
+    const st = this.status(m);
+    return st?.state === 'running' && (!m.healthCheck || st.health === 'healthy');
+  }
+
+  /** What the member's agent last reported of its current assignment. */
+  private status(m: MemberSpec): MemberStatus | undefined {
     const kv = this.o.db.store.get(`${STATUS_PREFIX}${m.service}/${m.name}`);
     const st = kv ? (JSON.parse(kv.value) as MemberStatus) : undefined;
-    return st?.state === 'running' && st.epoch === m.epoch && st.node === m.node && (!m.healthCheck || st.health === 'healthy');
+    return st && st.epoch === m.epoch && st.node === m.node ? st : undefined;
   }
 
   private placed(have: StoredMember[]): PlacedMember[] {
@@ -273,7 +279,12 @@ export class Catalog {
       return;
     }
     const running = have.filter((m) => this.running(m.spec)).length;
-    if (running < have.length) return this.setStatus(svc, rev, 'INITIALIZING', `${running}/${have.length} members running and healthy`);
+    if (running < have.length) {
+      // What holds up a member (its image being pulled, or a failure: a missing image, a volume that will not mount) is why the wait goes on: say so.
+      const held = have.map((m) => ({ name: m.spec.name, st: this.status(m.spec) })).find((x) => x.st?.state === 'failed' || (x.st?.state === 'starting' && x.st.message));
+      const why = held ? `; ${held.name}${held.st!.state === 'failed' ? ' failed' : ''}: ${held.st!.message ?? 'no reason given'}` : '';
+      return this.setStatus(svc, rev, 'INITIALIZING', `${running}/${have.length} members running and healthy${why}`);
+    }
     if (!svc.initialized) {
       const waiting = await SERVICE_TYPES[svc.spec.type].initialize(svc.spec, this.placed(have), this.o.log);
       if (waiting) return this.setStatus(svc, rev, 'INITIALIZING', waiting);

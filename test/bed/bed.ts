@@ -10,7 +10,8 @@ import readline from 'node:readline';
 import type { ApiClient } from '../../src/client.ts';
 import { joinToken, nodeClient, readCa } from '../helpers/api.ts';
 import { CLI_ENTRY, REPO, tempDir } from '../helpers/proc.ts';
-import { loadImages, mountsUnder, requireDocker, startDockerd, stopDockerd, type NodeDocker } from './docker.ts';
+import { mountsUnder, requireDocker, startDockerd, stopDockerd, type NodeDocker } from './docker.ts';
+import { importImages } from '../../scripts/images.ts';
 import { block, createNetwork, destroyNetwork, removeLeftovers, requireTools, sh, unblockAll, type Network } from './netns.ts';
 
 export const PORT = 27040;
@@ -85,7 +86,7 @@ export class TestBed {
         bed.shared = tempDir('fcbed-shared-');
         for (const n of bed.nodes) {
           n.docker = await startDockerd(n.ns);
-          loadImages(n.docker);
+          importImages(n.docker.host);
         }
       }
       return bed;

@@ -1,6 +1,6 @@
 // One dockerd per test-bed node, in the node's network namespace, and the
 // test images built from this machine's Debian packages (there is no
-// registry): a root filesystem made here, `docker import`ed into each
+// registry): scripts/images.ts makes them, `docker import`ed into each
 // dockerd. Started with nsenter --net (not `ip netns exec`, which would hide
 // the cgroup mounts from dockerd).
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
@@ -9,8 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { sh } from './netns.ts';
 
-export const BUSYBOX_IMAGE = 'firecampd/busybox:1';
-export const REDIS_IMAGE = 'firecampd/redis:7';
+export { BUSYBOX_IMAGE, REDIS_IMAGE } from '../../scripts/images.ts';
 
 export interface NodeDocker {
   ns: string;
@@ -90,46 +89,4 @@ export function mountsUnder(dir: string): string[] {
     .split('\n')
     .map((l) => l.split(' ')[1] ?? '')
     .filter((m) => m.startsWith(dir));
-}
-
-/** Root filesystem tarballs of the test images, made once per process. */
-const tarballs = new Map<string, string>();
-
-/** busybox with its applets; with `programs`, those binaries and every shared library they load. */
-function rootfs(image: string, programs: string[]): string {
-  const made = tarballs.get(image);
-  if (made) return made;
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fcb-rootfs-'));
-  process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
-  const root = path.join(dir, 'rootfs');
-  for (const d of ['bin', 'etc', 'tmp', 'data', 'proc', 'sys', 'dev']) fs.mkdirSync(path.join(root, d), { recursive: true });
-  const busybox = execFileSync('sh', ['-c', 'command -v busybox'], { encoding: 'utf8' }).trim();
-  fs.copyFileSync(busybox, path.join(root, 'bin', 'busybox'));
-  fs.chmodSync(path.join(root, 'bin', 'busybox'), 0o755);
-  for (const applet of execFileSync(busybox, ['--list'], { encoding: 'utf8' }).split('\n').filter((a) => a && a !== 'busybox')) {
-    fs.symlinkSync('busybox', path.join(root, 'bin', applet));
-  }
-  for (const prog of programs) {
-    const real = fs.realpathSync(execFileSync('sh', ['-c', `command -v ${prog}`], { encoding: 'utf8' }).trim());
-    fs.copyFileSync(real, path.join(root, 'bin', prog));
-    // Every library ldd names (and the loader), at the same path as on this machine.
-    for (const lib of execFileSync('ldd', [real], { encoding: 'utf8' }).matchAll(/(\/\S+\.so[.\d]*)/g)) {
-      const target = path.join(root, lib[1]!);
-      if (fs.existsSync(target)) continue;
-      fs.mkdirSync(path.dirname(target), { recursive: true });
-      fs.copyFileSync(fs.realpathSync(lib[1]!), target);
-    }
-  }
-  fs.writeFileSync(path.join(root, 'etc', 'passwd'), 'root:x:0:0:root:/:/bin/sh\n');
-  fs.writeFileSync(path.join(root, 'etc', 'group'), 'root:x:0:\n');
-  const tar = path.join(dir, 'image.tar');
-  execFileSync('tar', ['-C', root, '-cf', tar, '.']);
-  tarballs.set(image, tar);
-  return tar;
-}
-
-export function loadImages(d: { host: string }): void {
-  for (const [image, programs] of [[BUSYBOX_IMAGE, []], [REDIS_IMAGE, ['redis-server', 'redis-cli']]] as const) {
-    execFileSync('docker', ['-H', d.host, 'import', '--change', 'ENV PATH=/bin', '--change', 'CMD ["/bin/sh"]', rootfs(image, [...programs]), image], { stdio: 'ignore' });
-  }
 }

@@ -136,6 +136,8 @@ export class Containers {
     const stream = await this.docker.pull(image, { abortSignal: AbortSignal.timeout(PULL_DEADLINE_MS) });
     // The pull's outcome comes at the end of its progress stream, not with the response.
     await new Promise<void>((resolve, reject) => this.docker.modem.followProgress(stream, (err: Error | null) => (err ? reject(err) : resolve())));
+    // A stream cut short (the deadline) can end without an error: only the image itself says the pull worked.
+    await this.docker.getImage(image).inspect();
   }
 
   async state(name: string): Promise<{ running: boolean; exitCode: number; error: string; health?: 'starting' | 'healthy' | 'unhealthy' } | undefined> {

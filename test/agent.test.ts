@@ -8,6 +8,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import dns from 'node:dns';
 import fs from 'node:fs';
+import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { TestBed } from './bed/bed.ts';
 import { BUSYBOX_IMAGE, docker, runningContainers } from './bed/docker.ts';
@@ -210,8 +211,14 @@ describe('agent', { timeout: 300_000 }, () => {
     assert.equal(await fetchFromClient('epoch'), '4');
   });
 
-  it('pulls a member image its node lacks without holding up the other members of its node, says why it cannot start, and starts it once the image is there', async () => {
-    const image = 'firecampd/not-loaded:1';
+  it('pulls a member image its node lacks without holding up the other members of its node, says why it cannot start, and starts it once the image is there', async (t) => {
+    // A registry that takes the connection and never answers: the pull hangs for as long as the test wants,
+    // whatever this machine's DNS and network would do to a real one.
+    const silent = new Set<net.Socket>();
+    const registry = net.createServer((c) => silent.add(c.on('error', () => {})));
+    await new Promise<void>((r) => registry.listen(0, bed.gateway, r));
+    t.after(() => registry.close());
+    const image = `${bed.gateway}:${(registry.address() as net.AddressInfo).port}/firecampd/not-loaded:1`;
     const sleeper = (name: string, img: string) => ({ service: 'pull', name, node: ids[1]!, epoch: 1, image: img, command: ['sh', '-c', "trap 'exit 0' TERM; sleep 600 & wait"] });
     const put = async (spec: ReturnType<typeof sleeper>) => assert.equal((await bed.api(1, 'POST', '/v1/kv/put', { key: `/members/pull/${spec.name}`, value: JSON.stringify(spec) })).status, 200);
     const status = async (name: string) => {
@@ -220,12 +227,15 @@ describe('agent', { timeout: 300_000 }, () => {
     };
     await put(sleeper('pull-0', image));
     await put(sleeper('pull-1', BUSYBOX_IMAGE));
-    // There is no registry here: the pull runs into DNS timeouts (about 20 s), and meanwhile the node's other member starts.
-    await waitFor(async () => (await status('pull-1'))?.state === 'running', 10_000, 'the member whose image is there to start');
+    await waitFor(() => silent.size > 0, 10_000, 'the node to start pulling');
+    await waitFor(async () => (await status('pull-1'))?.state === 'running', 10_000, 'the member whose image is there to start meanwhile');
     const pulling = await status('pull-0');
     assert.deepEqual([pulling?.state, pulling?.message], ['starting', `pulling image ${image}`], 'the other member is still waiting for its pull');
-    await waitFor(async () => (await status('pull-0'))?.state === 'failed', 90_000, 'the pull to fail');
-    assert.match((await status('pull-0'))!.message!, /^image firecampd\/not-loaded:1 is not on this node's Docker engine and could not be pulled \(.+\); load it on every node/);
+    // The registry hangs up: the pull fails, and the member says why.
+    registry.close();
+    for (const c of silent) c.destroy();
+    await waitFor(async () => (await status('pull-0'))?.state === 'failed', 30_000, 'the pull to fail');
+    assert.match((await status('pull-0'))!.message!, /^image 10\.77\.0\.1:\d+\/firecampd\/not-loaded:1 is not on this node's Docker engine and could not be pulled \(.+\); load it on every node/);
     docker(bed.nodes[1]!.docker!, ['tag', BUSYBOX_IMAGE, image]);
     await waitFor(async () => (await status('pull-0'))?.state === 'running', 20_000, 'the member to start once its image is loaded');
     assert.ok(runningContainers(bed.nodes[1]!.docker!).includes('firecampd-pull-pull-0'));

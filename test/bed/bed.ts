@@ -54,6 +54,11 @@ export class TestBed {
   client: { ns: string; ip: string } | null = null;
   private net: Network | null = null;
   private readonly join: boolean;
+  /** The bridge's address in the root namespace: the test process itself, as the nodes reach it. */
+  get gateway(): string {
+    if (!this.net) throw new Error('the test bed has no network');
+    return this.net.gateway;
+  }
   /** Storage every node reaches, for loop volumes (the same filesystem: the namespaces share it). */
   shared = '';
   private joinToken = '';

@@ -9,9 +9,11 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { redis } from '../src/catalog/redis.ts';
 
 export const BUSYBOX_IMAGE = 'firecampd/busybox:1';
-export const REDIS_IMAGE = 'firecampd/redis:7';
+/** The Redis type's default image. */
+export const REDIS_IMAGE = redis.image;
 
 /** Each image, with the programs it holds besides busybox and the Debian packages they come from. */
 const IMAGES: { image: string; programs: string[]; packages: string[] }[] = [

@@ -280,9 +280,9 @@ export class Catalog {
     }
     const running = have.filter((m) => this.running(m.spec)).length;
     if (running < have.length) {
-      // What holds up a member (its image being pulled, or a failure: a missing image, a volume that will not mount) is why the wait goes on: say so.
-      const held = have.map((m) => ({ name: m.spec.name, st: this.status(m.spec) })).find((x) => x.st?.state === 'failed' || (x.st?.state === 'starting' && x.st.message));
-      const why = held ? `; ${held.name}${held.st!.state === 'failed' ? ' failed' : ''}: ${held.st!.message ?? 'no reason given'}` : '';
+      // What holds up a member (its image being pulled, a failure: a missing image, a volume that will not mount) is why the wait goes on: say so.
+      const held = have.map((m) => ({ name: m.spec.name, st: this.status(m.spec) })).find(({ st }) => st && st.state !== 'running' && st.message);
+      const why = held ? `; ${held.name} ${held.st!.state}: ${held.st!.message}` : '';
       return this.setStatus(svc, rev, 'INITIALIZING', `${running}/${have.length} members running and healthy${why}`);
     }
     if (!svc.initialized) {

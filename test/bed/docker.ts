@@ -7,6 +7,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { requireImageTools } from '../../scripts/images.ts';
 import { sh } from './netns.ts';
 
 export { BUSYBOX_IMAGE, REDIS_IMAGE } from '../../scripts/images.ts';
@@ -19,11 +20,12 @@ export interface NodeDocker {
 }
 
 export function requireDocker(): void {
-  for (const tool of ['dockerd', 'docker', 'busybox', 'losetup', 'mkfs.ext4', 'arping', 'redis-server', 'redis-cli', 'ldd']) {
+  requireImageTools();
+  for (const tool of ['dockerd', 'losetup', 'mkfs.ext4', 'arping']) {
     try {
       execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
     } catch {
-      throw new Error(`the agent tests need ${tool}: apt-get install docker.io busybox-static util-linux e2fsprogs iputils-arping redis-server redis-tools`);
+      throw new Error(`the agent tests need ${tool}: apt-get install docker.io util-linux e2fsprogs iputils-arping`);
     }
   }
 }

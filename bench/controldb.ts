@@ -62,7 +62,8 @@ async function workload(cluster: BenchCluster, cas: Cas, clients: number, second
         const t0 = performance.now();
         const rev = await cas(cluster, endpoint, key, last, value);
         latencies.push(performance.now() - t0);
-        if (rev === null) failures++; // only this client writes its key: a failure here is a bug
+        if (rev === null)
+          failures++; // only this client writes its key: a failure here is a bug
         else last = rev;
       }
     }),
@@ -142,7 +143,8 @@ async function main(): Promise<void> {
   if (argv.json) {
     process.stdout.write(JSON.stringify(out) + '\n');
   } else {
-    const row = (n: string, r: Pick<Result, "ops_per_sec" | "p50_ms" | "p99_ms">) => `${n.padEnd(10)}  ${String(r.ops_per_sec).padStart(8)}  ${String(r.p50_ms).padStart(8)}  ${String(r.p99_ms).padStart(8)}`;
+    const row = (n: string, r: Pick<Result, 'ops_per_sec' | 'p50_ms' | 'p99_ms'>) =>
+      `${n.padEnd(10)}  ${String(r.ops_per_sec).padStart(8)}  ${String(r.p50_ms).padStart(8)}  ${String(r.p99_ms).padStart(8)}`;
     process.stdout.write(
       [
         `${argv.clients} clients, ${argv.seconds} s, median of ${argv.runs} runs`,

@@ -36,7 +36,18 @@ async function oneRun(leaseTtl: number, victimRole: 'leader' | 'follower'): Prom
   const bed = await TestBed.create({ nodes: 3, clientNamespace: true, docker: true });
   try {
     for (let i = 0; i < 3; i++) {
-      await bed.start(i, ['--volumes', `loop:${bed.shared}`, '--static-ips', 'local:eth0', '--ip-pool', '10.77.0.200-10.77.0.220', '--lease-ttl', String(leaseTtl), '--dns-domain', 'fc.test']);
+      await bed.start(i, [
+        '--volumes',
+        `loop:${bed.shared}`,
+        '--static-ips',
+        'local:eth0',
+        '--ip-pool',
+        '10.77.0.200-10.77.0.220',
+        '--lease-ttl',
+        String(leaseTtl),
+        '--dns-domain',
+        'fc.test',
+      ]);
     }
     const status = async (i: number) => (await bed.api(i, 'GET', '/v1/cluster/status')).json;
     const ids = await bed.nodeIds();
@@ -80,15 +91,19 @@ async function oneRun(leaseTtl: number, victimRole: 'leader' | 'follower'): Prom
     const t1 = Date.now();
     await bed.crash(victim);
     // Serving again: every member of the killed node runs elsewhere, answers at its address in a healthy cluster, and the keys are all there.
-    await until(async () => {
-      const now = (await service((victim + 1) % 3)).members;
-      for (const was of moving) {
-        const m = now.find((x) => x.name === was.name)!;
-        if (m.node === was.node || m.state !== 'running') return false;
-        if (!(await redis(m.ip, ['CLUSTER', 'INFO'])).includes('cluster_state:ok')) return false;
-      }
-      return (await redis(owner, ['-c', 'DBSIZE'])) !== '' && (await redis(owner, ['-c', 'GET', `${tag}k${KEYS - 1}`])) === `v${KEYS - 1}`;
-    }, 120_000, 'the moved members serving with their keys');
+    await until(
+      async () => {
+        const now = (await service((victim + 1) % 3)).members;
+        for (const was of moving) {
+          const m = now.find((x) => x.name === was.name)!;
+          if (m.node === was.node || m.state !== 'running') return false;
+          if (!(await redis(m.ip, ['CLUSTER', 'INFO'])).includes('cluster_state:ok')) return false;
+        }
+        return (await redis(owner, ['-c', 'DBSIZE'])) !== '' && (await redis(owner, ['-c', 'GET', `${tag}k${KEYS - 1}`])) === `v${KEYS - 1}`;
+      },
+      120_000,
+      'the moved members serving with their keys',
+    );
     const failover_ms = Date.now() - t1;
     return { create_ms, failover_ms, victim_was_leader };
   } finally {
@@ -128,7 +143,7 @@ function median(xs: number[]): number | undefined {
 async function main(): Promise<void> {
   const argv = await yargs(hideBin(process.argv))
     .option('runs', { type: 'number', default: 4, describe: 'runs; they take turns killing a follower node and the leader node' })
-    .option('lease-ttl', { type: 'number', default: 5, describe: 'the nodes\' --lease-ttl: failover waits for it to expire' })
+    .option('lease-ttl', { type: 'number', default: 5, describe: "the nodes' --lease-ttl: failover waits for it to expire" })
     .option('json', { type: 'boolean', default: false })
     .strict()
     .parseAsync();
@@ -136,7 +151,10 @@ async function main(): Promise<void> {
   for (let i = 0; i < argv.runs; i++) {
     runs.push(await oneRun(argv.leaseTtl, i % 2 === 0 ? 'follower' : 'leader'));
     const r = runs.at(-1)!;
-    if (!argv.json) process.stderr.write(`run ${i + 1}/${argv.runs}: create ${r.create_ms} ms, failover ${r.failover_ms} ms${r.victim_was_leader ? ' (the dead node was the Raft leader)' : ''}\n`);
+    if (!argv.json)
+      process.stderr.write(
+        `run ${i + 1}/${argv.runs}: create ${r.create_ms} ms, failover ${r.failover_ms} ms${r.victim_was_leader ? ' (the dead node was the Raft leader)' : ''}\n`,
+      );
   }
   const result = {
     lease_ttl_s: argv.leaseTtl,
@@ -153,7 +171,11 @@ async function main(): Promise<void> {
     process.stdout.write(JSON.stringify(result) + '\n');
     return;
   }
-  const row = (k: 'create_ms' | 'failover_ms') => `${k.padEnd(12)}${String(result.median[k]).padStart(8)}   ${runs.map((r) => r[k]).join(', ').padEnd(24)}${String(TARGETS[k]).padStart(8)}`;
+  const row = (k: 'create_ms' | 'failover_ms') =>
+    `${k.padEnd(12)}${String(result.median[k]).padStart(8)}   ${runs
+      .map((r) => r[k])
+      .join(', ')
+      .padEnd(24)}${String(TARGETS[k]).padStart(8)}`;
   const byVictim = result.median_failover_ms_by_victim;
   process.stdout.write(
     `lease TTL ${argv.leaseTtl} s, ${argv.runs} runs\n${'what'.padEnd(12)}${'median'.padStart(8)}   ${'runs'.padEnd(24)}${'target'.padStart(8)}\n${row('create_ms')}\n${row('failover_ms')}\n` +

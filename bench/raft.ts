@@ -64,7 +64,9 @@ async function main(): Promise<void> {
       process.stdout.write(`3 nodes, loopback WebSockets, SQLite with fsync; median of ${argv.runs} runs of ${argv.seconds} s\n`);
       process.stdout.write('proposers     ops/s    p50 ms    p99 ms\n');
       for (const [k, r] of Object.entries(out)) {
-        process.stdout.write(`${k.replace('proposers_', '').padEnd(9)}  ${String(r.ops_per_sec).padStart(8)}  ${String(r.p50_ms).padStart(8)}  ${String(r.p99_ms).padStart(8)}\n`);
+        process.stdout.write(
+          `${k.replace('proposers_', '').padEnd(9)}  ${String(r.ops_per_sec).padStart(8)}  ${String(r.p50_ms).padStart(8)}  ${String(r.p99_ms).padStart(8)}\n`,
+        );
       }
     }
   } finally {

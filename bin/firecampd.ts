@@ -36,24 +36,43 @@ async function runDaemon(argv: Record<string, unknown>): Promise<void> {
 }
 
 function daemonOptions(y: Argv) {
-  return y
-    .option('bind', { type: 'string', describe: 'API and peer address host:port', default: undefined, defaultDescription: '0.0.0.0:27040' })
-    .option('advertise', { type: 'string', describe: 'address other nodes use to reach this one', defaultDescription: 'first non-loopback IPv4' })
-    .option('join', { type: 'string', array: true, describe: 'address of a node of the cluster to join (repeat or comma-separate)' })
-    .option('zone', { type: 'string', describe: 'failure zone of this node', defaultDescription: 'default' })
-    .option('labels', { type: 'string', array: true, describe: 'NAME=VALUE labels services may require (repeat or comma-separate), e.g. disk=ssd' })
-    .option('name', { type: 'string', describe: 'node name', defaultDescription: 'hostname' })
-    .option('dns-listen', { type: 'string', describe: 'embedded DNS server address', defaultDescription: '127.0.0.1:5353' })
-    .option('docker-host', { type: 'string', describe: 'Docker Engine socket or URL', defaultDescription: 'DOCKER_HOST or /var/run/docker.sock' })
-    .option('volumes', { type: 'string', describe: 'member volumes: local (a directory each), loop:/shared/dir (ext4 images on shared storage) or aws-ebs', defaultDescription: 'local' })
-    .option('static-ips', { type: 'string', describe: "members' static IPs: none, local:IFACE[/PREFIX] (ip addr + gratuitous ARP) or aws:IFACE[/PREFIX] (secondary private IPs of that interface's ENI, then the same)", defaultDescription: 'none' })
-    .option('dns', { type: 'string', describe: "where members' names are kept besides every node's embedded DNS server: embedded (nowhere else) or route53:HOSTED_ZONE_ID", defaultDescription: 'embedded' })
-    .option('dns-domain', { type: 'string', describe: 'the cluster DNS domain', defaultDescription: 'firecamp.local' })
-    .option('ip-pool', { type: 'string', describe: "static IPs the catalog gives members: FIRST-LAST (e.g. 10.0.0.200-10.0.0.250)", defaultDescription: 'none' })
-    .option('lease-ttl', { type: 'number', describe: "seconds without contact before a node's members move elsewhere", defaultDescription: '10' })
-    // A test-only fault switch (FIRECAMPD_UNSAFE_STALE_READS=true): reads skip ReadIndex.
-    .option('unsafe-stale-reads', { type: 'boolean', hidden: true, default: false })
-    .config('config', 'JSON file with any of these options (keys as flags)');
+  return (
+    y
+      .option('bind', { type: 'string', describe: 'API and peer address host:port', default: undefined, defaultDescription: '0.0.0.0:27040' })
+      .option('advertise', { type: 'string', describe: 'address other nodes use to reach this one', defaultDescription: 'first non-loopback IPv4' })
+      .option('join', { type: 'string', array: true, describe: 'address of a node of the cluster to join (repeat or comma-separate)' })
+      .option('zone', { type: 'string', describe: 'failure zone of this node', defaultDescription: 'default' })
+      .option('labels', { type: 'string', array: true, describe: 'NAME=VALUE labels services may require (repeat or comma-separate), e.g. disk=ssd' })
+      .option('name', { type: 'string', describe: 'node name', defaultDescription: 'hostname' })
+      .option('dns-listen', { type: 'string', describe: 'embedded DNS server address', defaultDescription: '127.0.0.1:5353' })
+      .option('docker-host', { type: 'string', describe: 'Docker Engine socket or URL', defaultDescription: 'DOCKER_HOST or /var/run/docker.sock' })
+      .option('volumes', {
+        type: 'string',
+        describe: 'member volumes: local (a directory each), loop:/shared/dir (ext4 images on shared storage) or aws-ebs',
+        defaultDescription: 'local',
+      })
+      .option('static-ips', {
+        type: 'string',
+        describe:
+          "members' static IPs: none, local:IFACE[/PREFIX] (ip addr + gratuitous ARP) or aws:IFACE[/PREFIX] (secondary private IPs of that interface's ENI, then the same)",
+        defaultDescription: 'none',
+      })
+      .option('dns', {
+        type: 'string',
+        describe: "where members' names are kept besides every node's embedded DNS server: embedded (nowhere else) or route53:HOSTED_ZONE_ID",
+        defaultDescription: 'embedded',
+      })
+      .option('dns-domain', { type: 'string', describe: 'the cluster DNS domain', defaultDescription: 'firecamp.local' })
+      .option('ip-pool', {
+        type: 'string',
+        describe: 'static IPs the catalog gives members: FIRST-LAST (e.g. 10.0.0.200-10.0.0.250)',
+        defaultDescription: 'none',
+      })
+      .option('lease-ttl', { type: 'number', describe: "seconds without contact before a node's members move elsewhere", defaultDescription: '10' })
+      // A test-only fault switch (FIRECAMPD_UNSAFE_STALE_READS=true): reads skip ReadIndex.
+      .option('unsafe-stale-reads', { type: 'boolean', hidden: true, default: false })
+      .config('config', 'JSON file with any of these options (keys as flags)')
+  );
 }
 
 /** --token-file: the token from a file, so that it is not in the command line for ps to show. */
@@ -73,7 +92,11 @@ export async function main(args: string[]): Promise<void> {
     .scriptName('firecampd')
     .env('FIRECAMPD')
     .option('data-dir', { type: 'string', describe: 'where this node keeps its state', global: true, defaultDescription: '/var/lib/firecampd (root)' })
-    .option('token', { type: 'string', describe: 'API token, or a join token when joining (better: FIRECAMPD_TOKEN or --token-file, which ps does not show)', global: true })
+    .option('token', {
+      type: 'string',
+      describe: 'API token, or a join token when joining (better: FIRECAMPD_TOKEN or --token-file, which ps does not show)',
+      global: true,
+    })
     .option('token-file', { type: 'string', describe: 'read the token from this file', global: true })
     .option('ca-file', { type: 'string', describe: "the cluster CA to verify nodes with (a node's <data-dir>/tls/ca.crt)", global: true })
     .middleware(readTokenFile)
@@ -82,24 +105,39 @@ export async function main(args: string[]): Promise<void> {
     .option('json', { type: 'boolean', describe: 'print JSON for scripts', global: true, default: false })
     .option('debug', { type: 'boolean', hidden: true, global: true, default: false, describe: 'print stack traces of errors' })
     .command('$0', 'run a firecampd node', daemonOptions, runDaemon)
-    .command('watchdog', false, (y) => y.option('cluster', { type: 'string', demandOption: true }).option('node', { type: 'string', demandOption: true }).option('mount-root', { type: 'string', demandOption: true }).option('docker-host', { type: 'string' }).option('static-ips', { type: 'string', default: 'none' }), async (argv) => {
-      const { runWatchdog } = await import('../src/agent/watchdog.ts');
-      const { LocalIps, NoIps } = await import('../src/agent/providers/local-ip.ts');
-      const { parseStaticIps } = await import('../src/config.ts');
-      const ips = parseStaticIps(argv.staticIps as string);
-      await runWatchdog({
-        cluster: argv.cluster as string,
-        node: argv.node as string,
-        mountRoot: argv.mountRoot as string,
-        dockerHost: argv.dockerHost as string | undefined,
-        ips: ips.kind === 'local' ? new LocalIps(ips.iface, ips.prefix) : new NoIps(),
-      });
-      process.exit(0);
-    })
+    .command(
+      'watchdog',
+      false,
+      (y) =>
+        y
+          .option('cluster', { type: 'string', demandOption: true })
+          .option('node', { type: 'string', demandOption: true })
+          .option('mount-root', { type: 'string', demandOption: true })
+          .option('docker-host', { type: 'string' })
+          .option('static-ips', { type: 'string', default: 'none' }),
+      async (argv) => {
+        const { runWatchdog } = await import('../src/agent/watchdog.ts');
+        const { LocalIps, NoIps } = await import('../src/agent/providers/local-ip.ts');
+        const { parseStaticIps } = await import('../src/config.ts');
+        const ips = parseStaticIps(argv.staticIps as string);
+        await runWatchdog({
+          cluster: argv.cluster as string,
+          node: argv.node as string,
+          mountRoot: argv.mountRoot as string,
+          dockerHost: argv.dockerHost as string | undefined,
+          ips: ips.kind === 'local' ? new LocalIps(ips.iface, ips.prefix) : new NoIps(),
+        });
+        process.exit(0);
+      },
+    )
     .command('version', 'print the version', {}, (argv: GlobalArgs) => print(argv, { version: VERSION }, () => VERSION))
     .command('health', 'ask a node whether it is up', {}, async (argv: GlobalArgs) => {
       const res = await (await client(argv)).request<Record<string, unknown>>('GET', '/v1/health');
-      print(argv, res, () => Object.entries(res).map(([k, v]) => `${k.padEnd(16)}${v}`).join('\n'));
+      print(argv, res, () =>
+        Object.entries(res)
+          .map(([k, v]) => `${k.padEnd(16)}${v}`)
+          .join('\n'),
+      );
     })
     .command('kv', 'read and write the controldb', kvCommands)
     .command('lease', 'grant, keep alive and revoke leases', leaseCommands)

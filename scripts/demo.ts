@@ -13,7 +13,18 @@ async function main(): Promise<void> {
   say('firecampd demo: making 3 nodes in network namespaces, each with its own dockerd …');
   const bed = await TestBed.create({ nodes: 3, clientNamespace: true, docker: true });
   for (let i = 0; i < 3; i++) {
-    await bed.start(i, ['--volumes', `loop:${bed.shared}`, '--static-ips', 'local:eth0', '--ip-pool', '10.77.0.200-10.77.0.220', '--lease-ttl', '5', '--dns-domain', 'demo.local']);
+    await bed.start(i, [
+      '--volumes',
+      `loop:${bed.shared}`,
+      '--static-ips',
+      'local:eth0',
+      '--ip-pool',
+      '10.77.0.200-10.77.0.220',
+      '--lease-ttl',
+      '5',
+      '--dns-domain',
+      'demo.local',
+    ]);
     say(`  node ${bed.nodes[i]!.ns} up at ${bed.nodes[i]!.addr}`);
   }
   const caFile = path.join(tempDir('fc-demo-'), 'ca.crt');
@@ -21,7 +32,10 @@ async function main(): Promise<void> {
   const env = { FIRECAMPD_TOKEN: bed.token, FIRECAMPD_CA_FILE: caFile, FIRECAMPD_ADDR: bed.nodes[0]!.addr };
   say('creating a Redis cluster: 3 shards, each a master and a replica on other nodes …');
   for (let attempt = 0; ; attempt++) {
-    const r = await runCli(['service', 'create', '--type', 'redis', '--name', 'cache', '--shards', '3', '--replicas-per-shard', '1', '--volume-size', '64'], env);
+    const r = await runCli(
+      ['service', 'create', '--type', 'redis', '--name', 'cache', '--shards', '3', '--replicas-per-shard', '1', '--volume-size', '64'],
+      env,
+    );
     if (r.code === 0) {
       say(r.stdout.trim());
       break;

@@ -51,7 +51,9 @@ function rootfs(image: string, programs: string[]): string {
   const busybox = which('busybox')!;
   fs.copyFileSync(busybox, path.join(root, 'bin', 'busybox'));
   fs.chmodSync(path.join(root, 'bin', 'busybox'), 0o755);
-  for (const applet of execFileSync(busybox, ['--list'], { encoding: 'utf8' }).split('\n').filter((a) => a && a !== 'busybox')) {
+  for (const applet of execFileSync(busybox, ['--list'], { encoding: 'utf8' })
+    .split('\n')
+    .filter((a) => a && a !== 'busybox')) {
     fs.symlinkSync('busybox', path.join(root, 'bin', applet));
   }
   for (const prog of programs) {
@@ -76,7 +78,10 @@ function rootfs(image: string, programs: string[]): string {
 /** Build every image and import it into the engine at `host`; returns what was imported. */
 export function importImages(host: string): { image: string; id: string }[] {
   return IMAGES.map(({ image, programs }) => {
-    const out = execFileSync('docker', ['-H', host, 'import', '--change', 'ENV PATH=/bin', '--change', 'CMD ["/bin/sh"]', rootfs(image, programs), image], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    const out = execFileSync('docker', ['-H', host, 'import', '--change', 'ENV PATH=/bin', '--change', 'CMD ["/bin/sh"]', rootfs(image, programs), image], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     return { image, id: out.trim() };
   });
 }

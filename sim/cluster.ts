@@ -117,7 +117,20 @@ export class Cluster {
   readonly nodes = new Map<NodeId, SimNode>();
   tick = 0;
   readonly violations: Violation[] = [];
-  readonly stats = { messages: 0, delivered: 0, proposals: 0, acked: 0, reads: 0, readsServed: 0, elections: 0, snapshots: 0, confChanges: 0, transfers: 0, crashes: 0, partitions: 0 };
+  readonly stats = {
+    messages: 0,
+    delivered: 0,
+    proposals: 0,
+    acked: 0,
+    reads: 0,
+    readsServed: 0,
+    elections: 0,
+    snapshots: 0,
+    confChanges: 0,
+    transfers: 0,
+    crashes: 0,
+    partitions: 0,
+  };
 
   private queue: InFlight[][] = [];
   private blocked = new Set<string>(); // "from>to"
@@ -168,7 +181,14 @@ export class Cluster {
     const d = node.disk;
     node.machine = d.snapshot ? decodeMachine(d.snapshot.data) : { applied: 0, hash: 0 };
     node.raft = this.factory(
-      { id: node.id, electionTicks: this.electionTicks, heartbeatTicks: 1, random: () => node.rng.next(), maxInflight: this.opts.maxInflight ?? 8, maxEntriesPerMessage: this.opts.maxEntriesPerMessage ?? 16 },
+      {
+        id: node.id,
+        electionTicks: this.electionTicks,
+        heartbeatTicks: 1,
+        random: () => node.rng.next(),
+        maxInflight: this.opts.maxInflight ?? 8,
+        maxEntriesPerMessage: this.opts.maxEntriesPerMessage ?? 16,
+      },
       { hardState: d.hard, snapshot: d.snapshot, entries: [...d.entries], applied: node.machine.applied },
     );
     node.proposals.clear();

@@ -40,25 +40,27 @@ async function runParallel(first: number, count: number, workers: number): Promi
   let next = first;
   const end = first + count;
   await Promise.all(
-    Array.from({ length: Math.min(workers, Math.ceil(count / chunk)) }, () =>
-      new Promise<void>((resolve, reject) => {
-        const w = new Worker(new URL('./worker.mjs', import.meta.url));
-        const feed = () => {
-          if (next >= end) {
-            void w.terminate().then(() => resolve());
-            return;
-          }
-          const from = next;
-          next = Math.min(end, next + chunk);
-          w.postMessage({ from, to: next });
-        };
-        w.on('message', (batch: RunResult[]) => {
-          results.push(...batch);
+    Array.from(
+      { length: Math.min(workers, Math.ceil(count / chunk)) },
+      () =>
+        new Promise<void>((resolve, reject) => {
+          const w = new Worker(new URL('./worker.mjs', import.meta.url));
+          const feed = () => {
+            if (next >= end) {
+              void w.terminate().then(() => resolve());
+              return;
+            }
+            const from = next;
+            next = Math.min(end, next + chunk);
+            w.postMessage({ from, to: next });
+          };
+          w.on('message', (batch: RunResult[]) => {
+            results.push(...batch);
+            feed();
+          });
+          w.on('error', reject);
           feed();
-        });
-        w.on('error', reject);
-        feed();
-      }),
+        }),
     ),
   );
   return results.sort((a, b) => a.seed - b.seed);
@@ -74,8 +76,7 @@ async function main(): Promise<void> {
     .strict()
     .parseAsync();
   const t0 = Date.now();
-  const results =
-    argv.seed !== undefined ? [runSeed(argv.seed)] : await runParallel(argv.first, argv.seeds, Math.max(1, argv.workers));
+  const results = argv.seed !== undefined ? [runSeed(argv.seed)] : await runParallel(argv.first, argv.seeds, Math.max(1, argv.workers));
   const summary: Summary = { ...summarize(results), elapsed_ms: Date.now() - t0 };
   if (argv.json) {
     process.stdout.write(JSON.stringify({ ...summary, failures: summary.failures.slice(0, 20) }) + '\n');

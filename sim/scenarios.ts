@@ -6,8 +6,20 @@ import { Cluster, type Faults, type RaftFactory, type Violation } from './cluste
 import { RaftError } from '../src/raft/types.ts';
 
 const CALM: Faults = {
-  drop: 0, duplicate: 0, maxDelay: 1, crash: 0, crashMidReady: 0, crashAfterCommit: 0, restartAfter: 1,
-  partition: 0, healAfter: 1, snapshot: 0, confChange: 0, transfer: 0, propose: 0, read: 0,
+  drop: 0,
+  duplicate: 0,
+  maxDelay: 1,
+  crash: 0,
+  crashMidReady: 0,
+  crashAfterCommit: 0,
+  restartAfter: 1,
+  partition: 0,
+  healAfter: 1,
+  snapshot: 0,
+  confChange: 0,
+  transfer: 0,
+  propose: 0,
+  read: 0,
 };
 
 export function calmCluster(voters: number, spares: number, factory?: RaftFactory, flow = { maxEntriesPerMessage: 1, maxInflight: 1 }): Cluster {

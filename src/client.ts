@@ -106,7 +106,13 @@ export class ApiClient {
     this.agent.destroy();
   }
 
-  private async send(method: string, urlPath: string, body?: unknown, headers: Record<string, string> = {}, signal?: AbortSignal): Promise<http.IncomingMessage> {
+  private async send(
+    method: string,
+    urlPath: string,
+    body?: unknown,
+    headers: Record<string, string> = {},
+    signal?: AbortSignal,
+  ): Promise<http.IncomingMessage> {
     if (!this.socketPath && !this.token && !this.opts.cert) {
       throw new UserError('no token: pass --token or set FIRECAMPD_TOKEN (on a node, run the CLI as the user that runs firecampd to use its local socket)');
     }
@@ -156,7 +162,9 @@ export class ApiClient {
     const digest = this.token ? parseToken(this.token).caDigest : undefined;
     if (this.localCa && (!digest || caDigest(this.localCa) === digest)) return (this.ca = this.localCa);
     if (!digest) {
-      throw new UserError('cannot verify the node: pass --ca-file with the cluster CA (ca.crt in a node\'s <data-dir>/tls), or use a token made by "firecampd token create"');
+      throw new UserError(
+        'cannot verify the node: pass --ca-file with the cluster CA (ca.crt in a node\'s <data-dir>/tls), or use a token made by "firecampd token create"',
+      );
     }
     this.ca = await fetchPinnedCa(this.base, digest);
     return this.ca;
@@ -173,7 +181,10 @@ export async function fetchPinnedCa(base: string, digest: string): Promise<strin
   let pem: string;
   try {
     const res = await new Promise<http.IncomingMessage>((resolve, reject) => {
-      const req = https.request({ host: url.hostname.replace(/^\[|\]$/g, ''), port: url.port, path: url.pathname, rejectUnauthorized: false, timeout: 10_000 }, resolve);
+      const req = https.request(
+        { host: url.hostname.replace(/^\[|\]$/g, ''), port: url.port, path: url.pathname, rejectUnauthorized: false, timeout: 10_000 },
+        resolve,
+      );
       req.on('timeout', () => req.destroy(new Error('no answer in 10 s')));
       req.on('error', reject);
       req.end();
@@ -189,7 +200,11 @@ export async function fetchPinnedCa(base: string, digest: string): Promise<strin
     throw new UserError(`${base} did not send a CA certificate`, 502, 'bad_gateway');
   }
   if (got !== digest) {
-    throw new UserError(`${base} presented a CA whose digest ${got.slice(0, 16)}… is not the token's ${digest.slice(0, 16)}…: another cluster, or a man in the middle`, 495, 'ca_mismatch');
+    throw new UserError(
+      `${base} presented a CA whose digest ${got.slice(0, 16)}… is not the token's ${digest.slice(0, 16)}…: another cluster, or a man in the middle`,
+      495,
+      'ca_mismatch',
+    );
   }
   return pem;
 }

@@ -80,7 +80,10 @@ const rawSchema = z
     advertise: z.string().optional(),
     join: z.union([z.string(), z.array(z.string())]).optional(),
     token: z.string().min(1).optional(),
-    zone: z.string().regex(/^[a-zA-Z0-9._-]+$/, 'zone may hold letters, digits, ".", "_" and "-"').optional(),
+    zone: z
+      .string()
+      .regex(/^[a-zA-Z0-9._-]+$/, 'zone may hold letters, digits, ".", "_" and "-"')
+      .optional(),
     labels: z
       .union([z.string(), z.array(z.string())])
       .transform((v) => (Array.isArray(v) ? v : [v]).flatMap((x) => x.split(',')).filter((x) => x.trim() !== ''))
@@ -88,14 +91,32 @@ const rawSchema = z
       .optional(),
     dnsListen: z.string().optional(),
     dockerHost: z.string().optional(),
-    name: z.string().regex(/^[a-zA-Z0-9._-]+$/, 'name may hold letters, digits, ".", "_" and "-"').optional(),
+    name: z
+      .string()
+      .regex(/^[a-zA-Z0-9._-]+$/, 'name may hold letters, digits, ".", "_" and "-"')
+      .optional(),
     unsafeStaleReads: z.boolean().optional(),
-    volumes: z.string().regex(/^(local|loop:\/.+|aws-ebs)$/, 'must be "local", "loop:/shared/dir" or "aws-ebs"').optional(),
-    staticIps: z.string().regex(/^(none|(local|aws):[a-zA-Z0-9._-]+(\/\d{1,2})?)$/, 'must be "none", "local:IFACE[/PREFIX]" or "aws:IFACE[/PREFIX]"').optional(),
-    dns: z.string().regex(/^(embedded|route53:[A-Z0-9]{1,32})$/, 'must be "embedded" or "route53:HOSTED_ZONE_ID"').optional(),
-    dnsDomain: z.string().regex(/^([a-z0-9-]+\.)*[a-z0-9-]+$/, 'must be a domain name such as firecamp.local').optional(),
+    volumes: z
+      .string()
+      .regex(/^(local|loop:\/.+|aws-ebs)$/, 'must be "local", "loop:/shared/dir" or "aws-ebs"')
+      .optional(),
+    staticIps: z
+      .string()
+      .regex(/^(none|(local|aws):[a-zA-Z0-9._-]+(\/\d{1,2})?)$/, 'must be "none", "local:IFACE[/PREFIX]" or "aws:IFACE[/PREFIX]"')
+      .optional(),
+    dns: z
+      .string()
+      .regex(/^(embedded|route53:[A-Z0-9]{1,32})$/, 'must be "embedded" or "route53:HOSTED_ZONE_ID"')
+      .optional(),
+    dnsDomain: z
+      .string()
+      .regex(/^([a-z0-9-]+\.)*[a-z0-9-]+$/, 'must be a domain name such as firecamp.local')
+      .optional(),
     leaseTtl: z.number().int().min(2).max(300).optional(),
-    ipPool: z.string().regex(/^\d+\.\d+\.\d+\.\d+-\d+\.\d+\.\d+\.\d+$/, 'must be FIRST-LAST, e.g. 10.0.0.200-10.0.0.250').optional(),
+    ipPool: z
+      .string()
+      .regex(/^\d+\.\d+\.\d+\.\d+-\d+\.\d+\.\d+\.\d+$/, 'must be FIRST-LAST, e.g. 10.0.0.200-10.0.0.250')
+      .optional(),
   })
   .passthrough();
 
@@ -133,7 +154,11 @@ export function resolveNodeConfig(raw: RawNodeOptions): NodeConfig {
     dockerHost: o.dockerHost,
     name: o.name ?? os.hostname(),
     unsafeStaleReads: o.unsafeStaleReads ?? false,
-    volumes: o.volumes?.startsWith('loop:') ? { kind: 'loop', dir: path.resolve(o.volumes.slice(5)) } : o.volumes === 'aws-ebs' ? { kind: 'aws-ebs' } : { kind: 'local' },
+    volumes: o.volumes?.startsWith('loop:')
+      ? { kind: 'loop', dir: path.resolve(o.volumes.slice(5)) }
+      : o.volumes === 'aws-ebs'
+        ? { kind: 'aws-ebs' }
+        : { kind: 'local' },
     staticIps: parseStaticIps(o.staticIps),
     dns: o.dns?.startsWith('route53:') ? { kind: 'route53', hostedZoneId: o.dns.slice('route53:'.length) } : { kind: 'embedded' },
     dnsDomain: o.dnsDomain ?? 'firecamp.local',

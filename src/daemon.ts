@@ -78,7 +78,10 @@ export class Daemon {
   /** Called when this node has left the cluster and should exit. */
   onLeft: () => void = () => {};
 
-  constructor(readonly config: NodeConfig, private readonly log: Logger) {
+  constructor(
+    readonly config: NodeConfig,
+    private readonly log: Logger,
+  ) {
     this.dataDir = openDataDir(config.dataDir);
     this.api = new ApiServer({
       log,
@@ -102,7 +105,12 @@ export class Daemon {
     gaugeFrom(metrics, 'firecampd_raft_is_leader', '1 if this node leads', () => (this.raft?.status().role === 'leader' ? 1 : 0));
     gaugeFrom(metrics, 'firecampd_raft_commit_index', 'Raft commit index', () => this.raft?.status().commit ?? 0);
     gaugeFrom(metrics, 'firecampd_raft_applied_index', 'Raft applied index', () => this.raft?.status().applied ?? 0);
-    gaugeFrom(metrics, 'firecampd_raft_dropped_frames', 'Raft frames dropped because a peer was unreachable or slow', () => this.transport?.droppedFrames() ?? 0);
+    gaugeFrom(
+      metrics,
+      'firecampd_raft_dropped_frames',
+      'Raft frames dropped because a peer was unreachable or slow',
+      () => this.transport?.droppedFrames() ?? 0,
+    );
     gaugeFrom(metrics, 'firecampd_controldb_revision', 'controldb store revision', () => this.store?.revision() ?? 0);
   }
 
@@ -158,7 +166,10 @@ export class Daemon {
       if (this.storage.isEmpty() && this.config.join.length === 0) {
         this.tls = await this.makeOwnCertificate(await createCa());
         this.storage.bootstrap({ voters: [this.nodeId], learners: [] });
-        this.log.info({ node_id: this.nodeId, ca_digest: caDigest(this.tls.caPem) }, 'bootstrapped a new cluster; "firecampd token join" prints the token other nodes join with');
+        this.log.info(
+          { node_id: this.nodeId, ca_digest: caDigest(this.tls.caPem) },
+          'bootstrapped a new cluster; "firecampd token join" prints the token other nodes join with',
+        );
       } else if (this.storage.isEmpty()) {
         this.tls = await this.join();
       } else {
@@ -202,7 +213,13 @@ export class Daemon {
     this.controldb = new ControlDb({ store, raft: this.raft, forward, log: this.log, unsafeStaleReads });
     this.membership = new Membership(this.controldb, this.raft, this.nodeId, forward, this.log);
     this.tokens = new Tokens(this.controldb, () => caDigest(tls.caPem));
-    this.catalog = new Catalog({ db: this.controldb, domain: this.config.dnsDomain, ipPool: this.config.ipPool, zonal: zonal(this.config), log: this.log.child({ part: 'catalog' }) });
+    this.catalog = new Catalog({
+      db: this.controldb,
+      domain: this.config.dnsDomain,
+      ipPool: this.config.ipPool,
+      zonal: zonal(this.config),
+      log: this.log.child({ part: 'catalog' }),
+    });
     registerServiceRoutes(this.api, this.controldb, { ipPool: this.config.ipPool });
     registerLogRoutes(this.api, { db: this.controldb, selfId: this.nodeId, tls, address: this.address, docker: () => this.docker });
     registerKvRoutes(this.api, this.controldb);
@@ -239,7 +256,11 @@ export class Daemon {
       const srv = store
         .range({ key: MEMBERS_PREFIX, prefix: true, limit: 0 })
         .kvs.map((kv) => memberSpecSchema.safeParse(JSON.parse(kv.value)))
-        .flatMap((p) => (p.success && p.data.dnsName?.endsWith(`.${service}`) && store.get(DNS_PREFIX + p.data.dnsName) ? [{ target: p.data.dnsName, port: p.data.port ?? 0 }] : []));
+        .flatMap((p) =>
+          p.success && p.data.dnsName?.endsWith(`.${service}`) && store.get(DNS_PREFIX + p.data.dnsName)
+            ? [{ target: p.data.dnsName, port: p.data.port ?? 0 }]
+            : [],
+        );
       if (!a && srv.length === 0) return undefined;
       return { ...(a ? { a: [a] } : {}), srv };
     };
@@ -251,7 +272,10 @@ export class Daemon {
     } catch (err) {
       // The control plane runs on without it (port 5353 is mDNS's too on many machines); names just do not resolve here.
       this.dns = undefined;
-      this.log.error({ listen: formatHostPort(this.config.dnsListen), err: errorMessage(err) }, 'the DNS server could not start: members\' names will not resolve on this node; choose another --dns-listen');
+      this.log.error(
+        { listen: formatHostPort(this.config.dnsListen), err: errorMessage(err) },
+        "the DNS server could not start: members' names will not resolve on this node; choose another --dns-listen",
+      );
     }
   }
 
@@ -286,7 +310,14 @@ export class Daemon {
         containers: new Containers(docker, cluster, this.nodeId),
         ...providers,
         lease,
-        watchdog: new Watchdog({ dockerHost: c.dockerHost, cluster, node: this.nodeId, pidFile: path.join(dir, 'watchdog.pid'), mountRoot: mountRoot(dir), staticIps: watchdogIps }),
+        watchdog: new Watchdog({
+          dockerHost: c.dockerHost,
+          cluster,
+          node: this.nodeId,
+          pidFile: path.join(dir, 'watchdog.pid'),
+          mountRoot: mountRoot(dir),
+          staticIps: watchdogIps,
+        }),
         log: this.log.child({ part: 'agent' }),
       });
       await this.agent.start();
@@ -336,7 +367,11 @@ export class Daemon {
     const token = this.config.token;
     const parsed = token ? parseToken(token) : undefined;
     if (!token || parsed?.kind !== 'join' || !parsed.caDigest) {
-      const what = !token ? 'joining needs a join token (FCJ1-…)' : parsed?.kind === 'api' ? 'that is an API token (FCA1-…); joining needs a join token (FCJ1-…)' : 'the token given is not a join token (FCJ1-<CA digest>-<id>.<secret>); joining needs one';
+      const what = !token
+        ? 'joining needs a join token (FCJ1-…)'
+        : parsed?.kind === 'api'
+          ? 'that is an API token (FCA1-…); joining needs a join token (FCJ1-…)'
+          : 'the token given is not a join token (FCJ1-<CA digest>-<id>.<secret>); joining needs one';
       throw new UserError(`${what} in --token, --token-file or FIRECAMPD_TOKEN; print one with "firecampd token join" on a node of the cluster`);
     }
     const key = pendingKey(this.dataDir.path);

@@ -36,8 +36,7 @@ export function openDataDir(dir: string): DataDir {
     throw new UserError(`data dir ${dir}: cannot open node.db: ${msg}`);
   }
 
-  const get = (key: string) =>
-    (lock.prepare('SELECT value FROM node WHERE key = ?').get(key) as { value: string } | undefined)?.value;
+  const get = (key: string) => (lock.prepare('SELECT value FROM node WHERE key = ?').get(key) as { value: string } | undefined)?.value;
   const set = (key: string, value: string) => lock.prepare('INSERT OR REPLACE INTO node (key, value) VALUES (?, ?)').run(key, value);
 
   let nodeId = get('node_id');

@@ -1,7 +1,11 @@
 // Errors that carry what a person can do about them. The CLI prints `message`
 // on one line and exits non-zero; the API returns it as JSON with `status`.
 export class UserError extends Error {
-  constructor(message: string, readonly status = 400, readonly code = 'bad_request') {
+  constructor(
+    message: string,
+    readonly status = 400,
+    readonly code = 'bad_request',
+  ) {
     super(message);
     this.name = 'UserError';
   }

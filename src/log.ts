@@ -14,9 +14,7 @@ export function createLogger(opts: LogOptions = {}): Logger {
   const level = opts.level ?? 'info';
   const usePretty = opts.pretty ?? Boolean(process.stderr.isTTY);
   // Logs go to stderr so that stdout stays free for command output.
-  const stream = usePretty
-    ? pretty({ destination: 2, sync: true, colorize: true, ignore: 'pid,hostname' })
-    : destination({ fd: 2, sync: true });
+  const stream = usePretty ? pretty({ destination: 2, sync: true, colorize: true, ignore: 'pid,hostname' }) : destination({ fd: 2, sync: true });
   return pino(
     {
       level,

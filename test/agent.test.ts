@@ -31,7 +31,11 @@ function member(node: string, epoch: number) {
     image: BUSYBOX_IMAGE,
     // "first" is written once, by whichever node first runs the member: it must follow the member.
     // As PID 1 the shell must exit on SIGTERM itself, or every stop would wait out Docker's grace period.
-    command: ['sh', '-c', "cp /data/epoch /data/www/epoch; [ -f /data/www/first ] || cp /data/epoch /data/www/first; trap 'exit 0' TERM; httpd -f -p 8080 -h /data/www & wait"],
+    command: [
+      'sh',
+      '-c',
+      "cp /data/epoch /data/www/epoch; [ -f /data/www/first ] || cp /data/epoch /data/www/first; trap 'exit 0' TERM; httpd -f -p 8080 -h /data/www & wait",
+    ],
     volume: { id: 'web-0', sizeMiB: 16, mountPath: '/data' },
     ip: IP,
     dnsName: NAME,
@@ -97,7 +101,11 @@ describe('agent', { timeout: 300_000 }, () => {
   const fetchFromClient = async (file: string): Promise<string | undefined> => {
     const script = `fetch(process.argv[1],{signal:AbortSignal.timeout(1000)}).then(async r=>{if(!r.ok)process.exit(1);process.stdout.write(await r.text())}).catch(()=>process.exit(1))`;
     try {
-      const { stdout } = await execFileAsync('nsenter', [`--net=/var/run/netns/${bed.client!.ns}`, process.execPath, '-e', script, `http://${IP}:8080/${file}`], { encoding: 'utf8' });
+      const { stdout } = await execFileAsync(
+        'nsenter',
+        [`--net=/var/run/netns/${bed.client!.ns}`, process.execPath, '-e', script, `http://${IP}:8080/${file}`],
+        { encoding: 'utf8' },
+      );
       return stdout.trim();
     } catch {
       return undefined;
@@ -188,7 +196,9 @@ describe('agent', { timeout: 300_000 }, () => {
       await waitFor(async () => (await fetchFromClient('epoch')) === '4', 40_000, 'the member to come back on node 0');
       watcher.poll();
       const stoppedOn2 = watcher.lastOn(2)!;
-      t.diagnostic(`SIGSTOP: the watchdog stopped node 2's member ${stoppedOn2 - frozenAt} ms after the freeze; node 0 started it ${watcher.firstOn(0, frozenAt)! - frozenAt} ms after`);
+      t.diagnostic(
+        `SIGSTOP: the watchdog stopped node 2's member ${stoppedOn2 - frozenAt} ms after the freeze; node 0 started it ${watcher.firstOn(0, frozenAt)! - frozenAt} ms after`,
+      );
       assert.ok(stoppedOn2 - frozenAt <= LEASE_TTL * 1000, `stopped within the lease TTL (${stoppedOn2 - frozenAt} ms)`);
       assert.ok(!fs.readFileSync('/proc/self/mounts', 'utf8').includes(`${bed.nodes[2]!.dataDir}/mnt/`), "the frozen node's watchdog let go of the volume");
       bed.resume(2);
@@ -207,7 +217,11 @@ describe('agent', { timeout: 300_000 }, () => {
     await bed.kill(0);
     await bed.start(0, ['--volumes', `loop:${bed.shared}`, '--static-ips', 'local:eth0', '--lease-ttl', String(LEASE_TTL), '--dns-domain', 'fc.test']);
     await new Promise((r) => setTimeout(r, LEASE_TTL * 1500));
-    assert.equal(docker(bed.nodes[0]!.docker!, ['inspect', '--format', '{{.Id}} {{.State.StartedAt}}', CONTAINER]), before, 'the same container, never restarted');
+    assert.equal(
+      docker(bed.nodes[0]!.docker!, ['inspect', '--format', '{{.Id}} {{.State.StartedAt}}', CONTAINER]),
+      before,
+      'the same container, never restarted',
+    );
     assert.equal(await fetchFromClient('epoch'), '4');
   });
 
@@ -219,8 +233,16 @@ describe('agent', { timeout: 300_000 }, () => {
     await new Promise<void>((r) => registry.listen(0, bed.gateway, r));
     t.after(() => registry.close());
     const image = `${bed.gateway}:${(registry.address() as net.AddressInfo).port}/firecampd/not-loaded:1`;
-    const sleeper = (name: string, img: string) => ({ service: 'pull', name, node: ids[1]!, epoch: 1, image: img, command: ['sh', '-c', "trap 'exit 0' TERM; sleep 600 & wait"] });
-    const put = async (spec: ReturnType<typeof sleeper>) => assert.equal((await bed.api(1, 'POST', '/v1/kv/put', { key: `/members/pull/${spec.name}`, value: JSON.stringify(spec) })).status, 200);
+    const sleeper = (name: string, img: string) => ({
+      service: 'pull',
+      name,
+      node: ids[1]!,
+      epoch: 1,
+      image: img,
+      command: ['sh', '-c', "trap 'exit 0' TERM; sleep 600 & wait"],
+    });
+    const put = async (spec: ReturnType<typeof sleeper>) =>
+      assert.equal((await bed.api(1, 'POST', '/v1/kv/put', { key: `/members/pull/${spec.name}`, value: JSON.stringify(spec) })).status, 200);
     const status = async (name: string) => {
       const kv = (await bed.api(1, 'POST', '/v1/kv/range', { key: `/status/pull/${name}` })).json.kvs[0];
       return kv ? (JSON.parse(kv.value) as { state: string; message?: string }) : undefined;
@@ -235,7 +257,10 @@ describe('agent', { timeout: 300_000 }, () => {
     registry.close();
     for (const c of silent) c.destroy();
     await waitFor(async () => (await status('pull-0'))?.state === 'failed', 30_000, 'the pull to fail');
-    assert.match((await status('pull-0'))!.message!, /^image 10\.77\.0\.1:\d+\/firecampd\/not-loaded:1 is not on this node's Docker engine and could not be pulled \(.+\); load it on every node/);
+    assert.match(
+      (await status('pull-0'))!.message!,
+      /^image 10\.77\.0\.1:\d+\/firecampd\/not-loaded:1 is not on this node's Docker engine and could not be pulled \(.+\); load it on every node/,
+    );
     docker(bed.nodes[1]!.docker!, ['tag', BUSYBOX_IMAGE, image]);
     await waitFor(async () => (await status('pull-0'))?.state === 'running', 20_000, 'the member to start once its image is loaded');
     assert.ok(runningContainers(bed.nodes[1]!.docker!).includes('firecampd-pull-pull-0'));
@@ -245,9 +270,15 @@ describe('agent', { timeout: 300_000 }, () => {
 
   it('npm run images builds the images from Debian packages into an engine, and they run', async () => {
     const d = bed.nodes[2]!.docker!;
-    const { stdout } = await execFileAsync(process.execPath, ['--import', 'tsx', 'scripts/images.ts', '--docker-host', d.host, '--json'], { encoding: 'utf8', cwd: REPO });
+    const { stdout } = await execFileAsync(process.execPath, ['--import', 'tsx', 'scripts/images.ts', '--docker-host', d.host, '--json'], {
+      encoding: 'utf8',
+      cwd: REPO,
+    });
     const out = JSON.parse(stdout) as { docker_host: string; images: { image: string; id: string }[] };
-    assert.deepEqual(out.images.map((i) => i.image), [BUSYBOX_IMAGE, 'firecampd/redis:7']);
+    assert.deepEqual(
+      out.images.map((i) => i.image),
+      [BUSYBOX_IMAGE, 'firecampd/redis:7'],
+    );
     for (const i of out.images) assert.equal(docker(d, ['image', 'inspect', '--format', '{{.Id}}', i.image]), i.id);
     assert.match(docker(d, ['run', '--rm', '--network', 'none', 'firecampd/redis:7', 'redis-server', '--version']), /^Redis server v=\d+\./);
   });

@@ -59,7 +59,18 @@ const volume = (over: Partial<Volume>): Volume => ({
 });
 
 function ebs(mounter = new RecordingMounter()) {
-  return { mounter, p: new EbsVolumes({ ec2: new EC2Client({ region: 'us-east-1' }), instanceId: 'i-self', zone: 'us-east-1a', cluster: 'c1', mounter, pollMs: 1, timeoutMs: 200 }) };
+  return {
+    mounter,
+    p: new EbsVolumes({
+      ec2: new EC2Client({ region: 'us-east-1' }),
+      instanceId: 'i-self',
+      zone: 'us-east-1a',
+      cluster: 'c1',
+      mounter,
+      pollMs: 1,
+      timeoutMs: 200,
+    }),
+  };
 }
 
 describe('aws providers (mocked AWS)', () => {
@@ -78,7 +89,9 @@ describe('aws providers (mocked AWS)', () => {
       .resolvesOnce({ Volumes: [volume({ State: 'in-use', Attachments: [{ InstanceId: 'i-self', State: 'attaching', Device: '/dev/xvdg' }] })] })
       .resolves({ Volumes: [attached] });
     ec2.on(CreateVolumeCommand).resolves({ VolumeId: 'vol-1' });
-    ec2.on(DescribeInstancesCommand).resolves({ Reservations: [{ Instances: [{ BlockDeviceMappings: [{ DeviceName: '/dev/xvda' }, { DeviceName: '/dev/sdf' }] }] }] });
+    ec2
+      .on(DescribeInstancesCommand)
+      .resolves({ Reservations: [{ Instances: [{ BlockDeviceMappings: [{ DeviceName: '/dev/xvda' }, { DeviceName: '/dev/sdf' }] }] }] });
     ec2.on(AttachVolumeCommand).resolves({});
     ec2.on(CreateTagsCommand).resolves({});
     const { p, mounter } = ebs();
@@ -86,7 +99,10 @@ describe('aws providers (mocked AWS)', () => {
     const create = ec2.commandCalls(CreateVolumeCommand)[0]!.args[0].input;
     assert.equal(create.Size, 2, '1500 MiB rounds up to 2 GiB');
     assert.equal(create.AvailabilityZone, 'us-east-1a');
-    assert.deepEqual(create.TagSpecifications![0]!.Tags, [{ Key: 'firecampd:cluster', Value: 'c1' }, { Key: 'firecampd:volume', Value: 'cache-0' }]);
+    assert.deepEqual(create.TagSpecifications![0]!.Tags, [
+      { Key: 'firecampd:cluster', Value: 'c1' },
+      { Key: 'firecampd:volume', Value: 'cache-0' },
+    ]);
     assert.equal(ec2.commandCalls(AttachVolumeCommand)[0]!.args[0].input.Device, '/dev/xvdg', '/dev/sdf (= xvdf) is taken');
     assert.deepEqual(ec2.commandCalls(CreateTagsCommand)[0]!.args[0].input.Tags, [{ Key: 'firecampd:epoch', Value: '3' }]);
     assert.deepEqual(mounter.calls, ['mount vol-1 /dev/xvdg /mnt/cache-0']);
@@ -94,7 +110,11 @@ describe('aws providers (mocked AWS)', () => {
 
   it('EBS: refuses a volume held elsewhere at the same epoch, and a stale epoch; force-detaches an earlier holder', async () => {
     const elsewhere = (epoch: string) =>
-      volume({ State: 'in-use', Attachments: [{ InstanceId: 'i-other', State: 'attached', Device: '/dev/xvdf' }], Tags: [{ Key: 'firecampd:epoch', Value: epoch }] });
+      volume({
+        State: 'in-use',
+        Attachments: [{ InstanceId: 'i-other', State: 'attached', Device: '/dev/xvdf' }],
+        Tags: [{ Key: 'firecampd:epoch', Value: epoch }],
+      });
     ec2.on(DescribeVolumesCommand).resolves({ Volumes: [elsewhere('4')] });
     const { p } = ebs();
     await assert.rejects(p.attach(vol, { node: 'n1', epoch: 4 }), /attached to instance i-other at epoch 4; refusing epoch 4/);
@@ -137,7 +157,11 @@ describe('aws providers (mocked AWS)', () => {
 
   it('secondary IPs: assigned with reassignment before the local step, unassigned after it; "not assigned" is ignored', async () => {
     const order: string[] = [];
-    const local: IpProvider = { kind: 'local', add: async (ip) => void order.push(`local add ${ip}`), remove: async (ip) => void order.push(`local remove ${ip}`) };
+    const local: IpProvider = {
+      kind: 'local',
+      add: async (ip) => void order.push(`local add ${ip}`),
+      remove: async (ip) => void order.push(`local remove ${ip}`),
+    };
     ec2.on(AssignPrivateIpAddressesCommand).callsFake(() => (order.push('assign'), {}));
     ec2.on(UnassignPrivateIpAddressesCommand).callsFake(() => {
       order.push('unassign');
@@ -147,7 +171,11 @@ describe('aws providers (mocked AWS)', () => {
     await p.add('10.0.0.50');
     await p.remove('10.0.0.50');
     assert.deepEqual(order, ['assign', 'local add 10.0.0.50', 'local remove 10.0.0.50', 'unassign']);
-    assert.deepEqual(ec2.commandCalls(AssignPrivateIpAddressesCommand)[0]!.args[0].input, { NetworkInterfaceId: 'eni-1', PrivateIpAddresses: ['10.0.0.50'], AllowReassignment: true });
+    assert.deepEqual(ec2.commandCalls(AssignPrivateIpAddressesCommand)[0]!.args[0].input, {
+      NetworkInterfaceId: 'eni-1',
+      PrivateIpAddresses: ['10.0.0.50'],
+      AllowReassignment: true,
+    });
 
     ec2.on(UnassignPrivateIpAddressesCommand).rejects(Object.assign(new Error('throttled'), { name: 'RequestLimitExceeded' }));
     await assert.rejects(p.remove('10.0.0.50'), /throttled/);
@@ -199,7 +227,13 @@ describe('aws providers (mocked AWS)', () => {
 
     const log = createLogger({ level: 'silent' });
     const embeddedWrites: string[] = [];
-    const db = { store: { get: () => undefined }, txn: async (t: { success: { put?: { key: string; value: string } }[] }) => (embeddedWrites.push(...t.success.map((o) => `${o.put?.key}=${o.put?.value}`)), { succeeded: true }) } as unknown as ControlDb;
+    const db = {
+      store: { get: () => undefined },
+      txn: async (t: { success: { put?: { key: string; value: string } }[] }) => (
+        embeddedWrites.push(...t.success.map((o) => `${o.put?.key}=${o.put?.value}`)),
+        { succeeded: true }
+      ),
+    } as unknown as ControlDb;
 
     it('reads the instance, its zone and region, and the ENI behind an interface', async () => {
       const ctx = await awsContext(new MetadataService({ endpoint }));
@@ -208,8 +242,20 @@ describe('aws providers (mocked AWS)', () => {
     });
 
     it('builds EBS volumes, secondary IPs of the ENI and Route 53 records beside the embedded ones', async () => {
-      const config = { volumes: { kind: 'aws-ebs' as const }, staticIps: { kind: 'aws' as const, iface: 'lo', prefix: 32 }, dns: { kind: 'route53' as const, hostedZoneId: 'Z9' } };
-      const p = await selectProviders({ config, dataDir: '/var/lib/fc', nodeId: 'n1', cluster: 'c1', db, log, aws: () => awsContext(new MetadataService({ endpoint })) });
+      const config = {
+        volumes: { kind: 'aws-ebs' as const },
+        staticIps: { kind: 'aws' as const, iface: 'lo', prefix: 32 },
+        dns: { kind: 'route53' as const, hostedZoneId: 'Z9' },
+      };
+      const p = await selectProviders({
+        config,
+        dataDir: '/var/lib/fc',
+        nodeId: 'n1',
+        cluster: 'c1',
+        db,
+        log,
+        aws: () => awsContext(new MetadataService({ endpoint })),
+      });
       assert.deepEqual([p.volumes.kind, p.ips.kind, p.dns.kind], ['aws-ebs', 'aws', 'route53']);
 
       // The volume is looked up for this cluster, and created in this instance's zone.
@@ -231,8 +277,15 @@ describe('aws providers (mocked AWS)', () => {
     });
 
     it('says what is missing when the metadata service does not answer or knows no such interface', async () => {
-      await assert.rejects(awsContext(new MetadataService({ endpoint: 'http://127.0.0.1:9', retries: 0 })), /the AWS providers need the EC2 instance metadata service, which did not answer/);
-      const config = { volumes: { kind: 'local' as const }, staticIps: { kind: 'aws' as const, iface: 'no-such-if0', prefix: 24 }, dns: { kind: 'embedded' as const } };
+      await assert.rejects(
+        awsContext(new MetadataService({ endpoint: 'http://127.0.0.1:9', retries: 0 })),
+        /the AWS providers need the EC2 instance metadata service, which did not answer/,
+      );
+      const config = {
+        volumes: { kind: 'local' as const },
+        staticIps: { kind: 'aws' as const, iface: 'no-such-if0', prefix: 24 },
+        dns: { kind: 'embedded' as const },
+      };
       await assert.rejects(
         selectProviders({ config, dataDir: '/tmp/x', nodeId: 'n1', cluster: 'c1', db, log, aws: () => awsContext(new MetadataService({ endpoint })) }),
         /--static-ips aws:no-such-if0: this machine has no interface no-such-if0/,

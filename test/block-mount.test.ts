@@ -61,6 +61,9 @@ describe('block device mounter (EBS, on a loop device)', () => {
     sh('mkswap', [disk(foreign.volumeId)]);
     const m = new BlockMounter(mnt, { byIdDir: byId, waitMs: 300 });
     await assert.rejects(m.mount(foreign, m.mountDir('x-0')), /holds a swap filesystem, not ext4: firecampd does not mount what it did not make/);
-    await assert.rejects(m.mount({ volumeId: 'vol-0000000000000000a', requested: '/dev/xvds-not-here' }, m.mountDir('y-0')), /volume vol-0000000000000000a is attached but no device for it appeared/);
+    await assert.rejects(
+      m.mount({ volumeId: 'vol-0000000000000000a', requested: '/dev/xvds-not-here' }, m.mountDir('y-0')),
+      /volume vol-0000000000000000a is attached but no device for it appeared/,
+    );
   });
 });

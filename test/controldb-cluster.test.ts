@@ -96,9 +96,15 @@ describe('controldb cluster', () => {
       .map((l) => JSON.parse(l))
       .filter((l) => l.events)
       .flatMap((l) => l.events.map((e: { type: string; kv: { key: string } }) => `${l.revision}:${e.type}:${e.kv.key}`));
-    assert.deepEqual(events.map((e: string) => e.split(':').slice(1).join(':')), ['put:node/a', 'put:node/b', 'delete:node/a']);
+    assert.deepEqual(
+      events.map((e: string) => e.split(':').slice(1).join(':')),
+      ['put:node/a', 'put:node/b', 'delete:node/a'],
+    );
     const revs = events.map((e: string) => Number(e.split(':')[0]));
-    assert.deepEqual(revs, [...revs].sort((a, b) => a - b));
+    assert.deepEqual(
+      revs,
+      [...revs].sort((a, b) => a - b),
+    );
   });
 
   it('keeps a watch on a follower whole across a change of leader: no event missed or repeated', async () => {
@@ -129,7 +135,11 @@ describe('controldb cluster', () => {
     for (const v of acked) assert.ok(values.includes(v), `event for acknowledged write ${v}`);
     assert.equal(new Set(values).size, values.length, 'no event delivered twice');
     const revs = seen.map((e) => e.revision);
-    assert.deepEqual(revs, [...revs].sort((a, b) => a - b), 'in revision order');
+    assert.deepEqual(
+      revs,
+      [...revs].sort((a, b) => a - b),
+      'in revision order',
+    );
   });
 
   it('runs five nodes and keeps serving with two of them killed', async () => {
@@ -237,7 +247,10 @@ describe('controldb cluster', () => {
         range = await q('/v1/kv/range', { key: 'snap/', prefix: true }).catch(() => null);
       } while (!range?.kvs && Date.now() < deadline && (await new Promise((r) => setTimeout(r, 100))) === undefined);
       assert.equal(range.kvs.length, 20);
-      assert.deepEqual(range.kvs.map((kv: { value: string }) => Number(kv.value)).sort((a: number, b: number) => a - b), [...Array(20).keys()]);
+      assert.deepEqual(
+        range.kvs.map((kv: { value: string }) => Number(kv.value)).sort((a: number, b: number) => a - b),
+        [...Array(20).keys()],
+      );
       // The store's revision goes on from the snapshot's (the new node then records itself, one more).
       assert.ok(range.revision >= revision && range.revision <= revision + 1, `revision ${range.revision} after restoring ${revision}`);
       const status = (await api.raw('GET', '/v1/cluster/status')).json;

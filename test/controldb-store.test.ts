@@ -14,8 +14,7 @@ function harness(file = path.join(tempDir(), 'state.db')) {
     const e: Entry = { index: ++index, term: 1, type: 'normal', data: Buffer.from(JSON.stringify(cmd)) };
     return store.apply([e])[0];
   };
-  const txn = (t: Partial<Extract<Command, { op: 'txn' }>['txn']>) =>
-    apply({ op: 'txn', txn: { compare: [], success: [], failure: [], ...t } }) as TxnResponse;
+  const txn = (t: Partial<Extract<Command, { op: 'txn' }>['txn']>) => apply({ op: 'txn', txn: { compare: [], success: [], failure: [], ...t } }) as TxnResponse;
   const put = (key: string, value: string, lease?: number) => txn({ success: [{ put: { key, value, ...(lease ? { lease } : {}) } }] });
   return { store, apply, txn, put, file };
 }
@@ -38,8 +37,7 @@ describe('controldb store', () => {
 
   it('compare-and-set: create-if-absent and update-if-match are transactions', () => {
     const { store, txn } = harness();
-    const create = (v: string) =>
-      txn({ compare: [{ key: 'k', target: 'exists', op: '=', value: false }], success: [{ put: { key: 'k', value: v } }] });
+    const create = (v: string) => txn({ compare: [{ key: 'k', target: 'exists', op: '=', value: false }], success: [{ put: { key: 'k', value: v } }] });
     assert.equal(create('first').succeeded, true);
     assert.equal(create('second').succeeded, false);
     assert.equal(store.get('k')!.value, 'first');
@@ -69,12 +67,18 @@ describe('controldb store', () => {
     const { store, put, txn } = harness();
     for (const k of ['svc/a', 'svc/b', 'svc/c', 'svd/x']) put(k, k);
     const r = store.range({ key: 'svc/', prefix: true, limit: 2 });
-    assert.deepEqual(r.kvs.map((k) => k.key), ['svc/a', 'svc/b']);
+    assert.deepEqual(
+      r.kvs.map((k) => k.key),
+      ['svc/a', 'svc/b'],
+    );
     assert.equal(r.count, 3);
     assert.equal(r.more, true);
     const d = txn({ success: [{ delete: { key: 'svc/', prefix: true } }] });
     assert.deepEqual(d.responses, [{ delete: { deleted: 3 } }]);
-    assert.deepEqual(store.range({ key: 's', prefix: true, limit: 0 }).kvs.map((k) => k.key), ['svd/x']);
+    assert.deepEqual(
+      store.range({ key: 's', prefix: true, limit: 0 }).kvs.map((k) => k.key),
+      ['svd/x'],
+    );
   });
 
   it('applies a retried request once', () => {
@@ -109,10 +113,13 @@ describe('controldb store', () => {
     put('x', 'ignored');
     txn({ success: [{ delete: { key: 'w/a', prefix: false } }] });
     const ev = store.events(from, 'w/', true);
-    assert.deepEqual(ev.map((e) => [e.revision, e.event.type, e.event.kv.value]), [
-      [from, 'put', '2'],
-      [from + 2, 'delete', ''],
-    ]);
+    assert.deepEqual(
+      ev.map((e) => [e.revision, e.event.type, e.event.kv.value]),
+      [
+        [from, 'put', '2'],
+        [from + 2, 'delete', ''],
+      ],
+    );
     const seen: number[] = [];
     store.onEvents((rev) => seen.push(rev));
     put('w/b', '1');

@@ -119,10 +119,16 @@ describe('daemon', () => {
 
   it('names its providers by flag, and says what a bad provider flag should look like', async () => {
     const c = resolveNodeConfig({ volumes: 'aws-ebs', staticIps: 'aws:ens5/20', dns: 'route53:Z0123ABC' });
-    assert.deepEqual([c.volumes, c.staticIps, c.dns], [{ kind: 'aws-ebs' }, { kind: 'aws', iface: 'ens5', prefix: 20 }, { kind: 'route53', hostedZoneId: 'Z0123ABC' }]);
+    assert.deepEqual(
+      [c.volumes, c.staticIps, c.dns],
+      [{ kind: 'aws-ebs' }, { kind: 'aws', iface: 'ens5', prefix: 20 }, { kind: 'route53', hostedZoneId: 'Z0123ABC' }],
+    );
     assert.ok(zonal(c), 'EBS volumes and AWS addresses keep members in their zone');
     const d = resolveNodeConfig({ volumes: 'loop:/shared/vols', staticIps: 'local:eth0' });
-    assert.deepEqual([d.volumes, d.staticIps, d.dns], [{ kind: 'loop', dir: '/shared/vols' }, { kind: 'local', iface: 'eth0', prefix: 24 }, { kind: 'embedded' }]);
+    assert.deepEqual(
+      [d.volumes, d.staticIps, d.dns],
+      [{ kind: 'loop', dir: '/shared/vols' }, { kind: 'local', iface: 'eth0', prefix: 24 }, { kind: 'embedded' }],
+    );
     assert.equal(zonal(d), false);
     assert.throws(() => resolveNodeConfig({ volumes: 'ebs' }), /--volumes: must be "local", "loop:\/shared\/dir" or "aws-ebs"/);
     assert.throws(() => resolveNodeConfig({ staticIps: 'aws' }), /--static-ips: must be "none", "local:IFACE\[\/PREFIX\]" or "aws:IFACE\[\/PREFIX\]"/);

@@ -47,10 +47,13 @@ describe('dns server', () => {
     const deadline = Date.now() + 2000;
     while (answers.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     sock.destroy();
-    assert.deepEqual(answers.map((a) => [a.id, (a.answers?.[0] as { data: string }).data, a.flags! & dnsPacket.AUTHORITATIVE_ANSWER]), [
-      [1, '10.0.0.51', dnsPacket.AUTHORITATIVE_ANSWER],
-      [2, '10.0.0.51', dnsPacket.AUTHORITATIVE_ANSWER],
-    ]);
+    assert.deepEqual(
+      answers.map((a) => [a.id, (a.answers?.[0] as { data: string }).data, a.flags! & dnsPacket.AUTHORITATIVE_ANSWER]),
+      [
+        [1, '10.0.0.51', dnsPacket.AUTHORITATIVE_ANSWER],
+        [2, '10.0.0.51', dnsPacket.AUTHORITATIVE_ANSWER],
+      ],
+    );
   });
 
   it('survives garbage on UDP and TCP', async () => {

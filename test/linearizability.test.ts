@@ -121,7 +121,16 @@ describe('linearizability checker', () => {
     // Unknown cas ops with one new value but different expected values are not interchangeable.
     assert.equal(verdict([cas('x', 'z', undefined, 0), cas('y', 'z', undefined, 1, undefined, 1), w('y', 2, 3, 2), r('z', 4, 5, 3)]), 'ok');
     // A configuration that failed with more unknown operations used up says nothing about the same one with fewer.
-    assert.equal(verdict([w(null, 1), r(null, 9, 9, 1), cas(null, 'a', true, 3, 4, 2), w('a', 0, 3, 3), op({ kind: 'cas', expected: null, value: null, call: 4, client: 4 })]), 'ok');
+    assert.equal(
+      verdict([
+        w(null, 1),
+        r(null, 9, 9, 1),
+        cas(null, 'a', true, 3, 4, 2),
+        w('a', 0, 3, 3),
+        op({ kind: 'cas', expected: null, value: null, call: 4, client: 4 }),
+      ]),
+      'ok',
+    );
   });
 
   it('checks each key on its own and names the one that fails', () => {

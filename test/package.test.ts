@@ -15,7 +15,10 @@ describe('package', () => {
     execFileSync('npm', ['run', '--silent', 'package'], { cwd: REPO, stdio: ['ignore', 'ignore', 'inherit'] });
     const tarball = path.join(REPO, 'dist', `firecampd-${version}-linux-x64.tar.gz`);
     const listing = execFileSync('tar', ['-tzf', tarball], { encoding: 'utf8' }).trim().split('\n').sort();
-    assert.deepEqual(listing, [`firecampd-${version}/`, ...['INSTALL', 'firecampd', 'firecampd.env', 'firecampd.service'].map((f) => `firecampd-${version}/${f}`)]);
+    assert.deepEqual(listing, [
+      `firecampd-${version}/`,
+      ...['INSTALL', 'firecampd', 'firecampd.env', 'firecampd.service'].map((f) => `firecampd-${version}/${f}`),
+    ]);
 
     const root = tempDir('fc-pkg-');
     execFileSync('tar', ['-xzf', tarball, '-C', root]);
@@ -34,7 +37,11 @@ describe('package', () => {
     assert.equal(JSON.parse(execFileSync(exe, ['version', '--json'], { env, encoding: 'utf8' })).version, version);
 
     // The fencing watchdog is this same binary run again; with nothing to guard and its parent gone it exits.
-    execFileSync(exe, ['watchdog', '--cluster', 'c', '--node', 'n', '--mount-root', path.join(root, 'mnt'), '--docker-host', `unix://${root}/none.sock`], { env, stdio: ['ignore', 'ignore', 'pipe'], timeout: 10_000 });
+    execFileSync(exe, ['watchdog', '--cluster', 'c', '--node', 'n', '--mount-root', path.join(root, 'mnt'), '--docker-host', `unix://${root}/none.sock`], {
+      env,
+      stdio: ['ignore', 'ignore', 'pipe'],
+      timeout: 10_000,
+    });
 
     const dataDir = path.join(root, 'data');
     const daemon = spawn(exe, ['--data-dir', dataDir, '--bind', '127.0.0.1:0'], { env, stdio: ['ignore', 'ignore', 'pipe'] });

@@ -4,7 +4,14 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { place, type NodeInfo, type PlacedMember } from '../src/catalog/placement.ts';
 
-const node = (id: string, zone: string, extra: Partial<NodeInfo> = {}): NodeInfo => ({ id, name: id, zone, labels: {}, capacity: { cpus: 2, memoryMiB: 4096 }, ...extra });
+const node = (id: string, zone: string, extra: Partial<NodeInfo> = {}): NodeInfo => ({
+  id,
+  name: id,
+  zone,
+  labels: {},
+  capacity: { cpus: 2, memoryMiB: 4096 },
+  ...extra,
+});
 const ip = (i: number) => `10.0.0.${i}`;
 
 /** Place members 0..n-1 of a cluster-mode service one after another, as the catalog does. */

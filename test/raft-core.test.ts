@@ -45,9 +45,15 @@ describe('raft core', () => {
   it('check-quorum: a leader cut off from its quorum steps down, and the majority elects another', () => {
     const c = started();
     c.isolate(['n2', 'n3']);
-    assert.ok(c.runUntil(() => c.raft('n1')!.role !== 'leader', 40), 'old leader steps down within two election timeouts');
+    assert.ok(
+      c.runUntil(() => c.raft('n1')!.role !== 'leader', 40),
+      'old leader steps down within two election timeouts',
+    );
     assert.ok(c.runUntil(() => ['n2', 'n3'].some((id) => c.raft(id)!.role === 'leader'), 60));
-    assert.throws(() => c.raft('n1')!.propose([new Uint8Array([1])]), (e: unknown) => e instanceof RaftError && e.code === 'not_leader');
+    assert.throws(
+      () => c.raft('n1')!.propose([new Uint8Array([1])]),
+      (e: unknown) => e instanceof RaftError && e.code === 'not_leader',
+    );
   });
 
   it('batches proposals into few appends and pipelines several before the first answer', () => {
@@ -58,7 +64,10 @@ describe('raft core', () => {
     for (let i = 0; i < 30; i++) c.propose('n1'); // one by one: each may go out on its own, within the window
     c.runUntil(() => applied(c, 'n2') === leader.log.lastIndex(), 50);
     const toN2 = seen.filter((m) => m.type === 'append' && m.to === 'n2' && m.entries.length > 0) as Extract<Message, { type: 'append' }>[];
-    assert.ok(toN2.some((m) => m.entries.length === 64), 'a full batch of 64 entries in one append');
+    assert.ok(
+      toN2.some((m) => m.entries.length === 64),
+      'a full batch of 64 entries in one append',
+    );
     const firstAnswer = seen.findIndex((m) => m.type === 'appendResp' && m.from === 'n2');
     const beforeAnswer = seen.slice(0, firstAnswer).filter((m) => m.type === 'append' && m.to === 'n2' && m.entries.length > 0);
     assert.ok(beforeAnswer.length >= 2, `appends in flight before the first answer: ${beforeAnswer.length}`);
@@ -89,7 +98,10 @@ describe('raft core', () => {
     const seen = record(c);
     c.restart('n3');
     assert.ok(c.runUntil(() => applied(c, 'n3') === c.raft('n1')!.log.lastIndex(), 60));
-    assert.ok(seen.some((m) => m.type === 'snapshot' && m.to === 'n3'), 'an InstallSnapshot was sent');
+    assert.ok(
+      seen.some((m) => m.type === 'snapshot' && m.to === 'n3'),
+      'an InstallSnapshot was sent',
+    );
     assert.deepEqual(c.violations, []);
   });
 
@@ -98,7 +110,10 @@ describe('raft core', () => {
     for (let i = 0; i < 10; i++) c.propose('n1');
     c.runUntil(() => applied(c, 'n1') === c.raft('n1')!.log.lastIndex(), 20);
     c.raft('n1')!.proposeConfChange({ type: 'addLearner', node: 'n4' });
-    assert.ok(c.runUntil(() => applied(c, 'n4') === c.raft('n1')!.log.lastIndex(), 60), 'learner catches up');
+    assert.ok(
+      c.runUntil(() => applied(c, 'n4') === c.raft('n1')!.log.lastIndex(), 60),
+      'learner catches up',
+    );
     assert.deepEqual(c.raft('n4')!.conf.learners, ['n4']);
     assert.ok(!c.raft('n1')!.conf.voters.includes('n4'));
     assert.throws(() => c.raft('n1')!.proposeConfChange({ type: 'promote', node: 'n3' }), /not a learner/);
@@ -108,7 +123,10 @@ describe('raft core', () => {
     assert.deepEqual([...c.raft('n1')!.conf.voters].sort(), ['n1', 'n2', 'n3', 'n4']);
 
     c.raft('n1')!.proposeConfChange({ type: 'remove', node: 'n1' });
-    assert.ok(c.runUntil(() => c.raft('n1')!.role !== 'leader', 30), 'the removed leader steps down once its removal commits');
+    assert.ok(
+      c.runUntil(() => c.raft('n1')!.role !== 'leader', 30),
+      'the removed leader steps down once its removal commits',
+    );
     assert.ok(c.runUntil(() => ['n2', 'n3', 'n4'].some((id) => c.raft(id)!.role === 'leader'), 80));
     const leader = ['n2', 'n3', 'n4'].find((id) => c.raft(id)!.role === 'leader')!;
     assert.deepEqual([...c.raft(leader)!.conf.voters].sort(), ['n2', 'n3', 'n4']);
@@ -123,8 +141,14 @@ describe('raft core', () => {
     const c = started();
     const before = c.raft('n1')!.term;
     c.raft('n1')!.transferLeadership('n3');
-    assert.throws(() => c.raft('n1')!.propose([new Uint8Array([1])]), (e: unknown) => e instanceof RaftError && e.code === 'transferring');
-    assert.ok(c.runUntil(() => c.raft('n3')!.role === 'leader', 10), 'n3 leads within a few ticks');
+    assert.throws(
+      () => c.raft('n1')!.propose([new Uint8Array([1])]),
+      (e: unknown) => e instanceof RaftError && e.code === 'transferring',
+    );
+    assert.ok(
+      c.runUntil(() => c.raft('n3')!.role === 'leader', 10),
+      'n3 leads within a few ticks',
+    );
     assert.equal(c.raft('n3')!.term, before + 1);
     assert.deepEqual(c.violations, []);
   });
@@ -133,7 +157,10 @@ describe('raft core', () => {
     const c = started();
     c.read('n1');
     c.read('n2');
-    assert.ok(c.runUntil(() => c.stats.readsServed === 2, 10), 'both reads served');
+    assert.ok(
+      c.runUntil(() => c.stats.readsServed === 2, 10),
+      'both reads served',
+    );
     c.isolate(['n1'], ['n2', 'n3']);
     const served = c.stats.readsServed;
     c.read('n1');

@@ -71,12 +71,18 @@ describe('raft simulation', () => {
   it('walks through Figure 8 unharmed, and catches a leader that commits an old-term entry by counting replicas', () => {
     assert.deepEqual(figure8(), []);
     const v = figure8(plantedBugs['commit-old-term']);
-    assert.ok(v.some((x) => x.kind === 'leader_completeness' || x.kind === 'state_machine_safety'), JSON.stringify(v));
+    assert.ok(
+      v.some((x) => x.kind === 'leader_completeness' || x.kind === 'state_machine_safety'),
+      JSON.stringify(v),
+    );
   });
 
   it('refuses an early membership change, and catches one proposed before the leader committed an entry of its term', () => {
     assert.deepEqual(earlyConfChange(), []);
     const v = earlyConfChange(plantedBugs['early-conf-change']);
-    assert.ok(v.some((x) => x.kind === 'leader_completeness' || x.kind === 'state_machine_safety'), JSON.stringify(v));
+    assert.ok(
+      v.some((x) => x.kind === 'leader_completeness' || x.kind === 'state_machine_safety'),
+      JSON.stringify(v),
+    );
   });
 });

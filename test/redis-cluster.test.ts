@@ -37,7 +37,18 @@ describe('redis cluster', { timeout: 900_000 }, () => {
   let bed: TestBed;
   const ids: string[] = [];
   let cli: (args: string[]) => Promise<{ code: number | null; stdout: string; stderr: string }>;
-  const nodeArgs = ['--volumes', '', '--static-ips', 'local:eth0', '--ip-pool', '10.77.0.200-10.77.0.220', '--lease-ttl', String(LEASE_TTL), '--dns-domain', 'fc.test'];
+  const nodeArgs = [
+    '--volumes',
+    '',
+    '--static-ips',
+    'local:eth0',
+    '--ip-pool',
+    '10.77.0.200-10.77.0.220',
+    '--lease-ttl',
+    String(LEASE_TTL),
+    '--dns-domain',
+    'fc.test',
+  ];
 
   const waitFor = async (cond: () => Promise<boolean>, ms: number, what: string) => {
     const deadline = Date.now() + ms;
@@ -50,12 +61,17 @@ describe('redis cluster', { timeout: 900_000 }, () => {
   /** The cluster client in the client namespace, finding the cluster through node `via`'s DNS server. */
   const client = async (via: number, args: string[]) => {
     const seeds = ['cache-0.cache.fc.test', 'cache-2.cache.fc.test', 'cache-4.cache.fc.test'].join(',');
-    const { stdout } = await execFileAsync('nsenter', inClient([process.execPath, '--import', 'tsx', CLIENT, '--dns', `${bed.nodes[via]!.ip}:53`, '--seed', seeds, ...args]), { cwd: REPO, timeout: 120_000 });
+    const { stdout } = await execFileAsync(
+      'nsenter',
+      inClient([process.execPath, '--import', 'tsx', CLIENT, '--dns', `${bed.nodes[via]!.ip}:53`, '--seed', seeds, ...args]),
+      { cwd: REPO, timeout: 120_000 },
+    );
     return JSON.parse(stdout);
   };
   const redisCli = async (ip: string, args: string[]) =>
     (await execFileAsync('nsenter', inClient(['redis-cli', '-h', ip, '-p', '6379', ...args]), { encoding: 'utf8', timeout: 10_000 })).stdout.trim();
-  const service = async (via: number) => JSON.parse((await cli(['service', 'get', 'cache', '--json', '--addr', bed.nodes[via]!.addr])).stdout) as { status: string; members: MemberView[] };
+  const service = async (via: number) =>
+    JSON.parse((await cli(['service', 'get', 'cache', '--json', '--addr', bed.nodes[via]!.addr])).stdout) as { status: string; members: MemberView[] };
   const clusterOk = async (ips: string[]) => {
     for (const ip of ips) if (!(await redisCli(ip, ['CLUSTER', 'INFO'])).includes('cluster_state:ok')) return false;
     return true;
@@ -68,7 +84,11 @@ describe('redis cluster', { timeout: 900_000 }, () => {
     const caFile = path.join(tempDir(), 'ca.crt');
     fs.copyFileSync(path.join(bed.nodes[0]!.dataDir, 'tls', 'ca.crt'), caFile);
     cli = (args) => runCli([...args, '--ca-file', caFile], { FIRECAMPD_TOKEN: bed.token });
-    await waitFor(async () => (await bed.api(0, 'POST', '/v1/kv/range', { key: '/_cluster/alive/', prefix: true })).json.kvs.length === 3, 60_000, 'three agents');
+    await waitFor(
+      async () => (await bed.api(0, 'POST', '/v1/kv/range', { key: '/_cluster/alive/', prefix: true })).json.kvs.length === 3,
+      60_000,
+      'three agents',
+    );
     ids.push(...(await bed.nodeIds()));
   });
   after(async () => {
@@ -78,9 +98,16 @@ describe('redis cluster', { timeout: 900_000 }, () => {
   it('explains a service that no node can run', async () => {
     const r = await cli(['service', 'create', '--type', 'redis', '--name', 'picky', '--require-label', 'disk=ssd', '--detach', '--addr', bed.nodes[0]!.addr]);
     assert.equal(r.code, 0, r.stderr);
-    await waitFor(async () => /lacks label disk=ssd/.test((await cli(['service', 'get', 'picky', '--addr', bed.nodes[2]!.addr])).stdout), 20_000, 'the explanation');
+    await waitFor(
+      async () => /lacks label disk=ssd/.test((await cli(['service', 'get', 'picky', '--addr', bed.nodes[2]!.addr])).stdout),
+      20_000,
+      'the explanation',
+    );
     const got = await cli(['service', 'get', 'picky', '--addr', bed.nodes[2]!.addr]);
-    assert.match(got.stdout, /picky \(redis\): CREATING no node can run picky-0: fcb-n1: lacks label disk=ssd; fcb-n2: lacks label disk=ssd; fcb-n3: lacks label disk=ssd$/m);
+    assert.match(
+      got.stdout,
+      /picky \(redis\): CREATING no node can run picky-0: fcb-n1: lacks label disk=ssd; fcb-n2: lacks label disk=ssd; fcb-n3: lacks label disk=ssd$/m,
+    );
     const bad = await cli(['service', 'create', '--type', 'redis', '--name', 'bad', '--shards', '2', '--addr', bed.nodes[0]!.addr]);
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /redis\.shards.*3/, 'too few shards are refused with the field named');
@@ -94,22 +121,49 @@ describe('redis cluster', { timeout: 900_000 }, () => {
   it('creates a Redis cluster, upgrades it while it answers, stops and starts it, and survives kill -9 of a master node', async (t) => {
     // Create, from any node, waiting with progress.
     const started = Date.now();
-    const create = await cli(['service', 'create', '--type', 'redis', '--name', 'cache', '--shards', '3', '--replicas-per-shard', '1', '--volume-size', '64', '--addr', bed.nodes[1]!.addr]);
+    const create = await cli([
+      'service',
+      'create',
+      '--type',
+      'redis',
+      '--name',
+      'cache',
+      '--shards',
+      '3',
+      '--replicas-per-shard',
+      '1',
+      '--volume-size',
+      '64',
+      '--addr',
+      bed.nodes[1]!.addr,
+    ]);
     assert.equal(create.code, 0, `${create.stderr}\n${bed.logs(10)}`);
     t.diagnostic(`create to ACTIVE: ${Date.now() - started} ms`);
     assert.match(create.stderr, /CREATING|INITIALIZING/, 'progress was shown while waiting');
     assert.match(create.stdout, /cache: ACTIVE/);
     let s = await service(0);
     assert.equal(s.members.length, 6);
-    assert.ok(s.members.every((m) => m.state === 'running' && m.health === 'healthy'), `every member running and healthy: ${JSON.stringify(s.members)}`);
+    assert.ok(
+      s.members.every((m) => m.state === 'running' && m.health === 'healthy'),
+      `every member running and healthy: ${JSON.stringify(s.members)}`,
+    );
     const ips = s.members.map((m) => m.ip);
     assert.equal(new Set(ips).size, 6, 'a static IP per member');
-    for (let shard = 0; shard < 3; shard++) assert.notEqual(s.members.find((m) => m.name === `cache-${2 * shard}`)!.node, s.members.find((m) => m.name === `cache-${2 * shard + 1}`)!.node, `shard ${shard}'s master and replica on different nodes`);
+    for (let shard = 0; shard < 3; shard++)
+      assert.notEqual(
+        s.members.find((m) => m.name === `cache-${2 * shard}`)!.node,
+        s.members.find((m) => m.name === `cache-${2 * shard + 1}`)!.node,
+        `shard ${shard}'s master and replica on different nodes`,
+      );
     assert.ok(await clusterOk(ips), 'cluster_state:ok on every member');
     const nodesSeen = (await redisCli(ips[0]!, ['CLUSTER', 'NODES'])).split('\n');
     assert.equal(nodesSeen.filter((l) => l.includes('master')).length, 3);
     assert.equal(nodesSeen.filter((l) => l.includes('slave')).length, 3);
-    for (const ip of ips) assert.ok(nodesSeen.some((l) => l.includes(` ${ip}:6379@`)), `${ip} is announced to the cluster`);
+    for (const ip of ips)
+      assert.ok(
+        nodesSeen.some((l) => l.includes(` ${ip}:6379@`)),
+        `${ip} is announced to the cluster`,
+      );
 
     // 10,000 keys by DNS names, from the client namespace.
     assert.deepEqual(await client(2, ['write', String(KEYS)]), { written: KEYS });
@@ -117,7 +171,21 @@ describe('redis cluster', { timeout: 900_000 }, () => {
 
     // A rolling upgrade while a client keeps writing and reading.
     for (const n of bed.nodes) docker(n.docker!, ['tag', REDIS_IMAGE, NEXT_IMAGE]);
-    const load = spawn('nsenter', inClient([process.execPath, '--import', 'tsx', CLIENT, '--dns', `${bed.nodes[0]!.ip}:53`, '--seed', 'cache-0.cache.fc.test,cache-2.cache.fc.test', 'load']), { cwd: REPO, stdio: ['pipe', 'pipe', 'inherit'] });
+    const load = spawn(
+      'nsenter',
+      inClient([
+        process.execPath,
+        '--import',
+        'tsx',
+        CLIENT,
+        '--dns',
+        `${bed.nodes[0]!.ip}:53`,
+        '--seed',
+        'cache-0.cache.fc.test,cache-2.cache.fc.test',
+        'load',
+      ]),
+      { cwd: REPO, stdio: ['pipe', 'pipe', 'inherit'] },
+    );
     let loadOut = '';
     load.stdout!.on('data', (d) => (loadOut += d));
     const loadDone = new Promise((r) => load.once('close', r));
@@ -137,7 +205,10 @@ describe('redis cluster', { timeout: 900_000 }, () => {
     assert.ok(stats.ok > 100, 'the client kept working');
     assert.equal(stats.errors, 0, `the cluster kept answering: ${stats.messages.join('; ')}`);
     s = await service(1);
-    assert.ok(s.members.every((m) => m.image === NEXT_IMAGE && m.state === 'running'), JSON.stringify(s.members));
+    assert.ok(
+      s.members.every((m) => m.image === NEXT_IMAGE && m.state === 'running'),
+      JSON.stringify(s.members),
+    );
     for (const n of bed.nodes) for (const c of docker(n.docker!, ['ps', '--format', '{{.Image}}']).split('\n').filter(Boolean)) assert.equal(c, NEXT_IMAGE);
     assert.ok(await clusterOk(ips));
     assert.deepEqual(await client(1, ['read', String(KEYS)]), { good: KEYS, wrong: [] });
@@ -150,7 +221,11 @@ describe('redis cluster', { timeout: 900_000 }, () => {
     const start = await cli(['service', 'start', 'cache', '--addr', bed.nodes[0]!.addr]);
     assert.equal(start.code, 0, start.stderr);
     s = await service(0);
-    assert.deepEqual(s.members.map((m) => m.ip), ips, 'same addresses after a start');
+    assert.deepEqual(
+      s.members.map((m) => m.ip),
+      ips,
+      'same addresses after a start',
+    );
     await waitFor(() => clusterOk(ips), 30_000, 'cluster_state:ok after the start');
     assert.deepEqual(await client(2, ['read', String(KEYS)]), { good: KEYS, wrong: [] });
 
@@ -164,20 +239,32 @@ describe('redis cluster', { timeout: 900_000 }, () => {
     const killedAt = Date.now();
     await bed.crash(victim);
     const survivor = (victim + 1) % 3;
-    await waitFor(async () => {
-      const now = await service(survivor);
-      return moving.every((was) => {
-        const m = now.members.find((x) => x.name === was.name)!;
-        return m.node !== was.node && m.epoch > was.epoch && m.state === 'running';
-      });
-    }, 90_000, 'the members of the killed node to run elsewhere');
-    await waitFor(() => clusterOk(ips.filter((ip) => moving.every((m) => m.ip !== ip)).concat(moving.map((m) => m.ip))), 60_000, 'cluster_state:ok on every member');
+    await waitFor(
+      async () => {
+        const now = await service(survivor);
+        return moving.every((was) => {
+          const m = now.members.find((x) => x.name === was.name)!;
+          return m.node !== was.node && m.epoch > was.epoch && m.state === 'running';
+        });
+      },
+      90_000,
+      'the members of the killed node to run elsewhere',
+    );
+    await waitFor(
+      () => clusterOk(ips.filter((ip) => moving.every((m) => m.ip !== ip)).concat(moving.map((m) => m.ip))),
+      60_000,
+      'cluster_state:ok on every member',
+    );
     t.diagnostic(`kill -9 to the moved members serving in a healthy cluster: ${Date.now() - killedAt} ms`);
     // The killed node's watchdog fenced it: its containers are gone and it holds none of the addresses.
     const left = await execFileAsync('ip', ['-n', bed.nodes[victim]!.ns, '-o', 'addr', 'show', 'dev', 'eth0'], { encoding: 'utf8' });
     for (const m of moving) assert.ok(!left.stdout.includes(` ${m.ip}/`), `${m.ip} dropped on the killed node`);
     s = await service(survivor);
-    assert.deepEqual(s.members.map((m) => m.ip), ips, 'same addresses');
+    assert.deepEqual(
+      s.members.map((m) => m.ip),
+      ips,
+      'same addresses',
+    );
     const resolver = new dns.promises.Resolver({ timeout: 1000, tries: 2 });
     resolver.setServers([`${bed.nodes[survivor]!.ip}:53`]);
     for (const m of moving) assert.deepEqual(await resolver.resolve4(m.dns), [m.ip], `${m.dns} still names ${m.ip}`);

@@ -177,7 +177,11 @@ describe('security', () => {
 
     assert.equal((await a.request(1, 'POST', '/v1/tokens/revoke', { id: created.id })).json.unconfirmed.length, 0);
     const after1 = await Promise.all(users.map((u) => u.raw('GET', '/v1/health')));
-    assert.deepEqual(after1.map((r) => r.status), [401, 401, 401], 'refused on every node as soon as revoke returned');
+    assert.deepEqual(
+      after1.map((r) => r.status),
+      [401, 401, 401],
+      'refused on every node as soon as revoke returned',
+    );
 
     const guesser = new ApiClient({ addr: `127.0.0.1:${port}`, token: 'guess', ca: a.ca, keepAlive: true });
     after(() => guesser.close());

@@ -33,7 +33,10 @@ describe('service', { timeout: 600_000 }, () => {
 
   /** redis-cli in the client namespace. */
   const redis = async (ip: string, args: string[], input?: string): Promise<string> => {
-    const p = execFileAsync('nsenter', [`--net=/var/run/netns/${bed.client!.ns}`, 'redis-cli', '-h', ip, '-p', '6379', ...args], { encoding: 'utf8', timeout: 20_000 });
+    const p = execFileAsync('nsenter', [`--net=/var/run/netns/${bed.client!.ns}`, 'redis-cli', '-h', ip, '-p', '6379', ...args], {
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
     if (input !== undefined) p.child.stdin!.end(input);
     return (await p).stdout.trim();
   };
@@ -49,7 +52,18 @@ describe('service', { timeout: 600_000 }, () => {
   before(async () => {
     bed = await TestBed.create({ nodes: 3, clientNamespace: true, docker: true });
     for (let i = 0; i < 3; i++) {
-      await bed.start(i, ['--volumes', `loop:${bed.shared}`, '--static-ips', 'local:eth0', '--ip-pool', '10.77.0.200-10.77.0.220', '--lease-ttl', String(LEASE_TTL), '--dns-domain', 'fc.test']);
+      await bed.start(i, [
+        '--volumes',
+        `loop:${bed.shared}`,
+        '--static-ips',
+        'local:eth0',
+        '--ip-pool',
+        '10.77.0.200-10.77.0.220',
+        '--lease-ttl',
+        String(LEASE_TTL),
+        '--dns-domain',
+        'fc.test',
+      ]);
     }
     const caFile = path.join(tempDir(), 'ca.crt');
     fs.copyFileSync(path.join(bed.nodes[0]!.dataDir, 'tls', 'ca.crt'), caFile);
@@ -65,11 +79,20 @@ describe('service', { timeout: 600_000 }, () => {
     const leader = ids.indexOf((await status(0)).leader);
     const other = [0, 1, 2].find((i) => i !== leader)!;
     // The agents hold their leases (placement needs live nodes) before the clock starts.
-    await waitFor(async () => (await bed.api(other, 'POST', '/v1/kv/range', { key: '/_cluster/alive/', prefix: true })).json.kvs.length === 3, 30_000, 'the agents');
+    await waitFor(
+      async () => (await bed.api(other, 'POST', '/v1/kv/range', { key: '/_cluster/alive/', prefix: true })).json.kvs.length === 3,
+      30_000,
+      'the agents',
+    );
     const r = await bed.api(other, 'POST', '/v1/services', { type: 'redis', name: 'early', redis: { shards: 3, replicasPerShard: 1 }, volumeSizeMiB: 32 });
     assert.equal(r.status, 200, JSON.stringify(r.json));
     // Midway: the members are placed and the leader has begun forming the Redis cluster.
-    const get = async () => (await bed.api(other, 'GET', '/v1/service?name=early', undefined, 2000)).json as { status: string; message: string; members: { name: string; node: string; epoch: number; ip: string; state: string }[] };
+    const get = async () =>
+      (await bed.api(other, 'GET', '/v1/service?name=early', undefined, 2000)).json as {
+        status: string;
+        message: string;
+        members: { name: string; node: string; epoch: number; ip: string; state: string }[];
+      };
     let seen = await get();
     const deadline = Date.now() + 60_000;
     while (!(seen.status === 'INITIALIZING' && /introducing|learn of every other|attaching|cluster_state/.test(seen.message))) {
@@ -84,15 +107,27 @@ describe('service', { timeout: 600_000 }, () => {
     const killedAt = Date.now();
     await waitFor(async () => (await get()).status === 'ACTIVE', 120_000, 'the new leader to finish the create');
     t.diagnostic(`leader stopped at "${seen.message}" with ${onLeader.length} members on it; ACTIVE ${Date.now() - killedAt} ms later`);
-    assert.deepEqual((await get()).members.map((m) => m.name).sort(), ['early-0', 'early-1', 'early-2', 'early-3', 'early-4', 'early-5'], 'each member made once');
+    assert.deepEqual(
+      (await get()).members.map((m) => m.name).sort(),
+      ['early-0', 'early-1', 'early-2', 'early-3', 'early-4', 'early-5'],
+      'each member made once',
+    );
     // The create may finish before the dead daemon's lease expires; its members move once it has.
-    await waitFor(async () => (await get()).members.every((m) => m.state === 'running' && m.node !== ids[leader]), 60_000, 'the dead leader\'s members to run on live nodes');
+    await waitFor(
+      async () => (await get()).members.every((m) => m.state === 'running' && m.node !== ids[leader]),
+      60_000,
+      "the dead leader's members to run on live nodes",
+    );
     const s = await get();
-    assert.ok(onLeader.length > 0 && onLeader.every((n) => s.members.find((m) => m.name === n)!.epoch > 1), 'the dead leader\'s members moved');
-    await waitFor(async () => {
-      for (const m of s.members) if (!/cluster_state:ok/.test(await redis(m.ip, ['CLUSTER', 'INFO']))) return false;
-      return true;
-    }, 30_000, 'cluster_state:ok on every member after the moves');
+    assert.ok(onLeader.length > 0 && onLeader.every((n) => s.members.find((m) => m.name === n)!.epoch > 1), "the dead leader's members moved");
+    await waitFor(
+      async () => {
+        for (const m of s.members) if (!/cluster_state:ok/.test(await redis(m.ip, ['CLUSTER', 'INFO']))) return false;
+        return true;
+      },
+      30_000,
+      'cluster_state:ok on every member after the moves',
+    );
     // One cluster of three shards, each a master with every slot of its range and one replica, known to every member.
     // (Views of members that just moved may take a moment of gossip to clear their "fail" flags.)
     const roles = async () => (await redis(s.members[0]!.ip, ['CLUSTER', 'NODES'])).split('\n');
@@ -107,17 +142,49 @@ describe('service', { timeout: 600_000 }, () => {
     const nodes = await roles();
     assert.equal(nodes.filter((l) => / (myself,)?master /.test(l)).length, 3, nodes.join('\n'));
     assert.equal(nodes.filter((l) => / (myself,)?slave /.test(l)).length, 3, nodes.join('\n'));
-    await bed.start(leader, ['--volumes', `loop:${bed.shared}`, '--static-ips', 'local:eth0', '--ip-pool', '10.77.0.200-10.77.0.220', '--lease-ttl', String(LEASE_TTL), '--dns-domain', 'fc.test']);
-    await waitFor(async () => (await status(other)).members.filter((m: { role: string; active?: boolean }) => m.role === 'voter').length === 3, 30_000, 'the node back');
+    await bed.start(leader, [
+      '--volumes',
+      `loop:${bed.shared}`,
+      '--static-ips',
+      'local:eth0',
+      '--ip-pool',
+      '10.77.0.200-10.77.0.220',
+      '--lease-ttl',
+      String(LEASE_TTL),
+      '--dns-domain',
+      'fc.test',
+    ]);
+    await waitFor(
+      async () => (await status(other)).members.filter((m: { role: string; active?: boolean }) => m.role === 'voter').length === 3,
+      30_000,
+      'the node back',
+    );
     const del = await cli(['service', 'delete', 'early', '--addr', bed.nodes[other]!.addr]);
     assert.equal(del.code, 0, del.stderr);
     assert.match(del.stdout, /early: DELETED/);
-    await waitFor(async () => (await bed.api(other, 'POST', '/v1/kv/range', { key: '/_cluster/alive/', prefix: true })).json.kvs.length === 3, 30_000, 'the restarted agent');
+    await waitFor(
+      async () => (await bed.api(other, 'POST', '/v1/kv/range', { key: '/_cluster/alive/', prefix: true })).json.kvs.length === 3,
+      30_000,
+      'the restarted agent',
+    );
   });
 
   it('creates a Redis primary and replica that a client reaches by name, and brings the primary back with its data when its node dies', async (t) => {
     const started = Date.now();
-    const create = await cli(['service', 'create', '--type', 'redis', '--name', 'cache', '--replicas', '2', '--volume-size', '64', '--addr', bed.nodes[1]!.addr]);
+    const create = await cli([
+      'service',
+      'create',
+      '--type',
+      'redis',
+      '--name',
+      'cache',
+      '--replicas',
+      '2',
+      '--volume-size',
+      '64',
+      '--addr',
+      bed.nodes[1]!.addr,
+    ]);
     assert.equal(create.code, 0, `${create.stderr}\n${bed.logs(10)}`);
     t.diagnostic(`create to ACTIVE: ${Date.now() - started} ms`);
     assert.match(create.stderr, /CREATING|INITIALIZING/, 'progress was shown while waiting');
@@ -154,17 +221,24 @@ describe('service', { timeout: 600_000 }, () => {
     bed.die(victim);
 
     const survivor = bed.nodes.findIndex((_, i) => i !== victim);
-    await waitFor(async () => {
-      const s = await service(survivor);
-      const m = s.members.find((x: { name: string }) => x.name === 'cache-0');
-      return m.epoch > primary.epoch && m.state === 'running' && (await redis(primaryIp, ['PING'])) === 'PONG';
-    }, 60_000, 'the primary to come back on another node');
+    await waitFor(
+      async () => {
+        const s = await service(survivor);
+        const m = s.members.find((x: { name: string }) => x.name === 'cache-0');
+        return m.epoch > primary.epoch && m.state === 'running' && (await redis(primaryIp, ['PING'])) === 'PONG';
+      },
+      60_000,
+      'the primary to come back on another node',
+    );
     t.diagnostic(`node death to the primary answering again: ${Date.now() - killedAt} ms`);
     assert.equal(await resolve(survivor, 'cache-0.cache.fc.test'), primaryIp, 'same name, same address');
     assert.match(await redis(primaryIp, ['ROLE']), /^master/, 'the primary itself answers at its address, not another member on the same node');
     assert.equal(await redis(primaryIp, ['DBSIZE']), String(KEYS), 'every key is back');
     for (const i of [0, 4242, KEYS - 1]) assert.equal(await redis(primaryIp, ['GET', `key:${i}`]), `value-${i}`);
     const after = await service(survivor);
-    assert.ok(after.members.every((m: { node: string }) => m.node !== ids[victim]), 'nothing left on the dead node');
+    assert.ok(
+      after.members.every((m: { node: string }) => m.node !== ids[victim]),
+      'nothing left on the dead node',
+    );
   });
 });

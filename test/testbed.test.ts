@@ -33,7 +33,10 @@ describe('test bed', () => {
       }
       throw new Error(`timed out waiting for ${what}\n${b.logs()}`);
     };
-    await waitFor(async () => (await b.api(0, 'GET', '/v1/cluster/status')).json.members.filter((m: { role: string }) => m.role === 'voter').length === 3, '3 voters');
+    await waitFor(
+      async () => (await b.api(0, 'GET', '/v1/cluster/status')).json.members.filter((m: { role: string }) => m.role === 'voter').length === 3,
+      '3 voters',
+    );
     for (let i = 0; i < 3; i++) assert.equal((await b.api(i, 'GET', '/v1/health')).json.status, 'ok', `node ${i} answers at ${b.nodes[i]!.addr}`);
     assert.ok(canConnect(b, b.client!.ns, b.nodes[1]!.ip), 'the client namespace reaches the nodes');
 

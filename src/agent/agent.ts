@@ -88,7 +88,15 @@ export class Agent {
     for (const c of await this.o.containers.list()) {
       const spec = this.spec(c.service, c.member);
       const claim = this.claim(c.service, c.member);
-      if (spec && c.running && !spec.stopped && spec.node === this.o.nodeId && spec.epoch === c.epoch && claim?.node === this.o.nodeId && claim.epoch === c.epoch) {
+      if (
+        spec &&
+        c.running &&
+        !spec.stopped &&
+        spec.node === this.o.nodeId &&
+        spec.epoch === c.epoch &&
+        claim?.node === this.o.nodeId &&
+        claim.epoch === c.epoch
+      ) {
         this.local.set(key(spec), { spec, volumeDir: spec.volume ? await this.o.volumes.attach(spec.volume, claim) : undefined });
         this.o.log.info({ member: key(spec), epoch: c.epoch }, 'kept a running member across the agent restart');
       } else {
@@ -129,7 +137,14 @@ export class Agent {
     this.fenced = true;
     this.o.log.warn({ members: [...this.local.keys()] }, 'node lease not confirmed in time: stopping every member (fenced)');
     const names = [...this.local.values()].map((l) => containerName(l.spec));
-    void Promise.all(names.map((n) => this.o.containers.docker.getContainer(n).kill().catch(() => {}))).then(() => this.kick());
+    void Promise.all(
+      names.map((n) =>
+        this.o.containers.docker
+          .getContainer(n)
+          .kill()
+          .catch(() => {}),
+      ),
+    ).then(() => this.kick());
   }
 
   private async reconcile(): Promise<void> {
@@ -279,7 +294,11 @@ export class Agent {
       ...(spec.ip ? { ip: spec.ip } : {}),
       ...(message ? { message } : {}),
     };
-    await this.o.db.txn({ compare: [], success: [{ put: { key: statusKey(spec.service, spec.name), value: JSON.stringify(status), lease: this.o.lease.leaseId } }], failure: [] });
+    await this.o.db.txn({
+      compare: [],
+      success: [{ put: { key: statusKey(spec.service, spec.name), value: JSON.stringify(status), lease: this.o.lease.leaseId } }],
+      failure: [],
+    });
   }
 
   /**
@@ -306,4 +325,3 @@ function writeConfigFiles(volumeDir: string, spec: MemberSpec): void {
     fs.renameSync(`${file}.tmp`, file);
   }
 }
-

@@ -47,7 +47,11 @@ export class Containers {
   /** Called when a pull ends either way, so that the agent looks again at once. */
   onPulled?: () => void;
 
-  constructor(readonly docker: Docker, private readonly cluster: string, private readonly node: string) {}
+  constructor(
+    readonly docker: Docker,
+    private readonly cluster: string,
+    private readonly node: string,
+  ) {}
 
   /** This node's member containers, running or not. */
   async list(): Promise<Found[]> {
@@ -114,7 +118,9 @@ export class Containers {
     }
     const last = this.pulls.get(image);
     if (last?.error !== undefined && Date.now() - last.since < PULL_RETRY_MS) {
-      throw new Error(`image ${image} is not on this node's Docker engine and could not be pulled (${last.error}); load it on every node ("npm run images" builds firecampd's own from Debian packages)`);
+      throw new Error(
+        `image ${image} is not on this node's Docker engine and could not be pulled (${last.error}); load it on every node ("npm run images" builds firecampd's own from Debian packages)`,
+      );
     }
     if (!last || last.error !== undefined) {
       const pull: { since: number; error?: string } = { since: Date.now() };

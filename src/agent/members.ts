@@ -28,7 +28,18 @@ export const memberSpecSchema = z
     /** Fully qualified DNS name, without the trailing dot. */
     dnsName: z.string().optional(),
     /** Written into the volume before the container starts; paths are relative to the volume. */
-    configFiles: z.array(z.object({ path: z.string().regex(/^[^/].*$/).refine((p) => !p.split('/').includes('..')), content: z.string(), mode: z.number().int().optional() })).optional(),
+    configFiles: z
+      .array(
+        z.object({
+          path: z
+            .string()
+            .regex(/^[^/].*$/)
+            .refine((p) => !p.split('/').includes('..')),
+          content: z.string(),
+          mode: z.number().int().optional(),
+        }),
+      )
+      .optional(),
     resources: z.object({ cpus: z.number().positive().optional(), memoryMiB: z.number().int().positive().optional() }).optional(),
     /** A command Docker runs in the container every second; its exit status is the member's health. */
     healthCheck: z.array(z.string()).min(1).optional(),

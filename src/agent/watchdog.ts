@@ -88,10 +88,13 @@ export async function runWatchdog(opts: { dockerHost?: string; cluster: string; 
   let seen: Seen[] = [];
   let lastLook = 0;
   let looking = false;
-  readline.createInterface({ input: process.stdin }).on('line', (line) => {
-    const d = Number(line);
-    if (Number.isFinite(d)) deadline = d;
-  }).on('close', () => (parentGone = true));
+  readline
+    .createInterface({ input: process.stdin })
+    .on('line', (line) => {
+      const d = Number(line);
+      if (Number.isFinite(d)) deadline = d;
+    })
+    .on('close', () => (parentGone = true));
   for (;;) {
     await new Promise((r) => setTimeout(r, 100));
     // In the background: a hung dockerd must not hold up the deadline below.
@@ -99,13 +102,19 @@ export async function runWatchdog(opts: { dockerHost?: string; cluster: string; 
       lastLook = Date.now();
       looking = true;
       void look(containers)
-        .then((s) => (seen = s), () => {})
+        .then(
+          (s) => (seen = s),
+          () => {},
+        )
         .finally(() => (looking = false));
     }
     if (deadline > 0 && Date.now() >= deadline) {
       const killed = await fence(containers, seen, opts.ips);
       await releaseMounts(opts.mountRoot);
-      if (killed.length > 0) process.stderr.write(`${JSON.stringify({ level: 40, time: Date.now(), msg: 'watchdog: lease not confirmed in time; killed member containers', containers: killed })}\n`);
+      if (killed.length > 0)
+        process.stderr.write(
+          `${JSON.stringify({ level: 40, time: Date.now(), msg: 'watchdog: lease not confirmed in time; killed member containers', containers: killed })}\n`,
+        );
       seen = [];
       deadline = 0;
       if (parentGone) return;
@@ -126,9 +135,24 @@ async function look(containers: Containers): Promise<Seen[]> {
 /** Kill every member container (through Docker, else by pid), drop their IPs; returns their names. */
 async function fence(containers: Containers, seen: Seen[], ips: IpProvider): Promise<string[]> {
   // Docker gets a second at most: it may be dead or hung, and the pids below do not need it.
-  const running = await withTimeout(containers.list().then((l) => l.filter((c) => c.running)), DOCKER_WAIT_MS, 'Docker').catch(() => undefined);
+  const running = await withTimeout(
+    containers.list().then((l) => l.filter((c) => c.running)),
+    DOCKER_WAIT_MS,
+    'Docker',
+  ).catch(() => undefined);
   // `docker kill` marks a container as stopped on purpose: its restart policy leaves it down.
-  await withTimeout(Promise.all((running ?? []).map((c) => containers.docker.getContainer(c.id).kill().catch(() => {}))), DOCKER_WAIT_MS, 'Docker').catch(() => {});
+  await withTimeout(
+    Promise.all(
+      (running ?? []).map((c) =>
+        containers.docker
+          .getContainer(c.id)
+          .kill()
+          .catch(() => {}),
+      ),
+    ),
+    DOCKER_WAIT_MS,
+    'Docker',
+  ).catch(() => {});
   for (const s of seen) {
     // Only the process that is still this container's (its cgroup names the container id): a pid may have been reused.
     const cgroup = readOr(`/proc/${s.pid}/cgroup`);

@@ -44,7 +44,11 @@ export interface ApiRequest {
 
 /** A response that is not JSON (metrics text, for one). */
 export class RawResponse {
-  constructor(readonly contentType: string, readonly body: string | Buffer, readonly status = 200) {}
+  constructor(
+    readonly contentType: string,
+    readonly body: string | Buffer,
+    readonly status = 200,
+  ) {}
 }
 
 /**
@@ -52,7 +56,10 @@ export class RawResponse {
  * and returns a function that releases what it holds when the client goes.
  */
 export class StreamResponse {
-  constructor(readonly contentType: string, readonly start: (res: http.ServerResponse) => () => void) {}
+  constructor(
+    readonly contentType: string,
+    readonly start: (res: http.ServerResponse) => () => void,
+  ) {}
 }
 
 export type Handler = (req: ApiRequest) => unknown | Promise<unknown>;

@@ -18,7 +18,17 @@ import type { ControlDb } from '../controldb/controldb.ts';
 import { NODES_PREFIX, type NodeRecord } from '../controldb/membership.ts';
 import { errorMessage } from '../errors.ts';
 import type { Logger } from '../log.ts';
-import { ALIVE_PREFIX, CLAIMS_PREFIX, MEMBERS_PREFIX, STATUS_PREFIX, memberIndex, memberKey, memberSpecSchema, type MemberSpec, type MemberStatus } from '../agent/members.ts';
+import {
+  ALIVE_PREFIX,
+  CLAIMS_PREFIX,
+  MEMBERS_PREFIX,
+  STATUS_PREFIX,
+  memberIndex,
+  memberKey,
+  memberSpecSchema,
+  type MemberSpec,
+  type MemberStatus,
+} from '../agent/members.ts';
 import { place, type NodeInfo, type PlacedMember as Placed } from './placement.ts';
 import { SERVICE_TYPES } from './registry.ts';
 import { SERVICES_PREFIX, serviceKey, type PlacedMember, type Service, type ServiceSpec } from './types.ts';
@@ -44,7 +54,6 @@ interface StoredMember {
   spec: MemberSpec;
   rev: number;
 }
-
 
 export class Catalog {
   private timer?: NodeJS.Timeout;
@@ -125,7 +134,14 @@ export class Catalog {
   /** A node for member `index` of `spec`, or why there is none; `pending`: members chosen in this pass but not written yet. */
   private place(spec: ServiceSpec, member: Omit<MemberSpec, 'node' | 'epoch'>, index: number, exclude = new Set<string>(), pending: MemberSpec[] = []) {
     const type = SERVICE_TYPES[spec.type];
-    const nodes: NodeInfo[] = this.nodes().map((n) => ({ id: n.id, name: n.name, zone: n.zone, labels: n.labels ?? {}, live: this.alive(n.id), ...(n.capacity ? { capacity: n.capacity } : {}) }));
+    const nodes: NodeInfo[] = this.nodes().map((n) => ({
+      id: n.id,
+      name: n.name,
+      zone: n.zone,
+      labels: n.labels ?? {},
+      live: this.alive(n.id),
+      ...(n.capacity ? { capacity: n.capacity } : {}),
+    }));
     const placed: Placed[] = [];
     const stored = this.o.db.store.range({ key: MEMBERS_PREFIX, prefix: true, limit: 0 }).kvs.map((kv) => memberSpecSchema.parse(JSON.parse(kv.value)));
     for (const m of [...stored, ...pending]) {
@@ -133,7 +149,14 @@ export class Catalog {
       const svc = m.service === spec.name ? spec : this.service(m.service)?.spec;
       placed.push({ name: m.name, node: m.node, service: m.service, group: svc ? SERVICE_TYPES[svc.type].group(svc, memberIndex(m)) : -1, ...pick(m) });
     }
-    const wanted = { name: member.name, service: spec.name, group: type.group(spec, index), labels: spec.placement?.labels, ...(member.zone ? { zone: member.zone } : {}), ...pick(member) };
+    const wanted = {
+      name: member.name,
+      service: spec.name,
+      group: type.group(spec, index),
+      labels: spec.placement?.labels,
+      ...(member.zone ? { zone: member.zone } : {}),
+      ...pick(member),
+    };
     return place(wanted, nodes, placed, exclude);
   }
 
@@ -202,7 +225,13 @@ export class Catalog {
       return;
     }
     const missing = names.flatMap((n, i) => (have.has(n) ? [] : [i]));
-    if (missing.length === 0) return this.setStatus(svc, rev, 'INITIALIZING', names.length === 1 ? 'the member is placed; waiting for it to run' : `${names.length} members placed; waiting for them to run`);
+    if (missing.length === 0)
+      return this.setStatus(
+        svc,
+        rev,
+        'INITIALIZING',
+        names.length === 1 ? 'the member is placed; waiting for it to run' : `${names.length} members placed; waiting for them to run`,
+      );
     const ips = names.map((n) => have.get(n)?.spec.ip);
     if (this.o.ipPool.length > 0) {
       const free = this.freeIps(missing.length);

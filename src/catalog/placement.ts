@@ -53,7 +53,8 @@ function refusals(want: Wanted, node: NodeInfo, onNode: PlacedMember[]): string[
   }
   if (!want.ip && want.port) {
     const clash = onNode.find((m) => !m.ip && m.port === want.port);
-    if (clash) out.push(`runs ${clash.name} on port ${want.port} at the node's own address (start firecampd with --ip-pool to give members addresses of their own)`);
+    if (clash)
+      out.push(`runs ${clash.name} on port ${want.port} at the node's own address (start firecampd with --ip-pool to give members addresses of their own)`);
   }
   return out;
 }
@@ -63,11 +64,24 @@ const round = (x: number) => Math.round(x * 100) / 100;
 export function place(want: Wanted, nodes: NodeInfo[], placed: PlacedMember[], exclude: ReadonlySet<string> = new Set()): Placement {
   const others = placed.filter((m) => !(m.service === want.service && m.name === want.name));
   const candidates = nodes.filter((n) => !exclude.has(n.id));
-  if (candidates.length === 0) return { why: nodes.length === 0 ? `no node to run ${want.name} on; waiting for one` : `no node other than the one ${want.name} leaves; waiting for one` };
-  const reasons = new Map(candidates.map((n) => [n.id, refusals(want, n, others.filter((m) => m.node === n.id))]));
+  if (candidates.length === 0)
+    return { why: nodes.length === 0 ? `no node to run ${want.name} on; waiting for one` : `no node other than the one ${want.name} leaves; waiting for one` };
+  const reasons = new Map(
+    candidates.map((n) => [
+      n.id,
+      refusals(
+        want,
+        n,
+        others.filter((m) => m.node === n.id),
+      ),
+    ]),
+  );
   const fit = candidates.filter((n) => reasons.get(n.id)!.length === 0);
   if (fit.length === 0) {
-    const detail = [...candidates].sort((a, b) => a.name.localeCompare(b.name)).map((n) => `${n.name}: ${reasons.get(n.id)!.join(', ')}`).join('; ');
+    const detail = [...candidates]
+      .sort((a, b) => a.name.localeCompare(b.name))
+      .map((n) => `${n.name}: ${reasons.get(n.id)!.join(', ')}`)
+      .join('; ');
     return { why: `no node can run ${want.name}: ${detail}` };
   }
   const zoneOf = new Map(nodes.map((n) => [n.id, n.zone]));
@@ -80,9 +94,11 @@ export function place(want: Wanted, nodes: NodeInfo[], placed: PlacedMember[], e
     sameService.filter((m) => zoneOf.get(m.node) === n.zone).length,
     others.filter((m) => m.node === n.id).length,
   ];
-  const ranked = fit.map((n) => ({ n, s: score(n) })).sort((a, b) => {
-    for (let i = 0; i < a.s.length; i++) if (a.s[i] !== b.s[i]) return a.s[i]! - b.s[i]!;
-    return a.n.id.localeCompare(b.n.id);
-  });
+  const ranked = fit
+    .map((n) => ({ n, s: score(n) }))
+    .sort((a, b) => {
+      for (let i = 0; i < a.s.length; i++) if (a.s[i] !== b.s[i]) return a.s[i]! - b.s[i]!;
+      return a.n.id.localeCompare(b.n.id);
+    });
   return { node: ranked[0]!.n.id };
 }

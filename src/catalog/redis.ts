@@ -21,7 +21,16 @@ const SLOTS = 16_384;
 
 /** Run `fn` on a short-lived connection that fails fast instead of retrying. */
 async function withRedis<T>(host: string, fn: (r: Redis) => Promise<T>): Promise<T> {
-  const r = new Redis({ host, port: REDIS_PORT, lazyConnect: true, connectTimeout: 2000, commandTimeout: 5000, maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false });
+  const r = new Redis({
+    host,
+    port: REDIS_PORT,
+    lazyConnect: true,
+    connectTimeout: 2000,
+    commandTimeout: 5000,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+    enableOfflineQueue: false,
+  });
   r.on('error', () => {}); // reported through the command's rejection
   try {
     await r.connect();
@@ -35,7 +44,9 @@ const call = async (r: Redis, ...args: (string | number)[]): Promise<string> => 
 
 /** "field:value" lines of INFO or CLUSTER INFO. */
 function fields(text: string): Map<string, string> {
-  return new Map(text.split(/\r?\n/).flatMap((l) => (l.includes(':') ? [[l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 1).trim()] as [string, string]] : [])));
+  return new Map(
+    text.split(/\r?\n/).flatMap((l) => (l.includes(':') ? [[l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 1).trim()] as [string, string]] : [])),
+  );
 }
 
 interface ClusterNode {
@@ -73,7 +84,9 @@ export const redis: ServiceType = {
     if (spec.redis) {
       const replicas = spec.redis.shards * (1 + spec.redis.replicasPerShard);
       if (spec.replicas !== undefined && spec.replicas !== replicas) {
-        throw new UserError(`in cluster mode the member count follows from the shards: ${spec.redis.shards} × (1 + ${spec.redis.replicasPerShard}) = ${replicas}; leave out replicas`);
+        throw new UserError(
+          `in cluster mode the member count follows from the shards: ${spec.redis.shards} × (1 + ${spec.redis.replicasPerShard}) = ${replicas}; leave out replicas`,
+        );
       }
       return { ...spec, replicas };
     }
@@ -81,7 +94,9 @@ export const redis: ServiceType = {
   },
 
   needsStaticIps(spec) {
-    return isCluster(spec) ? 'Redis cluster members announce their own address to the cluster: give firecampd --ip-pool FIRST-LAST (and --static-ips local:IFACE)' : undefined;
+    return isCluster(spec)
+      ? 'Redis cluster members announce their own address to the cluster: give firecampd --ip-pool FIRST-LAST (and --static-ips local:IFACE)'
+      : undefined;
   },
 
   cannotScale(spec, replicas) {
@@ -127,7 +142,9 @@ export const redis: ServiceType = {
         port: REDIS_PORT,
         healthCheck: ['redis-cli', '-h', ip ?? '127.0.0.1', '-p', String(REDIS_PORT), 'ping'],
         configFiles: [{ path: 'redis.conf', content: conf + '\n' }],
-        ...(spec.memoryMiB || spec.cpus ? { resources: { ...(spec.memoryMiB ? { memoryMiB: spec.memoryMiB } : {}), ...(spec.cpus ? { cpus: spec.cpus } : {}) } } : {}),
+        ...(spec.memoryMiB || spec.cpus
+          ? { resources: { ...(spec.memoryMiB ? { memoryMiB: spec.memoryMiB } : {}), ...(spec.cpus ? { cpus: spec.cpus } : {}) } }
+          : {}),
       };
     });
   },
@@ -143,9 +160,7 @@ export const redis: ServiceType = {
   async initialize(spec, members, log) {
     if (!isCluster(spec)) return undefined;
     const byIndex = [...members].sort((a, b) => memberIndex(a.spec) - memberIndex(b.spec));
-    const views = await Promise.all(
-      byIndex.map((m) => withRedis(m.host, async (r) => ({ m, nodes: parseNodes(await call(r, 'CLUSTER', 'NODES')) }))),
-    );
+    const views = await Promise.all(byIndex.map((m) => withRedis(m.host, async (r) => ({ m, nodes: parseNodes(await call(r, 'CLUSTER', 'NODES')) }))));
     const myself = (v: (typeof views)[number]) => v.nodes.find((n) => n.flags.includes('myself'))!;
     const shards = spec.redis!.shards;
     for (let s = 0; s < shards; s++) {
@@ -188,7 +203,8 @@ export const redis: ServiceType = {
     }
     if (attaching > 0) return `attaching ${attaching} replicas to their masters`;
     const notOk = [];
-    for (const m of byIndex) if ((await withRedis(m.host, async (r) => fields(await call(r, 'CLUSTER', 'INFO')))).get('cluster_state') !== 'ok') notOk.push(m.spec.name);
+    for (const m of byIndex)
+      if ((await withRedis(m.host, async (r) => fields(await call(r, 'CLUSTER', 'INFO')))).get('cluster_state') !== 'ok') notOk.push(m.spec.name);
     if (notOk.length > 0) return `waiting for cluster_state:ok on ${notOk.join(', ')}`;
     // Done only when gossip has told every member the same shape: a master with slots per shard, the rest its replicas, nobody failing.
     const unsettled = views.filter((v) => {

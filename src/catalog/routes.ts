@@ -15,7 +15,17 @@ const scaleBody = z.object({ name: z.string().min(1), replicas: z.number().int()
 const upgradeBody = z.object({ name: z.string().min(1), image: z.string().min(1).max(255) }).strict();
 
 export interface ServiceView extends Service {
-  members: { name: string; node: string; epoch: number; image: string; ip: string | null; dns: string | null; state: string; health: string | null; message: string }[];
+  members: {
+    name: string;
+    node: string;
+    epoch: number;
+    image: string;
+    ip: string | null;
+    dns: string | null;
+    state: string;
+    health: string | null;
+    message: string;
+  }[];
 }
 
 export interface ServiceRouteOptions {
@@ -32,7 +42,17 @@ export function registerServiceRoutes(api: ApiServer, db: ControlDb, o: ServiceR
       const status = st ? (JSON.parse(st.value) as MemberStatus) : undefined;
       const current = status && status.epoch === m.epoch && status.node === m.node;
       const state = m.stopped && !current ? 'stopped' : current ? status.state : 'pending';
-      return { name: m.name, node: m.node, epoch: m.epoch, image: m.image, ip: m.ip ?? null, dns: m.dnsName ?? null, state, health: (current && status.health) || null, message: current ? (status.message ?? '') : '' };
+      return {
+        name: m.name,
+        node: m.node,
+        epoch: m.epoch,
+        image: m.image,
+        ip: m.ip ?? null,
+        dns: m.dnsName ?? null,
+        state,
+        health: (current && status.health) || null,
+        message: current ? (status.message ?? '') : '',
+      };
     });
     return { ...svc, members };
   };

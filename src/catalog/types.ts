@@ -21,18 +21,34 @@ export const serviceSpecSchema = z
     /** Members in all; a type may work it out from its own options (Redis cluster: shards × (1 + replicas per shard)). */
     replicas: z.number().int().min(1).max(64).optional(),
     image: z.string().min(1).optional(),
-    memoryMiB: z.number().int().min(16).max(1 << 20).optional(),
+    memoryMiB: z
+      .number()
+      .int()
+      .min(16)
+      .max(1 << 20)
+      .optional(),
     cpus: z.number().positive().max(256).optional(),
-    volumeSizeMiB: z.number().int().min(16).max(16 << 20).optional(),
+    volumeSizeMiB: z
+      .number()
+      .int()
+      .min(16)
+      .max(16 << 20)
+      .optional(),
     /** Extra lines appended to the service's config file. */
     config: z.string().max(16_384).optional(),
     /** Redis cluster mode: shards × (a master and its replicas). */
     redis: z
-      .object({ shards: z.number().int().min(3, 'a Redis cluster needs at least 3 shards (masters)').max(64), replicasPerShard: z.number().int().min(0).max(5) })
+      .object({
+        shards: z.number().int().min(3, 'a Redis cluster needs at least 3 shards (masters)').max(64),
+        replicasPerShard: z.number().int().min(0).max(5),
+      })
       .strict()
       .optional(),
     /** Only nodes that carry every one of these labels (firecampd --labels) may run the members. */
-    placement: z.object({ labels: z.record(labelName, z.string().max(255)) }).strict().optional(),
+    placement: z
+      .object({ labels: z.record(labelName, z.string().max(255)) })
+      .strict()
+      .optional(),
   })
   .strict();
 

@@ -52,9 +52,14 @@ export function clusterCommands(y: Argv): Argv {
       const r = await (await client(a)).request<{ removed: string }>('POST', '/v1/cluster/leave', {});
       print(a, r, () => `node ${r.removed} left the cluster`);
     })
-    .command('remove <id>', 'remove a node (dead or alive) from the cluster', (c) => c.positional('id', { type: 'string', demandOption: true }), async (a: GlobalArgs) => {
-      const r = await (await client(a)).request<{ removed: string }>('POST', '/v1/cluster/remove', { id: a.id });
-      print(a, r, () => `node ${r.removed} removed`);
-    })
+    .command(
+      'remove <id>',
+      'remove a node (dead or alive) from the cluster',
+      (c) => c.positional('id', { type: 'string', demandOption: true }),
+      async (a: GlobalArgs) => {
+        const r = await (await client(a)).request<{ removed: string }>('POST', '/v1/cluster/remove', { id: a.id });
+        print(a, r, () => `node ${r.removed} removed`);
+      },
+    )
     .demandCommand(1, 'name a cluster command: status, members, leave or remove');
 }

@@ -19,7 +19,9 @@ export function kvCommands(y: Argv): Argv {
           .option('limit', { type: 'number', default: 0 })
           .option('serializable', { type: 'boolean', default: false, describe: 'read the local replica without asking the leader' }),
       async (a: GlobalArgs) => {
-        const r = await (await client(a)).request<RangeResponse & { revision: number }>('POST', '/v1/kv/range', {
+        const r = await (
+          await client(a)
+        ).request<RangeResponse & { revision: number }>('POST', '/v1/kv/range', {
           key: a.key,
           prefix: a.prefix,
           limit: a.limit,
@@ -38,7 +40,9 @@ export function kvCommands(y: Argv): Argv {
           .positional('value', { type: 'string', demandOption: true })
           .option('lease', { type: 'number', describe: 'attach to this lease: the key goes when it expires' }),
       async (a: GlobalArgs) => {
-        const r = await (await client(a)).request<{ revision: number }>('POST', '/v1/kv/put', {
+        const r = await (
+          await client(a)
+        ).request<{ revision: number }>('POST', '/v1/kv/put', {
           key: a.key,
           value: String(a.value),
           ...(a.lease ? { lease: a.lease } : {}),
@@ -96,25 +100,45 @@ export function kvCommands(y: Argv): Argv {
 
 export function leaseCommands(y: Argv): Argv {
   return y
-    .command('grant <ttl>', 'grant a lease of TTL seconds', (c) => c.positional('ttl', { type: 'number', demandOption: true }), async (a: GlobalArgs) => {
-      const r = await (await client(a)).request<{ id: number; ttl: number }>('POST', '/v1/lease/grant', { ttl: a.ttl });
-      print(a, r, () => `lease ${r.id} granted with TTL ${r.ttl}s`);
-    })
-    .command('keepalive <id>', 'keep a lease alive until interrupted', (c) => c.positional('id', { type: 'number', demandOption: true }), async (a: GlobalArgs) => {
-      const cl = await client(a);
-      for (;;) {
-        const r = await cl.request<{ id: number; ttl: number }>('POST', '/v1/lease/keepalive', { id: a.id });
-        print(a, r, () => `lease ${r.id} kept alive with TTL ${r.ttl}s`);
-        await new Promise((res) => setTimeout(res, Math.max(500, (r.ttl * 1000) / 3)));
-      }
-    })
-    .command('revoke <id>', 'revoke a lease and delete its keys', (c) => c.positional('id', { type: 'number', demandOption: true }), async (a: GlobalArgs) => {
-      const r = await (await client(a)).request<{ revision: number }>('POST', '/v1/lease/revoke', { id: a.id });
-      print(a, r, () => `lease ${a.id} revoked at revision ${r.revision}`);
-    })
+    .command(
+      'grant <ttl>',
+      'grant a lease of TTL seconds',
+      (c) => c.positional('ttl', { type: 'number', demandOption: true }),
+      async (a: GlobalArgs) => {
+        const r = await (await client(a)).request<{ id: number; ttl: number }>('POST', '/v1/lease/grant', { ttl: a.ttl });
+        print(a, r, () => `lease ${r.id} granted with TTL ${r.ttl}s`);
+      },
+    )
+    .command(
+      'keepalive <id>',
+      'keep a lease alive until interrupted',
+      (c) => c.positional('id', { type: 'number', demandOption: true }),
+      async (a: GlobalArgs) => {
+        const cl = await client(a);
+        for (;;) {
+          const r = await cl.request<{ id: number; ttl: number }>('POST', '/v1/lease/keepalive', { id: a.id });
+          print(a, r, () => `lease ${r.id} kept alive with TTL ${r.ttl}s`);
+          await new Promise((res) => setTimeout(res, Math.max(500, (r.ttl * 1000) / 3)));
+        }
+      },
+    )
+    .command(
+      'revoke <id>',
+      'revoke a lease and delete its keys',
+      (c) => c.positional('id', { type: 'number', demandOption: true }),
+      async (a: GlobalArgs) => {
+        const r = await (await client(a)).request<{ revision: number }>('POST', '/v1/lease/revoke', { id: a.id });
+        print(a, r, () => `lease ${a.id} revoked at revision ${r.revision}`);
+      },
+    )
     .command('list', 'list leases and their keys', {}, async (a: GlobalArgs) => {
       const r = await (await client(a)).request<{ leases: { id: number; ttl: number; keys: string[] }[] }>('GET', '/v1/lease/list');
-      print(a, r, () => table(['ID', 'TTL', 'KEYS'], r.leases.map((l) => [l.id, l.ttl, l.keys.join(',')])));
+      print(a, r, () =>
+        table(
+          ['ID', 'TTL', 'KEYS'],
+          r.leases.map((l) => [l.id, l.ttl, l.keys.join(',')]),
+        ),
+      );
     })
     .demandCommand(1, 'name a lease command: grant, keepalive, revoke or list');
 }

@@ -24,7 +24,10 @@ async function waitUntil(api: ApiClient, a: GlobalArgs, s: ServiceView, until: S
   let last = '';
   while (s.status !== until) {
     if (s.status === 'FAILED' && until !== 'GONE') throw new UserError(`service ${s.spec.name} FAILED: ${s.message}`);
-    if (Date.now() > deadline) throw new UserError(`service ${s.spec.name} is still ${s.status} after ${timeout} s: ${s.message}; see "firecampd service get ${s.spec.name}" (the operation goes on)`);
+    if (Date.now() > deadline)
+      throw new UserError(
+        `service ${s.spec.name} is still ${s.status} after ${timeout} s: ${s.message}; see "firecampd service get ${s.spec.name}" (the operation goes on)`,
+      );
     const running = s.members.filter((m) => m.state === 'running').length;
     const healthy = s.members.filter((m) => m.health === 'healthy').length;
     const line = `${s.status}: ${s.members.length}/${s.spec.replicas} members placed, ${running} running, ${healthy} healthy${s.message ? ` (${s.message})` : ''}`;
@@ -56,7 +59,10 @@ async function change(a: GlobalArgs, path: string, body: unknown, until: Service
 
 /** NAME=VALUE pairs, repeated or comma-separated. */
 function labels(v: unknown): Record<string, string> | undefined {
-  const list = ([] as string[]).concat((v as string[] | string | undefined) ?? []).flatMap((x) => x.split(',')).filter(Boolean);
+  const list = ([] as string[])
+    .concat((v as string[] | string | undefined) ?? [])
+    .flatMap((x) => x.split(','))
+    .filter(Boolean);
   if (list.length === 0) return undefined;
   return Object.fromEntries(
     list.map((l) => {
@@ -88,7 +94,8 @@ export function serviceCommands(y: Argv): Argv {
             .option('require-label', { type: 'string', array: true, describe: 'run only on nodes with this NAME=VALUE label (firecampd --labels)' }),
         ),
       async (a: GlobalArgs) => {
-        if (a.shards !== undefined && a.replicas !== undefined) throw new UserError('give --shards (Redis cluster mode) or --replicas (a primary and replicas), not both');
+        if (a.shards !== undefined && a.replicas !== undefined)
+          throw new UserError('give --shards (Redis cluster mode) or --replicas (a primary and replicas), not both');
         const required = labels(a.requireLabel);
         const spec = {
           type: a.type,
@@ -131,7 +138,12 @@ export function serviceCommands(y: Argv): Argv {
     .command(
       'upgrade <name>',
       'move every member to a new image, one at a time (replicas first), and wait until done',
-      (c) => waitOptions(c.positional('name', { type: 'string', demandOption: true }).option('image', { type: 'string', demandOption: true, describe: 'the new container image' })),
+      (c) =>
+        waitOptions(
+          c
+            .positional('name', { type: 'string', demandOption: true })
+            .option('image', { type: 'string', demandOption: true, describe: 'the new container image' }),
+        ),
       (a: GlobalArgs) => change(a, '/v1/services/upgrade', { name: a.name, image: a.image }, 'ACTIVE'),
     )
     .command(
@@ -168,7 +180,12 @@ export function serviceCommands(y: Argv): Argv {
           .option('follow', { alias: 'f', type: 'boolean', default: false })
           .option('tail', { type: 'number', default: 100, describe: 'lines from the end' }),
       async (a: GlobalArgs) => {
-        const q = new URLSearchParams({ name: String(a.name), follow: String(a.follow), tail: String(a.tail), ...(a.member ? { member: String(a.member) } : {}) });
+        const q = new URLSearchParams({
+          name: String(a.name),
+          follow: String(a.follow),
+          tail: String(a.tail),
+          ...(a.member ? { member: String(a.member) } : {}),
+        });
         for await (const line of (await client(a)).stream(`/v1/service/logs?${q}`)) process.stdout.write(line + '\n');
       },
     )

@@ -6,14 +6,19 @@ import { client, print, type GlobalArgs } from './output.ts';
 
 export function snapshotCommands(y: Argv): Argv {
   return y
-    .command('save <file>', "save the controldb's state to FILE", (c) => c.positional('file', { type: 'string', demandOption: true }), async (a: GlobalArgs) => {
-      const image = await (await client(a)).download('/v1/snapshot');
-      const file = String(a.file);
-      const tmp = `${file}.part`;
-      fs.writeFileSync(tmp, image, { mode: 0o600 });
-      fs.renameSync(tmp, file);
-      print(a, { file, bytes: image.length }, () => `saved ${image.length} bytes to ${file}`);
-    })
+    .command(
+      'save <file>',
+      "save the controldb's state to FILE",
+      (c) => c.positional('file', { type: 'string', demandOption: true }),
+      async (a: GlobalArgs) => {
+        const image = await (await client(a)).download('/v1/snapshot');
+        const file = String(a.file);
+        const tmp = `${file}.part`;
+        fs.writeFileSync(tmp, image, { mode: 0o600 });
+        fs.renameSync(tmp, file);
+        print(a, { file, bytes: image.length }, () => `saved ${image.length} bytes to ${file}`);
+      },
+    )
     .command(
       'restore <file>',
       'make a new one-node cluster from a saved snapshot in --data-dir (then start firecampd on it)',

@@ -14,7 +14,10 @@ export const nodeRecordSchema = z
     zone: z.string().max(255),
     labels: z.record(z.string().max(63), z.string().max(255)).optional(),
     capacity: z.object({ cpus: z.number().positive(), memoryMiB: z.number().int().positive() }).strict().optional(),
-    key: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+    key: z
+      .string()
+      .regex(/^[0-9a-f]{64}$/)
+      .optional(),
   })
   .strict();
 const removeBody = z.object({ id: z.string().min(1) }).strict();

@@ -167,7 +167,7 @@ export class ControlDb {
     // Replay and subscribe in one synchronous step: no entry can be applied in between.
     const past = this.store.events(start, key, prefix);
     let last = start - 1;
-    for (let i = 0; i < past.length; ) {
+    for (let i = 0; i < past.length;) {
       const rev = past[i]!.revision;
       const batch: WatchEvent[] = [];
       while (i < past.length && past[i]!.revision === rev) batch.push(past[i++]!.event);
@@ -227,11 +227,7 @@ export class ControlDb {
         const retryable = err instanceof RaftError && (err.code === 'not_leader' || err.code === 'transferring');
         if (!retryable || this.now() >= deadline) {
           if (retryable) {
-            throw new UserError(
-              'no leader: the cluster is electing one or has lost its quorum; the request may be retried',
-              503,
-              UNAVAILABLE,
-            );
+            throw new UserError('no leader: the cluster is electing one or has lost its quorum; the request may be retried', 503, UNAVAILABLE);
           }
           throw err;
         }

@@ -79,7 +79,10 @@ export class KvStore {
   private readonly requestRetention: number;
   private rev = 1;
 
-  constructor(private readonly file: string, opts: StoreOptions = {}) {
+  constructor(
+    private readonly file: string,
+    opts: StoreOptions = {},
+  ) {
     this.eventRetention = opts.eventRetention ?? 100_000;
     this.requestRetention = opts.requestRetention ?? 100_000;
     this.open();

@@ -26,9 +26,7 @@ export const compareSchema = z
     if (typeof c.value !== want) ctx.addIssue({ code: 'custom', message: `compare on ${c.target} needs a ${want} value` });
   });
 
-export const rangeSchema = z
-  .object({ key, prefix: z.boolean().default(false), limit: z.number().int().min(0).default(0) })
-  .strict();
+export const rangeSchema = z.object({ key, prefix: z.boolean().default(false), limit: z.number().int().min(0).default(0) }).strict();
 export const putSchema = z.object({ key, value, lease: z.number().int().positive().optional() }).strict();
 export const deleteSchema = z.object({ key, prefix: z.boolean().default(false) }).strict();
 
@@ -70,10 +68,7 @@ export interface RangeResponse {
   more: boolean;
 }
 
-export type ResponseOp =
-  | { range: RangeResponse }
-  | { put: { prev_kv?: KeyValue } }
-  | { delete: { deleted: number } };
+export type ResponseOp = { range: RangeResponse } | { put: { prev_kv?: KeyValue } } | { delete: { deleted: number } };
 
 export interface TxnResponse {
   succeeded: boolean;

@@ -6,7 +6,16 @@ import type { Message } from './types.ts';
 const packr = new Packr({ useRecords: false, moreTypes: false, mapsAsObjects: true });
 
 const TYPES = new Set<Message['type']>([
-  'append', 'appendResp', 'heartbeat', 'heartbeatResp', 'vote', 'voteResp', 'snapshot', 'timeoutNow', 'readIndex', 'readIndexResp',
+  'append',
+  'appendResp',
+  'heartbeat',
+  'heartbeatResp',
+  'vote',
+  'voteResp',
+  'snapshot',
+  'timeoutNow',
+  'readIndex',
+  'readIndexResp',
 ]);
 
 export function encodeMessages(msgs: readonly Message[]): Uint8Array {

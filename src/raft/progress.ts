@@ -17,7 +17,10 @@ export class Progress {
   /** Heard from since the last check-quorum round. */
   recentActive = true;
 
-  constructor(next: number, readonly learner: boolean) {
+  constructor(
+    next: number,
+    readonly learner: boolean,
+  ) {
     this.next = next;
   }
 

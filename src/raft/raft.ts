@@ -273,8 +273,7 @@ export class Raft {
     const rd: Ready = {
       // Only a leader's messages (appends, heartbeats) may overtake its own
       // persist, and only when no term or vote is waiting to be made durable.
-      sendBeforePersist:
-        this.role === 'leader' && hard.term === this.lastHard.term && hard.vote === this.lastHard.vote && this.receivedSnapshot === null,
+      sendBeforePersist: this.role === 'leader' && hard.term === this.lastHard.term && hard.vote === this.lastHard.vote && this.receivedSnapshot === null,
       softState: sameSoft(soft, this.lastSoft) ? undefined : soft,
       hardState: sameHard(hard, this.lastHard) ? undefined : hard,
       snapshot: this.receivedSnapshot ?? undefined,

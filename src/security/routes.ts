@@ -11,11 +11,19 @@ import { parseHostPort } from '../config.ts';
 import { caDigest, issueNodeCert, publicKeyDigest } from './pki.ts';
 import type { Tokens } from './tokens.ts';
 
-const joinBody = nodeRecordSchema.omit({ key: true }).extend({ public_key: z.string().min(1).max(4096) }).strict();
+const joinBody = nodeRecordSchema
+  .omit({ key: true })
+  .extend({ public_key: z.string().min(1).max(4096) })
+  .strict();
 const createBody = z
   .object({
     kind: z.enum(['join', 'api']),
-    ttl: z.number().int().positive().max(10 * 365 * 86400).optional(),
+    ttl: z
+      .number()
+      .int()
+      .positive()
+      .max(10 * 365 * 86400)
+      .optional(),
     description: z.string().max(200).optional(),
   })
   .strict();
@@ -52,7 +60,10 @@ export function registerSecurityRoutes(api: ApiServer, d: SecurityDeps): void {
       const host = parseHostPort(body.addr, 0, 'addr', true).host;
       const cert = await issueNodeCert(ca, { nodeId: body.id, publicKeyPem: body.public_key, hosts: [host, body.name] });
       const { members } = await d.membership.join({ id: body.id, name: body.name, addr: body.addr, zone: body.zone, key });
-      d.log.info({ node: body.id, addr: body.addr, token_id: req.caller.kind === 'join' ? req.caller.id : undefined }, 'signed a certificate for a joining node');
+      d.log.info(
+        { node: body.id, addr: body.addr, token_id: req.caller.kind === 'join' ? req.caller.id : undefined },
+        'signed a certificate for a joining node',
+      );
       return { members, cert, ca: ca.certPem };
     },
     'join',

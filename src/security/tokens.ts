@@ -67,7 +67,10 @@ const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 export type Validation = { ok: true; id: string } | { ok: false; reason: string };
 
 export class Tokens {
-  constructor(private readonly db: ControlDb, private readonly caDigest: () => string) {}
+  constructor(
+    private readonly db: ControlDb,
+    private readonly caDigest: () => string,
+  ) {}
 
   /** The cluster CA with its key, from the local replica. */
   ca(): CaPem | undefined {
@@ -79,7 +82,10 @@ export class Tokens {
   validate(token: string, kind: TokenKind): Validation {
     const t = parseToken(token);
     if (t.kind && t.kind !== kind) {
-      return { ok: false, reason: kind === 'join' ? 'this is an API token, not a join token (get one with "firecampd token join")' : 'a join token cannot be used for the API' };
+      return {
+        ok: false,
+        reason: kind === 'join' ? 'this is an API token, not a join token (get one with "firecampd token join")' : 'a join token cannot be used for the API',
+      };
     }
     if (t.caDigest && t.caDigest !== this.caDigest()) return { ok: false, reason: 'the token belongs to another cluster (its CA digest does not match)' };
     const rec = this.record(t.id);
@@ -160,7 +166,15 @@ export class Tokens {
     join.record.default_join = join.token;
     const ops: RequestOp[] = [{ put: { key: CA_KEY, value: JSON.stringify(ca) } }, this.put(join.record)];
     if (bootstrapToken) {
-      ops.push(this.put({ id: BOOTSTRAP_TOKEN_ID, kind: 'api', hash: sha256(bootstrapToken), created_at: new Date().toISOString(), description: 'given with --token at bootstrap' }));
+      ops.push(
+        this.put({
+          id: BOOTSTRAP_TOKEN_ID,
+          kind: 'api',
+          hash: sha256(bootstrapToken),
+          created_at: new Date().toISOString(),
+          description: 'given with --token at bootstrap',
+        }),
+      );
     }
     await this.db.txn({ compare: [{ key: CA_KEY, target: 'exists', op: '=', value: false }], success: ops, failure: [] });
   }

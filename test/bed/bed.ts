@@ -79,9 +79,9 @@ export class TestBed {
     try {
       const names = [...Array.from({ length: opts.nodes }, (_, i) => `n${i + 1}`), ...(opts.clientNamespace ? ['client'] : [])];
       bed.net = createNetwork(names.length, '10.77.0', 11, names);
-      bed.net.hosts.slice(0, opts.nodes).forEach((h, i) =>
-        bed.nodes.push({ index: i, ns: h.ns, ip: h.ip, addr: `${h.ip}:${PORT}`, dataDir: tempDir('fcbed-'), proc: null, logs: [] }),
-      );
+      bed.net.hosts
+        .slice(0, opts.nodes)
+        .forEach((h, i) => bed.nodes.push({ index: i, ns: h.ns, ip: h.ip, addr: `${h.ip}:${PORT}`, dataDir: tempDir('fcbed-'), proc: null, logs: [] }));
       if (opts.clientNamespace) {
         const h = bed.net.hosts[opts.nodes]!;
         bed.client = { ns: h.ns, ip: h.ip };
@@ -177,7 +177,11 @@ export class TestBed {
   async nodeIds(timeoutMs = 60_000): Promise<string[]> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const members = ((await this.api(0, 'GET', '/v1/cluster/status').catch(() => undefined))?.json?.members ?? []) as { id: string; name: string; role: string }[];
+      const members = ((await this.api(0, 'GET', '/v1/cluster/status').catch(() => undefined))?.json?.members ?? []) as {
+        id: string;
+        name: string;
+        role: string;
+      }[];
       const ids = this.nodes.map((n) => members.find((m) => m.name === n.ns && m.role === 'voter')?.id);
       if (ids.every((id) => id !== undefined)) return ids as string[];
       if (Date.now() > deadline) throw new Error(`not every node is a voter after ${timeoutMs} ms: ${JSON.stringify(members)}\n${this.logs(10)}`);

@@ -35,7 +35,21 @@ export async function startDockerd(ns: string): Promise<NodeDocker> {
   const host = `unix://${root}/docker.sock`;
   const proc = spawn(
     'nsenter',
-    [`--net=/var/run/netns/${ns}`, 'dockerd', '--data-root', `${root}/data`, '--exec-root', `${root}/exec`, '--pidfile', `${root}/docker.pid`, '-H', host, '--bridge=none', '--iptables=false', '--ip6tables=false'],
+    [
+      `--net=/var/run/netns/${ns}`,
+      'dockerd',
+      '--data-root',
+      `${root}/data`,
+      '--exec-root',
+      `${root}/exec`,
+      '--pidfile',
+      `${root}/docker.pid`,
+      '-H',
+      host,
+      '--bridge=none',
+      '--iptables=false',
+      '--ip6tables=false',
+    ],
     { stdio: ['ignore', fs.openSync(`${root}/dockerd.log`, 'a'), fs.openSync(`${root}/dockerd.log`, 'a')] },
   );
   const d = { ns, host, root, proc };

@@ -40,7 +40,10 @@ export class LoopbackCluster {
     const first = this.nodes.length === 0;
     if (!first && !this.join) this.join = await joinToken(this.client(0));
     const join = first ? [] : ['--join', `127.0.0.1:${this.nodes[0]!.port}`];
-    const running = await startDaemon(['--data-dir', dir, '--name', `n${this.nodes.length}`, ...join], undefined, { ...this.env, FIRECAMPD_TOKEN: first ? TOKEN : this.join });
+    const running = await startDaemon(['--data-dir', dir, '--name', `n${this.nodes.length}`, ...join], undefined, {
+      ...this.env,
+      FIRECAMPD_TOKEN: first ? TOKEN : this.join,
+    });
     const node = { dir, port: running.port, running };
     this.nodes.push(node);
     if (first) this.ca = readCa(dir);
@@ -87,17 +90,21 @@ export class LoopbackCluster {
 
   async leaderIndex(): Promise<number> {
     let found = -1;
-    await this.waitFor(async () => {
-      for (let i = 0; i < this.nodes.length; i++) {
-        if (!this.nodes[i]!.running) continue;
-        const s = await this.status(i).catch(() => null);
-        if (s?.role === 'leader') {
-          found = i;
-          return true;
+    await this.waitFor(
+      async () => {
+        for (let i = 0; i < this.nodes.length; i++) {
+          if (!this.nodes[i]!.running) continue;
+          const s = await this.status(i).catch(() => null);
+          if (s?.role === 'leader') {
+            found = i;
+            return true;
+          }
         }
-      }
-      return false;
-    }, 20_000, 'a leader');
+        return false;
+      },
+      20_000,
+      'a leader',
+    );
     return found;
   }
 

@@ -43,11 +43,7 @@ export function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ c
 }
 
 /** Start a daemon from source on a free loopback port and wait for its "started" log line. */
-export async function startDaemon(
-  args: string[],
-  command = [process.execPath, '--import', 'tsx', CLI_ENTRY],
-  env: NodeJS.ProcessEnv = {},
-): Promise<Running> {
+export async function startDaemon(args: string[], command = [process.execPath, '--import', 'tsx', CLI_ENTRY], env: NodeJS.ProcessEnv = {}): Promise<Running> {
   // Free ports for the API and the DNS server, so that many nodes share one machine.
   const bind = [...(args.includes('--bind') ? [] : ['--bind', '127.0.0.1:0']), ...(args.includes('--dns-listen') ? [] : ['--dns-listen', '127.0.0.1:0'])];
   const proc = spawn(command[0]!, [...command.slice(1), ...bind, ...args], {

@@ -97,4 +97,3 @@ export async function until(cond: () => boolean, ms: number, what: string): Prom
     await new Promise((r) => setTimeout(r, 20));
   }
 }
-

@@ -25,7 +25,11 @@ const cluster = new Cluster(
     .split(',')
     .map((host) => ({ host, port: 6379 })),
   {
-    dnsLookup: (host, cb) => void resolver.resolve4(host).then((a) => cb(null, a[0]!), (err) => cb(err, '')),
+    dnsLookup: (host, cb) =>
+      void resolver.resolve4(host).then(
+        (a) => cb(null, a[0]!),
+        (err) => cb(err, ''),
+      ),
     enableAutoPipelining: true,
     retryDelayOnFailover: 200,
     retryDelayOnClusterDown: 300,

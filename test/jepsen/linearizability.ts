@@ -107,7 +107,7 @@ export function checkHistory(history: Op[], opts: CheckOptions = {}): Verdict {
     }
   }
   // Keys that ran out of their share get what the others left.
-  for (let i = 0; i < timedOut.length && Date.now() < deadline; ) {
+  for (let i = 0; i < timedOut.length && Date.now() < deadline;) {
     const key = timedOut[i]!;
     const r = checkKey(byKey.get(key)!, opts.initial?.[key] ?? null, deadline);
     if (r.kind === 'violation') return { result: 'violation', ...r.violation };
@@ -185,7 +185,17 @@ class Visited {
     return this.n;
   }
 
-  visit(zA: number, zB: number, words: Uint32Array, lo: number, hi: number, state: number, from: number, usedId: number, atMost: (usedId: number) => boolean): boolean {
+  visit(
+    zA: number,
+    zB: number,
+    words: Uint32Array,
+    lo: number,
+    hi: number,
+    state: number,
+    from: number,
+    usedId: number,
+    atMost: (usedId: number) => boolean,
+  ): boolean {
     const len = Math.max(0, hi - lo);
     const a = (zA ^ Math.imul(state + 1, 0x9e3779b1) ^ Math.imul(from + 2, 0x85ebca6b) ^ lo) | 0;
     const b = (zB ^ Math.imul(state + 1, 0xc2b2ae35) ^ Math.imul(from + 2, 0x27d4eb2f) ^ Math.imul(lo, 0x165667b1)) | 0;
@@ -193,7 +203,7 @@ class Visited {
     const mask = (slots.length >>> 1) - 1;
     const en = this.entries;
     let i = a & mask;
-    for (;; i = (i + 1) & mask) {
+    for (; ; i = (i + 1) & mask) {
       const s = slots[2 * i]!;
       if (s === 0) break;
       if (slots[2 * i + 1] !== a) continue;
@@ -252,10 +262,7 @@ class Visited {
   }
 }
 
-type KeyResult =
-  | { kind: 'ok' }
-  | { kind: 'timeout'; note: string }
-  | { kind: 'violation'; violation: Omit<Violation, 'result'> };
+type KeyResult = { kind: 'ok' } | { kind: 'timeout'; note: string } | { kind: 'violation'; violation: Omit<Violation, 'result'> };
 
 function checkKey(ops: Op[], initial: string | null, deadline: number): KeyResult {
   // Known operations, by call time: their index is their bit in the linearized set.
@@ -582,7 +589,7 @@ function checkKey(ops: Op[], initial: string | null, deadline: number): KeyResul
    */
   const absorb = (): number => {
     let n = 0;
-    for (let e: Ev | null = head.next; e !== null && e.isCall; ) {
+    for (let e: Ev | null = head.next; e !== null && e.isCall;) {
       if (readLike[e.idx] && stepKnown(state, e.idx) !== FAIL) {
         setBit(e.idx);
         lift(e);
@@ -624,7 +631,9 @@ function checkKey(ops: Op[], initial: string | null, deadline: number): KeyResul
 
   for (;;) {
     if ((++steps & 0x3ff) === 0 && Date.now() > deadline) {
-      const stuck = best ? `; the longest linearizable prefix found places ${bestPlaced} of ${nk} completed ops, stuck when #${known[best.blockedAt]!.id} returns` : '';
+      const stuck = best
+        ? `; the longest linearizable prefix found places ${bestPlaced} of ${nk} completed ops, stuck when #${known[best.blockedAt]!.id} returns`
+        : '';
       return { kind: 'timeout', note: `${ops[0]!.key}: ${steps} steps, ${cache.size} configurations${stuck}` };
     }
     if (inKnown) {
@@ -768,7 +777,8 @@ function checkKey(ops: Op[], initial: string | null, deadline: number): KeyResul
   const inPrefix = new Set(prefix);
   const left = ops.filter((o) => !inPrefix.has(o));
   const writesIt = (o: Op) => (o.kind === 'write' || (o.kind === 'cas' && o.output?.ok !== false)) && o.value === value;
-  const needsIt = (o: Op) => o.ret !== undefined && ((o.kind === 'read' && o.output?.value === value) || (o.kind === 'cas' && o.output?.ok === true && o.expected === value));
+  const needsIt = (o: Op) =>
+    o.ret !== undefined && ((o.kind === 'read' && o.output?.value === value) || (o.kind === 'cas' && o.output?.ok === true && o.expected === value));
   const stranded = left.some(writesIt) ? [] : left.filter(needsIt);
   const earliest = pending.reduce((m, o) => Math.min(m, o.call), Infinity);
   const explain = new Set<Op>([...pending, ...stranded]);
@@ -786,12 +796,7 @@ const show = (v: string | null | undefined) => (v === null ? 'absent' : JSON.str
 
 /** One line for an operation: id, client, what it did, [call, ret] and the outcome. */
 export function formatOp(o: Op): string {
-  const what =
-    o.kind === 'read'
-      ? 'read'
-      : o.kind === 'write'
-        ? `write ${show(o.value)}`
-        : `cas ${show(o.expected)} -> ${show(o.value)}`;
+  const what = o.kind === 'read' ? 'read' : o.kind === 'write' ? `write ${show(o.value)}` : `cas ${show(o.expected)} -> ${show(o.value)}`;
   const outcome =
     o.ret === undefined
       ? 'outcome unknown'
@@ -813,7 +818,11 @@ export function describeViolation(v: Violation, maxLines = 20): string {
     if (o.kind === 'cas' && o.output?.ok && o.expected !== v.state) return `it applied expecting ${show(o.expected)} but the value was ${show(v.state)}`;
     if (o.kind === 'cas' && o.output?.ok === false && o.expected === v.state) return `it did not apply although the value was ${show(v.state)} as expected`;
     if (v.stranded.length > 0 && (o.kind === 'write' || o.kind === 'cas') && o.value !== v.state) {
-      const who = v.stranded.slice(0, 3).map((s) => `#${s.id}`).join(', ') + (v.stranded.length > 3 ? ', ...' : '');
+      const who =
+        v.stranded
+          .slice(0, 3)
+          .map((s) => `#${s.id}`)
+          .join(', ') + (v.stranded.length > 3 ? ', ...' : '');
       return `it would overwrite ${show(v.state)}, which ${who} still need${v.stranded.length === 1 ? 's' : ''}, and nothing left writes ${show(v.state)}`;
     }
     return 'it could go next, but then no order of the rest fits';

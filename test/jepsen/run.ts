@@ -109,10 +109,7 @@ export async function jepsenRun(opts: RunOptions): Promise<RunResult> {
         } else {
           o.expected = r.chance(0.3) ? null : `w${r.int(Math.max(1, o.id))}`;
           o.value = `c${o.id}`;
-          const compare =
-            o.expected === null
-              ? { key, target: 'exists', op: '=', value: false }
-              : { key, target: 'value', op: '=', value: o.expected };
+          const compare = o.expected === null ? { key, target: 'exists', op: '=', value: false } : { key, target: 'value', op: '=', value: o.expected };
           out = await call(c, node, '/v1/kv/txn', { compare: [compare], success: [{ put: { key, value: o.value } }] });
           if (out.kind === 'ok') o.output = { ok: out.json.succeeded };
         }

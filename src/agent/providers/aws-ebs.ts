@@ -55,7 +55,15 @@ export class EbsVolumes implements VolumeProvider {
           AvailabilityZone: vol.zone ?? this.o.zone,
           Size: Math.max(1, Math.ceil(vol.sizeMiB / 1024)),
           VolumeType: 'gp3',
-          TagSpecifications: [{ ResourceType: 'volume', Tags: [{ Key: TAG.cluster, Value: this.o.cluster }, { Key: TAG.volume, Value: vol.id }] }],
+          TagSpecifications: [
+            {
+              ResourceType: 'volume',
+              Tags: [
+                { Key: TAG.cluster, Value: this.o.cluster },
+                { Key: TAG.volume, Value: vol.id },
+              ],
+            },
+          ],
         }),
       );
       v = await this.waitFor(vol, (x) => x?.State === 'available', `volume ${vol.id} (${created.VolumeId}) to become available`);
@@ -66,7 +74,8 @@ export class EbsVolumes implements VolumeProvider {
     const heldAt = Number(v!.Tags?.find((t) => t.Key === TAG.epoch)?.Value ?? 0);
     if (heldAt > holder.epoch) throw new Error(`volume ${vol.id} is held at epoch ${heldAt}; epoch ${holder.epoch} is stale`);
     if (attachment && attachment.InstanceId !== this.o.instanceId) {
-      if (heldAt >= holder.epoch) throw new Error(`volume ${vol.id} is attached to instance ${attachment.InstanceId} at epoch ${heldAt}; refusing epoch ${holder.epoch}`);
+      if (heldAt >= holder.epoch)
+        throw new Error(`volume ${vol.id} is attached to instance ${attachment.InstanceId} at epoch ${heldAt}; refusing epoch ${holder.epoch}`);
       // An earlier holder: its lease has expired (the controldb claim says so), so it is fenced.
       await this.o.ec2.send(new DetachVolumeCommand({ VolumeId: volumeId, Force: true }));
       await this.waitFor(vol, (x) => x?.State === 'available', `volume ${vol.id} to be force-detached from ${attachment.InstanceId}`);
@@ -75,9 +84,14 @@ export class EbsVolumes implements VolumeProvider {
     if (!device || attachment?.InstanceId !== this.o.instanceId) {
       device = await this.freeDevice();
       await this.o.ec2.send(new AttachVolumeCommand({ VolumeId: volumeId, InstanceId: this.o.instanceId, Device: device }));
-      await this.waitFor(vol, (x) => x?.Attachments?.some((a) => a.InstanceId === this.o.instanceId && a.State === 'attached') ?? false, `volume ${vol.id} to attach`);
+      await this.waitFor(
+        vol,
+        (x) => x?.Attachments?.some((a) => a.InstanceId === this.o.instanceId && a.State === 'attached') ?? false,
+        `volume ${vol.id} to attach`,
+      );
     }
-    if (heldAt !== holder.epoch) await this.o.ec2.send(new CreateTagsCommand({ Resources: [volumeId], Tags: [{ Key: TAG.epoch, Value: String(holder.epoch) }] }));
+    if (heldAt !== holder.epoch)
+      await this.o.ec2.send(new CreateTagsCommand({ Resources: [volumeId], Tags: [{ Key: TAG.epoch, Value: String(holder.epoch) }] }));
     const dir = this.o.mounter.mountDir(vol.id);
     await this.o.mounter.mount({ requested: device, volumeId }, dir);
     return dir;

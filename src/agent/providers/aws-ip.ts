@@ -7,10 +7,16 @@ import type { IpProvider } from './types.ts';
 export class AwsSecondaryIps implements IpProvider {
   readonly kind = 'aws' as const;
 
-  constructor(private readonly ec2: EC2Client, private readonly networkInterfaceId: string, private readonly local: IpProvider) {}
+  constructor(
+    private readonly ec2: EC2Client,
+    private readonly networkInterfaceId: string,
+    private readonly local: IpProvider,
+  ) {}
 
   async add(ip: string): Promise<void> {
-    await this.ec2.send(new AssignPrivateIpAddressesCommand({ NetworkInterfaceId: this.networkInterfaceId, PrivateIpAddresses: [ip], AllowReassignment: true }));
+    await this.ec2.send(
+      new AssignPrivateIpAddressesCommand({ NetworkInterfaceId: this.networkInterfaceId, PrivateIpAddresses: [ip], AllowReassignment: true }),
+    );
     await this.local.add(ip);
   }
 

@@ -29,7 +29,10 @@ export interface BlockMounterOptions {
 }
 
 export class BlockMounter implements Mounter {
-  constructor(private readonly mountRoot: string, private readonly o: BlockMounterOptions = {}) {}
+  constructor(
+    private readonly mountRoot: string,
+    private readonly o: BlockMounterOptions = {},
+  ) {}
 
   mountDir(id: string): string {
     return path.join(this.mountRoot, id);
@@ -54,7 +57,8 @@ export class BlockMounter implements Mounter {
     for (;;) {
       const found = this.candidates(d).find((c) => fs.existsSync(c));
       if (found) return fs.realpathSync(found);
-      if (Date.now() > deadline) throw new Error(`volume ${d.volumeId} is attached but no device for it appeared (looked for ${this.candidates(d).join(', ')})`);
+      if (Date.now() > deadline)
+        throw new Error(`volume ${d.volumeId} is attached but no device for it appeared (looked for ${this.candidates(d).join(', ')})`);
       await new Promise((r) => setTimeout(r, 200));
     }
   }

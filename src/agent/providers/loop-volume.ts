@@ -14,7 +14,11 @@ export class LoopVolumes implements VolumeProvider {
   readonly kind = 'loop' as const;
 
   /** `shared`: where the images live; `mountRoot`: where this node mounts them. */
-  constructor(private readonly shared: string, private readonly mountRoot: string, private readonly node: string) {}
+  constructor(
+    private readonly shared: string,
+    private readonly mountRoot: string,
+    private readonly node: string,
+  ) {}
 
   private image(vol: VolumeSpec): string {
     return path.join(this.shared, `${vol.id}.img`);

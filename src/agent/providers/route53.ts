@@ -6,7 +6,11 @@ import type { DnsProvider } from './types.ts';
 export class Route53Dns implements DnsProvider {
   readonly kind = 'route53' as const;
 
-  constructor(private readonly route53: Route53Client, private readonly hostedZoneId: string, private readonly ttl = 5) {}
+  constructor(
+    private readonly route53: Route53Client,
+    private readonly hostedZoneId: string,
+    private readonly ttl = 5,
+  ) {}
 
   async upsert(name: string, ip: string): Promise<void> {
     await this.route53.send(
@@ -19,9 +23,13 @@ export class Route53Dns implements DnsProvider {
 
   async remove(name: string): Promise<void> {
     // Route 53 deletes a record only when given its current value and TTL.
-    const r = await this.route53.send(new ListResourceRecordSetsCommand({ HostedZoneId: this.hostedZoneId, StartRecordName: `${name}.`, StartRecordType: 'A', MaxItems: 1 }));
+    const r = await this.route53.send(
+      new ListResourceRecordSetsCommand({ HostedZoneId: this.hostedZoneId, StartRecordName: `${name}.`, StartRecordType: 'A', MaxItems: 1 }),
+    );
     const current = r.ResourceRecordSets?.find((s) => s.Name === `${name}.` && s.Type === 'A');
     if (!current) return;
-    await this.route53.send(new ChangeResourceRecordSetsCommand({ HostedZoneId: this.hostedZoneId, ChangeBatch: { Changes: [{ Action: 'DELETE', ResourceRecordSet: current }] } }));
+    await this.route53.send(
+      new ChangeResourceRecordSetsCommand({ HostedZoneId: this.hostedZoneId, ChangeBatch: { Changes: [{ Action: 'DELETE', ResourceRecordSet: current }] } }),
+    );
   }
 }

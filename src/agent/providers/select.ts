@@ -42,16 +42,31 @@ export async function selectProviders(o: SelectOptions): Promise<Providers> {
   let ctx: Promise<AwsContext> | undefined;
   const aws = () => (ctx ??= (o.aws ?? awsContext)());
 
-  const local = staticIps.kind === 'none' ? new NoIps() : new LocalIps(staticIps.iface, staticIps.prefix, (err) => o.log.warn({ err: err.message }, 'gratuitous ARP failed'));
+  const local =
+    staticIps.kind === 'none'
+      ? new NoIps()
+      : new LocalIps(staticIps.iface, staticIps.prefix, (err) => o.log.warn({ err: err.message }, 'gratuitous ARP failed'));
   const embedded = new EmbeddedDns(o.db);
   return {
     volumes:
       volumes.kind === 'loop'
         ? new LoopVolumes(volumes.dir, mountRoot(o.dataDir), o.nodeId)
         : volumes.kind === 'aws-ebs'
-          ? await aws().then((a) => new EbsVolumes({ ec2: a.ec2, instanceId: a.instance.instanceId, zone: a.instance.zone, cluster: o.cluster, mounter: new BlockMounter(mountRoot(o.dataDir)) }))
+          ? await aws().then(
+              (a) =>
+                new EbsVolumes({
+                  ec2: a.ec2,
+                  instanceId: a.instance.instanceId,
+                  zone: a.instance.zone,
+                  cluster: o.cluster,
+                  mounter: new BlockMounter(mountRoot(o.dataDir)),
+                }),
+            )
           : new LocalVolumes(path.join(o.dataDir, 'volumes')),
-    ips: staticIps.kind === 'aws' ? await aws().then(async (a) => new AwsSecondaryIps(a.ec2, await networkInterfaceId(a.metadata, staticIps.iface), local)) : local,
+    ips:
+      staticIps.kind === 'aws'
+        ? await aws().then(async (a) => new AwsSecondaryIps(a.ec2, await networkInterfaceId(a.metadata, staticIps.iface), local))
+        : local,
     dns: dns.kind === 'route53' ? new BothDns(embedded, await aws().then((a) => new Route53Dns(a.route53, dns.hostedZoneId))) : embedded,
   };
 }
@@ -63,7 +78,10 @@ export async function selectProviders(o: SelectOptions): Promise<Providers> {
 class BothDns implements DnsProvider {
   readonly kind = 'route53' as const;
 
-  constructor(private readonly embedded: DnsProvider, private readonly route53: DnsProvider) {}
+  constructor(
+    private readonly embedded: DnsProvider,
+    private readonly route53: DnsProvider,
+  ) {}
 
   async upsert(name: string, ip: string): Promise<void> {
     await this.embedded.upsert(name, ip);

@@ -51,7 +51,7 @@ export async function startFirecampd(nodes = 3, token = 'bench-token'): Promise<
       running.push(await startDaemon(['--data-dir', tempDir('fc-bench-'), '--join', `127.0.0.1:${first.port}`], command, { FIRECAMPD_TOKEN: join }));
     }
     const endpoints = running.map((r) => `127.0.0.1:${r.port}`);
-    await waitForVoters(client(endpoints[0]!), nodes);
+    await waitForVoters(client(endpoints[0]), nodes);
     return {
       name: 'firecampd',
       endpoints,
@@ -97,7 +97,7 @@ export async function startEtcd(nodes = 3, basePort = 23790): Promise<BenchClust
       '/usr/bin/etcd',
       [
         '--name',
-        names[i]!,
+        names[i],
         '--data-dir',
         path.join(dir, 'data'),
         '--listen-client-urls',

@@ -55,7 +55,7 @@ async function workload(cluster: BenchCluster, cas: Cas, clients: number, second
   const started = performance.now();
   await Promise.all(
     Array.from({ length: clients }, async (_, i) => {
-      const endpoint = cluster.endpoints[i % cluster.endpoints.length]!;
+      const endpoint = cluster.endpoints[i % cluster.endpoints.length];
       const key = `bench/${process.pid}/${run}/${i}`;
       let last = 0;
       while (performance.now() < stopAt) {
@@ -70,7 +70,7 @@ async function workload(cluster: BenchCluster, cas: Cas, clients: number, second
   );
   const elapsed = (performance.now() - started) / 1000;
   latencies.sort((a, b) => a - b);
-  const q = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))]!;
+  const q = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))];
   return {
     ops_per_sec: Math.round(latencies.length / elapsed),
     p50_ms: round(q(0.5)),
@@ -81,7 +81,7 @@ async function workload(cluster: BenchCluster, cas: Cas, clients: number, second
 }
 
 const round = (x: number) => Math.round(x * 100) / 100;
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 function rssMiB(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -92,7 +92,7 @@ async function measure(start: () => Promise<BenchCluster>, cas: Cas, clients: nu
   const cluster = await start();
   try {
     await new Promise((r) => setTimeout(r, 2000));
-    const idleRss = rssMiB(cluster.pids[0]!); // before any load: what a quiet node holds
+    const idleRss = rssMiB(cluster.pids[0]); // before any load: what a quiet node holds
     await workload(cluster, cas, clients, 1); // warm-up: connections, JIT, SQLite caches
     const results: Result[] = [];
     for (let r = 0; r < runs; r++) results.push(await workload(cluster, cas, clients, seconds));
@@ -123,7 +123,7 @@ async function main(): Promise<void> {
     .parseAsync();
 
   const fc = await measure(() => startFirecampd(3), firecampdCas, argv.clients, argv.seconds, argv.runs);
-  const afterLoadRss = rssMiB(fc.cluster.pids[0]!);
+  const afterLoadRss = rssMiB(fc.cluster.pids[0]);
   await fc.cluster.stop();
   const etcd = await measure(() => startEtcd(3), etcdCas, argv.clients, argv.seconds, argv.runs);
   await etcd.cluster.stop();

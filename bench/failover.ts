@@ -68,17 +68,17 @@ async function oneRun(leaseTtl: number, victimRole: 'leader' | 'follower'): Prom
     };
     const members = (await service(0)).members;
     const r = new dns.promises.Resolver({ timeout: 1000, tries: 1 });
-    r.setServers([`${bed.nodes[0]!.ip}:53`]);
+    r.setServers([`${bed.nodes[0].ip}:53`]);
     for (const m of members) if ((await r.resolve4(m.dns))[0] !== m.ip) throw new Error(`DNS does not point ${m.dns} at ${m.ip}`);
     // The keys of one hash slot, written to the master that serves it: the bench kills that master's node.
     // The slot is chosen so that the node is the Raft leader, or is not, as this run asks.
     const leader = (await status(0)).leader as string;
-    const clusterNodes = await redis(members[0]!.ip, ['CLUSTER', 'NODES']);
+    const clusterNodes = await redis(members[0].ip, ['CLUSTER', 'NODES']);
     let tag = '';
     let owner = '';
     for (let k = 0; k < 64; k++) {
       tag = `{bench${k}}`;
-      owner = ownerOf(clusterNodes, Number(await redis(members[0]!.ip, ['CLUSTER', 'KEYSLOT', tag])));
+      owner = ownerOf(clusterNodes, Number(await redis(members[0].ip, ['CLUSTER', 'KEYSLOT', tag])));
       if ((members.find((m) => m.ip === owner)!.node === leader) === (victimRole === 'leader')) break;
     }
     await redis(owner, ['--pipe'], Array.from({ length: KEYS }, (_, i) => `SET ${tag}k${i} v${i}\n`).join(''));
@@ -126,7 +126,7 @@ function ownerOf(nodes: string, slot: number): string {
     if (!f[2]?.includes('master')) continue;
     for (const range of f.slice(8)) {
       const [lo, hi] = range.split('-').map(Number);
-      if (slot >= lo! && slot <= (hi ?? lo)!) return f[1]!.split(':')[0]!;
+      if (slot >= lo && slot <= (hi ?? lo)) return f[1].split(':')[0];
     }
   }
   throw new Error(`no master serves slot ${slot}`);
@@ -137,7 +137,7 @@ function median(xs: number[]): number | undefined {
   if (xs.length === 0) return undefined;
   const s = [...xs].sort((a, b) => a - b);
   const mid = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? s[mid] : Math.round((s[mid - 1]! + s[mid]!) / 2);
+  return s.length % 2 === 1 ? s[mid] : Math.round((s[mid - 1] + s[mid]) / 2);
 }
 
 async function main(): Promise<void> {

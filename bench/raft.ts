@@ -29,11 +29,11 @@ async function load(leader: Member, proposers: number, seconds: number): Promise
   );
   const elapsed = (performance.now() - t0) / 1000;
   lat.sort((a, b) => a - b);
-  const q = (p: number) => Math.round(lat[Math.min(lat.length - 1, Math.floor(p * lat.length))]! * 100) / 100;
+  const q = (p: number) => Math.round(lat[Math.min(lat.length - 1, Math.floor(p * lat.length))] * 100) / 100;
   return { ops_per_sec: Math.round(lat.length / elapsed), p50_ms: q(0.5), p99_ms: q(0.99) };
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 async function main(): Promise<void> {
   const argv = await yargs(hideBin(process.argv))

@@ -16,7 +16,7 @@ async function runDaemon(argv: Record<string, unknown>): Promise<void> {
   const { resolveNodeConfig } = await import('../src/config.ts');
   const { createLogger } = await import('../src/log.ts');
   const { Daemon } = await import('../src/daemon.ts');
-  const config = resolveNodeConfig(argv as never);
+  const config = resolveNodeConfig(argv);
   const log = createLogger({ level: argv.logLevel as string | undefined });
   const daemon = new Daemon(config, log);
   const shutdown = (signal: string) => {
@@ -119,12 +119,12 @@ export async function main(args: string[]): Promise<void> {
         const { runWatchdog } = await import('../src/agent/watchdog.ts');
         const { LocalIps, NoIps } = await import('../src/agent/providers/local-ip.ts');
         const { parseStaticIps } = await import('../src/config.ts');
-        const ips = parseStaticIps(argv.staticIps as string);
+        const ips = parseStaticIps(argv.staticIps);
         await runWatchdog({
-          cluster: argv.cluster as string,
-          node: argv.node as string,
-          mountRoot: argv.mountRoot as string,
-          dockerHost: argv.dockerHost as string | undefined,
+          cluster: argv.cluster,
+          node: argv.node,
+          mountRoot: argv.mountRoot,
+          dockerHost: argv.dockerHost,
           ips: ips.kind === 'local' ? new LocalIps(ips.iface, ips.prefix) : new NoIps(),
         });
         process.exit(0);

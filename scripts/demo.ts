@@ -25,11 +25,11 @@ async function main(): Promise<void> {
       '--dns-domain',
       'demo.local',
     ]);
-    say(`  node ${bed.nodes[i]!.ns} up at ${bed.nodes[i]!.addr}`);
+    say(`  node ${bed.nodes[i].ns} up at ${bed.nodes[i].addr}`);
   }
   const caFile = path.join(tempDir('fc-demo-'), 'ca.crt');
-  fs.copyFileSync(path.join(bed.nodes[0]!.dataDir, 'tls', 'ca.crt'), caFile);
-  const env = { FIRECAMPD_TOKEN: bed.token, FIRECAMPD_CA_FILE: caFile, FIRECAMPD_ADDR: bed.nodes[0]!.addr };
+  fs.copyFileSync(path.join(bed.nodes[0].dataDir, 'tls', 'ca.crt'), caFile);
+  const env = { FIRECAMPD_TOKEN: bed.token, FIRECAMPD_CA_FILE: caFile, FIRECAMPD_ADDR: bed.nodes[0].addr };
   say('creating a Redis cluster: 3 shards, each a master and a replica on other nodes …');
   for (let attempt = 0; ; attempt++) {
     const r = await runCli(
@@ -45,11 +45,11 @@ async function main(): Promise<void> {
     await new Promise((res) => setTimeout(res, 1000));
   }
   const first = JSON.parse((await runCli(['service', 'get', 'cache', '--json'], env)).stdout).members[0];
-  const frozen = bed.nodes[2]!;
+  const frozen = bed.nodes[2];
   say(`
 Try next, in another shell (as root):
 
-  export FIRECAMPD_TOKEN=${bed.token} FIRECAMPD_CA_FILE=${caFile} FIRECAMPD_ADDR=${bed.nodes[0]!.addr}
+  export FIRECAMPD_TOKEN=${bed.token} FIRECAMPD_CA_FILE=${caFile} FIRECAMPD_ADDR=${bed.nodes[0].addr}
   npm start -- service get cache              # members, nodes, IPs, state
   npm start -- cluster members
   nsenter --net=/var/run/netns/${bed.client!.ns} redis-cli -c -h ${first.ip} set hello world
@@ -57,7 +57,7 @@ Try next, in another shell (as root):
   nsenter --net=/var/run/netns/${bed.client!.ns} redis-cli -h ${first.ip} cluster nodes
 
   # the members' names, from any node's DNS server:
-  node -e "const r=new (require('dns').promises.Resolver)();r.setServers(['${bed.nodes[1]!.ip}:53']);r.resolve4('cache-0.cache.demo.local').then(console.log)"
+  node -e "const r=new (require('dns').promises.Resolver)();r.setServers(['${bed.nodes[1].ip}:53']);r.resolve4('cache-0.cache.demo.local').then(console.log)"
 
   # freeze the daemon of a node (its watchdog stops its members, drops their
   # addresses and lets go of their volumes), and watch them come back on the others:

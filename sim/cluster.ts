@@ -102,13 +102,13 @@ function entryHash(prev: number, e: Entry): number {
   let h = mix(prev, e.index);
   h = mix(h, e.term);
   h = mix(h, e.type === 'config' ? 1 : 2);
-  for (let i = 0; i < e.data.length; i++) h = mix(h, e.data[i]!);
+  for (let i = 0; i < e.data.length; i++) h = mix(h, e.data[i]);
   return h;
 }
 
 function machineHash(prev: number, e: Entry): number {
   let h = mix(prev, e.type === 'config' ? 1 : 2);
-  for (let i = 0; i < e.data.length; i++) h = mix(h, e.data[i]!);
+  for (let i = 0; i < e.data.length; i++) h = mix(h, e.data[i]);
   return h;
 }
 
@@ -172,7 +172,7 @@ export class Cluster {
       reads: new Map(),
       waitingReads: [],
     };
-    for (const e of disk.entries) node.chain[e.index] = this.recordChain(node, e, node.chain[e.index - 1]!);
+    for (const e of disk.entries) node.chain[e.index] = this.recordChain(node, e, node.chain[e.index - 1]);
     this.nodes.set(id, node);
     this.start(node);
   }
@@ -304,13 +304,13 @@ export class Cluster {
       n.chain[rd.snapshot.meta.index] = this.chainOf.get(`${rd.snapshot.meta.index}:${rd.snapshot.meta.term}`) ?? NaN;
     }
     if (rd.entries.length > 0) {
-      const first = rd.entries[0]!.index;
+      const first = rd.entries[0].index;
       const base = d.snapshot?.meta.index ?? 0;
       d.entries.length = Math.max(0, first - base - 1);
       if (first - 1 > base + d.entries.length) throw new Error(`sim: ${n.id} persisted a gap before ${first}`);
       d.entries.push(...rd.entries);
       n.chain.length = first;
-      for (const e of rd.entries) n.chain[e.index] = this.recordChain(n, e, n.chain[e.index - 1]!);
+      for (const e of rd.entries) n.chain[e.index] = this.recordChain(n, e, n.chain[e.index - 1]);
     }
     if (rd.hardState) d.hard = rd.hardState;
   }
@@ -586,7 +586,7 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
 }
 
 function readId(d: Uint8Array): number {
-  return ((d[0]! << 24) | (d[1]! << 16) | (d[2]! << 8) | d[3]!) >>> 0;
+  return ((d[0] << 24) | (d[1] << 16) | (d[2] << 8) | d[3]) >>> 0;
 }
 
 function encodeMachine(m: Machine): Uint8Array {

@@ -25,13 +25,13 @@ export class Rng {
   }
 
   pick<T>(xs: readonly T[]): T {
-    return xs[this.int(xs.length)]!;
+    return xs[this.int(xs.length)];
   }
 
   shuffle<T>(xs: T[]): T[] {
     for (let i = xs.length - 1; i > 0; i--) {
       const j = this.int(i + 1);
-      [xs[i], xs[j]] = [xs[j]!, xs[i]!];
+      [xs[i], xs[j]] = [xs[j], xs[i]];
     }
     return xs;
   }

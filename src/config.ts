@@ -125,7 +125,7 @@ export type RawNodeOptions = z.input<typeof rawSchema>;
 export function resolveNodeConfig(raw: RawNodeOptions): NodeConfig {
   const parsed = rawSchema.safeParse(raw);
   if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
+    const issue = parsed.error.issues[0];
     throw new UserError(`--${kebab(String(issue.path[0] ?? ''))}: ${issue.message}`);
   }
   const o = parsed.data;
@@ -178,7 +178,7 @@ export function parseStaticIps(v: string | undefined): NodeConfig['staticIps'] {
   if (!v || v === 'none') return { kind: 'none' };
   const kind = v.startsWith('aws:') ? 'aws' : 'local';
   const [iface, prefix] = v.slice(kind.length + 1).split('/');
-  return { kind, iface: iface!, prefix: prefix ? Number(prefix) : 24 };
+  return { kind, iface: iface, prefix: prefix ? Number(prefix) : 24 };
 }
 
 /** Whether members must stay in the zone they were first placed in: EBS volumes and a subnet's addresses are zonal. */

@@ -49,7 +49,7 @@ function seaApi(): SeaApi | null {
 
 /** How to run this same program again in a child process: the single binary, the bundle or the source. */
 export function selfCommand(): string[] {
-  return seaApi() ? [process.execPath] : [process.execPath, ...process.execArgv, process.argv[1]!];
+  return seaApi() ? [process.execPath] : [process.execPath, ...process.execArgv, process.argv[1]];
 }
 
 function loadFromSea(): object | null {

@@ -114,7 +114,7 @@ describe('agent', { timeout: 300_000 }, () => {
 
   const resolveOn = async (i: number): Promise<string[]> => {
     const r = new dns.promises.Resolver({ timeout: 1000, tries: 1 });
-    r.setServers([`${bed.nodes[i]!.ip}:53`]);
+    r.setServers([`${bed.nodes[i].ip}:53`]);
     return r.resolve4(NAME);
   };
 
@@ -130,13 +130,13 @@ describe('agent', { timeout: 300_000 }, () => {
   });
 
   it('runs a member on its node: container up, volume mounted, static IP answering, DNS name resolving on every node', async () => {
-    await assign(member(ids[0]!, 1));
+    await assign(member(ids[0], 1));
     await waitFor(async () => (await fetchFromClient('epoch')) === '1', 30_000, 'the member to answer on its IP from the client namespace');
-    assert.deepEqual(runningContainers(bed.nodes[0]!.docker!), [CONTAINER]);
-    assert.deepEqual([...runningContainers(bed.nodes[1]!.docker!), ...runningContainers(bed.nodes[2]!.docker!)], []);
+    assert.deepEqual(runningContainers(bed.nodes[0].docker!), [CONTAINER]);
+    assert.deepEqual([...runningContainers(bed.nodes[1].docker!), ...runningContainers(bed.nodes[2].docker!)], []);
     const mounts = fs.readFileSync('/proc/self/mounts', 'utf8');
-    assert.ok(mounts.includes(`${bed.nodes[0]!.dataDir}/mnt/web-0 ext4`), 'the loop volume is mounted on node 0');
-    const labels = JSON.parse(docker(bed.nodes[0]!.docker!, ['inspect', '--format', '{{json .Config.Labels}}', CONTAINER]));
+    assert.ok(mounts.includes(`${bed.nodes[0].dataDir}/mnt/web-0 ext4`), 'the loop volume is mounted on node 0');
+    const labels = JSON.parse(docker(bed.nodes[0].docker!, ['inspect', '--format', '{{json .Config.Labels}}', CONTAINER]));
     assert.equal(labels['firecampd.epoch'], '1');
     assert.equal(labels['firecampd.member'], 'web-0');
     for (let i = 0; i < 3; i++) await waitFor(async () => (await resolveOn(i)).join() === IP, 10_000, `DNS on node ${i}`);
@@ -148,14 +148,14 @@ describe('agent', { timeout: 300_000 }, () => {
     const watcher = new TwiceWatcher(bed);
     try {
       const started = Date.now();
-      await assign(member(ids[1]!, 2));
+      await assign(member(ids[1], 2));
       await waitFor(async () => (await fetchFromClient('epoch')) === '2', 30_000, 'the moved member to answer on its IP');
       const moved = Date.now() - started;
       watcher.poll();
       t.diagnostic(`move from node 0 to node 1: ${moved} ms until the member answered on its IP again`);
       assert.equal(await fetchFromClient('first'), '1', 'the data written on node 0 is there on node 1');
-      assert.deepEqual(runningContainers(bed.nodes[1]!.docker!), [CONTAINER]);
-      assert.deepEqual(runningContainers(bed.nodes[0]!.docker!), []);
+      assert.deepEqual(runningContainers(bed.nodes[1].docker!), [CONTAINER]);
+      assert.deepEqual(runningContainers(bed.nodes[0].docker!), []);
       assert.deepEqual(watcher.twice(), [], 'never running on two nodes');
       for (let i = 0; i < 3; i++) assert.deepEqual(await resolveOn(i), [IP]);
     } finally {
@@ -169,7 +169,7 @@ describe('agent', { timeout: 300_000 }, () => {
       const cutAt = Date.now();
       bed.partition([1], [0, 2]);
       // An eager catalog: the member is reassigned at once. The fencing must still hold.
-      await assign(member(ids[2]!, 3));
+      await assign(member(ids[2], 3));
       await waitFor(async () => (await fetchFromClient('epoch')) === '3', 40_000, 'the member to come back on node 2');
       watcher.poll();
       const stoppedOn1 = watcher.lastOn(1)!;
@@ -184,7 +184,7 @@ describe('agent', { timeout: 300_000 }, () => {
       bed.heal();
       watcher.stop();
     }
-    await waitFor(() => runningContainers(bed.nodes[1]!.docker!).length === 0, 10_000, 'node 1 to stay clean after healing');
+    await waitFor(() => runningContainers(bed.nodes[1].docker!).length === 0, 10_000, 'node 1 to stay clean after healing');
   });
 
   it('fences a frozen daemon (SIGSTOP) through its watchdog, and the thawed node does not start the member again', async (t) => {
@@ -192,7 +192,7 @@ describe('agent', { timeout: 300_000 }, () => {
     try {
       const frozenAt = Date.now();
       bed.pause(2);
-      await assign(member(ids[0]!, 4));
+      await assign(member(ids[0], 4));
       await waitFor(async () => (await fetchFromClient('epoch')) === '4', 40_000, 'the member to come back on node 0');
       watcher.poll();
       const stoppedOn2 = watcher.lastOn(2)!;
@@ -200,10 +200,10 @@ describe('agent', { timeout: 300_000 }, () => {
         `SIGSTOP: the watchdog stopped node 2's member ${stoppedOn2 - frozenAt} ms after the freeze; node 0 started it ${watcher.firstOn(0, frozenAt)! - frozenAt} ms after`,
       );
       assert.ok(stoppedOn2 - frozenAt <= LEASE_TTL * 1000, `stopped within the lease TTL (${stoppedOn2 - frozenAt} ms)`);
-      assert.ok(!fs.readFileSync('/proc/self/mounts', 'utf8').includes(`${bed.nodes[2]!.dataDir}/mnt/`), "the frozen node's watchdog let go of the volume");
+      assert.ok(!fs.readFileSync('/proc/self/mounts', 'utf8').includes(`${bed.nodes[2].dataDir}/mnt/`), "the frozen node's watchdog let go of the volume");
       bed.resume(2);
       await new Promise((r) => setTimeout(r, LEASE_TTL * 1000));
-      assert.deepEqual(runningContainers(bed.nodes[2]!.docker!), [], 'the thawed node runs nothing');
+      assert.deepEqual(runningContainers(bed.nodes[2].docker!), [], 'the thawed node runs nothing');
       assert.deepEqual(watcher.twice(), [], 'never running on two nodes');
       assert.equal(await fetchFromClient('first'), '1');
     } finally {
@@ -213,12 +213,12 @@ describe('agent', { timeout: 300_000 }, () => {
   });
 
   it('restarts an agent without restarting the members it runs', async () => {
-    const before = docker(bed.nodes[0]!.docker!, ['inspect', '--format', '{{.Id}} {{.State.StartedAt}}', CONTAINER]);
+    const before = docker(bed.nodes[0].docker!, ['inspect', '--format', '{{.Id}} {{.State.StartedAt}}', CONTAINER]);
     await bed.kill(0);
     await bed.start(0, ['--volumes', `loop:${bed.shared}`, '--static-ips', 'local:eth0', '--lease-ttl', String(LEASE_TTL), '--dns-domain', 'fc.test']);
     await new Promise((r) => setTimeout(r, LEASE_TTL * 1500));
     assert.equal(
-      docker(bed.nodes[0]!.docker!, ['inspect', '--format', '{{.Id}} {{.State.StartedAt}}', CONTAINER]),
+      docker(bed.nodes[0].docker!, ['inspect', '--format', '{{.Id}} {{.State.StartedAt}}', CONTAINER]),
       before,
       'the same container, never restarted',
     );
@@ -236,7 +236,7 @@ describe('agent', { timeout: 300_000 }, () => {
     const sleeper = (name: string, img: string) => ({
       service: 'pull',
       name,
-      node: ids[1]!,
+      node: ids[1],
       epoch: 1,
       image: img,
       command: ['sh', '-c', "trap 'exit 0' TERM; sleep 600 & wait"],
@@ -261,15 +261,15 @@ describe('agent', { timeout: 300_000 }, () => {
       (await status('pull-0'))!.message!,
       /^image 10\.77\.0\.1:\d+\/firecampd\/not-loaded:1 is not on this node's Docker engine and could not be pulled \(.+\); load it on every node/,
     );
-    docker(bed.nodes[1]!.docker!, ['tag', BUSYBOX_IMAGE, image]);
+    docker(bed.nodes[1].docker!, ['tag', BUSYBOX_IMAGE, image]);
     await waitFor(async () => (await status('pull-0'))?.state === 'running', 20_000, 'the member to start once its image is loaded');
-    assert.ok(runningContainers(bed.nodes[1]!.docker!).includes('firecampd-pull-pull-0'));
+    assert.ok(runningContainers(bed.nodes[1].docker!).includes('firecampd-pull-pull-0'));
     for (const name of ['pull-0', 'pull-1']) assert.equal((await bed.api(1, 'POST', '/v1/kv/delete', { key: `/members/pull/${name}` })).status, 200);
-    await waitFor(() => !runningContainers(bed.nodes[1]!.docker!).some((c) => c.startsWith('firecampd-pull-')), 20_000, 'the members to go once unassigned');
+    await waitFor(() => !runningContainers(bed.nodes[1].docker!).some((c) => c.startsWith('firecampd-pull-')), 20_000, 'the members to go once unassigned');
   });
 
   it('npm run images builds the images from Debian packages into an engine, and they run', async () => {
-    const d = bed.nodes[2]!.docker!;
+    const d = bed.nodes[2].docker!;
     const { stdout } = await execFileAsync(process.execPath, ['--import', 'tsx', 'scripts/images.ts', '--docker-host', d.host, '--json'], {
       encoding: 'utf8',
       cwd: REPO,

@@ -96,15 +96,15 @@ describe('aws providers (mocked AWS)', () => {
     ec2.on(CreateTagsCommand).resolves({});
     const { p, mounter } = ebs();
     assert.equal(await p.attach(vol, { node: 'n1', epoch: 3 }), '/mnt/cache-0');
-    const create = ec2.commandCalls(CreateVolumeCommand)[0]!.args[0].input;
+    const create = ec2.commandCalls(CreateVolumeCommand)[0].args[0].input;
     assert.equal(create.Size, 2, '1500 MiB rounds up to 2 GiB');
     assert.equal(create.AvailabilityZone, 'us-east-1a');
-    assert.deepEqual(create.TagSpecifications![0]!.Tags, [
+    assert.deepEqual(create.TagSpecifications![0].Tags, [
       { Key: 'firecampd:cluster', Value: 'c1' },
       { Key: 'firecampd:volume', Value: 'cache-0' },
     ]);
-    assert.equal(ec2.commandCalls(AttachVolumeCommand)[0]!.args[0].input.Device, '/dev/xvdg', '/dev/sdf (= xvdf) is taken');
-    assert.deepEqual(ec2.commandCalls(CreateTagsCommand)[0]!.args[0].input.Tags, [{ Key: 'firecampd:epoch', Value: '3' }]);
+    assert.equal(ec2.commandCalls(AttachVolumeCommand)[0].args[0].input.Device, '/dev/xvdg', '/dev/sdf (= xvdf) is taken');
+    assert.deepEqual(ec2.commandCalls(CreateTagsCommand)[0].args[0].input.Tags, [{ Key: 'firecampd:epoch', Value: '3' }]);
     assert.deepEqual(mounter.calls, ['mount vol-1 /dev/xvdg /mnt/cache-0']);
   });
 
@@ -132,7 +132,7 @@ describe('aws providers (mocked AWS)', () => {
     ec2.on(AttachVolumeCommand).resolves({});
     ec2.on(CreateTagsCommand).resolves({});
     await p.attach(vol, { node: 'n1', epoch: 5 });
-    assert.deepEqual(ec2.commandCalls(DetachVolumeCommand)[0]!.args[0].input, { VolumeId: 'vol-1', Force: true });
+    assert.deepEqual(ec2.commandCalls(DetachVolumeCommand)[0].args[0].input, { VolumeId: 'vol-1', Force: true });
   });
 
   it('EBS: detach unmounts then detaches and waits; it is a no-op when not attached here; waits time out with a clear error', async () => {
@@ -145,7 +145,7 @@ describe('aws providers (mocked AWS)', () => {
     const { p, mounter } = ebs();
     await p.detach(vol);
     assert.deepEqual(mounter.calls, ['unmount /mnt/cache-0']);
-    assert.deepEqual(ec2.commandCalls(DetachVolumeCommand)[0]!.args[0].input, { VolumeId: 'vol-1', InstanceId: 'i-self' });
+    assert.deepEqual(ec2.commandCalls(DetachVolumeCommand)[0].args[0].input, { VolumeId: 'vol-1', InstanceId: 'i-self' });
     await p.detach(vol);
     assert.equal(ec2.commandCalls(DetachVolumeCommand).length, 1, 'already detached: nothing to do');
 
@@ -171,7 +171,7 @@ describe('aws providers (mocked AWS)', () => {
     await p.add('10.0.0.50');
     await p.remove('10.0.0.50');
     assert.deepEqual(order, ['assign', 'local add 10.0.0.50', 'local remove 10.0.0.50', 'unassign']);
-    assert.deepEqual(ec2.commandCalls(AssignPrivateIpAddressesCommand)[0]!.args[0].input, {
+    assert.deepEqual(ec2.commandCalls(AssignPrivateIpAddressesCommand)[0].args[0].input, {
       NetworkInterfaceId: 'eni-1',
       PrivateIpAddresses: ['10.0.0.50'],
       AllowReassignment: true,
@@ -191,7 +191,7 @@ describe('aws providers (mocked AWS)', () => {
     await p.upsert('cache-0.cache.fc.test', '10.0.0.50');
     await p.remove('cache-0.cache.fc.test');
     await p.remove('cache-0.cache.fc.test');
-    const changes = r53.commandCalls(ChangeResourceRecordSetsCommand).map((c) => c.args[0].input.ChangeBatch!.Changes![0]!);
+    const changes = r53.commandCalls(ChangeResourceRecordSetsCommand).map((c) => c.args[0].input.ChangeBatch!.Changes![0]);
     assert.deepEqual(changes, [
       { Action: 'UPSERT', ResourceRecordSet: { Name: 'cache-0.cache.fc.test.', Type: 'A', TTL: 5, ResourceRecords: [{ Value: '10.0.0.50' }] } },
       { Action: 'DELETE', ResourceRecordSet: { Name: 'cache-0.cache.fc.test.', Type: 'A', TTL: 5, ResourceRecords: [{ Value: '10.0.0.50' }] } },
@@ -262,18 +262,18 @@ describe('aws providers (mocked AWS)', () => {
       ec2.on(DescribeVolumesCommand).resolves({ Volumes: [] });
       ec2.on(CreateVolumeCommand).rejects(new Error('stop here'));
       await assert.rejects(p.volumes.attach({ id: 'cache-0', sizeMiB: 1024 }, { node: 'n1', epoch: 1 }), /stop here/);
-      assert.equal(ec2.commandCalls(DescribeVolumesCommand)[0]!.args[0].input.Filters![0]!.Values![0], 'c1');
-      assert.equal(ec2.commandCalls(CreateVolumeCommand)[0]!.args[0].input.AvailabilityZone, 'eu-west-1b');
+      assert.equal(ec2.commandCalls(DescribeVolumesCommand)[0].args[0].input.Filters![0].Values![0], 'c1');
+      assert.equal(ec2.commandCalls(CreateVolumeCommand)[0].args[0].input.AvailabilityZone, 'eu-west-1b');
 
       // An address that is not on lo: the local step has nothing to remove, the ENI found by lo's MAC is asked.
       ec2.on(UnassignPrivateIpAddressesCommand).resolves({});
       await p.ips.remove('192.0.2.77');
-      assert.equal(ec2.commandCalls(UnassignPrivateIpAddressesCommand)[0]!.args[0].input.NetworkInterfaceId, 'eni-0lo');
+      assert.equal(ec2.commandCalls(UnassignPrivateIpAddressesCommand)[0].args[0].input.NetworkInterfaceId, 'eni-0lo');
 
       r53.on(ChangeResourceRecordSetsCommand).resolves({});
       await p.dns.upsert('cache-0.cache.fc.test', '10.0.0.50');
       assert.deepEqual(embeddedWrites, ['/dns/cache-0.cache.fc.test=10.0.0.50'], 'the embedded server keeps answering');
-      assert.equal(r53.commandCalls(ChangeResourceRecordSetsCommand)[0]!.args[0].input.HostedZoneId, 'Z9');
+      assert.equal(r53.commandCalls(ChangeResourceRecordSetsCommand)[0].args[0].input.HostedZoneId, 'Z9');
     });
 
     it('says what is missing when the metadata service does not answer or knows no such interface', async () => {

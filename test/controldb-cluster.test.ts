@@ -203,7 +203,7 @@ describe('controldb cluster', () => {
     const c = await LoopbackCluster.start(1);
     clusters.push(c);
     const env = { FIRECAMPD_TOKEN: 'test-cluster-token' };
-    const addr = ['--addr', `127.0.0.1:${c.nodes[0]!.port}`, '--ca-file', path.join(c.nodes[0]!.dir, 'tls', 'ca.crt')];
+    const addr = ['--addr', `127.0.0.1:${c.nodes[0].port}`, '--ca-file', path.join(c.nodes[0].dir, 'tls', 'ca.crt')];
     assert.equal((await runCli(['kv', 'put', 'cli/a', 'hello', ...addr], env)).code, 0);
     const get = await runCli(['kv', 'get', 'cli/a', '--json', ...addr], env);
     assert.equal(JSON.parse(get.stdout).kvs[0].value, 'hello');
@@ -222,7 +222,7 @@ describe('controldb cluster', () => {
     for (let i = 0; i < 20; i++) await c.put(i % 3, `snap/${i}`, String(i));
     const env = { FIRECAMPD_TOKEN: 'test-cluster-token' };
     const file = path.join(tempDir(), 'backup.db');
-    const save = await runCli(['snapshot', 'save', file, '--addr', `127.0.0.1:${c.nodes[1]!.port}`, '--data-dir', c.nodes[1]!.dir, '--json'], env);
+    const save = await runCli(['snapshot', 'save', file, '--addr', `127.0.0.1:${c.nodes[1].port}`, '--data-dir', c.nodes[1].dir, '--json'], env);
     assert.equal(save.code, 0, save.stderr);
     assert.ok(fs.statSync(file).size > 0);
     const revision = (await c.request(0, 'POST', '/v1/kv/range', { key: 'snap/', prefix: true })).json.revision;
@@ -267,9 +267,9 @@ describe('controldb cluster', () => {
     const leader = await c.leaderIndex();
     const r = await c.request(leader, 'POST', '/v1/cluster/leave', {});
     assert.equal(r.status, 200, JSON.stringify(r.json));
-    const code = await c.nodes[leader]!.running!.exited;
+    const code = await c.nodes[leader].running!.exited;
     assert.equal(code, 0, 'the node exits after leaving');
-    c.nodes[leader]!.running = null;
+    c.nodes[leader].running = null;
     const next = await c.leaderIndex();
     const s = await c.status(next);
     assert.equal(s.members.filter((m) => m.role === 'voter').length, 2);

@@ -51,7 +51,7 @@ describe('controldb store', () => {
     assert.equal(cas(mod, 'second').succeeded, true);
     const lost = cas(mod, 'third');
     assert.equal(lost.succeeded, false);
-    assert.deepEqual((lost.responses[0] as { range: { kvs: { value: string }[] } }).range.kvs[0]!.value, 'second');
+    assert.deepEqual((lost.responses[0] as { range: { kvs: { value: string }[] } }).range.kvs[0].value, 'second');
     for (const [target, op, value, want] of [
       ['value', '=', 'second', true],
       ['value', '!=', 'second', false],

@@ -58,8 +58,8 @@ describe('linearizability checker', () => {
     assert.deepEqual(v.ops, h, 'the explanation: the write of "a", the write of "b" and the read');
     const text = describeViolation(v);
     assert.match(text, /key "k" is not linearizable/);
-    assert.match(text, new RegExp(`#${h[1]!.id} client 0 write "b" \\[2, 3\\] ok: it would overwrite "a", which #${h[2]!.id} still needs`));
-    assert.match(text, new RegExp(`! #${h[2]!.id} client 1 read \\[4, 5\\] saw "a"`));
+    assert.match(text, new RegExp(`#${h[1].id} client 0 write "b" \\[2, 3\\] ok: it would overwrite "a", which #${h[2].id} still needs`));
+    assert.match(text, new RegExp(`! #${h[2].id} client 1 read \\[4, 5\\] saw "a"`));
     // A read that overlaps nothing it could have seen.
     const h2 = [w('a', 0, 1), r('z', 2, 3, 1)];
     const v2 = checkHistory(h2);
@@ -156,7 +156,7 @@ describe('linearizability checker', () => {
 
   it('passes random histories of a correct register, with unknown outcomes, for many seeds', () => {
     for (let seed = 1; seed <= 30; seed++) {
-      const h = simulate(seed, { ops: 3000, keys: 1 + (seed % 6), clients: 10 + (seed % 21), unknown: [0.02, 0.05, 0.1][seed % 3]!, dupes: 0.1 });
+      const h = simulate(seed, { ops: 3000, keys: 1 + (seed % 6), clients: 10 + (seed % 21), unknown: [0.02, 0.05, 0.1][seed % 3], dupes: 0.1 });
       const v = checkHistory(h, { timeoutMs: 20_000 });
       assert.equal(v.result, 'ok', `seed ${seed}: ${v.result === 'violation' ? describeViolation(v) : JSON.stringify(v)}`);
     }
@@ -257,8 +257,8 @@ function simulate(seed: number, o: SimOptions): Op[] {
   const ops: { op: Op; at: number }[] = [];
   for (let id = 0; id < o.ops; id++) {
     let c = 0;
-    for (let i = 1; i < o.clients; i++) if (clock[i]! < clock[c]!) c = i;
-    const call = clock[c]! + rng.next() * 0.5;
+    for (let i = 1; i < o.clients; i++) if (clock[i] < clock[c]) c = i;
+    const call = clock[c] + rng.next() * 0.5;
     const kind = rng.pick(['read', 'write', 'cas'] as const);
     const op: Op = { id, client: c, key: rng.pick(keys), kind, call };
     if (kind !== 'read') op.value = o.dupes && id > 0 && rng.chance(o.dupes) ? `v${rng.int(id)}` : `v${id}`;
@@ -288,7 +288,7 @@ function simulate(seed: number, o: SimOptions): Op[] {
       let value = cur;
       if (o.stale && rng.chance(o.stale)) {
         const done = (changes.get(op.key) ?? []).filter((ch) => ch.ret < op.call);
-        if (done.length > 0) value = done[done.length - 1]!.before;
+        if (done.length > 0) value = done[done.length - 1].before;
       }
       if (op.ret !== undefined) op.output = { value };
     } else if (op.kind === 'write') {
@@ -335,7 +335,7 @@ function bruteForce(h: Op[], initial: string | null): boolean {
       if (n === set.length) return true;
       for (let i = 0; i < set.length; i++) {
         if (placed[i]) continue;
-        const o = set[i]!;
+        const o = set[i];
         // o can go next only if every op that returned before o was called is placed.
         if (set.some((p, j) => !placed[j] && p.ret !== undefined && p.ret < o.call)) continue;
         let next: string | null | undefined;

@@ -49,7 +49,7 @@ describe('package', () => {
     try {
       const port = await new Promise<number>((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error('the packaged daemon did not start in 20 s')), 20_000);
-        readline.createInterface({ input: daemon.stderr! }).on('line', (line) => {
+        readline.createInterface({ input: daemon.stderr }).on('line', (line) => {
           if (line.includes('"firecampd started"')) {
             clearTimeout(timer);
             resolve(Number(JSON.parse(line).bind.split(':').pop()));

@@ -30,7 +30,7 @@ describe('placement', () => {
   it('keeps the members of a shard on different nodes and zones, and spreads the service evenly', () => {
     const nodes = [node('a', 'z1'), node('b', 'z2'), node('c', 'z3')];
     const placed = placeAll(nodes, 6, (i) => Math.floor(i / 2)); // 3 shards × (master + replica)
-    for (let s = 0; s < 3; s++) assert.notEqual(placed[2 * s]!.node, placed[2 * s + 1]!.node, `shard ${s} on one node`);
+    for (let s = 0; s < 3; s++) assert.notEqual(placed[2 * s].node, placed[2 * s + 1].node, `shard ${s} on one node`);
     for (const n of nodes) assert.equal(placed.filter((m) => m.node === n.id).length, 2, `two members on ${n.id}`);
   });
 
@@ -38,14 +38,14 @@ describe('placement', () => {
     const nodes = [node('a', 'z1'), node('b', 'z1'), node('c', 'z2'), node('d', 'z2')];
     const placed = placeAll(nodes, 4, (i) => Math.floor(i / 2));
     const zone = (id: string) => nodes.find((n) => n.id === id)!.zone;
-    assert.notEqual(zone(placed[0]!.node), zone(placed[1]!.node));
-    assert.notEqual(zone(placed[2]!.node), zone(placed[3]!.node));
+    assert.notEqual(zone(placed[0].node), zone(placed[1].node));
+    assert.notEqual(zone(placed[2].node), zone(placed[3].node));
   });
 
   it('moves a member off a dead node to the node that holds nothing of its shard', () => {
     const nodes = [node('a', 'z'), node('b', 'z'), node('c', 'z')];
     const placed = placeAll(nodes, 6, (i) => Math.floor(i / 2));
-    const victim = placed[0]!.node;
+    const victim = placed[0].node;
     const live = nodes.filter((n) => n.id !== victim);
     for (const m of placed.filter((x) => x.node === victim)) {
       const r = place(m, live, placed, new Set([victim]));

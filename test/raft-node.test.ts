@@ -20,13 +20,13 @@ describe('raft node', () => {
   it('replicates over WebSockets, snapshots, and brings a restarted node back through InstallSnapshot', async () => {
     const ids = ['a', 'b', 'c'];
     const dirs = ids.map(() => tempDir('raft-node-'));
-    for (let i = 0; i < 3; i++) members.push(await startMember(ids[i]!, dirs[i]!, ids, 0, { tickMs: 20, snapshotEvery: 25 }));
+    for (let i = 0; i < 3; i++) members.push(await startMember(ids[i], dirs[i], ids, 0, { tickMs: 20, snapshotEvery: 25 }));
     const leader = () => members.find((m) => m.node.status().role === 'leader');
     await until(() => leader() !== undefined, 5000, 'a leader');
 
     for (let i = 0; i < 60; i++) await leader()!.node.propose(Buffer.from(`cmd-${i}`));
     await until(() => members.every((m) => m.applied.length === 60), 5000, 'every node to apply 60 commands');
-    for (const m of members) assert.deepEqual(m.applied, members[0]!.applied, `${m.id} applied the same commands in the same order`);
+    for (const m of members) assert.deepEqual(m.applied, members[0].applied, `${m.id} applied the same commands in the same order`);
     assert.ok(leader()!.node.status().snapshotIndex > 0, 'the log was compacted');
 
     // Stop a follower, move the cluster well past its log, start it again from its files.
@@ -43,7 +43,7 @@ describe('raft node', () => {
   });
 
   it('ignores a peer whose certificate is not from the cluster CA', async () => {
-    const target = members[0]!;
+    const target = members[0];
     const termBefore = target.node.status().term;
     // It trusts the real CA, so it does reach the node, but presents a certificate from a forged one.
     const other = members.find((m) => m !== target)!.id;
@@ -85,11 +85,11 @@ describe('raft node', () => {
     assert.equal(back.length, msgs.length);
     const plain = (v: unknown) => JSON.parse(JSON.stringify(v, (_k, x) => (x instanceof Uint8Array ? [...x] : x?.type === 'Buffer' ? x.data : x)));
     for (let i = 0; i < msgs.length; i++) assert.deepEqual(plain(back[i]), plain(msgs[i]));
-    assert.ok((back[0] as Extract<Message, { type: 'append' }>).entries[0]!.data instanceof Uint8Array);
+    assert.ok((back[0] as Extract<Message, { type: 'append' }>).entries[0].data instanceof Uint8Array);
     let rejected = 0;
     for (let i = 0; i < 2000; i++) if (decodeMessages(randomBytes(1 + (i % 200))) === undefined) rejected++;
     assert.equal(rejected, 2000, 'random frames never decode into messages');
-    assert.equal(decodeMessages(encodeMessages([{ ...msgs[0]!, term: -1 } as Message])), undefined);
+    assert.equal(decodeMessages(encodeMessages([{ ...msgs[0], term: -1 }])), undefined);
     assert.equal(decodeMessages(encodeMessages([{ type: 'vote', from: 'a', to: 'b', term: 1 } as unknown as Message])), undefined);
   });
 });

@@ -63,7 +63,7 @@ describe('redis cluster', { timeout: 900_000 }, () => {
     const seeds = ['cache-0.cache.fc.test', 'cache-2.cache.fc.test', 'cache-4.cache.fc.test'].join(',');
     const { stdout } = await execFileAsync(
       'nsenter',
-      inClient([process.execPath, '--import', 'tsx', CLIENT, '--dns', `${bed.nodes[via]!.ip}:53`, '--seed', seeds, ...args]),
+      inClient([process.execPath, '--import', 'tsx', CLIENT, '--dns', `${bed.nodes[via].ip}:53`, '--seed', seeds, ...args]),
       { cwd: REPO, timeout: 120_000 },
     );
     return JSON.parse(stdout);
@@ -71,7 +71,7 @@ describe('redis cluster', { timeout: 900_000 }, () => {
   const redisCli = async (ip: string, args: string[]) =>
     (await execFileAsync('nsenter', inClient(['redis-cli', '-h', ip, '-p', '6379', ...args]), { encoding: 'utf8', timeout: 10_000 })).stdout.trim();
   const service = async (via: number) =>
-    JSON.parse((await cli(['service', 'get', 'cache', '--json', '--addr', bed.nodes[via]!.addr])).stdout) as { status: string; members: MemberView[] };
+    JSON.parse((await cli(['service', 'get', 'cache', '--json', '--addr', bed.nodes[via].addr])).stdout) as { status: string; members: MemberView[] };
   const clusterOk = async (ips: string[]) => {
     for (const ip of ips) if (!(await redisCli(ip, ['CLUSTER', 'INFO'])).includes('cluster_state:ok')) return false;
     return true;
@@ -82,7 +82,7 @@ describe('redis cluster', { timeout: 900_000 }, () => {
     nodeArgs[1] = `loop:${bed.shared}`;
     for (let i = 0; i < 3; i++) await bed.start(i, nodeArgs);
     const caFile = path.join(tempDir(), 'ca.crt');
-    fs.copyFileSync(path.join(bed.nodes[0]!.dataDir, 'tls', 'ca.crt'), caFile);
+    fs.copyFileSync(path.join(bed.nodes[0].dataDir, 'tls', 'ca.crt'), caFile);
     cli = (args) => runCli([...args, '--ca-file', caFile], { FIRECAMPD_TOKEN: bed.token });
     await waitFor(
       async () => (await bed.api(0, 'POST', '/v1/kv/range', { key: '/_cluster/alive/', prefix: true })).json.kvs.length === 3,
@@ -96,25 +96,25 @@ describe('redis cluster', { timeout: 900_000 }, () => {
   });
 
   it('explains a service that no node can run', async () => {
-    const r = await cli(['service', 'create', '--type', 'redis', '--name', 'picky', '--require-label', 'disk=ssd', '--detach', '--addr', bed.nodes[0]!.addr]);
+    const r = await cli(['service', 'create', '--type', 'redis', '--name', 'picky', '--require-label', 'disk=ssd', '--detach', '--addr', bed.nodes[0].addr]);
     assert.equal(r.code, 0, r.stderr);
     await waitFor(
-      async () => /lacks label disk=ssd/.test((await cli(['service', 'get', 'picky', '--addr', bed.nodes[2]!.addr])).stdout),
+      async () => /lacks label disk=ssd/.test((await cli(['service', 'get', 'picky', '--addr', bed.nodes[2].addr])).stdout),
       20_000,
       'the explanation',
     );
-    const got = await cli(['service', 'get', 'picky', '--addr', bed.nodes[2]!.addr]);
+    const got = await cli(['service', 'get', 'picky', '--addr', bed.nodes[2].addr]);
     assert.match(
       got.stdout,
       /picky \(redis\): CREATING no node can run picky-0: fcb-n1: lacks label disk=ssd; fcb-n2: lacks label disk=ssd; fcb-n3: lacks label disk=ssd$/m,
     );
-    const bad = await cli(['service', 'create', '--type', 'redis', '--name', 'bad', '--shards', '2', '--addr', bed.nodes[0]!.addr]);
+    const bad = await cli(['service', 'create', '--type', 'redis', '--name', 'bad', '--shards', '2', '--addr', bed.nodes[0].addr]);
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /redis\.shards.*3/, 'too few shards are refused with the field named');
-    const deleted = await cli(['service', 'delete', 'picky', '--addr', bed.nodes[0]!.addr]);
+    const deleted = await cli(['service', 'delete', 'picky', '--addr', bed.nodes[0].addr]);
     assert.equal(deleted.code, 0, deleted.stderr);
     assert.match(deleted.stdout, /^picky: DELETED$/m, 'delete waits until the service is gone');
-    const gone = await cli(['service', 'get', 'picky', '--addr', bed.nodes[1]!.addr]);
+    const gone = await cli(['service', 'get', 'picky', '--addr', bed.nodes[1].addr]);
     assert.equal(gone.code, 1);
   });
 
@@ -135,7 +135,7 @@ describe('redis cluster', { timeout: 900_000 }, () => {
       '--volume-size',
       '64',
       '--addr',
-      bed.nodes[1]!.addr,
+      bed.nodes[1].addr,
     ]);
     assert.equal(create.code, 0, `${create.stderr}\n${bed.logs(10)}`);
     t.diagnostic(`create to ACTIVE: ${Date.now() - started} ms`);
@@ -156,7 +156,7 @@ describe('redis cluster', { timeout: 900_000 }, () => {
         `shard ${shard}'s master and replica on different nodes`,
       );
     assert.ok(await clusterOk(ips), 'cluster_state:ok on every member');
-    const nodesSeen = (await redisCli(ips[0]!, ['CLUSTER', 'NODES'])).split('\n');
+    const nodesSeen = (await redisCli(ips[0], ['CLUSTER', 'NODES'])).split('\n');
     assert.equal(nodesSeen.filter((l) => l.includes('master')).length, 3);
     assert.equal(nodesSeen.filter((l) => l.includes('slave')).length, 3);
     for (const ip of ips)
@@ -179,7 +179,7 @@ describe('redis cluster', { timeout: 900_000 }, () => {
         'tsx',
         CLIENT,
         '--dns',
-        `${bed.nodes[0]!.ip}:53`,
+        `${bed.nodes[0].ip}:53`,
         '--seed',
         'cache-0.cache.fc.test,cache-2.cache.fc.test',
         'load',
@@ -187,17 +187,17 @@ describe('redis cluster', { timeout: 900_000 }, () => {
       { cwd: REPO, stdio: ['pipe', 'pipe', 'inherit'] },
     );
     let loadOut = '';
-    load.stdout!.on('data', (d) => (loadOut += d));
+    load.stdout.on('data', (d) => (loadOut += d));
     const loadDone = new Promise((r) => load.once('close', r));
     try {
       await new Promise((r) => setTimeout(r, 1000));
       const upgradeStarted = Date.now();
-      const up = await cli(['service', 'upgrade', 'cache', '--image', NEXT_IMAGE, '--addr', bed.nodes[2]!.addr]);
+      const up = await cli(['service', 'upgrade', 'cache', '--image', NEXT_IMAGE, '--addr', bed.nodes[2].addr]);
       assert.equal(up.code, 0, `${up.stderr}\n${bed.logs(10)}`);
       t.diagnostic(`rolling upgrade of 6 members: ${Date.now() - upgradeStarted} ms`);
       assert.match(up.stderr, /UPGRADING/);
     } finally {
-      load.stdin!.end();
+      load.stdin.end();
       await loadDone;
     }
     const stats = JSON.parse(loadOut) as { ok: number; errors: number; longestGapMs: number; messages: string[] };
@@ -214,11 +214,11 @@ describe('redis cluster', { timeout: 900_000 }, () => {
     assert.deepEqual(await client(1, ['read', String(KEYS)]), { good: KEYS, wrong: [] });
 
     // Stop: no member runs anywhere; start: the same members, data and addresses.
-    const stop = await cli(['service', 'stop', 'cache', '--addr', bed.nodes[0]!.addr]);
+    const stop = await cli(['service', 'stop', 'cache', '--addr', bed.nodes[0].addr]);
     assert.equal(stop.code, 0, stop.stderr);
     assert.match(stop.stdout, /cache: STOPPED/);
     for (const n of bed.nodes) assert.equal(docker(n.docker!, ['ps', '-q']), '', `nothing runs on ${n.ns}`);
-    const start = await cli(['service', 'start', 'cache', '--addr', bed.nodes[0]!.addr]);
+    const start = await cli(['service', 'start', 'cache', '--addr', bed.nodes[0].addr]);
     assert.equal(start.code, 0, start.stderr);
     s = await service(0);
     assert.deepEqual(
@@ -257,7 +257,7 @@ describe('redis cluster', { timeout: 900_000 }, () => {
     );
     t.diagnostic(`kill -9 to the moved members serving in a healthy cluster: ${Date.now() - killedAt} ms`);
     // The killed node's watchdog fenced it: its containers are gone and it holds none of the addresses.
-    const left = await execFileAsync('ip', ['-n', bed.nodes[victim]!.ns, '-o', 'addr', 'show', 'dev', 'eth0'], { encoding: 'utf8' });
+    const left = await execFileAsync('ip', ['-n', bed.nodes[victim].ns, '-o', 'addr', 'show', 'dev', 'eth0'], { encoding: 'utf8' });
     for (const m of moving) assert.ok(!left.stdout.includes(` ${m.ip}/`), `${m.ip} dropped on the killed node`);
     s = await service(survivor);
     assert.deepEqual(
@@ -266,7 +266,7 @@ describe('redis cluster', { timeout: 900_000 }, () => {
       'same addresses',
     );
     const resolver = new dns.promises.Resolver({ timeout: 1000, tries: 2 });
-    resolver.setServers([`${bed.nodes[survivor]!.ip}:53`]);
+    resolver.setServers([`${bed.nodes[survivor].ip}:53`]);
     for (const m of moving) assert.deepEqual(await resolver.resolve4(m.dns), [m.ip], `${m.dns} still names ${m.ip}`);
     for (const m of moving) {
       const answer = await execFileAsync('nsenter', inClient(['redis-cli', '-h', m.ip, 'PING']), { encoding: 'utf8' });

@@ -75,17 +75,17 @@ describe('security', () => {
 
   it('refuses to let in a node with a wrong, foreign, expired or revoked join token, or behind a forged CA', async () => {
     const before = await voters();
-    const port = a.nodes[0]!.port;
+    const port = a.nodes[0].port;
     const good = a.join;
     const [, digest, idSecret] = /^FCJ1-([0-9a-f]{64})-(.+)$/.exec(good)!;
-    const wrongSecret = `FCJ1-${digest}-${idSecret!.split('.')[0]}.${randomBytes(24).toString('base64url')}`;
+    const wrongSecret = `FCJ1-${digest}-${idSecret.split('.')[0]}.${randomBytes(24).toString('base64url')}`;
     assert.match(await failedJoin(port, wrongSecret), /refused to let this node join: join token refused: unknown or revoked token/);
 
     // Cluster B's token pointed at cluster A: the CA A presents is not the one the token pins.
     const foreign = b.join || (b.join = (await b.request(0, 'GET', '/v1/tokens/join')).json.token);
     assert.match(await failedJoin(port, foreign), /presented a CA whose digest .* is not the token's .*man in the middle/);
     // Cluster A's token sent to a man in the middle (here: cluster B's node) is never sent on: B's CA does not match.
-    assert.match(await failedJoin(b.nodes[0]!.port, good), /presented a CA whose digest/);
+    assert.match(await failedJoin(b.nodes[0].port, good), /presented a CA whose digest/);
     // A client that skips the CA check and sends B's token to A anyway is refused by A.
     const direct = await new ApiClient({ addr: `127.0.0.1:${port}`, token: foreign, ca: a.ca }).raw('POST', '/v1/cluster/join', {});
     assert.equal(direct.status, 401);
@@ -107,8 +107,8 @@ describe('security', () => {
   });
 
   it('speaks Raft only with member nodes holding a certificate from the cluster CA', async () => {
-    const port = a.nodes[0]!.port;
-    const peer = tlsFiles(a.nodes[1]!.dir);
+    const port = a.nodes[0].port;
+    const peer = tlsFiles(a.nodes[1].dir);
     const peerId = (await a.status(1)).node;
     const noCert = await raftUpgrade(port, { ca: a.ca, node: peerId, token: TOKEN });
     assert.equal(noCert.status, 401, 'an API token does not open the Raft port');
@@ -122,7 +122,7 @@ describe('security', () => {
   });
 
   it('closes garbage and malformed TLS on the peer port and keeps serving', async () => {
-    const port = a.nodes[0]!.port;
+    const port = a.nodes[0].port;
     const termBefore = (await a.request(0, 'GET', '/v1/cluster/status')).json.term as number;
     const closed = (write: (s: net.Socket) => void) =>
       new Promise<void>((resolve) => {
@@ -142,7 +142,7 @@ describe('security', () => {
     ]);
 
     // A member's certificate, then a few thousand random frames: the codec drops them all.
-    const peer = tlsFiles(a.nodes[1]!.dir);
+    const peer = tlsFiles(a.nodes[1].dir);
     const ws = new WebSocket(`wss://127.0.0.1:${port}/v1/raft`, {
       ...peer,
       checkServerIdentity: (() => undefined) as never,
@@ -160,14 +160,14 @@ describe('security', () => {
   });
 
   it('refuses API requests without or with a wrong token, rate-limits the guesser, and refuses a revoked token at once on every node', async () => {
-    const port = a.nodes[2]!.port;
+    const port = a.nodes[2].port;
     const created = (await a.request(0, 'POST', '/v1/tokens', { kind: 'api', description: 'ci' })).json as { id: string; token: string };
     assert.match(created.token, /^FCA1-[0-9a-f]{64}-[0-9a-f]{16}\./);
     const users = a.nodes.map((n) => new ApiClient({ addr: `127.0.0.1:${n.port}`, token: created.token, keepAlive: true })); // CA pinned from the token
     after(() => users.forEach((u) => u.close()));
     for (const u of users) assert.equal((await u.raw('GET', '/v1/health')).status, 200);
     // On a machine that is a node of another cluster, the token's CA digest wins over that node's CA.
-    const elsewhere = new ApiClient({ addr: `127.0.0.1:${a.nodes[0]!.port}`, token: created.token, dataDir: b.nodes[0]!.dir });
+    const elsewhere = new ApiClient({ addr: `127.0.0.1:${a.nodes[0].port}`, token: created.token, dataDir: b.nodes[0].dir });
     assert.equal((await elsewhere.raw('GET', '/v1/health')).status, 200);
     elsewhere.close();
 
@@ -208,14 +208,14 @@ describe('security', () => {
   });
 
   it("refuses a removed node's certificate from then on", async () => {
-    const victim = a.nodes[2]!;
+    const victim = a.nodes[2];
     const files = tlsFiles(victim.dir);
     // (Asked of node 0: node 2 is still refusing this address after the guessing above.)
     const id = (await a.status(0)).members.find((m) => (m as { name?: string }).name === 'n2')!.id;
     await a.kill(2);
     const removed = await a.request(0, 'POST', '/v1/cluster/remove', { id });
     assert.equal(removed.status, 200, JSON.stringify(removed.json));
-    const port = a.nodes[0]!.port;
+    const port = a.nodes[0].port;
     assert.equal((await raftUpgrade(port, { ...files, node: id })).status, 401, 'Raft refused');
     const asNode = new ApiClient({ addr: `127.0.0.1:${port}`, ca: files.ca, cert: { certPem: files.cert, keyPem: files.key } });
     const r = await asNode.raw('GET', '/v1/cluster/status');

@@ -43,11 +43,11 @@ describe('service', { timeout: 600_000 }, () => {
 
   const resolve = async (node: number, name: string): Promise<string> => {
     const r = new dns.promises.Resolver({ timeout: 1000, tries: 1 });
-    r.setServers([`${bed.nodes[node]!.ip}:53`]);
-    return (await r.resolve4(name))[0]!;
+    r.setServers([`${bed.nodes[node].ip}:53`]);
+    return (await r.resolve4(name))[0];
   };
 
-  const service = async (via: number) => JSON.parse((await cli(['service', 'get', 'cache', '--json', '--addr', bed.nodes[via]!.addr])).stdout);
+  const service = async (via: number) => JSON.parse((await cli(['service', 'get', 'cache', '--json', '--addr', bed.nodes[via].addr])).stdout);
 
   before(async () => {
     bed = await TestBed.create({ nodes: 3, clientNamespace: true, docker: true });
@@ -66,7 +66,7 @@ describe('service', { timeout: 600_000 }, () => {
       ]);
     }
     const caFile = path.join(tempDir(), 'ca.crt');
-    fs.copyFileSync(path.join(bed.nodes[0]!.dataDir, 'tls', 'ca.crt'), caFile);
+    fs.copyFileSync(path.join(bed.nodes[0].dataDir, 'tls', 'ca.crt'), caFile);
     cli = (args) => runCli([...args, '--ca-file', caFile], { FIRECAMPD_TOKEN: bed.token });
     ids.push(...(await bed.nodeIds()));
   });
@@ -130,7 +130,7 @@ describe('service', { timeout: 600_000 }, () => {
     );
     // One cluster of three shards, each a master with every slot of its range and one replica, known to every member.
     // (Views of members that just moved may take a moment of gossip to clear their "fail" flags.)
-    const roles = async () => (await redis(s.members[0]!.ip, ['CLUSTER', 'NODES'])).split('\n');
+    const roles = async () => (await redis(s.members[0].ip, ['CLUSTER', 'NODES'])).split('\n');
     await waitFor(async () => (await roles()).every((l) => !l.includes('fail')), 20_000, 'every member to see every other as up');
     for (const m of s.members) {
       const info = await redis(m.ip, ['CLUSTER', 'INFO']);
@@ -159,7 +159,7 @@ describe('service', { timeout: 600_000 }, () => {
       30_000,
       'the node back',
     );
-    const del = await cli(['service', 'delete', 'early', '--addr', bed.nodes[other]!.addr]);
+    const del = await cli(['service', 'delete', 'early', '--addr', bed.nodes[other].addr]);
     assert.equal(del.code, 0, del.stderr);
     assert.match(del.stdout, /early: DELETED/);
     await waitFor(
@@ -183,7 +183,7 @@ describe('service', { timeout: 600_000 }, () => {
       '--volume-size',
       '64',
       '--addr',
-      bed.nodes[1]!.addr,
+      bed.nodes[1].addr,
     ]);
     assert.equal(create.code, 0, `${create.stderr}\n${bed.logs(10)}`);
     t.diagnostic(`create to ACTIVE: ${Date.now() - started} ms`);
@@ -192,7 +192,7 @@ describe('service', { timeout: 600_000 }, () => {
 
     // Logs come from the member's node, whichever node is asked.
     const runsOn = ids.indexOf((await service(0)).members[0].node);
-    const logs = await cli(['service', 'logs', 'cache', '--member', 'cache-0', '--addr', bed.nodes[(runsOn + 1) % 3]!.addr]);
+    const logs = await cli(['service', 'logs', 'cache', '--member', 'cache-0', '--addr', bed.nodes[(runsOn + 1) % 3].addr]);
     assert.equal(logs.code, 0, logs.stderr);
     assert.match(logs.stdout, /Ready to accept connections/);
 
@@ -205,7 +205,7 @@ describe('service', { timeout: 600_000 }, () => {
     assert.equal(await redis(primaryIp, ['DBSIZE']), String(KEYS));
     await waitFor(async () => (await redis(replicaIp, ['DBSIZE'])) === String(KEYS), 20_000, 'the replica to have every key');
     // Scaling up adds a replica that catches up from the primary.
-    const scaled = await cli(['service', 'scale', 'cache', '3', '--addr', bed.nodes[2]!.addr]);
+    const scaled = await cli(['service', 'scale', 'cache', '3', '--addr', bed.nodes[2].addr]);
     assert.equal(scaled.code, 0, scaled.stderr);
     assert.match(scaled.stdout, /cache: ACTIVE[\s\S]*cache-2/);
     const thirdIp = await resolve(1, 'cache-2.cache.fc.test');

@@ -37,8 +37,8 @@ describe('test bed', () => {
       async () => (await b.api(0, 'GET', '/v1/cluster/status')).json.members.filter((m: { role: string }) => m.role === 'voter').length === 3,
       '3 voters',
     );
-    for (let i = 0; i < 3; i++) assert.equal((await b.api(i, 'GET', '/v1/health')).json.status, 'ok', `node ${i} answers at ${b.nodes[i]!.addr}`);
-    assert.ok(canConnect(b, b.client!.ns, b.nodes[1]!.ip), 'the client namespace reaches the nodes');
+    for (let i = 0; i < 3; i++) assert.equal((await b.api(i, 'GET', '/v1/health')).json.status, 'ok', `node ${i} answers at ${b.nodes[i].addr}`);
+    assert.ok(canConnect(b, b.client!.ns, b.nodes[1].ip), 'the client namespace reaches the nodes');
 
     // kill -9 and restart: the node comes back as itself.
     const id = (await b.api(2, 'GET', '/v1/health')).json.node_id;
@@ -63,19 +63,19 @@ describe('test bed', () => {
     }, 'a leader');
     const others = [0, 1, 2].filter((i) => i !== leader);
     b.partition([leader], others);
-    assert.ok(!canConnect(b, b.nodes[others[0]!]!.ns, b.nodes[leader]!.ip), 'partitioned nodes cannot reach each other');
-    assert.ok(canConnect(b, b.nodes[others[0]!]!.ns, b.nodes[others[1]!]!.ip), 'the majority still talks');
-    await waitFor(async () => (await b.api(others[0]!, 'POST', '/v1/kv/put', { key: 'p', value: 'majority' })).status === 200, 'a write on the majority side');
+    assert.ok(!canConnect(b, b.nodes[others[0]].ns, b.nodes[leader].ip), 'partitioned nodes cannot reach each other');
+    assert.ok(canConnect(b, b.nodes[others[0]].ns, b.nodes[others[1]].ip), 'the majority still talks');
+    await waitFor(async () => (await b.api(others[0], 'POST', '/v1/kv/put', { key: 'p', value: 'majority' })).status === 200, 'a write on the majority side');
     const minority = await b.api(leader, 'POST', '/v1/kv/range', { key: 'p' }, 10_000).catch(() => ({ status: 0 }));
     assert.notEqual(minority.status, 200, 'the cut-off node cannot serve a linearizable read');
     b.heal();
-    assert.ok(canConnect(b, b.nodes[others[0]!]!.ns, b.nodes[leader]!.ip), 'healed');
+    assert.ok(canConnect(b, b.nodes[others[0]].ns, b.nodes[leader].ip), 'healed');
     await waitFor(async () => (await b.api(leader, 'POST', '/v1/kv/range', { key: 'p' })).json.kvs[0]?.value === 'majority', 'the old leader to catch up');
 
     // One way: traffic from the first node to the second is dropped, the reverse path's rules are untouched.
     b.partition([0], [1], { oneWay: true });
-    assert.ok(!canConnect(b, b.nodes[0]!.ns, b.nodes[1]!.ip));
-    assert.doesNotMatch(b.execIn(b.nodes[1]!.ns, 'iptables', ['-S', 'OUTPUT']), /DROP/);
+    assert.ok(!canConnect(b, b.nodes[0].ns, b.nodes[1].ip));
+    assert.doesNotMatch(b.execIn(b.nodes[1].ns, 'iptables', ['-S', 'OUTPUT']), /DROP/);
     b.heal();
   });
 

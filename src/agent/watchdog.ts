@@ -37,9 +37,9 @@ export class Watchdog {
     const args = [...prefix, 'watchdog', '--cluster', this.opts.cluster, '--node', this.opts.node, '--mount-root', this.opts.mountRoot];
     if (this.opts.dockerHost) args.push('--docker-host', this.opts.dockerHost);
     args.push('--static-ips', this.opts.staticIps);
-    const child = spawn(cmd!, args, { stdio: ['pipe', 'ignore', 'inherit'], detached: true });
+    const child = spawn(cmd, args, { stdio: ['pipe', 'ignore', 'inherit'], detached: true });
     child.unref();
-    child.stdin!.on('error', () => {});
+    child.stdin.on('error', () => {});
     fs.writeFileSync(this.opts.pidFile, String(child.pid));
     this.child = child;
   }

@@ -191,7 +191,7 @@ export class ApiServer {
       if (!m) {
         reason = kind === 'join' ? 'missing join token' : 'missing token: pass --token or set FIRECAMPD_TOKEN';
       } else {
-        const v = await this.opts.auth.checkToken(m[1]!, kind);
+        const v = await this.opts.auth.checkToken(m[1], kind);
         if (v.ok) return kind === 'join' ? { kind: 'join', id: v.id } : { kind: 'token', id: v.id };
         reason = `${kind === 'join' ? 'join' : 'API'} token refused: ${v.reason}`;
       }

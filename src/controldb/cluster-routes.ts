@@ -44,7 +44,7 @@ export function registerClusterRoutes(api: ApiServer, db: ControlDb, raft: Conse
         zone: records.get(id)?.zone ?? '',
         role: st.conf.voters.includes(id) ? 'voter' : st.conf.learners.includes(id) ? 'learner' : 'none',
         leader: st.leader === id,
-        ...(st.peers?.[id] ? { match: st.peers[id]!.match, active: st.peers[id]!.recentActive } : {}),
+        ...(st.peers?.[id] ? { match: st.peers[id].match, active: st.peers[id].recentActive } : {}),
       })),
     };
   });

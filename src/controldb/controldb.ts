@@ -168,9 +168,9 @@ export class ControlDb {
     const past = this.store.events(start, key, prefix);
     let last = start - 1;
     for (let i = 0; i < past.length;) {
-      const rev = past[i]!.revision;
+      const rev = past[i].revision;
       const batch: WatchEvent[] = [];
-      while (i < past.length && past[i]!.revision === rev) batch.push(past[i++]!.event);
+      while (i < past.length && past[i].revision === rev) batch.push(past[i++].event);
       onEvents(rev, batch);
       last = rev;
     }

@@ -114,7 +114,7 @@ export class Membership {
     const st = this.raft.status();
     const others = st.conf.voters.filter((v) => v !== this.selfId);
     if (others.length === 0) throw new UserError('this is the only voter: nothing to hand leadership to', 409, 'last_voter');
-    const target = others.sort((a, b) => (st.peers?.[b]?.match ?? 0) - (st.peers?.[a]?.match ?? 0))[0]!;
+    const target = others.sort((a, b) => (st.peers?.[b]?.match ?? 0) - (st.peers?.[a]?.match ?? 0))[0];
     this.raft.transferLeadership(target);
     const deadline = Date.now() + 5000;
     while (Date.now() < deadline) {

@@ -211,7 +211,7 @@ export class KvStore {
   apply(entries: readonly Entry[]): (CommandResult | undefined)[] {
     if (entries.length === 0) return [];
     const changes: { revision: number; events: WatchEvent[] }[] = [];
-    const last = entries[entries.length - 1]!;
+    const last = entries[entries.length - 1];
     const results = this.db.transaction(() => {
       const out = entries.map((entry): CommandResult | undefined => {
         if (entry.type !== 'normal' || entry.data.length === 0) return undefined;

@@ -19,7 +19,7 @@ export class RaftLog {
     this.snapshot = snapshot?.meta ?? { index: 0, term: 0, conf: { voters: [], learners: [] } };
     this.entries = [...entries];
     for (let i = 0; i < this.entries.length; i++) {
-      if (this.entries[i]!.index !== this.snapshot.index + 1 + i) throw new Error('raft log: entries are not contiguous after the snapshot');
+      if (this.entries[i].index !== this.snapshot.index + 1 + i) throw new Error('raft log: entries are not contiguous after the snapshot');
     }
     this.stable = this.lastIndex();
     this.committed = Math.max(committed, this.snapshot.index);
@@ -42,7 +42,7 @@ export class RaftLog {
   term(index: number): number | undefined {
     if (index === this.snapshot.index) return this.snapshot.term;
     if (index < this.snapshot.index || index > this.lastIndex()) return undefined;
-    return this.entries[index - this.snapshot.index - 1]!.term;
+    return this.entries[index - this.snapshot.index - 1].term;
   }
 
   entry(index: number): Entry | undefined {
@@ -69,7 +69,7 @@ export class RaftLog {
   /** Append entries that continue the log (a leader's own proposals). */
   append(entries: readonly Entry[]): void {
     if (entries.length === 0) return;
-    if (entries[0]!.index !== this.lastIndex() + 1) throw new Error('raft log: append must continue the log');
+    if (entries[0].index !== this.lastIndex() + 1) throw new Error('raft log: append must continue the log');
     this.entries.push(...entries);
   }
 

@@ -208,7 +208,7 @@ export class RaftNode {
     }
     const results = rd.committed.length > 0 ? this.opts.apply(rd.committed) : [];
     for (let i = 0; i < rd.committed.length; i++) {
-      const e = rd.committed[i]!;
+      const e = rd.committed[i];
       const result = results[i];
       const w = this.waiters.get(e.index);
       if (w) {
@@ -219,7 +219,7 @@ export class RaftNode {
         else w.reject(new RaftError('not_leader', 'leadership changed before the entry committed', this.raft.leader));
       }
     }
-    const applied = rd.committed.length > 0 ? rd.committed[rd.committed.length - 1]!.index : this.raft.log.applied;
+    const applied = rd.committed.length > 0 ? rd.committed[rd.committed.length - 1].index : this.raft.log.applied;
     for (const rs of rd.readStates) {
       const r = this.reads.get(rs.ctx);
       if (r) r.index = rs.index;

@@ -50,7 +50,7 @@ export class Progress {
   /** Record an acknowledgement up to `index`; false if it told us nothing new. */
   ack(index: number): boolean {
     this.probeSent = false;
-    while (this.inflight.length > 0 && this.inflight[0]! <= index) this.inflight.shift();
+    while (this.inflight.length > 0 && this.inflight[0] <= index) this.inflight.shift();
     if (index <= this.match) return false;
     this.match = index;
     this.next = Math.max(this.next, index + 1);

@@ -570,7 +570,7 @@ export class Raft {
         return;
       }
       if (entries.length === 0) return;
-      const last = entries[entries.length - 1]!.index;
+      const last = entries[entries.length - 1].index;
       pr.next = last + 1;
       pr.inflight.push(last);
       sendIfEmpty = false;
@@ -583,7 +583,7 @@ export class Raft {
     const out = this.log.slice(next, last + 1);
     let bytes = 0;
     for (let i = 0; i < out.length; i++) {
-      bytes += out[i]!.data.length + 24;
+      bytes += out[i].data.length + 24;
       if (bytes > this.maxBytes && i > 0) return out.slice(0, i);
     }
     return out;
@@ -650,7 +650,7 @@ export class Raft {
     const matches = this.conf.voters.map((v) => (v === this.id ? this.log.stable : (this.progress.get(v)?.match ?? 0)));
     if (matches.length === 0) return false;
     matches.sort((a, b) => b - a);
-    const index = matches[quorum(matches.length) - 1]!;
+    const index = matches[quorum(matches.length) - 1];
     if (index <= this.log.committed || !this.mayCommitAt(index)) return false;
     const firstInTerm = this.log.committed < this.termStartIndex && index >= this.termStartIndex;
     this.log.committed = index;
@@ -687,7 +687,7 @@ export class Raft {
 
   private confirmReads(): void {
     while (this.pendingReads.length > 0) {
-      const r = this.pendingReads[0]!;
+      const r = this.pendingReads[0];
       if (r.index === null) return;
       let acks = 0;
       for (const v of this.conf.voters) if (v === this.id || (this.ackedReadSeq.get(v) ?? 0) >= r.seq) acks++;
@@ -741,7 +741,7 @@ export class Raft {
   // ---------------------------------------------------------------- helpers
 
   private send(m: Outgoing): void {
-    this.msgs.push({ ...m, from: this.id } as Message);
+    this.msgs.push({ ...m, from: this.id });
   }
 
   private hardState(): HardState {

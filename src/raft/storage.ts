@@ -88,7 +88,7 @@ export class RaftStorage {
         this.stmts.truncateFrom.run(0); // a received snapshot replaces the whole log
       }
       if (rd.entries.length > 0) {
-        this.stmts.truncateFrom.run(rd.entries[0]!.index);
+        this.stmts.truncateFrom.run(rd.entries[0].index);
         for (const e of rd.entries) this.stmts.insert.run(e.index, e.term, e.type, e.data);
       }
       if (rd.hardState) this.stmts.hard.run(rd.hardState.term, rd.hardState.vote, rd.hardState.commit);

@@ -47,20 +47,20 @@ async function importKeys(keyPem: string): Promise<CryptoKeyPair> {
   const pub = createPublicKey(priv);
   const subtle = webcrypto.subtle;
   return {
-    privateKey: (await subtle.importKey('pkcs8', priv.export({ type: 'pkcs8', format: 'der' }), ALG, true, ['sign'])) as CryptoKey,
-    publicKey: (await importPublicKey(pub.export({ type: 'spki', format: 'pem' }).toString())) as CryptoKey,
+    privateKey: await subtle.importKey('pkcs8', priv.export({ type: 'pkcs8', format: 'der' }), ALG, true, ['sign']),
+    publicKey: await importPublicKey(pub.export({ type: 'spki', format: 'pem' }).toString()),
   };
 }
 
 async function importPublicKey(publicKeyPem: string): Promise<CryptoKey> {
   const der = createPublicKey(publicKeyPem).export({ type: 'spki', format: 'der' });
-  return (await webcrypto.subtle.importKey('spki', der, ALG, true, ['verify'])) as CryptoKey;
+  return await webcrypto.subtle.importKey('spki', der, ALG, true, ['verify']);
 }
 
 function serial(): string {
   // Positive, 16 bytes: unique enough that two certificates never share one.
   const b = randomBytes(16);
-  b[0] = b[0]! & 0x7f;
+  b[0] = b[0] & 0x7f;
   return b.toString('hex');
 }
 

@@ -55,7 +55,7 @@ const FORMAT = /^FC([JA])1-([0-9a-f]{64})-([0-9a-f]{16})\.([A-Za-z0-9_-]{20,})$/
 export function parseToken(token: string): ParsedToken {
   const m = FORMAT.exec(token.trim());
   if (!m) return { id: BOOTSTRAP_TOKEN_ID, secret: token };
-  return { kind: m[1] === 'J' ? 'join' : 'api', caDigest: m[2]!, id: m[3]!, secret: m[4]! };
+  return { kind: m[1] === 'J' ? 'join' : 'api', caDigest: m[2], id: m[3], secret: m[4] };
 }
 
 function formatToken(kind: TokenKind, caDigest: string, id: string, secret: string): string {

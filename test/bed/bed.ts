@@ -83,7 +83,7 @@ export class TestBed {
         .slice(0, opts.nodes)
         .forEach((h, i) => bed.nodes.push({ index: i, ns: h.ns, ip: h.ip, addr: `${h.ip}:${PORT}`, dataDir: tempDir('fcbed-'), proc: null, logs: [] }));
       if (opts.clientNamespace) {
-        const h = bed.net.hosts[opts.nodes]!;
+        const h = bed.net.hosts[opts.nodes];
         bed.client = { ns: h.ns, ip: h.ip };
       }
       if (opts.docker) {
@@ -103,9 +103,9 @@ export class TestBed {
 
   /** Start node i in its namespace and wait until it serves. */
   async start(i: number, extraArgs: string[] = []): Promise<void> {
-    const n = this.nodes[i]!;
+    const n = this.nodes[i];
     const joining = this.join && i > 0 && !fs.existsSync(path.join(n.dataDir, 'tls', 'node.crt'));
-    const join = joining ? ['--join', this.nodes[0]!.addr] : [];
+    const join = joining ? ['--join', this.nodes[0].addr] : [];
     if (joining && !this.joinToken) this.joinToken = await joinToken(this.apiClient(0));
     const args = ['--net=/var/run/netns/' + n.ns, process.execPath, '--import', 'tsx', CLI_ENTRY];
     args.push('--data-dir', n.dataDir, '--bind', n.addr, '--advertise', n.addr, '--name', n.ns, '--dns-listen', `${n.ip}:53`, ...join, ...extraArgs);
@@ -118,7 +118,7 @@ export class TestBed {
     n.proc = proc;
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`node ${i} did not start in 30 s:\n${n.logs.slice(-20).join('\n')}`)), 30_000);
-      readline.createInterface({ input: proc.stderr! }).on('line', (line) => {
+      readline.createInterface({ input: proc.stderr }).on('line', (line) => {
         n.logs.push(line);
         if (n.logs.length > 2000) n.logs.shift();
         if (line.includes('"firecampd started"')) {
@@ -138,8 +138,8 @@ export class TestBed {
   }
 
   async kill(i: number): Promise<void> {
-    const p = this.nodes[i]!.proc;
-    this.nodes[i]!.proc = null;
+    const p = this.nodes[i].proc;
+    this.nodes[i].proc = null;
     if (!p || p.exitCode !== null || p.signalCode !== null) return;
     const exited = new Promise((r) => p.once('exit', r));
     p.kill('SIGCONT');
@@ -158,7 +158,7 @@ export class TestBed {
    * and none of its mounts or loop devices held any more.
    */
   die(i: number): void {
-    const n = this.nodes[i]!;
+    const n = this.nodes[i];
     const pids = sh('ip', ['netns', 'pids', n.ns]).split('\n').filter(Boolean);
     if (pids.length > 0) sh('kill', ['-9', ...pids], { ignoreErrors: true });
     n.proc = null;
@@ -183,7 +183,7 @@ export class TestBed {
         role: string;
       }[];
       const ids = this.nodes.map((n) => members.find((m) => m.name === n.ns && m.role === 'voter')?.id);
-      if (ids.every((id) => id !== undefined)) return ids as string[];
+      if (ids.every((id) => id !== undefined)) return ids;
       if (Date.now() > deadline) throw new Error(`not every node is a voter after ${timeoutMs} ms: ${JSON.stringify(members)}\n${this.logs(10)}`);
       await new Promise((r) => setTimeout(r, 200));
     }
@@ -195,7 +195,7 @@ export class TestBed {
    * addresses and mounts, until the node's watchdog fences them.
    */
   async crash(i: number): Promise<void> {
-    const d = this.nodes[i]!.docker;
+    const d = this.nodes[i].docker;
     if (!d) throw new Error('crash() needs a test bed with docker: true');
     const pid = Number(fs.readFileSync(path.join(d.root, 'docker.pid'), 'utf8'));
     await this.kill(i);
@@ -203,17 +203,17 @@ export class TestBed {
   }
 
   pause(i: number): void {
-    this.nodes[i]!.proc?.kill('SIGSTOP');
+    this.nodes[i].proc?.kill('SIGSTOP');
   }
 
   resume(i: number): void {
-    this.nodes[i]!.proc?.kill('SIGCONT');
+    this.nodes[i].proc?.kill('SIGCONT');
   }
 
   /** Cut the network between two groups of nodes; with oneWay only traffic from A to B is dropped. */
   partition(a: number[], b: number[], opts: { oneWay?: boolean } = {}): void {
-    for (const i of a) for (const j of b) block(this.nodes[i]!.ns, this.nodes[j]!.ip);
-    if (!opts.oneWay) for (const j of b) for (const i of a) block(this.nodes[j]!.ns, this.nodes[i]!.ip);
+    for (const i of a) for (const j of b) block(this.nodes[i].ns, this.nodes[j].ip);
+    if (!opts.oneWay) for (const j of b) for (const i of a) block(this.nodes[j].ns, this.nodes[i].ip);
   }
 
   heal(): void {
@@ -225,8 +225,8 @@ export class TestBed {
     const key = `${i}/${timeoutMs}`;
     let c = this.clients.get(key);
     if (!c) {
-      this.ca ||= readCa(this.nodes[0]!.dataDir);
-      c = nodeClient(this.nodes[i]!.addr, this.token, this.ca, timeoutMs);
+      this.ca ||= readCa(this.nodes[0].dataDir);
+      c = nodeClient(this.nodes[i].addr, this.token, this.ca, timeoutMs);
       this.clients.set(key, c);
     }
     return c;

@@ -39,7 +39,7 @@ export class LoopbackCluster {
     const dir = tempDir('fc-cluster-');
     const first = this.nodes.length === 0;
     if (!first && !this.join) this.join = await joinToken(this.client(0));
-    const join = first ? [] : ['--join', `127.0.0.1:${this.nodes[0]!.port}`];
+    const join = first ? [] : ['--join', `127.0.0.1:${this.nodes[0].port}`];
     const running = await startDaemon(['--data-dir', dir, '--name', `n${this.nodes.length}`, ...join], undefined, {
       ...this.env,
       FIRECAMPD_TOKEN: first ? TOKEN : this.join,
@@ -51,29 +51,29 @@ export class LoopbackCluster {
   }
 
   async kill(i: number): Promise<void> {
-    const n = this.nodes[i]!;
+    const n = this.nodes[i];
     if (n.running) await stopDaemon(n.running, 'SIGKILL');
     n.running = null;
   }
 
   async restart(i: number): Promise<void> {
-    const n = this.nodes[i]!;
+    const n = this.nodes[i];
     n.running = await startDaemon(['--data-dir', n.dir, '--bind', `127.0.0.1:${n.port}`], undefined, this.env);
   }
 
   pause(i: number): void {
-    this.nodes[i]!.running?.proc.kill('SIGSTOP');
+    this.nodes[i].running?.proc.kill('SIGSTOP');
   }
 
   resume(i: number): void {
-    this.nodes[i]!.running?.proc.kill('SIGCONT');
+    this.nodes[i].running?.proc.kill('SIGCONT');
   }
 
   /** A kept-alive client of node i with the test token. */
   client(i: number): ApiClient {
     let c = this.clients.get(i);
     if (!c) {
-      c = nodeClient(`127.0.0.1:${this.nodes[i]!.port}`, TOKEN, this.ca);
+      c = nodeClient(`127.0.0.1:${this.nodes[i].port}`, TOKEN, this.ca);
       this.clients.set(i, c);
     }
     return c;
@@ -93,7 +93,7 @@ export class LoopbackCluster {
     await this.waitFor(
       async () => {
         for (let i = 0; i < this.nodes.length; i++) {
-          if (!this.nodes[i]!.running) continue;
+          if (!this.nodes[i].running) continue;
           const s = await this.status(i).catch(() => null);
           if (s?.role === 'leader') {
             found = i;

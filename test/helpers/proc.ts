@@ -46,7 +46,7 @@ export function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ c
 export async function startDaemon(args: string[], command = [process.execPath, '--import', 'tsx', CLI_ENTRY], env: NodeJS.ProcessEnv = {}): Promise<Running> {
   // Free ports for the API and the DNS server, so that many nodes share one machine.
   const bind = [...(args.includes('--bind') ? [] : ['--bind', '127.0.0.1:0']), ...(args.includes('--dns-listen') ? [] : ['--dns-listen', '127.0.0.1:0'])];
-  const proc = spawn(command[0]!, [...command.slice(1), ...bind, ...args], {
+  const proc = spawn(command[0], [...command.slice(1), ...bind, ...args], {
     cwd: REPO,
     env: { ...process.env, FIRECAMPD_TOKEN: undefined, FIRECAMPD_LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -54,7 +54,7 @@ export async function startDaemon(args: string[], command = [process.execPath, '
   const lines: string[] = [];
   const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
   const port = await new Promise<number>((resolve, reject) => {
-    const rl = readline.createInterface({ input: proc.stderr! });
+    const rl = readline.createInterface({ input: proc.stderr });
     const timer = setTimeout(() => reject(new Error(`daemon did not start in 20s:\n${lines.join('\n')}`)), 20_000);
     rl.on('line', (line) => {
       lines.push(line);

@@ -14,7 +14,7 @@ const args = process.argv.slice(2);
 const opt = (name: string) => {
   const i = args.indexOf(`--${name}`);
   if (i < 0) throw new Error(`--${name} is required`);
-  return args[i + 1]!;
+  return args[i + 1];
 };
 const [command, count] = args.filter((a, i) => !a.startsWith('--') && !args[i - 1]?.startsWith('--'));
 const resolver = new dns.promises.Resolver({ timeout: 1000, tries: 2 });
@@ -27,7 +27,7 @@ const cluster = new Cluster(
   {
     dnsLookup: (host, cb) =>
       void resolver.resolve4(host).then(
-        (a) => cb(null, a[0]!),
+        (a) => cb(null, a[0]),
         (err) => cb(err, ''),
       ),
     enableAutoPipelining: true,

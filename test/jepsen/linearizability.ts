@@ -97,7 +97,7 @@ export function checkHistory(history: Op[], opts: CheckOptions = {}): Verdict {
   const timedOut: string[] = [];
   const notes = new Map<string, string>();
   for (let i = 0; i < keys.length; i++) {
-    const key = keys[i]!;
+    const key = keys[i];
     const share = (deadline - Date.now()) / (keys.length - i);
     const r = checkKey(byKey.get(key)!, opts.initial?.[key] ?? null, Date.now() + share);
     if (r.kind === 'violation') return { result: 'violation', ...r.violation };
@@ -108,7 +108,7 @@ export function checkHistory(history: Op[], opts: CheckOptions = {}): Verdict {
   }
   // Keys that ran out of their share get what the others left.
   for (let i = 0; i < timedOut.length && Date.now() < deadline;) {
-    const key = timedOut[i]!;
+    const key = timedOut[i];
     const r = checkKey(byKey.get(key)!, opts.initial?.[key] ?? null, deadline);
     if (r.kind === 'violation') return { result: 'violation', ...r.violation };
     if (r.kind === 'ok') timedOut.splice(i, 1);
@@ -204,16 +204,16 @@ class Visited {
     const en = this.entries;
     let i = a & mask;
     for (; ; i = (i + 1) & mask) {
-      const s = slots[2 * i]!;
+      const s = slots[2 * i];
       if (s === 0) break;
       if (slots[2 * i + 1] !== a) continue;
       const e = 8 * (s - 1);
       if (en[e + 1] !== b || en[e + 2] !== state || en[e + 3] !== from || en[e + 4] !== lo || en[e + 5] !== len) continue;
-      const off = en[e + 6]!;
+      const off = en[e + 6];
       let same = true;
       for (let w = 0; w < len && same; w++) same = this.pool[off + w] === words[lo + w];
       if (!same) continue;
-      if (atMost(en[e + 7]!)) return false;
+      if (atMost(en[e + 7])) return false;
       const more = this.moreUsed.get(s);
       if (more === undefined) this.moreUsed.set(s, [usedId]);
       else {
@@ -252,7 +252,7 @@ class Visited {
     const slots = new Int32Array(2 * this.slots.length);
     const mask = (slots.length >>> 1) - 1;
     for (let n = 0; n < this.n; n++) {
-      const a = this.entries[8 * n]!;
+      const a = this.entries[8 * n];
       let i = a & mask;
       while (slots[2 * i] !== 0) i = (i + 1) & mask;
       slots[2 * i] = n + 1;
@@ -311,7 +311,7 @@ function checkKey(ops: Op[], initial: string | null, deadline: number): KeyResul
   {
     const names = new Map<string, number[]>();
     for (let i = 0; i < nk; i++) {
-      kRet[i] = known[i]!.ret!;
+      kRet[i] = known[i].ret!;
       if (readLike[i]) continue;
       const name = `${kKind[i]}:${kA[i]}:${kB[i]}`;
       const list = names.get(name);
@@ -334,12 +334,12 @@ function checkKey(ops: Op[], initial: string | null, deadline: number): KeyResul
     if (twinGroups === 0) return;
     stamp++;
     for (let e = head.next; e !== null && e.isCall; e = e.next) {
-      const g = twinOf[e.idx]!;
+      const g = twinOf[e.idx];
       if (g < 0) continue;
       if (twinStamp[g] !== stamp) {
         twinStamp[g] = stamp;
         twinBest[g] = e.idx;
-      } else if (kRet[e.idx]! < kRet[twinBest[g]!]!) twinBest[g] = e.idx;
+      } else if (kRet[e.idx] < kRet[twinBest[g]]) twinBest[g] = e.idx;
     }
   };
   const stepKnown = (s: number, i: number): number => {
@@ -347,9 +347,9 @@ function checkKey(ops: Op[], initial: string | null, deadline: number): KeyResul
       case READ:
         return kA[i] === s ? s : FAIL;
       case WRITE:
-        return kA[i]!;
+        return kA[i];
       default:
-        if (kOk[i]) return s === kB[i] ? kA[i]! : FAIL;
+        if (kOk[i]) return s === kB[i] ? kA[i] : FAIL;
         return s !== kB[i] ? s : FAIL; // a failed cas is a read that saw something else
     }
   };
@@ -378,7 +378,7 @@ function checkKey(ops: Op[], initial: string | null, deadline: number): KeyResul
       classSize.push(0);
     }
     uClass[j] = c;
-    uPos[j] = classSize[c]!++;
+    uPos[j] = classSize[c]++;
   });
   const nc = classes.size;
 
@@ -394,17 +394,17 @@ function checkKey(ops: Op[], initial: string | null, deadline: number): KeyResul
   const failNeeds = new Int32Array(ids.size + 1);
   const casExpects = new Int32Array(ids.size + 1);
   const count = (i: number, d: number) => {
-    if (kKind[i] === READ) needs[kA[i]!]! += d;
-    else if (kKind[i] === WRITE) producers[kA[i]!]! += d;
+    if (kKind[i] === READ) needs[kA[i]] += d;
+    else if (kKind[i] === WRITE) producers[kA[i]] += d;
     else if (kOk[i]) {
-      producers[kA[i]!]! += d;
-      needs[kB[i]!]! += d;
-    } else failNeeds[kB[i]!]! += d;
+      producers[kA[i]] += d;
+      needs[kB[i]] += d;
+    } else failNeeds[kB[i]] += d;
   };
   for (let i = 0; i < nk; i++) count(i, 1);
   const countUnknown = (j: number, d: number) => {
-    producers[uA[j]!]! += d;
-    if (uKind[j] === CAS) casExpects[uB[j]!]! += d;
+    producers[uA[j]] += d;
+    if (uKind[j] === CAS) casExpects[uB[j]] += d;
   };
   for (let j = 0; j < nu; j++) countUnknown(j, 1);
   // The values that known operations that may go next need (reads, cas ops
@@ -414,12 +414,12 @@ function checkKey(ops: Op[], initial: string | null, deadline: number): KeyResul
   const failStamp = new Int32Array(ids.size + 1);
   let wantNow = 0;
   /** Whether moving the state away from s strands an operation that needs s. */
-  const strands = (s: number): boolean => needs[s]! > 0 && producers[s] === 0;
+  const strands = (s: number): boolean => needs[s] > 0 && producers[s] === 0;
   /** Apply unknown op j, or FAIL when it would change nothing (then it may as well never happen). */
   const stepUnknown = (s: number, j: number): number => {
     if (uA[j] === s) return FAIL;
-    if (uKind[j] === WRITE) return uA[j]!;
-    return s === uB[j] ? uA[j]! : FAIL;
+    if (uKind[j] === WRITE) return uA[j];
+    return s === uB[j] ? uA[j] : FAIL;
   };
   const used = new Int32Array(nc);
   // Each distinct `used` vector gets an id, so a configuration stores one
@@ -433,19 +433,19 @@ function checkKey(ops: Op[], initial: string | null, deadline: number): KeyResul
     usedHashB ^= mix((c + 0x5bd1e995) ^ Math.imul(k, 0x9e3779b1));
   };
   const incUsed = (c: number) => {
-    if (used[c]!++ === 0) usedNonZero++;
-    toggle(c, used[c]!);
+    if (used[c]++ === 0) usedNonZero++;
+    toggle(c, used[c]);
   };
   const decUsed = (c: number) => {
-    toggle(c, used[c]!);
-    if (--used[c]! === 0) usedNonZero--;
+    toggle(c, used[c]);
+    if (--used[c] === 0) usedNonZero--;
   };
   const usedIds = new Map<number, number | number[]>();
   const usedVecs: Int32Array[] = []; // (class, count) pairs
   const sameAsUsed = (n: number): boolean => {
-    const v = usedVecs[n]!;
+    const v = usedVecs[n];
     if (v.length !== 2 * usedNonZero) return false;
-    for (let p = 0; p < v.length; p += 2) if (used[v[p]!] !== v[p + 1]) return false;
+    for (let p = 0; p < v.length; p += 2) if (used[v[p]] !== v[p + 1]) return false;
     return true;
   };
   const internUsed = (): number => {
@@ -467,8 +467,8 @@ function checkKey(ops: Op[], initial: string | null, deadline: number): KeyResul
   /** Whether used-vector n is componentwise <= the current one: a configuration with n had every option this one has. */
   const atMostUsed = (n: number): boolean => {
     if (n === usedId) return true;
-    const v = usedVecs[n]!;
-    for (let p = 0; p < v.length; p += 2) if (v[p + 1]! > used[v[p]!]!) return false;
+    const v = usedVecs[n];
+    for (let p = 0; p < v.length; p += 2) if (v[p + 1] > used[v[p]]) return false;
     return true;
   };
   let usedId = internUsed();
@@ -476,8 +476,8 @@ function checkKey(ops: Op[], initial: string | null, deadline: number): KeyResul
   // The events, calls before returns at equal times (operations that touch overlap).
   const events: Ev[] = [];
   for (let i = 0; i < nk; i++) {
-    const c = new Ev(i, true, known[i]!.call);
-    const r = new Ev(i, false, known[i]!.ret!);
+    const c = new Ev(i, true, known[i].call);
+    const r = new Ev(i, false, known[i].ret!);
     c.match = r;
     r.match = c;
     events.push(c, r);
@@ -520,7 +520,7 @@ function checkKey(ops: Op[], initial: string | null, deadline: number): KeyResul
     zA ^= mix(2 * i + 1);
     zB ^= mix(~(2 * i));
     const w = i >>> 5;
-    words[w]! |= 1 << (i & 31);
+    words[w] |= 1 << (i & 31);
     if (w >= hi) hi = w + 1;
     while (lo < nw && words[lo] === 0xffffffff) lo++;
   };
@@ -529,7 +529,7 @@ function checkKey(ops: Op[], initial: string | null, deadline: number): KeyResul
     zA ^= mix(2 * i + 1);
     zB ^= mix(~(2 * i));
     const w = i >>> 5;
-    words[w]! &= ~(1 << (i & 31));
+    words[w] &= ~(1 << (i & 31));
     if (w < lo) lo = w;
     while (hi > 0 && words[hi - 1] === 0) hi--;
   };
@@ -614,10 +614,10 @@ function checkKey(ops: Op[], initial: string | null, deadline: number): KeyResul
     wantNow++;
     for (let e: Ev | null = head.next; e !== null; e = e.next) {
       const i = e.idx;
-      if (kKind[i] === READ) wantStamp[kA[i]!] = wantNow;
+      if (kKind[i] === READ) wantStamp[kA[i]] = wantNow;
       else if (kKind[i] === CAS) {
-        if (kOk[i]) wantStamp[kB[i]!] = wantNow;
-        else failStamp[kB[i]!] = wantNow;
+        if (kOk[i]) wantStamp[kB[i]] = wantNow;
+        else failStamp[kB[i]] = wantNow;
       }
       if (e === block) break;
     }
@@ -632,9 +632,9 @@ function checkKey(ops: Op[], initial: string | null, deadline: number): KeyResul
   for (;;) {
     if ((++steps & 0x3ff) === 0 && Date.now() > deadline) {
       const stuck = best
-        ? `; the longest linearizable prefix found places ${bestPlaced} of ${nk} completed ops, stuck when #${known[best.blockedAt]!.id} returns`
+        ? `; the longest linearizable prefix found places ${bestPlaced} of ${nk} completed ops, stuck when #${known[best.blockedAt].id} returns`
         : '';
-      return { kind: 'timeout', note: `${ops[0]!.key}: ${steps} steps, ${cache.size} configurations${stuck}` };
+      return { kind: 'timeout', note: `${ops[0].key}: ${steps} steps, ${cache.size} configurations${stuck}` };
     }
     if (inKnown) {
       const e = cursor;
@@ -649,7 +649,7 @@ function checkKey(ops: Op[], initial: string | null, deadline: number): KeyResul
       cursor = e.next!;
       const i = e.idx;
       if (readLike[i]) continue; // absorbed already if the state allowed it
-      if (twinOf[i]! >= 0 && twinBest[twinOf[i]!] !== i) continue;
+      if (twinOf[i] >= 0 && twinBest[twinOf[i]] !== i) continue;
       if (from >= 0 && stepKnown(from, i) !== FAIL) continue; // did not need the unknown op just placed
       const next = stepKnown(state, i);
       if (next === FAIL) continue;
@@ -688,8 +688,8 @@ function checkKey(ops: Op[], initial: string | null, deadline: number): KeyResul
     }
     // Unknown phase: an unknown operation invoked before `block` returned.
     let moved = false;
-    for (; uj < nu && uCall[uj]! <= block.time; uj++) {
-      const c = uClass[uj]!;
+    for (; uj < nu && uCall[uj] <= block.time; uj++) {
+      const c = uClass[uj];
       if (uPos[uj] !== used[c]) continue; // used already, or an earlier twin is still unused
       if (from >= 0 && uKind[uj] === WRITE) continue; // it would overwrite the unknown op just placed
       const next = stepUnknown(state, uj);
@@ -744,8 +744,8 @@ function checkKey(ops: Op[], initial: string | null, deadline: number): KeyResul
     state = stState[stState.length - 1]!;
     from = stFrom[stFrom.length - 1]!;
     usedId = stUsed[stUsed.length - 1]!;
-    const b = stBlock[stBlock.length - 1]!;
-    const j = stUnknown[stUnknown.length - 1]!;
+    const b = stBlock[stBlock.length - 1];
+    const j = stUnknown[stUnknown.length - 1];
     const e = pop();
     if (e) {
       clearBit(e.idx);
@@ -755,7 +755,7 @@ function checkKey(ops: Op[], initial: string | null, deadline: number): KeyResul
       pickTwins();
       inKnown = true;
     } else {
-      decUsed(uClass[j]!);
+      decUsed(uClass[j]);
       countUnknown(j, 1);
       block = b;
       uj = j + 1;
@@ -764,9 +764,9 @@ function checkKey(ops: Op[], initial: string | null, deadline: number): KeyResul
     }
   }
 
-  const prefix = best!.known.map((e, n) => (e ? known[e.idx]! : unknown[best!.unknown[n]!]!));
-  const blockedAt = known[best!.blockedAt]!;
-  const pending = best!.pending.map((i) => known[i]!);
+  const prefix = best!.known.map((e, n) => (e ? known[e.idx] : unknown[best!.unknown[n]]));
+  const blockedAt = known[best!.blockedAt];
+  const pending = best!.pending.map((i) => known[i]);
   let value = initial;
   let setter: Op | undefined;
   for (const o of prefix) {
@@ -785,7 +785,7 @@ function checkKey(ops: Op[], initial: string | null, deadline: number): KeyResul
   for (const o of prefix) if (o === setter || (o.ret ?? Infinity) >= earliest) explain.add(o);
   return {
     kind: 'violation',
-    violation: { key: ops[0]!.key, ops: [...explain].sort((a, b) => a.call - b.call), prefix, state: value, blockedAt, pending, stranded, history: ops },
+    violation: { key: ops[0].key, ops: [...explain].sort((a, b) => a.call - b.call), prefix, state: value, blockedAt, pending, stranded, history: ops },
   };
 }
 
@@ -864,6 +864,6 @@ export function loadHistory(file: string): Op[] {
       if (typeof o.id !== 'number' || typeof o.key !== 'string' || !['read', 'write', 'cas'].includes(o.kind)) {
         throw new Error(`${file}:${n + 1}: not an operation`);
       }
-      return o as Op;
+      return o;
     });
 }

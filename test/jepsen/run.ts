@@ -62,7 +62,7 @@ export async function jepsenRun(opts: RunOptions): Promise<RunResult> {
   const leaderIndex = async (): Promise<number> => {
     for (let attempt = 0; attempt < 100; attempt++) {
       for (let i = 0; i < 3; i++) {
-        if (!c.nodes[i]!.proc) continue;
+        if (!c.nodes[i].proc) continue;
         const s = await c.api(i, 'GET', '/v1/cluster/status', undefined, 1000).catch(() => null);
         if (s?.json?.role === 'leader') return i;
       }
@@ -84,7 +84,7 @@ export async function jepsenRun(opts: RunOptions): Promise<RunResult> {
       let setCount = 0;
       while (!stopping) {
         const node = r.int(3);
-        if (!c.nodes[node]!.proc) {
+        if (!c.nodes[node].proc) {
           await sleep(20);
           continue;
         }
@@ -181,7 +181,7 @@ export async function jepsenRun(opts: RunOptions): Promise<RunResult> {
     // Heal, then read every key once more: these reads close the history.
     c.heal();
     for (let i = 0; i < 3; i++) c.resume(i);
-    for (let i = 0; i < 3; i++) if (!c.nodes[i]!.proc) await c.start(i, opts.staleReads ? ['--unsafe-stale-reads'] : []);
+    for (let i = 0; i < 3; i++) if (!c.nodes[i].proc) await c.start(i, opts.staleReads ? ['--unsafe-stale-reads'] : []);
     if ((await leaderIndex()) < 0) throw new Error(`no leader after healing\n${c.logs()}`);
     for (const key of keys) {
       const o: Op = { id: nextId++, client: 99, key, kind: 'read', call: now() };

@@ -13,7 +13,7 @@ export function mounts(): Mount[] {
     .filter(Boolean)
     .map((l) => {
       const [device, dir] = l.split(' ');
-      return { device: device!, dir: dir! };
+      return { device: device, dir: dir };
     });
 }
 

@@ -9,7 +9,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { redis } from '../src/catalog/redis.ts';
+import { redis } from '../src/catalog/services/redis/redis.ts';
 
 export const BUSYBOX_IMAGE = 'firecampd/busybox:1';
 /** The Redis type's default image. */
@@ -61,10 +61,10 @@ function rootfs(image: string, programs: string[]): string {
     fs.copyFileSync(real, path.join(root, 'bin', prog));
     // Every library ldd names (and the loader), at the same path as on this machine.
     for (const lib of execFileSync('ldd', [real], { encoding: 'utf8' }).matchAll(/(\/\S+\.so[.\d]*)/g)) {
-      const target = path.join(root, lib[1]!);
+      const target = path.join(root, lib[1]);
       if (fs.existsSync(target)) continue;
       fs.mkdirSync(path.dirname(target), { recursive: true });
-      fs.copyFileSync(fs.realpathSync(lib[1]!), target);
+      fs.copyFileSync(fs.realpathSync(lib[1]), target);
     }
   }
   fs.writeFileSync(path.join(root, 'etc', 'passwd'), 'root:x:0:0:root:/:/bin/sh\n');

@@ -241,10 +241,10 @@ export class Catalog {
     const specs = type.members(spec, { domain: this.o.domain, ips });
     const chosen: MemberSpec[] = [];
     for (const i of missing) {
-      const where = this.place(spec, specs[i]!, i, new Set(), chosen);
+      const where = this.place(spec, specs[i], i, new Set(), chosen);
       if ('why' in where) return this.setStatus(svc, rev, svc.status, where.why);
       const zone = this.o.zonal ? this.nodes().find((n) => n.id === where.node)?.zone : undefined;
-      chosen.push({ ...specs[i]!, node: where.node, epoch: 1, ...(zone ? { zone } : {}) });
+      chosen.push({ ...specs[i], node: where.node, epoch: 1, ...(zone ? { zone } : {}) });
     }
     await this.o.db.txn({
       compare: chosen.map((m) => ({ key: memberKey(spec.name, m.name), target: 'exists' as const, op: '=' as const, value: false })),

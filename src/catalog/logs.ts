@@ -39,7 +39,7 @@ export function registerLogRoutes(api: ApiServer, d: LogsDeps): void {
       const opts = { stdout: true, stderr: true, tail: Number.isInteger(tail) && tail >= 0 ? tail : 100 };
       const c = docker.getContainer(containerName(spec));
       // dockerode gives a stream when following and the whole (still multiplexed) payload otherwise.
-      logs = follow ? ((await c.logs({ ...opts, follow: true })) as NodeJS.ReadableStream) : Readable.from([await c.logs({ ...opts, follow: false })]);
+      logs = follow ? await c.logs({ ...opts, follow: true }) : Readable.from([await c.logs({ ...opts, follow: false })]);
     } catch (err) {
       if ((err as { statusCode?: number }).statusCode === 404) throw new UserError(`${member} has no container on its node yet`, 404, 'not_found');
       throw err;

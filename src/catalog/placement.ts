@@ -97,8 +97,8 @@ export function place(want: Wanted, nodes: NodeInfo[], placed: PlacedMember[], e
   const ranked = fit
     .map((n) => ({ n, s: score(n) }))
     .sort((a, b) => {
-      for (let i = 0; i < a.s.length; i++) if (a.s[i] !== b.s[i]) return a.s[i]! - b.s[i]!;
+      for (let i = 0; i < a.s.length; i++) if (a.s[i] !== b.s[i]) return a.s[i] - b.s[i];
       return a.n.id.localeCompare(b.n.id);
     });
-  return { node: ranked[0]!.n.id };
+  return { node: ranked[0].n.id };
 }

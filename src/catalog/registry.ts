@@ -1,5 +1,5 @@
 // The service types the catalog knows, by the name users give in --type.
-import { redis } from './redis.ts';
+import { redis } from './services/redis/redis.ts';
 import type { ServiceSpecInput, ServiceType } from './types.ts';
 
 export const SERVICE_TYPES: Record<ServiceSpecInput['type'], ServiceType> = { redis };

@@ -11,10 +11,10 @@
 // Append-only persistence and the cluster's nodes.conf live on the member's
 // volume: data and cluster identity survive a move.
 import { Redis } from 'ioredis';
-import { memberIndex, type MemberSpec } from '../agent/members.ts';
-import { UserError, errorMessage } from '../errors.ts';
-import type { Logger } from '../log.ts';
-import type { MemberContext, PlacedMember, ServiceSpec, ServiceSpecInput, ServiceType, UpgradeStep } from './types.ts';
+import { memberIndex, type MemberSpec } from '../../../agent/members.ts';
+import { UserError, errorMessage } from '../../../errors.ts';
+import type { Logger } from '../../../log.ts';
+import type { MemberContext, PlacedMember, ServiceSpec, ServiceSpecInput, ServiceType, UpgradeStep } from '../../types.ts';
 
 export const REDIS_PORT = 6379;
 const SLOTS = 16_384;
@@ -64,7 +64,7 @@ function parseNodes(text: string): ClusterNode[] {
     .filter((l) => l.trim())
     .map((l) => {
       const f = l.trim().split(' ');
-      return { id: f[0]!, host: f[1]!.split(':')[0]!, flags: f[2]!.split(','), master: f[3]!, slots: f.slice(8) };
+      return { id: f[0], host: f[1].split(':')[0], flags: f[2].split(','), master: f[3], slots: f.slice(8) };
     });
 }
 
@@ -164,7 +164,7 @@ export const redis: ServiceType = {
     const myself = (v: (typeof views)[number]) => v.nodes.find((n) => n.flags.includes('myself'))!;
     const shards = spec.redis!.shards;
     for (let s = 0; s < shards; s++) {
-      const v = views[s * perShard(spec)]!;
+      const v = views[s * perShard(spec)];
       const me = myself(v);
       if (me.slots.length > 0 || me.flags.includes('slave')) continue;
       const lo = Math.floor((s * SLOTS) / shards);
@@ -176,7 +176,7 @@ export const redis: ServiceType = {
       });
       log.info({ member: v.m.spec.name, slots: `${lo}-${hi}` }, 'redis cluster: slots assigned');
     }
-    const first = views[0]!;
+    const first = views[0];
     const known = new Set(first.nodes.map((n) => n.id));
     const strangers = views.slice(1).filter((v) => !known.has(myself(v).id));
     if (strangers.length > 0) {
@@ -191,7 +191,7 @@ export const redis: ServiceType = {
     for (let s = 0; s < shards; s++) {
       const shard = views.slice(s * perShard(spec), (s + 1) * perShard(spec));
       // The shard's master is whichever member serves its slots: while a member moved, one of its replicas may have taken over.
-      const master = shard.find((v) => myself(v).slots.length > 0) ?? shard[0]!;
+      const master = shard.find((v) => myself(v).slots.length > 0) ?? shard[0];
       const masterId = myself(master).id;
       for (const v of shard) {
         const me = myself(v);
@@ -242,7 +242,7 @@ export const redis: ServiceType = {
     const roles = new Map(await Promise.all(members.map(async (m) => [m.spec.name, await role(m.host)] as const)));
     const replica = pending.find((m) => roles.get(m.spec.name) === 'slave');
     if (replica) return { restart: replica.spec.name };
-    const master = pending[0]!;
+    const master = pending[0];
     if (!isCluster(spec)) return { restart: master.spec.name };
     const masterId = await withRedis(master.host, (r) => call(r, 'CLUSTER', 'MYID'));
     for (const m of members) {

@@ -247,10 +247,29 @@ describe('agent', { timeout: 300_000 }, () => {
       const kv = (await bed.api(1, 'POST', '/v1/kv/range', { key: `/status/pull/${name}` })).json.kvs[0];
       return kv ? (JSON.parse(kv.value) as { state: string; message?: string }) : undefined;
     };
+    // Every status pull-0 ever has, from before its assignment: nobody polling it may see it starting with no reason.
+    const history: { state: string; message?: string }[] = [];
+    const watching = new AbortController();
+    t.after(() => watching.abort());
+    const from = (await bed.api(1, 'POST', '/v1/kv/range', { key: '/status/pull/pull-0' })).json.revision as number;
+    void (async () => {
+      const q = new URLSearchParams({ key: '/status/pull/pull-0', from: String(from + 1) });
+      for await (const line of bed.apiClient(1).stream(`/v1/watch?${q}`, watching.signal)) {
+        const batch = JSON.parse(line) as { events?: { type: string; kv: { value: string } }[] };
+        for (const e of batch.events ?? []) if (e.type === 'put') history.push(JSON.parse(e.kv.value) as { state: string; message?: string });
+      }
+    })().catch(() => {});
     await put(sleeper('pull-0', image));
     await put(sleeper('pull-1', BUSYBOX_IMAGE));
     await waitFor(() => silent.size > 0, 10_000, 'the node to start pulling');
     await waitFor(async () => (await status('pull-1'))?.state === 'running', 10_000, 'the member whose image is there to start meanwhile');
+    await waitFor(() => history.length > 0, 10_000, "pull-0's first status to reach the watch");
+    assert.deepEqual(
+      history.map((h) => [h.state, h.message]),
+      history.map(() => ['starting', `pulling image ${image}`]),
+      'from its first status on, the member says that it waits for its pull',
+    );
+    // The registry took the connection only after the agent had written that status: one read is enough here.
     const pulling = await status('pull-0');
     assert.deepEqual([pulling?.state, pulling?.message], ['starting', `pulling image ${image}`], 'the other member is still waiting for its pull');
     // The registry hangs up: the pull fails, and the member says why.

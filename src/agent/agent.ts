@@ -14,7 +14,7 @@ import path from 'node:path';
 import type { ControlDb } from '../controldb/controldb.ts';
 import { errorMessage } from '../errors.ts';
 import type { Logger } from '../log.ts';
-import { Containers, PullPending } from './docker.ts';
+import type { Containers } from './docker.ts';
 import type { NodeLease } from './lease.ts';
 import {
   CLAIMS_PREFIX,
@@ -163,10 +163,6 @@ export class Agent {
       try {
         await this.ensure(spec);
       } catch (err) {
-        if (err instanceof PullPending) {
-          await this.report(spec, 'starting', err.message).catch(() => {});
-          continue;
-        }
         this.o.log.warn({ member: key(spec), err: errorMessage(err) }, 'could not start member; will retry');
         await this.report(spec, 'failed', errorMessage(err)).catch(() => {});
       }
@@ -211,6 +207,7 @@ export class Agent {
     }
     const holder = { node: this.o.nodeId, epoch: spec.epoch };
     if (!(await this.takeClaim(spec))) return;
+    if (!(await this.imageReady(spec))) return;
     await this.report(spec, 'starting');
     const volumeDir = spec.volume ? await this.o.volumes.attach(spec.volume, holder) : undefined;
     if (spec.ip) await this.o.ips.add(spec.ip);
@@ -222,6 +219,20 @@ export class Agent {
     this.local.set(k, { spec, volumeDir, container: id });
     this.o.log.info({ member: k, epoch: spec.epoch, container: id.slice(0, 12) }, 'member started');
     await this.report(spec, 'running', undefined, id);
+  }
+
+  /**
+   * Whether the member's image is on this node's engine. If not, the member
+   * says "pulling image …" before the pull begins, so that nobody polling its
+   * status sees it starting with no reason; a failed pull throws its reason.
+   */
+  private async imageReady(spec: MemberSpec): Promise<boolean> {
+    const image = await this.o.containers.imageState(spec.image);
+    if (image.kind === 'present') return true;
+    if (image.kind === 'failed') throw new Error(image.message);
+    await this.report(spec, 'starting', `pulling image ${spec.image}`);
+    if (image.kind === 'absent') this.o.containers.startPull(spec.image);
+    return false;
   }
 
   /**

@@ -33,8 +33,8 @@ export function dockerClient(host: string | undefined): Docker {
   return new Docker({ host: u.hostname, port: Number(u.port || 2375) });
 }
 
-/** A member's image is being pulled: it starts once the pull is done. */
-export class PullPending extends Error {}
+/** Whether a member's image is on this node's engine, and if not, where its pull stands. */
+export type ImageState = { kind: 'present' } | { kind: 'absent' } | { kind: 'pulling' } | { kind: 'failed'; message: string };
 
 /** After a failed pull, how long the next one waits. */
 const PULL_RETRY_MS = 30_000;
@@ -70,7 +70,6 @@ export class Containers {
   /** Create and start the member's container; a leftover one of the same name is removed first. */
   async run(m: MemberSpec, volumeDir: string | undefined): Promise<string> {
     const name = containerName(m);
-    await this.ensureImage(m.image);
     await this.remove(name);
     const c = await this.docker.createContainer({
       name,
@@ -101,41 +100,48 @@ export class Containers {
   }
 
   /**
-   * As `docker run` does, an image this engine lacks is pulled. The pull runs
-   * in the background, one per image: a slow or unreachable registry holds up
-   * only the members that need that image, not the rest of the node's
-   * convergence. Until it is there this throws: PullPending while a pull
-   * runs, an Error saying what to do once one failed (tried again after
-   * PULL_RETRY_MS).
+   * As `docker run` does, an image this engine lacks is pulled. The caller
+   * learns that it is absent first, so that it can say "pulling" before the
+   * pull begins (startPull). A failed pull is tried again after
+   * PULL_RETRY_MS; until then this says why it failed and what to do.
    */
-  private async ensureImage(image: string): Promise<void> {
+  async imageState(image: string): Promise<ImageState> {
     try {
       await this.docker.getImage(image).inspect();
       this.pulls.delete(image);
-      return;
+      return { kind: 'present' };
     } catch (err) {
       if ((err as { statusCode?: number }).statusCode !== 404) throw err;
     }
     const last = this.pulls.get(image);
-    if (last?.error !== undefined && Date.now() - last.since < PULL_RETRY_MS) {
-      throw new Error(
-        `image ${image} is not on this node's Docker engine and could not be pulled (${last.error}); load it on every node ("npm run images" builds firecampd's own from Debian packages)`,
-      );
-    }
-    if (!last || last.error !== undefined) {
-      const pull: { since: number; error?: string } = { since: Date.now() };
-      this.pulls.set(image, pull);
-      this.pull(image).then(
-        () => this.onPulled?.(),
-        (err: Error) => {
-          // dockerode puts the engine's answer after its own "(HTTP code 500) server error - ".
-          pull.error = err.message.replace(/^\(HTTP code \d+\)[^-]*- /, '').trim();
-          pull.since = Date.now();
-          this.onPulled?.();
-        },
-      );
-    }
-    throw new PullPending(`pulling image ${image}`);
+    if (!last) return { kind: 'absent' };
+    if (last.error === undefined) return { kind: 'pulling' };
+    if (Date.now() - last.since >= PULL_RETRY_MS) return { kind: 'absent' };
+    return {
+      kind: 'failed',
+      message: `image ${image} is not on this node's Docker engine and could not be pulled (${last.error}); load it on every node ("npm run images" builds firecampd's stand-ins from Debian packages)`,
+    };
+  }
+
+  /**
+   * Pull in the background, one pull per image: a slow or unreachable
+   * registry holds up only the members that need that image, not the rest of
+   * the node's convergence. onPulled is called when it ends either way.
+   */
+  startPull(image: string): void {
+    const running = this.pulls.get(image);
+    if (running && running.error === undefined) return;
+    const pull: { since: number; error?: string } = { since: Date.now() };
+    this.pulls.set(image, pull);
+    this.pull(image).then(
+      () => this.onPulled?.(),
+      (err: Error) => {
+        // dockerode puts the engine's answer after its own "(HTTP code 500) server error - ".
+        pull.error = err.message.replace(/^\(HTTP code \d+\)[^-]*- /, '').trim();
+        pull.since = Date.now();
+        this.onPulled?.();
+      },
+    );
   }
 
   private async pull(image: string): Promise<void> {

@@ -132,7 +132,7 @@ export async function main(args: string[]): Promise<void> {
     )
     .command('version', 'print the version', {}, (argv: GlobalArgs) => print(argv, { version: VERSION }, () => VERSION))
     .command('health', 'ask a node whether it is up', {}, async (argv: GlobalArgs) => {
-      const res = await (await client(argv)).request<Record<string, unknown>>('GET', '/v1/health');
+      const res = await (await client(argv)).request<Record<string, string | number | boolean | null>>('GET', '/v1/health');
       print(argv, res, () =>
         Object.entries(res)
           .map(([k, v]) => `${k.padEnd(16)}${v}`)
@@ -150,7 +150,7 @@ export async function main(args: string[]): Promise<void> {
     .help()
     .alias('h', 'help')
     .wrap(Math.min(110, process.stdout.columns ?? 100))
-    .fail((msg, err, y) => {
+    .fail((msg, err) => {
       if (err) throw err;
       process.stderr.write(`firecampd: ${msg}\nRun "firecampd --help" for usage.\n`);
       process.exit(2);

@@ -44,7 +44,7 @@ async function main(): Promise<void> {
     if (attempt > 20) throw new Error(r.stderr.trim());
     await new Promise((res) => setTimeout(res, 1000));
   }
-  const first = JSON.parse((await runCli(['service', 'get', 'cache', '--json'], env)).stdout).members[0];
+  const first = (JSON.parse((await runCli(['service', 'get', 'cache', '--json'], env)).stdout) as { members: { ip: string }[] }).members[0];
   const frozen = bed.nodes[2];
   say(`
 Try next, in another shell (as root):

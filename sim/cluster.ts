@@ -132,7 +132,7 @@ export class Cluster {
     partitions: 0,
   };
 
-  private queue: InFlight[][] = [];
+  private queue = new Map<number, InFlight[]>();
   private blocked = new Set<string>(); // "from>to"
   private partitionUntil = 0;
   private readonly leaderOfTerm = new Map<number, NodeId>();
@@ -203,9 +203,9 @@ export class Cluster {
     const faultsOn = this.faultsOn;
     this.tick++;
     const f = this.opts.faults;
-    const due = this.queue[this.tick];
+    const due = this.queue.get(this.tick);
     if (due) {
-      delete this.queue[this.tick];
+      this.queue.delete(this.tick);
       for (const { msg } of this.rng.shuffle(due)) this.deliver(msg);
     }
     const ids = this.rng.shuffle([...this.nodes.keys()]);
@@ -256,7 +256,9 @@ export class Cluster {
     for (let i = 0; i < copies; i++) {
       const at = this.tick + (faultsOn ? this.rng.int(f.maxDelay + 1) : this.rng.int(2)) + (i === 0 ? 0 : 1);
       const t = Math.max(at, this.tick + 1);
-      (this.queue[t] ??= []).push({ at: t, msg: m });
+      const slot = this.queue.get(t);
+      if (slot) slot.push({ at: t, msg: m });
+      else this.queue.set(t, [{ at: t, msg: m }]);
     }
   }
 

@@ -31,7 +31,13 @@ export interface ClientOptions {
 
 export interface RawResult {
   status: number;
-  json: any;
+  /** The parsed body, as the server sent it: the caller checks its shape. */
+  json: unknown;
+}
+
+/** The body of an API error answer. */
+export interface ApiErrorBody {
+  error?: { message?: string; code?: string };
 }
 
 export class ApiClient {
@@ -65,7 +71,7 @@ export class ApiClient {
     const res = await this.send(method, urlPath, body, headers);
     const text = (await readAll(res)).toString('utf8');
     try {
-      return { status: res.statusCode ?? 0, json: text ? JSON.parse(text) : {} };
+      return { status: res.statusCode ?? 0, json: text ? (JSON.parse(text) as unknown) : {} };
     } catch {
       throw new UserError(`${this.base}${urlPath} answered ${res.statusCode} with something other than JSON`, 502, 'bad_gateway');
     }
@@ -210,7 +216,7 @@ export async function fetchPinnedCa(base: string, digest: string): Promise<strin
 }
 
 function errorOf(r: RawResult): UserError {
-  const e = (r.json as { error?: { message?: string; code?: string } } | undefined)?.error;
+  const e = (r.json as ApiErrorBody | undefined)?.error;
   return new UserError(e?.message ?? `HTTP ${r.status}`, r.status, e?.code ?? 'error');
 }
 

@@ -50,7 +50,7 @@ export function defaultDataDir(): string {
 /** Parse "host:port", "host" or ":port"; IPv6 hosts go in brackets. */
 export function parseHostPort(value: string, defaultPort: number, what: string, allowZero = false): HostPort {
   const v = value.trim();
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\[\]]*))(?::(\d+))?$/.exec(v);
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*))(?::(\d+))?$/.exec(v);
   if (!m) throw new UserError(`${what}: "${value}" is not host:port`);
   const host = m[1] ?? m[2] ?? '';
   const port = m[3] === undefined ? defaultPort : Number(m[3]);

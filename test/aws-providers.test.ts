@@ -35,11 +35,13 @@ const r53 = mockClient(Route53Client);
 
 class RecordingMounter implements Mounter {
   readonly calls: string[] = [];
-  async mount(device: AttachedDevice, dir: string) {
+  mount(device: AttachedDevice, dir: string) {
     this.calls.push(`mount ${device.volumeId} ${device.requested} ${dir}`);
+    return Promise.resolve();
   }
-  async unmount(dir: string) {
+  unmount(dir: string) {
     this.calls.push(`unmount ${dir}`);
+    return Promise.resolve();
   }
   mountDir(id: string) {
     return `/mnt/${id}`;
@@ -159,8 +161,8 @@ describe('aws providers (mocked AWS)', () => {
     const order: string[] = [];
     const local: IpProvider = {
       kind: 'local',
-      add: async (ip) => void order.push(`local add ${ip}`),
-      remove: async (ip) => void order.push(`local remove ${ip}`),
+      add: (ip) => (order.push(`local add ${ip}`), Promise.resolve()),
+      remove: (ip) => (order.push(`local remove ${ip}`), Promise.resolve()),
     };
     ec2.on(AssignPrivateIpAddressesCommand).callsFake(() => (order.push('assign'), {}));
     ec2.on(UnassignPrivateIpAddressesCommand).callsFake(() => {
@@ -229,9 +231,9 @@ describe('aws providers (mocked AWS)', () => {
     const embeddedWrites: string[] = [];
     const db = {
       store: { get: () => undefined },
-      txn: async (t: { success: { put?: { key: string; value: string } }[] }) => (
+      txn: (t: { success: { put?: { key: string; value: string } }[] }) => (
         embeddedWrites.push(...t.success.map((o) => `${o.put?.key}=${o.put?.value}`)),
-        { succeeded: true }
+        Promise.resolve({ succeeded: true })
       ),
     } as unknown as ControlDb;
 

@@ -128,7 +128,7 @@ describe('controldb cluster', () => {
       const r = await c.put(writer, 'w/k', String(i));
       if (r.status === 200) acked.push(String(i));
     }
-    await c.waitFor(async () => seen.length >= acked.length, 10_000, 'the watch to deliver every acknowledged write');
+    await c.waitFor(() => Promise.resolve(seen.length >= acked.length), 10_000, 'the watch to deliver every acknowledged write');
     stop.abort();
     await pump.catch(() => {});
     const values = seen.map((e) => e.value);
@@ -240,7 +240,7 @@ describe('controldb cluster', () => {
       // The restored cluster keeps the old one's CA and tokens.
       const api = nodeClient(`127.0.0.1:${node.port}`, TOKEN, readCa(dir));
       after(() => api.close());
-      const q = async (p: string, body: unknown) => (await api.raw('POST', p, body)).json;
+      const q = async (p: string, body: unknown): Promise<any> => (await api.raw('POST', p, body)).json;
       let range: any;
       const deadline = Date.now() + 10_000;
       do {
@@ -253,7 +253,7 @@ describe('controldb cluster', () => {
       );
       // The store's revision goes on from the snapshot's (the new node then records itself, one more).
       assert.ok(range.revision >= revision && range.revision <= revision + 1, `revision ${range.revision} after restoring ${revision}`);
-      const status = (await api.raw('GET', '/v1/cluster/status')).json;
+      const status = (await api.raw('GET', '/v1/cluster/status')).json as { members: { role: string }[] };
       assert.equal(status.members.filter((m: { role: string }) => m.role === 'voter').length, 1, 'a new one-node cluster');
       assert.ok((await q('/v1/kv/put', { key: 'after', value: 'restore' })).revision > range.revision);
     } finally {

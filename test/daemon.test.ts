@@ -47,7 +47,7 @@ describe('daemon', () => {
     const api = nodeClient(`127.0.0.1:${d.port}`, token, readCa(dir));
     after(() => api.close());
     await waitUntil(async () => (await api.raw('GET', '/v1/health')).status === 200);
-    assert.equal((await api.raw('GET', '/v1/health')).json.status, 'ok');
+    assert.equal(((await api.raw('GET', '/v1/health')).json as { status: string }).status, 'ok');
 
     const metrics = await api.raw('GET', '/metrics').catch(() => null);
     assert.equal(metrics, null, 'metrics are text, not JSON');
@@ -61,7 +61,7 @@ describe('daemon', () => {
     assert.match(missing.json.error.message, /missing token/);
     const wrongToken = await new ApiClient({ addr: `127.0.0.1:${d.port}`, token: 'wrong', ca: readCa(dir) }).raw('GET', '/v1/health');
     assert.equal(wrongToken.status, 401);
-    assert.match(wrongToken.json.error.message, /unknown or revoked token/);
+    assert.match((wrongToken.json as { error: { message: string } }).error.message, /unknown or revoked token/);
     assert.ok(!d.lines.some((l) => l.includes(token)), 'the token must never be logged');
 
     // The CLI on the same machine needs no token: it uses the data dir's socket.
@@ -117,7 +117,7 @@ describe('daemon', () => {
     assert.equal(dd.stderr.trim().split('\n').length, 1);
   });
 
-  it('names its providers by flag, and says what a bad provider flag should look like', async () => {
+  it('names its providers by flag, and says what a bad provider flag should look like', () => {
     const c = resolveNodeConfig({ volumes: 'aws-ebs', staticIps: 'aws:ens5/20', dns: 'route53:Z0123ABC' });
     assert.deepEqual(
       [c.volumes, c.staticIps, c.dns],

@@ -2,7 +2,6 @@
 // loopback, snapshots and InstallSnapshot across a restart.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { decodeMessages, encodeMessages } from '../src/raft/codec.ts';
 import { Transport } from '../src/raft/transport.ts';

@@ -89,7 +89,7 @@ describe('security', () => {
     // A client that skips the CA check and sends B's token to A anyway is refused by A.
     const direct = await new ApiClient({ addr: `127.0.0.1:${port}`, token: foreign, ca: a.ca }).raw('POST', '/v1/cluster/join', {});
     assert.equal(direct.status, 401);
-    assert.match(direct.json.error.message, /belongs to another cluster/);
+    assert.match((direct.json as { error: { message: string } }).error.message, /belongs to another cluster/);
 
     const expiring = (await a.request(0, 'POST', '/v1/tokens', { kind: 'join', ttl: 1 })).json.token as string;
     await new Promise((r) => setTimeout(r, 1500));
@@ -220,7 +220,7 @@ describe('security', () => {
     const asNode = new ApiClient({ addr: `127.0.0.1:${port}`, ca: files.ca, cert: { certPem: files.cert, keyPem: files.key } });
     const r = await asNode.raw('GET', '/v1/cluster/status');
     assert.equal(r.status, 401, 'API refused');
-    assert.match(r.json.error.message, /was removed from the cluster/);
+    assert.match((r.json as { error: { message: string } }).error.message, /was removed from the cluster/);
     asNode.close();
   });
 });

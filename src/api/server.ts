@@ -62,7 +62,8 @@ export class StreamResponse {
   ) {}
 }
 
-export type Handler = (req: ApiRequest) => unknown | Promise<unknown>;
+/** Returns the answer, or a promise of it (`unknown` covers both). */
+export type Handler = (req: ApiRequest) => unknown;
 export type UpgradeHandler = (ws: WebSocket, req: http.IncomingMessage, caller: Caller) => void;
 
 export interface ApiServerOptions {
@@ -162,7 +163,7 @@ export class ApiServer {
     // A client's idle keep-alive connection would otherwise hold the close (and the daemon's exit) for a minute.
     for (const socket of this.sockets) socket.destroy();
     this.local?.closeAllConnections();
-    await Promise.all([this.tcp, this.https, this.local].map((s) => (s?.listening ? new Promise<void>((r) => s.close(() => r())) : undefined)));
+    await Promise.all([this.tcp, this.https, this.local].flatMap((s) => (s?.listening ? [new Promise<void>((r) => s.close(() => r()))] : [])));
     if (this.localPath) fs.rmSync(this.localPath, { force: true });
   }
 

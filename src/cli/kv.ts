@@ -27,7 +27,7 @@ export function kvCommands(y: Argv): Argv {
           limit: a.limit,
           serializable: a.serializable,
         });
-        if (!a.json && !a.prefix && r.kvs.length === 0) throw new UserError(`key not found: ${a.key}`, 404, 'not_found');
+        if (!a.json && !a.prefix && r.kvs.length === 0) throw new UserError(`key not found: ${a.key as string}`, 404, 'not_found');
         print(a, r, () => table(['KEY', 'VALUE', 'MOD_REV', 'VERSION', 'LEASE'], kvRows(r.kvs)));
       },
     )
@@ -64,7 +64,8 @@ export function kvCommands(y: Argv): Argv {
       'run a transaction given as JSON {compare, success, failure} in FILE or on stdin',
       (c) => c.positional('file', { type: 'string', describe: 'JSON file; - or nothing for stdin' }),
       async (a: GlobalArgs) => {
-        const text = fs.readFileSync(!a.file || a.file === '-' ? 0 : String(a.file), 'utf8');
+        const file = a.file as string | undefined;
+        const text = fs.readFileSync(!file || file === '-' ? 0 : file, 'utf8');
         let body: unknown;
         try {
           body = JSON.parse(text);
@@ -128,7 +129,7 @@ export function leaseCommands(y: Argv): Argv {
       (c) => c.positional('id', { type: 'number', demandOption: true }),
       async (a: GlobalArgs) => {
         const r = await (await client(a)).request<{ revision: number }>('POST', '/v1/lease/revoke', { id: a.id });
-        print(a, r, () => `lease ${a.id} revoked at revision ${r.revision}`);
+        print(a, r, () => `lease ${a.id as number} revoked at revision ${r.revision}`);
       },
     )
     .command('list', 'list leases and their keys', {}, async (a: GlobalArgs) => {

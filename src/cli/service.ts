@@ -184,7 +184,7 @@ export function serviceCommands(y: Argv): Argv {
           name: String(a.name),
           follow: String(a.follow),
           tail: String(a.tail),
-          ...(a.member ? { member: String(a.member) } : {}),
+          ...(a.member ? { member: a.member as string } : {}),
         });
         for await (const line of (await client(a)).stream(`/v1/service/logs?${q}`)) process.stdout.write(line + '\n');
       },

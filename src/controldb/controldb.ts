@@ -103,7 +103,7 @@ export class ControlDb {
   }
 
   async leaseKeepAlive(id: number, forwarded = false): Promise<{ id: number; ttl: number }> {
-    return this.onLeader('/v1/lease/keepalive', { id }, forwarded, async () => {
+    return this.onLeader('/v1/lease/keepalive', { id }, forwarded, () => {
       const lease = this.store.lease(id);
       if (!lease || this.revoking.has(id)) throw new UserError(`lease ${id} does not exist (expired or revoked)`, 404, 'lease_not_found');
       this.deadlines.set(id, this.now() + lease.ttl * 1000);
@@ -199,8 +199,8 @@ export class ControlDb {
     return result;
   }
 
-  /** Run `fn` here if this node leads; otherwise hand the request to the leader. */
-  private async onLeader<T>(path: string, body: unknown, forwarded: boolean, fn: () => Promise<T>): Promise<T> {
+  /** Run `fn` here if this node leads (it may be synchronous: a throw rejects), otherwise hand the request to the leader. */
+  private async onLeader<T>(path: string, body: unknown, forwarded: boolean, fn: () => T | Promise<T>): Promise<T> {
     return this.withElectionWait(async () => {
       const st = this.raft.status();
       if (st.role === 'leader') return fn();

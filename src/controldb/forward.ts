@@ -44,7 +44,7 @@ export function httpForwarder(tls: NodeTls, address: (id: NodeId) => string | un
           res.on('end', () => {
             let json: { error?: { message: string; code: string } } = {};
             try {
-              json = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}');
+              json = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}') as typeof json;
             } catch {
               /* keep the status */
             }

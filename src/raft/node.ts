@@ -117,16 +117,13 @@ export class RaftNode {
     });
   }
 
-  proposeConfChange(cc: ConfChange): Promise<unknown> {
-    if (this.stopped) return Promise.reject(new RaftError('stopped', 'node is stopping'));
-    try {
-      const { index, term } = this.raft.proposeConfChange(cc);
-      const p = this.wait(index, term);
-      this.schedule();
-      return p;
-    } catch (err) {
-      return Promise.reject(err);
-    }
+  /** Async so that a refusal (the Raft's throw) comes back as a rejection, like every other failure. */
+  async proposeConfChange(cc: ConfChange): Promise<unknown> {
+    if (this.stopped) throw new RaftError('stopped', 'node is stopping');
+    const { index, term } = this.raft.proposeConfChange(cc);
+    const p = this.wait(index, term);
+    this.schedule();
+    return p;
   }
 
   transferLeadership(to: NodeId): void {
@@ -174,7 +171,7 @@ export class RaftNode {
     this.batch = [];
     try {
       const { index, term } = this.raft.propose(batch.map((b) => b.data));
-      batch.forEach((b, i) => this.wait(index + i, term).then(b.resolve, b.reject));
+      for (const [i, b] of batch.entries()) this.wait(index + i, term).then(b.resolve, b.reject);
     } catch (err) {
       for (const b of batch) b.reject(err as Error);
     }

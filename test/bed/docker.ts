@@ -61,7 +61,9 @@ export async function startDockerd(ns: string): Promise<NodeDocker> {
     } catch (err) {
       if (Date.now() > deadline || proc.exitCode !== null) {
         stopDockerd(d);
-        throw new Error(`dockerd in ${ns} did not start: ${(err as Error).message}\n${fs.readFileSync(`${root}/dockerd.log`, 'utf8').slice(-2000)}`);
+        throw new Error(`dockerd in ${ns} did not start: ${(err as Error).message}\n${fs.readFileSync(`${root}/dockerd.log`, 'utf8').slice(-2000)}`, {
+          cause: err,
+        });
       }
       await new Promise((r) => setTimeout(r, 200));
     }

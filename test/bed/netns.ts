@@ -12,7 +12,7 @@ export function sh(cmd: string, args: string[], opts: { ignoreErrors?: boolean }
   } catch (err) {
     if (opts.ignoreErrors) return '';
     const e = err as { stderr?: string; message: string };
-    throw new Error(`${cmd} ${args.join(' ')}: ${e.stderr?.trim() || e.message}`);
+    throw new Error(`${cmd} ${args.join(' ')}: ${e.stderr?.trim() || e.message}`, { cause: err });
   }
 }
 

@@ -19,7 +19,7 @@ export async function joinToken(client: ApiClient, ms = 20_000): Promise<string>
   let last = '';
   while (Date.now() < deadline) {
     const r = await client.raw('GET', '/v1/tokens/join').catch((err: Error) => ({ status: 0, json: { error: { message: err.message } } }));
-    if (r.status === 200) return r.json.token as string;
+    if (r.status === 200) return (r.json as { token: string }).token;
     last = `${r.status} ${JSON.stringify(r.json)}`;
     await new Promise((res) => setTimeout(res, 100));
   }

@@ -120,22 +120,22 @@ export class LoopbackCluster {
 
   async waitFor(cond: () => Promise<boolean>, ms: number, what: string): Promise<void> {
     const deadline = Date.now() + ms;
-    let last: unknown;
+    let last: Error | undefined;
     while (Date.now() < deadline) {
       try {
         if (await cond()) return;
       } catch (err) {
-        last = err;
+        last = err as Error;
       }
       await new Promise((r) => setTimeout(r, 100));
     }
-    throw new Error(`timed out after ${ms} ms waiting for ${what}${last ? `: ${last}` : ''}`);
+    throw new Error(`timed out after ${ms} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
   }
 
   async stopAll(): Promise<void> {
     for (const c of this.clients.values()) c.close();
     this.clients.clear();
     for (let i = 0; i < this.nodes.length; i++) this.resume(i);
-    await Promise.all(this.nodes.map((n) => (n.running ? stopDaemon(n.running, 'SIGKILL') : undefined)));
+    await Promise.all(this.nodes.flatMap((n) => (n.running ? [stopDaemon(n.running, 'SIGKILL')] : [])));
   }
 }

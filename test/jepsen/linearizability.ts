@@ -573,7 +573,7 @@ function checkKey(ops: Op[], initial: string | null, deadline: number): KeyResul
   let state = id(initial);
   let from = -1; // this node's restriction
   let placed = 0; // known operations linearized
-  let cursor: Ev = head; // next event to try (known phase)
+  let cursor: Ev; // next event to try (known phase)
   let inKnown = true;
   let block: Ev = head; // the earliest pending return (unknown phase)
   let uj = 0; // next unknown to try (unknown phase)

@@ -5,6 +5,7 @@
 // completion is recorded and the history is checked for linearizability.
 // A second workload writes unique keys once each, to count acknowledged
 // writes that were lost.
+import type { ApiErrorBody } from '../../src/client.ts';
 import type { UserError } from '../../src/errors.ts';
 import { Rng } from '../../sim/rng.ts';
 import { TestBed } from '../bed/bed.ts';
@@ -40,7 +41,7 @@ async function call(c: TestBed, node: number, path: string, body: unknown): Prom
     const res = await c.apiClient(node, 2000).raw('POST', path, body);
     if (res.status === 200) return { kind: 'ok', json: res.json };
     // 503 "unavailable" and a refused connection mean the request was not applied; anything else may have been.
-    if (res.status === 503 && res.json?.error?.code === 'unavailable') return { kind: 'failed' };
+    if (res.status === 503 && (res.json as ApiErrorBody | null)?.error?.code === 'unavailable') return { kind: 'failed' };
     return { kind: 'unknown' };
   } catch (err) {
     return (err as UserError).code === 'refused' ? { kind: 'failed' } : { kind: 'unknown' };

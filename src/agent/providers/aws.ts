@@ -48,7 +48,7 @@ export async function networkInterfaceId(md: InstanceMetadata, iface: string, sy
   try {
     return await get(md, `network/interfaces/macs/${mac}/interface-id`);
   } catch (err) {
-    throw new Error(`--static-ips aws:${iface}: the instance metadata knows no network interface with MAC ${mac} (${(err as Error).message})`);
+    throw new Error(`--static-ips aws:${iface}: the instance metadata knows no network interface with MAC ${mac} (${(err as Error).message})`, { cause: err });
   }
 }
 
@@ -58,7 +58,7 @@ export async function awsContext(md: InstanceMetadata = new MetadataService({ ht
   try {
     instance = await describeInstance(md);
   } catch (err) {
-    throw new Error(`the AWS providers need the EC2 instance metadata service, which did not answer: ${(err as Error).message}`);
+    throw new Error(`the AWS providers need the EC2 instance metadata service, which did not answer: ${(err as Error).message}`, { cause: err });
   }
   const region = process.env.AWS_REGION ?? instance.region;
   return { instance, metadata: md, ec2: new EC2Client({ region }), route53: new Route53Client({ region }) };

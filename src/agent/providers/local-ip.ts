@@ -19,7 +19,7 @@ export class LocalIps implements IpProvider {
     if (!shown.includes(` ${ip}/`)) await run('ip', ['addr', 'add', `${ip}/${this.prefix}`, 'dev', this.iface]);
     // -U: unsolicited (gratuitous) ARP; -c 2: twice, a second apart, in case the first is lost.
     // Not awaited: the address works already, the announcement only hurries the neighbours.
-    void run('arping', ['-U', '-c', '2', '-I', this.iface, ip], { okCodes: [1] }).catch((err) => this.onError(err));
+    void run('arping', ['-U', '-c', '2', '-I', this.iface, ip], { okCodes: [1] }).catch((err: Error) => this.onError(err));
   }
 
   async remove(ip: string): Promise<void> {

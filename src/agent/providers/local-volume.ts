@@ -11,7 +11,7 @@ export class LocalVolumes implements VolumeProvider {
 
   async attach(vol: VolumeSpec, _holder: Holder): Promise<string> {
     const dir = path.join(this.root, vol.id);
-    fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
+    await fs.promises.mkdir(dir, { recursive: true, mode: 0o755 });
     return dir;
   }
 

@@ -1,25 +1,44 @@
-// npm run images: firecampd's own images, built from this machine's Debian
-// packages and `docker import`ed into a Docker engine. Each image is busybox
-// with its applets plus the service's programs and every shared library they
-// load (as ldd names them, at the same paths), so nothing needs a registry.
-// The test bed loads the same images into each node's dockerd.
+// npm run images: stand-ins for the images firecampd's service types default
+// to, built from this machine's Debian packages and `docker import`ed into a
+// Docker engine, so that nothing needs a registry. Each is busybox with its
+// applets plus what the type's recipe lists (src/catalog/services/<type>/image.ts,
+// an ImageRecipe of scripts/image-recipe.ts): programs and directory trees at
+// the same paths as here, every shared library ldd names for them, users,
+// directories and ENV. The test bed loads the same images into each node's
+// dockerd.
+//
+// An image carries the label firecampd.recipe: a hash of its recipe, of the
+// versions of the Debian packages it comes from (and everything they depend
+// on) and of this builder. An engine that already has the image with that
+// label is left alone, so a second run imports nothing.
 //
 //   npm run images [-- --docker-host unix:///var/run/docker.sock] [--json]
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { redis } from '../src/catalog/services/redis/redis.ts';
+import { fileURLToPath } from 'node:url';
+import { image as postgresImage } from '../src/catalog/services/postgres/image.ts';
+import { image as redisImage } from '../src/catalog/services/redis/image.ts';
+import type { ImageRecipe } from './image-recipe.ts';
+
+export type { ImageRecipe } from './image-recipe.ts';
 
 export const BUSYBOX_IMAGE = 'firecampd/busybox:1';
 /** The Redis type's default image. */
-export const REDIS_IMAGE = redis.image;
+export const REDIS_IMAGE = redisImage.image;
+/** The PostgreSQL 15 stand-in (also tagged with the exact version: see imageNames). */
+export const POSTGRES_IMAGE = postgresImage.image;
 
-/** Each image, with the programs it holds besides busybox and the Debian packages they come from. */
-const IMAGES: { image: string; programs: string[]; packages: string[] }[] = [
-  { image: BUSYBOX_IMAGE, programs: [], packages: ['busybox-static'] },
-  { image: REDIS_IMAGE, programs: ['redis-server', 'redis-cli'], packages: ['busybox-static', 'redis-server', 'redis-tools'] },
-];
+/** Every image `npm run images` builds, in order. */
+export const RECIPES: readonly ImageRecipe[] = [{ image: BUSYBOX_IMAGE, packages: [] }, redisImage, postgresImage];
+
+const BASE_PACKAGES = ['busybox-static'];
+const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+const LABEL = 'firecampd.recipe';
+/** The tools the builder runs, and the Debian package of each. */
+const TOOLS: Record<string, string> = { busybox: 'busybox-static', ldd: 'libc-bin', tar: 'tar', docker: 'docker.io', 'dpkg-query': 'dpkg' };
 
 const which = (prog: string): string | undefined => {
   try {
@@ -29,60 +48,271 @@ const which = (prog: string): string | undefined => {
   }
 };
 
-/** Throws, naming the packages to install, when a program an image needs is missing here. */
-export function requireImageTools(): void {
-  const missing = IMAGES.flatMap((i) => ['busybox', 'ldd', 'tar', 'docker', ...i.programs]).filter((p, k, all) => all.indexOf(p) === k && !which(p));
-  if (missing.length > 0) {
-    const packages = [...new Set(['docker.io', ...IMAGES.flatMap((i) => i.packages)])].join(' ');
-    throw new Error(`building firecampd's images needs ${missing.join(', ')}: apt-get install ${packages}`);
+interface DebPackage {
+  version: string;
+  installed: boolean;
+  depends: string[];
+}
+
+let dpkgCache: Map<string, DebPackage> | undefined;
+
+/** Every package dpkg knows: version, whether installed, and the names it depends on (all alternatives). */
+function dpkg(): Map<string, DebPackage> {
+  if (dpkgCache) return dpkgCache;
+  const out = execFileSync('dpkg-query', ['-W', '-f', '${Package}\t${Version}\t${db:Status-Status}\t${Pre-Depends}, ${Depends}\n'], {
+    encoding: 'utf8',
+    maxBuffer: 64 << 20,
+  });
+  dpkgCache = new Map();
+  for (const line of out.split('\n')) {
+    const [name, version, status, deps] = line.split('\t');
+    if (!name || (dpkgCache.get(name)?.installed && status !== 'installed')) continue;
+    const depends = (deps ?? '')
+      .split(/[,|]/)
+      .map((d) => d.trim().split(/[\s:(]/)[0])
+      .filter(Boolean);
+    dpkgCache.set(name, { version, installed: status === 'installed', depends });
   }
+  return dpkgCache;
+}
+
+const packagesOf = (recipe: ImageRecipe): string[] => [...new Set([...BASE_PACKAGES, ...recipe.packages])];
+
+/** The upstream part of a Debian version: 5:7.0.15-1~deb12u10 → 7.0.15. */
+const upstreamVersion = (debian: string): string => debian.replace(/^\d+:/, '').replace(/-[^-]*$/, '');
+
+/** The names an image is imported under: its name, its tags, its version tag. */
+export function imageNames(recipe: ImageRecipe): string[] {
+  const names = [recipe.image, ...(recipe.tags ?? [])];
+  if (recipe.versionTag) {
+    const pkg = dpkg().get(recipe.versionTag.package);
+    if (!pkg?.installed) throw new Error(`${recipe.image}: Debian package ${recipe.versionTag.package} is not installed`);
+    names.push(`${recipe.versionTag.repository}:${upstreamVersion(pkg.version)}`);
+  }
+  return [...new Set(names)];
+}
+
+/** Throws, naming the Debian packages to install, when something an image needs is missing here. */
+export function requireImageTools(): void {
+  const tools = Object.keys(TOOLS).filter((t) => !which(t));
+  if (tools.includes('dpkg-query')) throw new Error("building firecampd's images needs a Debian machine (dpkg-query is missing)");
+  const installed = dpkg();
+  const wanted = [...new Set([...tools.map((t) => TOOLS[t]), ...RECIPES.flatMap(packagesOf)])];
+  const missing = wanted.filter((p) => !installed.get(p)?.installed);
+  if (tools.length > 0 || missing.length > 0) {
+    const what = [...tools, ...missing.filter((p) => !tools.some((t) => TOOLS[t] === p))];
+    throw new Error(`building firecampd's images needs ${what.join(', ')}: apt-get install --no-install-recommends ${missing.join(' ')}`);
+  }
+}
+
+let builderHash: string | undefined;
+const recipeHashes = new Map<ImageRecipe, string>();
+
+/** What the image is made of: the recipe, the versions of its packages and of all they depend on, and this builder. */
+export function recipeHash(recipe: ImageRecipe): string {
+  const made = recipeHashes.get(recipe);
+  if (made) return made;
+  builderHash ??= crypto
+    .createHash('sha256')
+    .update(fs.readFileSync(fileURLToPath(import.meta.url)))
+    .update(fs.readFileSync(fileURLToPath(new URL('./image-recipe.ts', import.meta.url))))
+    .digest('hex');
+  const all = dpkg();
+  const versions: Record<string, string> = {};
+  const queue = packagesOf(recipe);
+  while (queue.length > 0) {
+    const name = queue.shift()!;
+    const pkg = all.get(name);
+    if (name in versions || !pkg?.installed) continue;
+    versions[name] = pkg.version;
+    queue.push(...pkg.depends);
+  }
+  const sorted = Object.fromEntries(Object.entries(versions).sort(([a], [b]) => a.localeCompare(b)));
+  const hash = crypto
+    .createHash('sha256')
+    .update(JSON.stringify({ recipe, names: imageNames(recipe), packages: sorted, builder: builderHash, arch: process.arch }))
+    .digest('hex');
+  recipeHashes.set(recipe, hash);
+  return hash;
+}
+
+const isElf = (file: string): boolean => {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const head = Buffer.alloc(4);
+    return fs.readSync(fd, head, 0, 4, 0) === 4 && head.equals(Buffer.from([0x7f, 0x45, 0x4c, 0x46]));
+  } finally {
+    fs.closeSync(fd);
+  }
+};
+
+/** The libraries (and loader) ldd names for these ELF files, as absolute paths. */
+function libraries(files: string[]): string[] {
+  if (files.length === 0) return [];
+  const r = spawnSync('ldd', files, { encoding: 'utf8', maxBuffer: 64 << 20 });
+  const libs = new Set<string>();
+  const notFound: string[] = [];
+  for (const line of r.stdout.split('\n')) {
+    if (!line.startsWith('\t')) continue; // "file:" headers when there are several
+    const m = /=>\s*(\S+)/.exec(line) ?? /^\s*(\/\S+)\s+\(/.exec(line);
+    if (m?.[1] === 'not') notFound.push(line.trim());
+    else if (m?.[1].startsWith('/')) libs.add(m[1]);
+  }
+  if (notFound.length > 0) throw new Error(`ldd cannot find libraries: ${[...new Set(notFound)].join('; ')}`);
+  return [...libs];
+}
+
+/** Regular files under dir (relative to it), without the excluded paths. */
+function walk(dir: string, exclude: Set<string>, rel = ''): string[] {
+  return fs.readdirSync(path.join(dir, rel), { withFileTypes: true }).flatMap((e) => {
+    const r = path.join(rel, e.name);
+    if (exclude.has(r)) return [];
+    if (e.isDirectory()) return walk(dir, exclude, r);
+    return e.isFile() ? [r] : [];
+  });
 }
 
 /** Root filesystem tarballs, made once per process. */
 const tarballs = new Map<string, string>();
 
-function rootfs(image: string, programs: string[]): string {
-  const made = tarballs.get(image);
+function rootfs(recipe: ImageRecipe): string {
+  const made = tarballs.get(recipe.image);
   if (made) return made;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'firecampd-rootfs-'));
   process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
   const root = path.join(dir, 'rootfs');
-  for (const d of ['bin', 'etc', 'tmp', 'data', 'proc', 'sys', 'dev']) fs.mkdirSync(path.join(root, d), { recursive: true });
+  const inRoot = (p: string) => path.join(root, p);
+  const missing = (what: string) => new Error(`${recipe.image}: ${what} is missing here (apt-get install ${packagesOf(recipe).join(' ')})`);
+
+  for (const d of ['bin', 'etc', 'tmp', 'data', 'proc', 'sys', 'dev']) fs.mkdirSync(inRoot(d), { recursive: true });
+  fs.chmodSync(inRoot('tmp'), 0o1777);
   const busybox = which('busybox')!;
-  fs.copyFileSync(busybox, path.join(root, 'bin', 'busybox'));
-  fs.chmodSync(path.join(root, 'bin', 'busybox'), 0o755);
+  fs.copyFileSync(busybox, inRoot('bin/busybox'));
+  fs.chmodSync(inRoot('bin/busybox'), 0o755);
   for (const applet of execFileSync(busybox, ['--list'], { encoding: 'utf8' })
     .split('\n')
     .filter((a) => a && a !== 'busybox')) {
-    fs.symlinkSync('busybox', path.join(root, 'bin', applet));
+    fs.symlinkSync('busybox', inRoot(`bin/${applet}`));
   }
-  for (const prog of programs) {
-    const real = fs.realpathSync(which(prog)!);
-    fs.copyFileSync(real, path.join(root, 'bin', prog));
-    // Every library ldd names (and the loader), at the same path as on this machine.
-    for (const lib of execFileSync('ldd', [real], { encoding: 'utf8' }).matchAll(/(\/\S+\.so[.\d]*)/g)) {
-      const target = path.join(root, lib[1]);
-      if (fs.existsSync(target)) continue;
-      fs.mkdirSync(path.dirname(target), { recursive: true });
-      fs.copyFileSync(fs.realpathSync(lib[1]), target);
+
+  const elves: string[] = [];
+  // Programs: at their path here, symlinks on the way kept (redis-server → redis-check-rdb).
+  for (const prog of recipe.programs ?? []) {
+    let p = prog.startsWith('/') ? prog : which(prog);
+    if (!p || !fs.existsSync(p)) throw missing(`program ${prog}`);
+    for (let hops = 0; fs.lstatSync(p).isSymbolicLink() && hops < 40; hops++) {
+      const target = fs.readlinkSync(p);
+      if (!fs.existsSync(inRoot(p))) {
+        fs.mkdirSync(path.dirname(inRoot(p)), { recursive: true });
+        fs.symlinkSync(target, inRoot(p));
+      }
+      p = path.resolve(path.dirname(p), target);
     }
+    if (!fs.existsSync(inRoot(p))) {
+      fs.mkdirSync(path.dirname(inRoot(p)), { recursive: true });
+      fs.copyFileSync(p, inRoot(p));
+    }
+    elves.push(p);
   }
-  fs.writeFileSync(path.join(root, 'etc', 'passwd'), 'root:x:0:0:root:/:/bin/sh\n');
-  fs.writeFileSync(path.join(root, 'etc', 'group'), 'root:x:0:\n');
+  // Trees: copied whole (symlinks as they are), their ELF files' libraries too.
+  for (const tree of recipe.trees ?? []) {
+    if (!fs.existsSync(tree.path)) throw missing(tree.path);
+    const exclude = new Set(tree.exclude ?? []);
+    fs.mkdirSync(path.dirname(inRoot(tree.path)), { recursive: true });
+    fs.cpSync(tree.path, inRoot(tree.path), {
+      recursive: true,
+      verbatimSymlinks: true,
+      filter: (src) => !exclude.has(path.relative(tree.path, src)),
+    });
+    elves.push(
+      ...walk(tree.path, exclude)
+        .map((f) => path.join(tree.path, f))
+        .filter(isElf),
+    );
+  }
+  // Every library ldd names (and the loader), at the same path as here.
+  for (const lib of libraries(elves)) {
+    if (fs.existsSync(inRoot(lib))) continue;
+    fs.mkdirSync(path.dirname(inRoot(lib)), { recursive: true });
+    fs.copyFileSync(fs.realpathSync(lib), inRoot(lib));
+  }
+
+  const users = recipe.users ?? [];
+  const groups = recipe.groups ?? [];
+  fs.writeFileSync(
+    inRoot('etc/passwd'),
+    ['root:x:0:0:root:/root:/bin/sh', ...users.map((u) => `${u.name}:x:${u.uid}:${u.gid}::${u.home}:${u.shell ?? '/bin/sh'}`), ''].join('\n'),
+  );
+  fs.writeFileSync(inRoot('etc/group'), ['root:x:0:', ...groups.map((g) => `${g.name}:x:${g.gid}:`), ''].join('\n'));
+  for (const d of recipe.dirs ?? []) {
+    const owner = d.owner === undefined || d.owner === 'root' ? { uid: 0, gid: 0 } : users.find((u) => u.name === d.owner);
+    if (!owner) throw new Error(`${recipe.image}: directory ${d.path} belongs to ${d.owner}, who is not among the recipe's users`);
+    fs.mkdirSync(inRoot(d.path), { recursive: true });
+    fs.chownSync(inRoot(d.path), owner.uid, owner.gid);
+    fs.chmodSync(inRoot(d.path), d.mode ?? 0o755);
+  }
+  // Symlinks last, so that nothing above is written through one that points out of the root.
+  for (const [link, target] of Object.entries(recipe.links ?? {})) {
+    fs.mkdirSync(path.dirname(inRoot(link)), { recursive: true });
+    fs.rmSync(inRoot(link), { recursive: true, force: true });
+    fs.symlinkSync(target, inRoot(link));
+  }
+
   const tar = path.join(dir, 'image.tar');
-  execFileSync('tar', ['-C', root, '-cf', tar, '.']);
-  tarballs.set(image, tar);
+  execFileSync('tar', ['--numeric-owner', '-C', root, '-cf', tar, '.']);
+  tarballs.set(recipe.image, tar);
   return tar;
 }
 
-/** Build every image and import it into the engine at `host`; returns what was imported. */
-export function importImages(host: string): { image: string; id: string }[] {
-  return IMAGES.map(({ image, programs }) => {
-    const out = execFileSync('docker', ['-H', host, 'import', '--change', 'ENV PATH=/bin', '--change', 'CMD ["/bin/sh"]', rootfs(image, programs), image], {
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    return { image, id: out.trim() };
+export interface ImportedImage {
+  image: string;
+  /** Every name it has: image, tags, version tag. */
+  names: string[];
+  id: string;
+  /** false when the engine already had it, built from the same recipe and packages. */
+  imported: boolean;
+}
+
+/** Build each image and import it into the engine at `host`, unless it is there already; returns what the engine has now. */
+export function importImages(host: string): ImportedImage[] {
+  const docker = (args: string[]) => execFileSync('docker', ['-H', host, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+  return RECIPES.map((recipe) => {
+    const names = imageNames(recipe);
+    const hash = recipeHash(recipe);
+    const have = new Map<string, { id: string; label: string }>();
+    for (const name of names) {
+      try {
+        const [id, label] = docker(['image', 'inspect', '--format', `{{.Id}} {{index .Config.Labels "${LABEL}"}}`, name]).split(' ');
+        have.set(name, { id, label });
+      } catch {
+        /* not there */
+      }
+    }
+    const cached = have.get(recipe.image);
+    const imported = cached?.label !== hash;
+    let id = cached?.id ?? '';
+    if (imported) {
+      const env = { PATH: DEFAULT_PATH, ...recipe.env };
+      const changes = [
+        ...Object.entries(env).map(([k, v]) => `ENV ${k}=${JSON.stringify(v)}`),
+        `WORKDIR ${recipe.workdir ?? '/'}`,
+        `CMD ${JSON.stringify(recipe.cmd ?? ['/bin/sh'])}`,
+        `LABEL ${LABEL}=${hash}`,
+      ];
+      id = docker(['import', ...changes.flatMap((c) => ['--change', c]), rootfs(recipe), recipe.image]);
+    }
+    for (const name of names.slice(1)) if (have.get(name)?.id !== id) docker(['tag', recipe.image, name]);
+    // The stand-in this one replaces goes, unless something still uses it (a container, another name);
+    // an image of that name not built here (no label, e.g. pulled from a registry) is left alone.
+    for (const old of new Set([...have.values()].filter((h) => /^[0-9a-f]{64}$/.test(h.label)).map((h) => h.id))) {
+      if (old === id) continue;
+      try {
+        docker(['rmi', old]);
+      } catch {
+        /* in use */
+      }
+    }
+    return { image: recipe.image, names, id, imported };
   });
 }
 
@@ -94,13 +324,13 @@ function main(argv: string[]): void {
   const given = flag('--docker-host') ?? process.env.DOCKER_HOST ?? '/var/run/docker.sock';
   const host = given.includes('://') ? given : `unix://${given}`;
   requireImageTools();
-  const imported = importImages(host);
+  const images = importImages(host);
   if (argv.includes('--json')) {
-    process.stdout.write(JSON.stringify({ docker_host: host, images: imported }) + '\n');
+    process.stdout.write(JSON.stringify({ docker_host: host, images }) + '\n');
     return;
   }
-  for (const i of imported) process.stdout.write(`${i.image.padEnd(22)} ${i.id}\n`);
-  process.stdout.write(`imported into ${host}; do the same on every node that may run members\n`);
+  for (const i of images) process.stdout.write(`${i.names.join(' ').padEnd(34)} ${i.id.slice(0, 19)} ${i.imported ? 'imported' : 'already there'}\n`);
+  process.stdout.write(`into ${host}; do the same on every node that may run members\n`);
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

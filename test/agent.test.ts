@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { TestBed } from './bed/bed.ts';
-import { BUSYBOX_IMAGE, docker, runningContainers } from './bed/docker.ts';
+import { BUSYBOX_IMAGE, POSTGRES_IMAGE, REDIS_IMAGE, docker, runningContainers } from './bed/docker.ts';
 import { REPO } from './helpers/proc.ts';
 
 // Long enough that a restarted daemon confirms its lease before the watchdog's deadline (half the TTL).
@@ -287,18 +287,42 @@ describe('agent', { timeout: 300_000 }, () => {
     await waitFor(() => !runningContainers(bed.nodes[1].docker!).some((c) => c.startsWith('firecampd-pull-')), 20_000, 'the members to go once unassigned');
   });
 
-  it('npm run images builds the images from Debian packages into an engine, and they run', async () => {
+  it('npm run images builds the images from Debian packages into an engine, only those it lacks, and they run', async () => {
     const d = bed.nodes[2].docker!;
+    // The bed imported every image; take PostgreSQL's away so that this run builds it and finds the others there.
+    const pgNames = docker(d, ['image', 'inspect', '--format', '{{join .RepoTags " "}}', POSTGRES_IMAGE]).split(' ');
+    docker(d, ['rmi', ...pgNames]);
     const { stdout } = await execFileAsync(process.execPath, ['--import', 'tsx', 'scripts/images.ts', '--docker-host', d.host, '--json'], {
       encoding: 'utf8',
       cwd: REPO,
     });
-    const out = JSON.parse(stdout) as { docker_host: string; images: { image: string; id: string }[] };
+    const out = JSON.parse(stdout) as { docker_host: string; images: { image: string; names: string[]; id: string; imported: boolean }[] };
     assert.deepEqual(
-      out.images.map((i) => i.image),
-      [BUSYBOX_IMAGE, 'firecampd/redis:7'],
+      out.images.map((i) => [i.image, i.imported]),
+      [
+        [BUSYBOX_IMAGE, false],
+        [REDIS_IMAGE, false],
+        [POSTGRES_IMAGE, true],
+      ],
     );
-    for (const i of out.images) assert.equal(docker(d, ['image', 'inspect', '--format', '{{.Id}}', i.image]), i.id);
-    assert.match(docker(d, ['run', '--rm', '--network', 'none', 'firecampd/redis:7', 'redis-server', '--version']), /^Redis server v=\d+\./);
+    assert.match(out.images[2].names.join(' '), /^postgres:15 postgres:15\.\d+$/);
+    for (const i of out.images) for (const name of i.names) assert.equal(docker(d, ['image', 'inspect', '--format', '{{.Id}}', name]), i.id);
+    assert.match(
+      docker(d, ['run', '--rm', '--network', 'none', REDIS_IMAGE, 'sh', '-c', 'redis-server --version && id redis']),
+      /^Redis server v=7\.[^]*uid=999\(redis\) gid=999\(redis\)/,
+    );
+    const pg = docker(d, [
+      'run',
+      '--rm',
+      '--network',
+      'none',
+      '--user',
+      '999:999',
+      POSTGRES_IMAGE,
+      'sh',
+      '-c',
+      'initdb --auth=trust -E UTF8 --locale=C >/dev/null 2>&1 && pg_ctl -o "-c listen_addresses=" -l /tmp/log -w start >/dev/null && psql -U postgres -Atc "select 1" && pg_basebackup --version && pg_rewind --version',
+    ]);
+    assert.match(pg, /^1\npg_basebackup \(PostgreSQL\) 15\.\d+.*\npg_rewind \(PostgreSQL\) 15\./);
   });
 });

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { requireImageTools } from '../../scripts/images.ts';
 import { sh } from './netns.ts';
 
-export { BUSYBOX_IMAGE, REDIS_IMAGE } from '../../scripts/images.ts';
+export { BUSYBOX_IMAGE, POSTGRES_IMAGE, REDIS_IMAGE } from '../../scripts/images.ts';
 
 export interface NodeDocker {
   ns: string;

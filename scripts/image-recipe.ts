@@ -1,0 +1,64 @@
+// What scripts/images.ts needs to build a stand-in for an upstream image from
+// this machine's Debian packages. Each service type keeps its recipe beside it
+// (src/catalog/services/<type>/image.ts): plain data, imported there as a type
+// only, so nothing of the builder ends up in the daemon's bundle.
+
+/** A user written to the image's /etc/passwd. */
+export interface ImageUser {
+  name: string;
+  uid: number;
+  /** Its primary group's gid (list the group in `groups`). */
+  gid: number;
+  home: string;
+  /** /bin/sh unless given (busybox's shell). */
+  shell?: string;
+}
+
+/** A directory made in the image, with its owner and mode. */
+export interface ImageDir {
+  path: string;
+  /** A user of the recipe (its uid and primary gid); root unless given. */
+  owner?: string;
+  /** e.g. 0o755 (the default), 0o1777, 0o3777. */
+  mode?: number;
+}
+
+/** A directory tree copied whole; every ELF file in it brings the libraries ldd names. */
+export interface ImageTree {
+  path: string;
+  /** Paths relative to `path` left out (files or whole directories). */
+  exclude?: string[];
+}
+
+/**
+ * A stand-in image: busybox (/bin/sh and its applets in /bin) plus what is
+ * listed here, every file at the same path as on this machine.
+ */
+export interface ImageRecipe {
+  /** The name it is imported as, e.g. `postgres:15`. */
+  image: string;
+  /** Further names for the same image. */
+  tags?: string[];
+  /** A further name `<repository>:<upstream version of package>` (epoch and Debian revision dropped), e.g. postgres:15.18. */
+  versionTag?: { repository: string; package: string };
+  /** The Debian packages its files come from (busybox-static, the base, is implied). */
+  packages: string[];
+  /** Programs copied with the libraries ldd names: names looked up on PATH, or absolute paths; symlinks on the way are kept. */
+  programs?: string[];
+  /** Whole directory trees copied. */
+  trees?: ImageTree[];
+  /** Symlinks made in the image: path → target (e.g. /usr/local/bin/redis-server → /usr/bin/redis-server). */
+  links?: Record<string, string>;
+  /** Users (root is always there). */
+  users?: ImageUser[];
+  /** Groups (root is always there). */
+  groups?: { name: string; gid: number }[];
+  /** Directories made after everything is copied. */
+  dirs?: ImageDir[];
+  /** ENV of the image; PATH is /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin unless given. */
+  env?: Record<string, string>;
+  /** WORKDIR; / unless given. */
+  workdir?: string;
+  /** CMD; ["/bin/sh"] unless given. */
+  cmd?: string[];
+}

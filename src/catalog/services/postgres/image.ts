@@ -1,0 +1,41 @@
+// The stand-in for the upstream postgres:15 image, built by `npm run images`
+// from Debian's postgresql-15 (see scripts/image-recipe.ts), and tagged with
+// the package's exact version too (postgres:15.18) so that an upgrade can go
+// from one tag to another. What a module may rely on, as in upstream:
+// user postgres (uid and gid 999, home /var/lib/postgresql), PGDATA, the
+// server's programs on PATH (postgres, initdb, pg_ctl, pg_basebackup,
+// pg_rewind, psql, pg_isready, pg_controldata…), the server's own library
+// directory (plpgsql, libpqwalreceiver for streaming replication), the share
+// directory initdb needs, the system time zones, /var/run/postgresql (the
+// default socket directory) owned by postgres. Not there: the entrypoint
+// script and gosu (run the programs as postgres yourself), locales other than
+// C and C.UTF-8, JIT (llvmjit.so is left out: postgres then runs without it),
+// Debian's pg_wrapper/postgresql-common layer.
+import type { ImageRecipe } from '../../../../scripts/image-recipe.ts';
+
+export const image: ImageRecipe = {
+  image: 'postgres:15',
+  versionTag: { repository: 'postgres', package: 'postgresql-15' },
+  packages: ['postgresql-15', 'postgresql-client-15', 'libpq5', 'tzdata', 'libc-bin'],
+  // initdb runs `locale -a` to find the collations to import.
+  programs: ['/usr/bin/locale'],
+  trees: [
+    { path: '/usr/lib/postgresql/15', exclude: ['lib/bitcode', 'lib/llvmjit.so', 'lib/llvmjit_types.bc', 'lib/pgxs'] },
+    { path: '/usr/share/postgresql/15', exclude: ['man'] },
+    { path: '/usr/share/zoneinfo' },
+    { path: '/usr/lib/locale/C.utf8' },
+  ],
+  links: { '/var/run': '/run' },
+  groups: [{ name: 'postgres', gid: 999 }],
+  users: [{ name: 'postgres', uid: 999, gid: 999, home: '/var/lib/postgresql' }],
+  dirs: [
+    { path: '/var/lib/postgresql', owner: 'postgres', mode: 0o755 },
+    { path: '/var/lib/postgresql/data', owner: 'postgres', mode: 0o1777 },
+    { path: '/run/postgresql', owner: 'postgres', mode: 0o3777 },
+  ],
+  env: {
+    PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/usr/lib/postgresql/15/bin',
+    PG_MAJOR: '15',
+    PGDATA: '/var/lib/postgresql/data',
+  },
+};

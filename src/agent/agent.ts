@@ -23,6 +23,8 @@ import {
   containerName,
   memberKey,
   memberSpecSchema,
+  fillSecrets,
+  serviceSecretsKey,
   statusKey,
   type Claim,
   type MemberSpec,
@@ -50,6 +52,7 @@ export interface AgentOptions {
 interface Local {
   spec: MemberSpec;
   volumeDir?: string;
+  journalDir?: string;
   container?: string;
   /** As last reported. */
   health?: MemberStatus['health'];
@@ -97,7 +100,7 @@ export class Agent {
         claim?.node === this.o.nodeId &&
         claim.epoch === c.epoch
       ) {
-        this.local.set(key(spec), { spec, volumeDir: spec.volume ? await this.o.volumes.attach(spec.volume, claim) : undefined });
+        this.local.set(key(spec), { spec, ...(await this.attachVolumes(spec, claim)) });
         this.o.log.info({ member: key(spec), epoch: c.epoch }, 'kept a running member across the agent restart');
       } else {
         await this.o.containers.remove(c.name);
@@ -209,16 +212,39 @@ export class Agent {
     if (!(await this.takeClaim(spec))) return;
     if (!(await this.imageReady(spec))) return;
     await this.report(spec, 'starting');
-    const volumeDir = spec.volume ? await this.o.volumes.attach(spec.volume, holder) : undefined;
+    const { volumeDir, journalDir } = await this.attachVolumes(spec, holder);
     if (spec.ip) await this.o.ips.add(spec.ip);
     if (spec.dnsName) await this.o.dns.upsert(spec.dnsName, spec.ip ?? this.o.nodeIp);
-    if (volumeDir) writeConfigFiles(volumeDir, spec);
+    if (volumeDir) writeFiles(volumeDir, spec, this.secrets(spec));
     // The claim is checked once more right before the container starts: the lease may have lapsed meanwhile.
     if (this.claim(spec.service, spec.name)?.node !== this.o.nodeId || Date.now() >= this.o.lease.fenceDeadline()) return;
-    const id = await this.o.containers.run(spec, volumeDir);
-    this.local.set(k, { spec, volumeDir, container: id });
+    const id = await this.o.containers.run(spec, volumeDir, journalDir);
+    this.local.set(k, { spec, volumeDir, journalDir, container: id });
     this.o.log.info({ member: k, epoch: spec.epoch, container: id.slice(0, 12) }, 'member started');
     await this.report(spec, 'running', undefined, id);
+  }
+
+  /** Attach the member's data and journal volumes; each one's root belongs to the member's user. */
+  private async attachVolumes(spec: MemberSpec, holder: { node: string; epoch: number }): Promise<{ volumeDir?: string; journalDir?: string }> {
+    const out: { volumeDir?: string; journalDir?: string } = {};
+    if (spec.volume) out.volumeDir = await this.o.volumes.attach(spec.volume, holder);
+    if (spec.journal) out.journalDir = await this.o.volumes.attach(spec.journal, holder);
+    const owner = ownerOf(spec);
+    if (owner) for (const dir of [out.volumeDir, out.journalDir]) if (dir) fs.chownSync(dir, owner.uid, owner.gid);
+    return out;
+  }
+
+  private async detachVolumes(spec: MemberSpec): Promise<void> {
+    if (spec.journal) await this.o.volumes.detach(spec.journal);
+    if (spec.volume) await this.o.volumes.detach(spec.volume);
+  }
+
+  /** The service's secrets, from this node's replica (they were written with the service, before any member). */
+  private secrets(spec: MemberSpec): Record<string, string> {
+    if (!spec.secretFiles?.length) return {};
+    const kv = this.o.db.store.get(serviceSecretsKey(spec.service));
+    if (!kv) throw new Error(`the secrets of service ${spec.service} are missing from the controldb`);
+    return JSON.parse(kv.value) as Record<string, string>;
   }
 
   /**
@@ -268,7 +294,7 @@ export class Agent {
     await this.report(spec, 'stopping', why).catch(() => {});
     await this.o.containers.stop(containerName(spec), this.o.stopGraceSeconds ?? 10);
     if (spec.ip) await this.o.ips.remove(spec.ip);
-    if (spec.volume) await this.o.volumes.detach(spec.volume);
+    await this.detachVolumes(spec);
     this.local.delete(k);
     // Release the claim, only if it is still ours: the next holder may take it from now on.
     const ck = claimKey(spec.service, spec.name);
@@ -288,7 +314,7 @@ export class Agent {
     for (const [k, l] of this.local) {
       await this.o.containers.stop(containerName(l.spec), 0).catch(() => {});
       if (l.spec.ip) await this.o.ips.remove(l.spec.ip).catch(() => {});
-      if (l.spec.volume) await this.o.volumes.detach(l.spec.volume).catch(() => {});
+      await this.detachVolumes(l.spec).catch(() => {});
       this.local.delete(k);
       this.o.log.warn({ member: k, why }, 'member stopped');
     }
@@ -327,12 +353,37 @@ export class Agent {
   }
 }
 
-/** Write the member's config files into its volume, atomically each. */
-function writeConfigFiles(volumeDir: string, spec: MemberSpec): void {
-  for (const f of spec.configFiles ?? []) {
+function ownerOf(spec: MemberSpec): { uid: number; gid: number } | undefined {
+  if (!spec.user) return undefined;
+  const [uid, gid] = spec.user.split(':').map(Number);
+  return { uid, gid };
+}
+
+/**
+ * Write the member's config and secret files into its volume, each
+ * atomically (fsynced, then renamed), owned by the member's user. Secret
+ * files are readable by that user only.
+ */
+function writeFiles(volumeDir: string, spec: MemberSpec, secrets: Record<string, string>): void {
+  const owner = ownerOf(spec);
+  const files = [
+    ...(spec.configFiles ?? []).map((f) => ({ path: f.path, content: f.content, mode: f.mode ?? 0o644 })),
+    ...(spec.secretFiles ?? []).map((f) => ({ path: f.path, content: fillSecrets(f.template, secrets), mode: 0o600 })),
+  ];
+  for (const f of files) {
     const file = path.join(volumeDir, f.path);
     fs.mkdirSync(path.dirname(file), { recursive: true });
-    fs.writeFileSync(`${file}.tmp`, f.content, { mode: f.mode ?? 0o644 });
-    fs.renameSync(`${file}.tmp`, file);
+    const tmp = `${file}.tmp`;
+    fs.rmSync(tmp, { force: true });
+    const fd = fs.openSync(tmp, 'w', f.mode);
+    try {
+      fs.writeFileSync(fd, f.content);
+      fs.fchmodSync(fd, f.mode);
+      if (owner) fs.fchownSync(fd, owner.uid, owner.gid);
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(tmp, file);
   }
 }

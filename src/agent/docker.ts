@@ -68,7 +68,7 @@ export class Containers {
   }
 
   /** Create and start the member's container; a leftover one of the same name is removed first. */
-  async run(m: MemberSpec, volumeDir: string | undefined): Promise<string> {
+  async run(m: MemberSpec, volumeDir: string | undefined, journalDir?: string): Promise<string> {
     const name = containerName(m);
     await this.remove(name);
     const c = await this.docker.createContainer({
@@ -76,6 +76,8 @@ export class Containers {
       Image: m.image,
       Cmd: m.command,
       Env: Object.entries(m.env ?? {}).map(([k, v]) => `${k}=${v}`),
+      ...(m.user ? { User: m.user } : {}),
+      ...(m.stopSignal ? { StopSignal: m.stopSignal } : {}),
       Labels: {
         [LABEL.cluster]: this.cluster,
         [LABEL.node]: this.node,
@@ -86,7 +88,10 @@ export class Containers {
       },
       HostConfig: {
         NetworkMode: 'host',
-        Binds: m.volume && volumeDir ? [`${volumeDir}:${m.volume.mountPath}`] : [],
+        Binds: [
+          ...(m.volume && volumeDir ? [`${volumeDir}:${m.volume.mountPath}`] : []),
+          ...(m.journal && journalDir ? [`${journalDir}:${m.journal.mountPath}`] : []),
+        ],
         // Restarts after a crash of the process; never after the agent stopped it (fencing).
         RestartPolicy: { Name: 'on-failure', MaximumRetryCount: 5 },
         ...(m.resources?.memoryMiB ? { Memory: m.resources.memoryMiB * 1024 * 1024 } : {}),

@@ -2,6 +2,7 @@
 // the controldb. A member's assignment names a node and an epoch; the epoch
 // grows each time the member moves and fences every step of the move.
 import { z } from 'zod';
+import { SECRET_PREFIX } from '../security/tokens.ts';
 
 export const MEMBERS_PREFIX = '/members/';
 export const CLAIMS_PREFIX = '/claims/';
@@ -9,6 +10,13 @@ export const STATUS_PREFIX = '/status/';
 export const ALIVE_PREFIX = '/_cluster/alive/';
 
 const name = z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'lower-case letters, digits and "-"');
+
+const volumeSchema = z.object({ id: z.string().regex(/^[a-zA-Z0-9_-]{1,64}$/), sizeMiB: z.number().int().positive(), mountPath: z.string().startsWith('/') });
+/** A path inside a volume. */
+const relativePath = z
+  .string()
+  .regex(/^[^/].*$/)
+  .refine((p) => !p.split('/').includes('..'));
 
 export const memberSpecSchema = z
   .object({
@@ -20,7 +28,19 @@ export const memberSpecSchema = z
     image: z.string().min(1),
     command: z.array(z.string()).optional(),
     env: z.record(z.string(), z.string()).optional(),
-    volume: z.object({ id: z.string().regex(/^[a-zA-Z0-9_-]{1,64}$/), sizeMiB: z.number().int().positive(), mountPath: z.string().startsWith('/') }).optional(),
+    volume: volumeSchema.optional(),
+    /** A second volume for a write-ahead log, commit log or journal; moved and fenced with the data volume. */
+    journal: volumeSchema.optional(),
+    /** The user the container runs as ("uid:gid", numbers as in the image); the volumes and the files written into them are given to it. */
+    user: z
+      .string()
+      .regex(/^\d+:\d+$/, 'uid:gid')
+      .optional(),
+    /** The signal that stops the service cleanly (PostgreSQL: SIGINT, its fast shutdown); Docker's default is SIGTERM. */
+    stopSignal: z
+      .string()
+      .regex(/^SIG[A-Z0-9]+$/)
+      .optional(),
     /** A static IP that moves with the member. */
     ip: z.ipv4().optional(),
     /** The main port, announced in the service's SRV records. */
@@ -28,18 +48,15 @@ export const memberSpecSchema = z
     /** Fully qualified DNS name, without the trailing dot. */
     dnsName: z.string().optional(),
     /** Written into the volume before the container starts; paths are relative to the volume. */
-    configFiles: z
-      .array(
-        z.object({
-          path: z
-            .string()
-            .regex(/^[^/].*$/)
-            .refine((p) => !p.split('/').includes('..')),
-          content: z.string(),
-          mode: z.number().int().optional(),
-        }),
-      )
-      .optional(),
+    configFiles: z.array(z.object({ path: relativePath, content: z.string(), mode: z.number().int().optional() })).optional(),
+    /**
+     * Files written into the data volume (mode 0600, owned by the member's user) from the service's
+     * generated secrets: each {{name}} in the template is replaced by the secret of that name, which
+     * the agent reads from its own replica. The secrets themselves never appear in a member's spec.
+     */
+    secretFiles: z.array(z.object({ path: relativePath, template: z.string() })).optional(),
+    /** The service's rollout generation this spec was made for (upgrade, restart, config change). */
+    generation: z.number().int().nonnegative().optional(),
     resources: z.object({ cpus: z.number().positive().optional(), memoryMiB: z.number().int().positive().optional() }).optional(),
     /** A command Docker runs in the container every second; its exit status is the member's health. */
     healthCheck: z.array(z.string()).min(1).optional(),
@@ -79,3 +96,15 @@ export const statusKey = (service: string, member: string) => `${STATUS_PREFIX}$
 export const memberIndex = (m: { name: string }) => Number(m.name.slice(m.name.lastIndexOf('-') + 1));
 /** The Docker container of a member: one name per member, whichever node runs it. */
 export const containerName = (m: { service: string; name: string }) => `firecampd-${m.service}-${m.name}`;
+
+/** A service's generated secrets (passwords, keyfiles), by name: under the prefix the KV API never serves. */
+export const serviceSecretsKey = (service: string) => `${SECRET_PREFIX}services/${service}`;
+
+/** A secret file's content: each {{name}} replaced by the secret of that name. Throws on a name the service lacks. */
+export function fillSecrets(template: string, secrets: Record<string, string>): string {
+  return template.replace(/\{\{([a-zA-Z0-9_-]+)\}\}/g, (_, name: string) => {
+    const value = secrets[name];
+    if (value === undefined) throw new Error(`the service has no secret named ${name}`);
+    return value;
+  });
+}

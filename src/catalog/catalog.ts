@@ -9,8 +9,9 @@
 //                 initialization (forming a Redis cluster) once
 //   ACTIVE        members whose node's lease expired are moved (epoch + 1)
 //   SCALING       members beyond the new count removed, missing ones placed
-//   UPGRADING     one member at a time restarts on the new image, in the
-//                 type's order, each once every member serves
+//   UPGRADING     one member at a time restarts on the new image (RESTARTING:
+//   RESTARTING    with its config made anew), in the type's order, each once
+//                 every member serves
 //   STOPPING      members marked stopped; STOPPED once no node holds one
 //   DELETING      members removed; the record goes once no node holds one
 import { parseHostPort } from '../config.ts';
@@ -26,12 +27,14 @@ import {
   memberIndex,
   memberKey,
   memberSpecSchema,
+  serviceSecretsKey,
   type MemberSpec,
   type MemberStatus,
 } from '../agent/members.ts';
+import { DNS_PREFIX } from '../agent/providers/embedded-dns.ts';
 import { place, type NodeInfo, type PlacedMember as Placed } from './placement.ts';
 import { SERVICE_TYPES } from './registry.ts';
-import { SERVICES_PREFIX, serviceKey, type PlacedMember, type Service, type ServiceSpec } from './types.ts';
+import { ROLES_PREFIX, SERVICES_PREFIX, serviceKey, type MemberContext, type PlacedMember, type Service, type ServiceSpec, type TypeContext } from './types.ts';
 
 export interface CatalogOptions {
   db: ControlDb;
@@ -201,9 +204,53 @@ export class Catalog {
         return this.placing(svc, rev);
     }
     const have = this.members(svc.spec.name);
+    await this.keepAliases(svc, have);
     if (await this.moveOffDeadNodes(svc, have)) return;
     if (svc.status === 'INITIALIZING') return this.initializing(svc, rev, have);
-    if (svc.status === 'UPGRADING') return this.upgrading(svc, rev, have);
+    if (svc.status === 'UPGRADING' || svc.status === 'RESTARTING') return this.rollingOut(svc, rev, have);
+    if (svc.status === 'ACTIVE') return this.keepingUp(svc, have);
+  }
+
+  /** What a type's steps are given: its state and the service's secrets, read from this leader's store. */
+  private typeContext(svc: Service): TypeContext {
+    const kv = this.o.db.store.get(serviceSecretsKey(svc.spec.name));
+    return { state: svc.state ?? {}, secrets: kv ? (JSON.parse(kv.value) as Record<string, string>) : {}, log: this.o.log };
+  }
+
+  private memberContext(svc: Service, ips: (string | undefined)[], state = svc.state ?? {}): MemberContext {
+    const nodeAddrs = this.nodes().map((n) => parseHostPort(n.addr, 0, 'node address', true).host);
+    return { domain: this.o.domain, ips, state, nodeAddrs };
+  }
+
+  /** The type's DNS aliases (e.g. the primary's name) point at their member's current address. */
+  private async keepAliases(svc: Service, have: StoredMember[]): Promise<void> {
+    const type = SERVICE_TYPES[svc.spec.type];
+    if (!type.aliases) return;
+    const placed = this.placed(have);
+    for (const { name, member } of type.aliases(svc.spec, svc.state ?? {}, this.o.domain)) {
+      const host = placed.find((m) => m.spec.name === member)?.host;
+      const key = DNS_PREFIX + name.toLowerCase();
+      if (!host || this.o.db.store.get(key)?.value === host) continue;
+      await this.o.db.txn({ compare: [], success: [{ put: { key, value: host } }], failure: [] });
+      this.o.log.info({ name, member, host }, 'DNS alias points at its member');
+    }
+  }
+
+  /** When each service's roles were last written: they are looked at every few seconds, not every pass. */
+  private readonly rolesAt = new Map<string, number>();
+
+  /** ACTIVE: the type's upkeep (e.g. replication slots), and each member's role and lag for `service get`. */
+  private async keepingUp(svc: Service, have: StoredMember[]): Promise<void> {
+    const type = SERVICE_TYPES[svc.spec.type];
+    if (!have.every((m) => this.running(m.spec))) return;
+    const placed = this.placed(have);
+    const ctx = this.typeContext(svc);
+    await type.maintain?.(svc.spec, placed, ctx);
+    if (!type.roles || Date.now() - (this.rolesAt.get(svc.spec.name) ?? 0) < 3000) return;
+    this.rolesAt.set(svc.spec.name, Date.now());
+    const roles = JSON.stringify(await type.roles(svc.spec, placed, ctx));
+    const key = ROLES_PREFIX + svc.spec.name;
+    if (this.o.db.store.get(key)?.value !== roles) await this.o.db.txn({ compare: [], success: [{ put: { key, value: roles } }], failure: [] });
   }
 
   /**
@@ -238,13 +285,13 @@ export class Catalog {
       if (free.length < missing.length) return this.setStatus(svc, rev, 'FAILED', 'the static IP pool is exhausted: widen --ip-pool');
       missing.forEach((i, k) => (ips[i] = free[k]));
     }
-    const specs = type.members(spec, { domain: this.o.domain, ips });
+    const specs = type.members(spec, this.memberContext(svc, ips));
     const chosen: MemberSpec[] = [];
     for (const i of missing) {
       const where = this.place(spec, specs[i], i, new Set(), chosen);
       if ('why' in where) return this.setStatus(svc, rev, svc.status, where.why);
       const zone = this.o.zonal ? this.nodes().find((n) => n.id === where.node)?.zone : undefined;
-      chosen.push({ ...specs[i], node: where.node, epoch: 1, ...(zone ? { zone } : {}) });
+      chosen.push({ ...specs[i], node: where.node, epoch: 1, generation: svc.generation ?? 0, ...(zone ? { zone } : {}) });
     }
     await this.o.db.txn({
       compare: chosen.map((m) => ({ key: memberKey(spec.name, m.name), target: 'exists' as const, op: '=' as const, value: false })),
@@ -315,31 +362,60 @@ export class Catalog {
       return this.setStatus(svc, rev, 'INITIALIZING', `${running}/${have.length} members running and healthy${why}`);
     }
     if (!svc.initialized) {
-      const waiting = await SERVICE_TYPES[svc.spec.type].initialize(svc.spec, this.placed(have), this.o.log);
+      const waiting = await SERVICE_TYPES[svc.spec.type].initialize(svc.spec, this.placed(have), this.typeContext(svc));
       if (waiting) return this.setStatus(svc, rev, 'INITIALIZING', waiting);
     }
     return this.setStatus(svc, rev, 'ACTIVE', `${running}/${have.length} members running`, { initialized: true });
   }
 
-  private async upgrading(svc: Service, rev: number, have: StoredMember[]): Promise<void> {
+  /**
+   * UPGRADING and RESTARTING: once every member runs and serves, the type
+   * picks the next member whose spec is of an older generation; it restarts
+   * on the same node at epoch + 1 with its spec made anew (image, config
+   * files) from the service's current spec and the type's state. A change of
+   * the type's state (a new primary) is written in the same transaction.
+   */
+  private async rollingOut(svc: Service, rev: number, have: StoredMember[]): Promise<void> {
     const type = SERVICE_TYPES[svc.spec.type];
-    const image = svc.spec.image ?? type.image;
+    const generation = svc.generation ?? 0;
+    const ctx = this.typeContext(svc);
     const placed = this.placed(have);
+    if (type.maintain && placed.every((m) => this.running(m.spec))) await type.maintain(svc.spec, placed, ctx);
     for (const m of placed) {
-      if (!this.running(m.spec)) return this.setStatus(svc, rev, 'UPGRADING', `waiting for ${m.spec.name} to run`);
-      const why = await type.notReady(svc.spec, m);
-      if (why) return this.setStatus(svc, rev, 'UPGRADING', `waiting for ${m.spec.name}: ${why}`);
+      if (!this.running(m.spec)) return this.setStatus(svc, rev, svc.status, `waiting for ${m.spec.name} to run`);
+      const why = await type.notReady(svc.spec, m, ctx);
+      if (why) return this.setStatus(svc, rev, svc.status, `waiting for ${m.spec.name}: ${why}`);
     }
-    const left = placed.filter((m) => m.spec.image !== image).length;
-    if (left === 0) return this.setStatus(svc, rev, 'ACTIVE', `every member runs ${image}`);
-    const next = await type.upgradeStep(svc.spec, placed, image, this.o.log);
-    if ('wait' in next) return this.setStatus(svc, rev, 'UPGRADING', next.wait);
+    const pending = placed.filter((m) => (m.spec.generation ?? 0) < generation);
+    const image = svc.spec.image ?? type.image;
+    if (pending.length === 0) return this.setStatus(svc, rev, 'ACTIVE', svc.status === 'UPGRADING' ? `every member runs ${image}` : 'every member restarted');
+    const next = await type.rolloutStep(svc.spec, placed, pending, ctx);
+    const state = next.state ? { ...ctx.state, ...next.state } : undefined;
+    if ('wait' in next) return this.setStatus(svc, rev, svc.status, next.wait, state ? { state } : {});
     const m = have.find((x) => x.spec.name === next.restart)!;
-    // A new epoch on the same node: the agent stops the old container and starts one on the new image.
-    if (await this.putMember(m, { ...m.spec, image, epoch: m.spec.epoch + 1 })) {
-      this.o.log.info({ member: m.spec.name, image }, 'upgrading a member');
-      await this.setStatus(svc, rev, 'UPGRADING', `restarting ${m.spec.name} on ${image} (${left - 1} more after it)`);
-    }
+    const index = memberIndex(m.spec);
+    const ips = placed.map((p) => p.spec.ip);
+    const fresh = type.members(svc.spec, this.memberContext(svc, ips, state))[index];
+    // Where it runs and what fences it stay; the rest is made anew. A new epoch: the agent stops the old container and starts the new one.
+    const spec: MemberSpec = { ...fresh, node: m.spec.node, epoch: m.spec.epoch + 1, generation, ...(m.spec.zone ? { zone: m.spec.zone } : {}) };
+    const left = pending.length - 1;
+    const message = `restarting ${m.spec.name}${svc.status === 'UPGRADING' ? ` on ${image}` : ''} (${left} more after it)`;
+    const next_: Service = { ...svc, ...(state ? { state } : {}), message, updated_at: new Date().toISOString() };
+    const r = await this.o.db.txn({
+      compare: [
+        { key: memberKey(m.spec.service, m.spec.name), target: 'mod_revision', op: '=', value: m.rev },
+        { key: serviceKey(svc.spec.name), target: 'mod_revision', op: '=', value: rev },
+      ],
+      success: [
+        { put: { key: memberKey(m.spec.service, m.spec.name), value: JSON.stringify(spec) } },
+        { put: { key: serviceKey(svc.spec.name), value: JSON.stringify(next_) } },
+      ],
+      failure: [],
+    });
+    if (!r.succeeded) return;
+    this.o.log.info({ member: m.spec.name, image: spec.image, generation }, 'rolling a member');
+    // A new primary: its name points at it at once, not a pass later.
+    if (state) await this.keepAliases(next_, have);
   }
 
   /** Up to `n` addresses of the pool that no member holds. */
@@ -370,9 +446,16 @@ export class Catalog {
       return;
     }
     if (this.claimsLeft(name)) return;
+    const type = SERVICE_TYPES[svc.spec.type];
+    const aliases = (type.aliases?.(svc.spec, svc.state ?? {}, this.o.domain) ?? []).map((a) => DNS_PREFIX + a.name.toLowerCase());
+    // The secrets stay, as the volumes do: a service created again under this name finds data made with them.
     await this.o.db.txn({
       compare: [{ key: serviceKey(name), target: 'mod_revision', op: '=', value: rev }],
-      success: [{ delete: { key: serviceKey(name), prefix: false } }],
+      success: [
+        { delete: { key: serviceKey(name), prefix: false } },
+        { delete: { key: ROLES_PREFIX + name, prefix: false } },
+        ...aliases.map((key) => ({ delete: { key, prefix: false } })),
+      ],
       failure: [],
     });
     this.o.log.info({ service: name }, 'service deleted');

@@ -1,5 +1,6 @@
 // The service types the catalog knows, by the name users give in --type.
+import { postgres } from './services/postgres/postgres.ts';
 import { redis } from './services/redis/redis.ts';
 import type { ServiceSpecInput, ServiceType } from './types.ts';
 
-export const SERVICE_TYPES: Record<ServiceSpecInput['type'], ServiceType> = { redis };
+export const SERVICE_TYPES: Record<ServiceSpecInput['type'], ServiceType> = { redis, postgres };

@@ -1,18 +1,30 @@
-// HTTP routes for services: create, list, get, scale, upgrade, stop, start,
-// delete. Each writes the service's record (the wanted state) through the
+// HTTP routes for services: create, list, get, scale, upgrade, restart,
+// config, credentials, stop, start, delete. Each writes the service's record (the wanted state) through the
 // controldb; the catalog on the leader does the rest.
 import { z } from 'zod';
 import type { ApiServer } from '../api/server.ts';
 import { parseBody } from '../api/validate.ts';
 import type { ControlDb } from '../controldb/controldb.ts';
 import { UserError } from '../errors.ts';
-import { MEMBERS_PREFIX, STATUS_PREFIX, memberSpecSchema, type MemberStatus } from '../agent/members.ts';
+import { MEMBERS_PREFIX, STATUS_PREFIX, memberSpecSchema, serviceSecretsKey, type MemberStatus } from '../agent/members.ts';
 import { SERVICE_TYPES } from './registry.ts';
-import { SERVICES_PREFIX, noSuchService, serviceKey, serviceSpecSchema, type Service, type ServiceStatus } from './types.ts';
+import { generateSecrets } from './secrets.ts';
+import {
+  ROLES_PREFIX,
+  SERVICES_PREFIX,
+  noSuchService,
+  serviceKey,
+  serviceSpecSchema,
+  type MemberRole,
+  type Service,
+  type ServiceSpec,
+  type ServiceStatus,
+} from './types.ts';
 
 const nameBody = z.object({ name: z.string().min(1) }).strict();
 const scaleBody = z.object({ name: z.string().min(1), replicas: z.number().int().min(1).max(64) }).strict();
 const upgradeBody = z.object({ name: z.string().min(1), image: z.string().min(1).max(255) }).strict();
+const configBody = z.object({ name: z.string().min(1), set: z.record(z.string(), z.string()) }).strict();
 
 export interface ServiceView extends Service {
   members: {
@@ -24,8 +36,18 @@ export interface ServiceView extends Service {
     dns: string | null;
     state: string;
     health: string | null;
+    /** The member's role in the service (primary, standby, master, …) and how many bytes of the primary's log it lacks, as the catalog last saw. */
+    role: string | null;
+    lag_bytes: number | null;
     message: string;
   }[];
+}
+
+export interface SettingView {
+  name: string;
+  value: string;
+  default: string | null;
+  describe: string;
 }
 
 export interface ServiceRouteOptions {
@@ -33,9 +55,39 @@ export interface ServiceRouteOptions {
   ipPool: string[];
 }
 
+/** Each setting the type lets change, with the service's value and the default. */
+function settingsView(spec: ServiceSpec): SettingView[] {
+  return Object.entries(SERVICE_TYPES[spec.type].settings).map(([name, s]) => ({
+    name,
+    value: spec.settings?.[name] ?? s.default ?? '',
+    default: s.default ?? null,
+    describe: s.describe,
+  }));
+}
+
+/** Throws, naming the setting and what it takes, on an unknown setting or a bad value. */
+function checkSettings(spec: ServiceSpec): void {
+  const known = SERVICE_TYPES[spec.type].settings;
+  for (const [k, v] of Object.entries(spec.settings ?? {})) {
+    const setting = known[k];
+    if (!setting) {
+      const names = Object.keys(known);
+      throw new UserError(
+        `${spec.type} has no setting ${k}${names.length ? `; it lets you change ${names.join(', ')}` : ' (it has none that can change)'}`,
+        400,
+        'invalid_request',
+      );
+    }
+    const why = setting.check(v);
+    if (why) throw new UserError(`setting ${k}=${v} will not do: ${why}`, 400, 'invalid_request');
+  }
+}
+
 export function registerServiceRoutes(api: ApiServer, db: ControlDb, o: ServiceRouteOptions): void {
   const view = (svc: Service): ServiceView => {
     const name = svc.spec.name;
+    const rolesKv = db.store.get(ROLES_PREFIX + name);
+    const roles = rolesKv ? (JSON.parse(rolesKv.value) as Record<string, MemberRole>) : {};
     const members = db.store.range({ key: `${MEMBERS_PREFIX}${name}/`, prefix: true, limit: 0 }).kvs.map((kv) => {
       const m = memberSpecSchema.parse(JSON.parse(kv.value));
       const st = db.store.get(`${STATUS_PREFIX}${name}/${m.name}`);
@@ -51,6 +103,8 @@ export function registerServiceRoutes(api: ApiServer, db: ControlDb, o: ServiceR
         dns: m.dnsName ?? null,
         state,
         health: (current && status.health) || null,
+        role: roles[m.name]?.role ?? null,
+        lag_bytes: roles[m.name]?.lagBytes ?? null,
         message: current ? (status.message ?? '') : '',
       };
     });
@@ -82,11 +136,26 @@ export function registerServiceRoutes(api: ApiServer, db: ControlDb, o: ServiceR
     const spec = type.normalize(input);
     const needs = o.ipPool.length === 0 ? type.needsStaticIps(spec) : undefined;
     if (needs) throw new UserError(needs, 400, 'needs_static_ips');
+    checkSettings(spec);
     const now = new Date().toISOString();
-    const svc: Service = { spec, status: 'CREATING', message: 'placing members', created_at: now, updated_at: now };
+    const svc: Service = {
+      spec,
+      status: 'CREATING',
+      message: 'placing members',
+      generation: 0,
+      ...(type.initialState ? { state: type.initialState(spec) } : {}),
+      created_at: now,
+      updated_at: now,
+    };
+    // Secrets are made with the service, in its transaction, so that they exist before any member does.
+    // Those of an earlier service of this name are kept: its volumes, which hold data made with them, are kept too.
+    await db.linearize();
+    const secretKey = serviceSecretsKey(spec.name);
+    const kept = db.store.get(secretKey);
+    const secrets = generateSecrets(type.secrets, kept ? (JSON.parse(kept.value) as Record<string, string>) : {});
     const r = await db.txn({
       compare: [{ key: serviceKey(spec.name), target: 'exists', op: '=', value: false }],
-      success: [{ put: { key: serviceKey(spec.name), value: JSON.stringify(svc) } }],
+      success: [{ put: { key: serviceKey(spec.name), value: JSON.stringify(svc) } }, { put: { key: secretKey, value: JSON.stringify(secrets) } }],
       failure: [],
     });
     if (!r.succeeded) throw new UserError(`a service named ${spec.name} exists already; pick another name or delete it first`, 409, 'exists');
@@ -100,13 +169,43 @@ export function registerServiceRoutes(api: ApiServer, db: ControlDb, o: ServiceR
   api.route('POST', '/v1/services/scale', async (req) => {
     const { name, replicas } = parseBody(scaleBody, req.body);
     const { svc } = await get(name);
-    const why = SERVICE_TYPES[svc.spec.type].cannotScale(svc.spec, replicas);
+    const why = SERVICE_TYPES[svc.spec.type].cannotScale(svc.spec, replicas, svc.state ?? {});
     if (why) throw new UserError(why, 400, 'cannot_scale');
     return transition(name, ['ACTIVE'], 'SCALING', `to ${replicas} members`, (s) => ({ ...s, spec: { ...s.spec, replicas } }));
   });
+  const nextGeneration = (s: Service, spec: ServiceSpec): Service => ({ ...s, spec, generation: (s.generation ?? 0) + 1 });
   api.route('POST', '/v1/services/upgrade', async (req) => {
     const { name, image } = parseBody(upgradeBody, req.body);
-    return transition(name, ['ACTIVE'], 'UPGRADING', `to ${image}, one member at a time`, (s) => ({ ...s, spec: { ...s.spec, image } }));
+    return transition(name, ['ACTIVE'], 'UPGRADING', `to ${image}, one member at a time`, (s) => nextGeneration(s, { ...s.spec, image }));
+  });
+  api.route('POST', '/v1/services/restart', async (req) =>
+    transition(parseBody(nameBody, req.body).name, ['ACTIVE'], 'RESTARTING', "one member at a time, in the type's order", (s) => nextGeneration(s, s.spec)),
+  );
+  api.route('GET', '/v1/service/config', async (req) => {
+    const { svc } = await get(req.query.get('name') ?? '');
+    return { name: svc.spec.name, settings: settingsView(svc.spec) };
+  });
+  // A change of settings is a rolling restart with the members' config made anew.
+  api.route('POST', '/v1/services/config', async (req) => {
+    const { name, set } = parseBody(configBody, req.body);
+    const { svc } = await get(name);
+    const spec: ServiceSpec = { ...svc.spec, settings: { ...svc.spec.settings, ...set } };
+    checkSettings(spec);
+    const changed = Object.keys(set).filter((k) => svc.spec.settings?.[k] !== set[k]);
+    if (changed.length === 0) return { ...view(svc), settings: settingsView(svc.spec) };
+    const v = await transition(name, ['ACTIVE'], 'RESTARTING', `applying ${changed.join(', ')}, one member at a time`, (s) => nextGeneration(s, spec));
+    return { ...v, settings: settingsView(spec) };
+  });
+  // The service's generated secrets, for a holder of an API token (never logged, never in `service get`).
+  api.route('GET', '/v1/service/credentials', async (req) => {
+    const { svc } = await get(req.query.get('name') ?? '');
+    const kv = db.store.get(serviceSecretsKey(svc.spec.name));
+    const secrets = kv ? (JSON.parse(kv.value) as Record<string, string>) : {};
+    const type = SERVICE_TYPES[svc.spec.type];
+    return {
+      name: svc.spec.name,
+      credentials: Object.entries(secrets).map(([secret, value]) => ({ secret, ...type.describeSecret(secret), value })),
+    };
   });
   api.route('POST', '/v1/services/stop', async (req) =>
     transition(parseBody(nameBody, req.body).name, ['ACTIVE', 'INITIALIZING'], 'STOPPING', 'stopping members'),

@@ -7,16 +7,18 @@ import type { Logger } from '../log.ts';
 import { UserError } from '../errors.ts';
 
 export const SERVICES_PREFIX = '/services/';
+/** Each service's members' roles and lag, as the catalog last saw them. */
+export const ROLES_PREFIX = '/roles/';
 export const serviceKey = (name: string) => `${SERVICES_PREFIX}${name}`;
 export const noSuchService = (name: string) => new UserError(`no service named ${name} (see "firecampd service list")`, 404, 'not_found');
 
-export type ServiceStatus = 'CREATING' | 'INITIALIZING' | 'ACTIVE' | 'SCALING' | 'UPGRADING' | 'STOPPING' | 'STOPPED' | 'DELETING' | 'FAILED';
+export type ServiceStatus = 'CREATING' | 'INITIALIZING' | 'ACTIVE' | 'SCALING' | 'UPGRADING' | 'RESTARTING' | 'STOPPING' | 'STOPPED' | 'DELETING' | 'FAILED';
 
 const labelName = z.string().regex(/^[a-zA-Z0-9._/-]{1,63}$/, 'label names hold letters, digits, ".", "_", "/" and "-"');
 
 export const serviceSpecSchema = z
   .object({
-    type: z.enum(['redis']),
+    type: z.enum(['redis', 'postgres']),
     name: z.string().regex(/^[a-z][a-z0-9-]{0,30}$/, 'must start with a letter; lower-case letters, digits and "-", at most 31'),
     /** Members in all; a type may work it out from its own options (Redis cluster: shards × (1 + replicas per shard)). */
     replicas: z.number().int().min(1).max(64).optional(),
@@ -34,6 +36,15 @@ export const serviceSpecSchema = z
       .min(16)
       .max(16 << 20)
       .optional(),
+    /** A second volume per member for the write-ahead log, commit log or journal, where the type has one. */
+    journalVolumeSizeMiB: z
+      .number()
+      .int()
+      .min(16)
+      .max(16 << 20)
+      .optional(),
+    /** Options the type lets change after create (`firecampd service config --set KEY=VALUE`). */
+    settings: z.record(z.string().regex(/^[a-z][a-z0-9_.-]{0,63}$/), z.string().max(1024)).optional(),
     /** Extra lines appended to the service's config file. */
     config: z.string().max(16_384).optional(),
     /** Redis cluster mode: shards × (a master and its replicas). */
@@ -42,6 +53,11 @@ export const serviceSpecSchema = z
         shards: z.number().int().min(3, 'a Redis cluster needs at least 3 shards (masters)').max(64),
         replicasPerShard: z.number().int().min(0).max(5),
       })
+      .strict()
+      .optional(),
+    /** PostgreSQL: a commit is acknowledged once this many standbys have it. */
+    postgres: z
+      .object({ syncStandbys: z.number().int().min(0).max(16) })
       .strict()
       .optional(),
     /** Only nodes that carry every one of these labels (firecampd --labels) may run the members. */
@@ -62,14 +78,24 @@ export interface Service {
   message: string;
   /** The type's one-time initialization (e.g. forming the Redis cluster) is done. */
   initialized?: boolean;
+  /** Bumped by each upgrade, restart and config change; a member whose spec is of an older one is rolled. */
+  generation?: number;
+  /** What the type keeps of its own (PostgreSQL: which member is the primary). */
+  state?: TypeState;
   created_at: string;
   updated_at: string;
 }
+
+export type TypeState = Record<string, string | number | boolean | undefined>;
 
 export interface MemberContext {
   domain: string;
   /** The static IP of each member by index, where it has one. */
   ips: (string | undefined)[];
+  /** The service's type state (e.g. its current primary). */
+  state: TypeState;
+  /** Every node's address: where members without static IPs may run. */
+  nodeAddrs: string[];
 }
 
 /** A placed member and the address the leader reaches it at. */
@@ -78,30 +104,65 @@ export interface PlacedMember {
   host: string;
 }
 
-/** What a type decides for the next step of a rolling upgrade. */
-export type UpgradeStep = { restart: string } | { wait: string };
+/** The next step of a rollout (upgrade, restart, config change), given that every member serves. */
+export type RolloutStep = ({ restart: string } | { wait: string }) & { state?: TypeState };
 
-/** One module per service type. */
+/** What a caller sees of each member beyond its container: its role in the service and how far behind it is. */
+export interface MemberRole {
+  role: string;
+  lagBytes?: number;
+}
+
+/** A setting `firecampd service config --set` may change; its value is checked before it is kept. */
+export interface Setting {
+  describe: string;
+  default?: string;
+  /** Why the value will not do, or undefined if it will. */
+  check(value: string): string | undefined;
+}
+
+/** One module per service type: its folder under src/catalog/services/ holds it with its image recipe and doc. */
 export interface ServiceType {
   readonly image: string;
+  /** Secrets generated once per service (passwords, keyfiles), kept under the controldb's secret prefix. */
+  readonly secrets: readonly string[];
+  /** Settings a user may change after create, by name. */
+  readonly settings: Readonly<Record<string, Setting>>;
   /** Check and complete a user's spec; throws UserError with what to change. */
   normalize(spec: ServiceSpecInput): ServiceSpec;
+  /** The type state a new service starts with. */
+  initialState?(spec: ServiceSpec): TypeState;
   /** Why the spec cannot run without static IPs, or undefined if it can. */
   needsStaticIps(spec: ServiceSpec): string | undefined;
   /** Why the service cannot change to `replicas` members, or undefined if it can. */
-  cannotScale(spec: ServiceSpec, replicas: number): string | undefined;
+  cannotScale(spec: ServiceSpec, replicas: number, state: TypeState): string | undefined;
   /** The members' specs, without node and epoch (the catalog decides those). */
   members(spec: ServiceSpec, ctx: MemberContext): Omit<MemberSpec, 'node' | 'epoch'>[];
   /** Members of one group (a shard) are kept apart: on other nodes, then in other zones. */
   group(spec: ServiceSpec, index: number): number;
+  /** DNS names that follow one member (PostgreSQL: primary.<service>.<domain> → the primary), fully qualified. */
+  aliases?(spec: ServiceSpec, state: TypeState, domain: string): { name: string; member: string }[];
   /**
    * Bring running members together (e.g. form the Redis cluster). Returns
    * what it still waits for, or undefined when done. Runs again on every
    * pass until done, also on a new leader: each step must be idempotent.
    */
-  initialize(spec: ServiceSpec, members: PlacedMember[], log: Logger): Promise<string | undefined>;
+  initialize(spec: ServiceSpec, members: PlacedMember[], ctx: TypeContext): Promise<string | undefined>;
+  /** Keep the running service in shape on every pass (PostgreSQL: one replication slot per standby). Idempotent. */
+  maintain?(spec: ServiceSpec, members: PlacedMember[], ctx: TypeContext): Promise<void>;
   /** Why a running member does not serve yet, or undefined if it does. */
-  notReady(spec: ServiceSpec, member: PlacedMember): Promise<string | undefined>;
-  /** The next step of a rolling upgrade to `image`, given that every member serves. */
-  upgradeStep(spec: ServiceSpec, members: PlacedMember[], image: string, log: Logger): Promise<UpgradeStep>;
+  notReady(spec: ServiceSpec, member: PlacedMember, ctx: TypeContext): Promise<string | undefined>;
+  /** The next step of a rollout: which of `pending` restarts next, in the type's order (replicas before the primary). */
+  rolloutStep(spec: ServiceSpec, members: PlacedMember[], pending: PlacedMember[], ctx: TypeContext): Promise<RolloutStep>;
+  /** Each member's role and lag, for `service get`; undefined where the type has no roles. */
+  roles?(spec: ServiceSpec, members: PlacedMember[], ctx: TypeContext): Promise<Record<string, MemberRole>>;
+  /** How `service credentials` names each secret (e.g. "password of the postgres superuser"). */
+  describeSecret(name: string): { user?: string; describe: string };
+}
+
+/** What a type's steps get besides the spec and members. */
+export interface TypeContext {
+  state: TypeState;
+  secrets: Record<string, string>;
+  log: Logger;
 }

@@ -9,21 +9,29 @@
 //   on other nodes and zones).
 //
 // Append-only persistence and the cluster's nodes.conf live on the member's
-// volume: data and cluster identity survive a move.
+// volume: data and cluster identity survive a move. Every member requires the
+// service's generated password (requirepass; masterauth for replication),
+// kept in a 0600 file on the volume, never in the member's spec or env.
 import { Redis } from 'ioredis';
 import { memberIndex, type MemberSpec } from '../../../agent/members.ts';
 import { UserError, errorMessage } from '../../../errors.ts';
-import type { Logger } from '../../../log.ts';
-import type { MemberContext, PlacedMember, ServiceSpec, ServiceSpecInput, ServiceType, UpgradeStep } from '../../types.ts';
+import type { MemberContext, RolloutStep, ServiceSpec, ServiceSpecInput, ServiceType } from '../../types.ts';
 
 export const REDIS_PORT = 6379;
 const SLOTS = 16_384;
 
+/** The upstream image's user: redis, uid and gid 999. */
+const REDIS_USER = '999:999';
+/** The file on a member's volume that holds the password, for redis.conf's include and the health check. */
+const AUTH_CONF = 'auth.conf';
+const PASSWORD_FILE = '.password';
+
 /** Run `fn` on a short-lived connection that fails fast instead of retrying. */
-async function withRedis<T>(host: string, fn: (r: Redis) => Promise<T>): Promise<T> {
+async function withRedis<T>(host: string, password: string | undefined, fn: (r: Redis) => Promise<T>): Promise<T> {
   const r = new Redis({
     host,
     port: REDIS_PORT,
+    ...(password ? { password } : {}),
     lazyConnect: true,
     connectTimeout: 2000,
     commandTimeout: 5000,
@@ -73,12 +81,35 @@ const isCluster = (spec: ServiceSpec) => spec.redis !== undefined;
 const perShard = (spec: ServiceSpec) => 1 + (spec.redis?.replicasPerShard ?? 0);
 
 /** What a member is to Redis now: master or slave. */
-async function role(host: string): Promise<string> {
-  return withRedis(host, async (r) => fields(await call(r, 'INFO', 'replication')).get('role') ?? '');
+async function role(host: string, password: string | undefined): Promise<string> {
+  return withRedis(host, password, async (r) => fields(await call(r, 'INFO', 'replication')).get('role') ?? '');
 }
 
 export const redis: ServiceType = {
-  image: 'firecampd/redis:7',
+  image: 'redis:7.0',
+  secrets: ['password'],
+  settings: {
+    'maxmemory-policy': {
+      describe: 'what Redis evicts once maxmemory is reached',
+      default: 'noeviction',
+      check: (v) =>
+        ['noeviction', 'allkeys-lru', 'allkeys-lfu', 'allkeys-random', 'volatile-lru', 'volatile-lfu', 'volatile-random', 'volatile-ttl'].includes(v)
+          ? undefined
+          : 'one of noeviction, allkeys-lru, allkeys-lfu, allkeys-random, volatile-lru, volatile-lfu, volatile-random, volatile-ttl',
+    },
+    appendfsync: {
+      describe: 'how often the append-only file is fsynced',
+      default: 'everysec',
+      check: (v) => (['always', 'everysec', 'no'].includes(v) ? undefined : 'one of always, everysec, no'),
+    },
+    timeout: {
+      describe: 'seconds after which an idle client is closed (0: never)',
+      default: '0',
+      check: (v) => (/^\d{1,6}$/.test(v) ? undefined : 'a whole number of seconds'),
+    },
+  },
+
+  describeSecret: () => ({ user: 'default', describe: 'the password every client gives (AUTH); replicas use it too' }),
 
   normalize(spec: ServiceSpecInput): ServiceSpec {
     if (spec.redis) {
@@ -118,10 +149,10 @@ export const redis: ServiceType = {
         `port ${REDIS_PORT}`,
         // Its own address only: members of several services may share a node, each on its own static IP.
         `bind ${ip ?? '0.0.0.0'}`,
-        'protected-mode no',
         'dir /data',
+        `include /data/${AUTH_CONF}`,
         'appendonly yes',
-        'appendfsync everysec',
+        ...Object.keys(redis.settings).map((k) => `${k} ${spec.settings?.[k] ?? redis.settings[k].default}`),
         ...(spec.memoryMiB ? [`maxmemory ${Math.floor(spec.memoryMiB * 0.8)}mb`] : []),
         ...(isCluster(spec)
           ? ['cluster-enabled yes', 'cluster-config-file nodes.conf', 'cluster-node-timeout 5000', `cluster-announce-ip ${ip}`]
@@ -136,12 +167,18 @@ export const redis: ServiceType = {
         name,
         image: spec.image ?? redis.image,
         command: ['redis-server', '/data/redis.conf'],
+        user: REDIS_USER,
         volume: { id: name, sizeMiB: spec.volumeSizeMiB ?? 256, mountPath: '/data' },
         dnsName: `${name}.${spec.name}.${domain}`,
         ...(ip ? { ip } : {}),
         port: REDIS_PORT,
-        healthCheck: ['redis-cli', '-h', ip ?? '127.0.0.1', '-p', String(REDIS_PORT), 'ping'],
+        // The password is read inside the container: it shows neither in the spec nor in `docker inspect`.
+        healthCheck: ['sh', '-c', `REDISCLI_AUTH="$(cat /data/${PASSWORD_FILE})" redis-cli -h ${ip ?? '127.0.0.1'} -p ${REDIS_PORT} ping | grep -q PONG`],
         configFiles: [{ path: 'redis.conf', content: conf + '\n' }],
+        secretFiles: [
+          { path: AUTH_CONF, template: 'requirepass "{{password}}"\nmasterauth "{{password}}"\n' },
+          { path: PASSWORD_FILE, template: '{{password}}' },
+        ],
         ...(spec.memoryMiB || spec.cpus
           ? { resources: { ...(spec.memoryMiB ? { memoryMiB: spec.memoryMiB } : {}), ...(spec.cpus ? { cpus: spec.cpus } : {}) } }
           : {}),
@@ -157,10 +194,11 @@ export const redis: ServiceType = {
    * for every member to see the same shape. Each step checks first, so a new
    * leader (or the next pass) repeats nothing already done.
    */
-  async initialize(spec, members, log) {
+  async initialize(spec, members, { secrets, log }) {
     if (!isCluster(spec)) return undefined;
+    const pw = secrets.password;
     const byIndex = [...members].sort((a, b) => memberIndex(a.spec) - memberIndex(b.spec));
-    const views = await Promise.all(byIndex.map((m) => withRedis(m.host, async (r) => ({ m, nodes: parseNodes(await call(r, 'CLUSTER', 'NODES')) }))));
+    const views = await Promise.all(byIndex.map((m) => withRedis(m.host, pw, async (r) => ({ m, nodes: parseNodes(await call(r, 'CLUSTER', 'NODES')) }))));
     const myself = (v: (typeof views)[number]) => v.nodes.find((n) => n.flags.includes('myself'))!;
     const shards = spec.redis!.shards;
     for (let s = 0; s < shards; s++) {
@@ -169,7 +207,7 @@ export const redis: ServiceType = {
       if (me.slots.length > 0 || me.flags.includes('slave')) continue;
       const lo = Math.floor((s * SLOTS) / shards);
       const hi = Math.floor(((s + 1) * SLOTS) / shards) - 1;
-      await withRedis(v.m.host, async (r) => {
+      await withRedis(v.m.host, pw, async (r) => {
         // Distinct config epochs from the start spare the cluster its collision round.
         await call(r, 'CLUSTER', 'SET-CONFIG-EPOCH', s + 1).catch(() => undefined);
         await call(r, 'CLUSTER', 'ADDSLOTSRANGE', lo, hi);
@@ -180,7 +218,7 @@ export const redis: ServiceType = {
     const known = new Set(first.nodes.map((n) => n.id));
     const strangers = views.slice(1).filter((v) => !known.has(myself(v).id));
     if (strangers.length > 0) {
-      await withRedis(first.m.host, async (r) => {
+      await withRedis(first.m.host, pw, async (r) => {
         for (const v of strangers) await call(r, 'CLUSTER', 'MEET', v.m.host, REDIS_PORT);
       });
       return `introducing ${strangers.length} members to the cluster`;
@@ -197,14 +235,14 @@ export const redis: ServiceType = {
         const me = myself(v);
         if (me.id === masterId || (me.flags.includes('slave') && me.master === masterId)) continue;
         attaching++;
-        await withRedis(v.m.host, (r) => call(r, 'CLUSTER', 'REPLICATE', masterId));
+        await withRedis(v.m.host, pw, (r) => call(r, 'CLUSTER', 'REPLICATE', masterId));
         log.info({ member: v.m.spec.name, master: master.m.spec.name }, 'redis cluster: replica attached');
       }
     }
     if (attaching > 0) return `attaching ${attaching} replicas to their masters`;
     const notOk = [];
     for (const m of byIndex)
-      if ((await withRedis(m.host, async (r) => fields(await call(r, 'CLUSTER', 'INFO')))).get('cluster_state') !== 'ok') notOk.push(m.spec.name);
+      if ((await withRedis(m.host, pw, async (r) => fields(await call(r, 'CLUSTER', 'INFO')))).get('cluster_state') !== 'ok') notOk.push(m.spec.name);
     if (notOk.length > 0) return `waiting for cluster_state:ok on ${notOk.join(', ')}`;
     // Done only when gossip has told every member the same shape: a master with slots per shard, the rest its replicas, nobody failing.
     const unsettled = views.filter((v) => {
@@ -216,9 +254,9 @@ export const redis: ServiceType = {
     return unsettled.length > 0 ? `waiting for ${unsettled.map((v) => v.m.spec.name).join(', ')} to see every shard's master and replicas` : undefined;
   },
 
-  async notReady(spec, m) {
+  async notReady(spec, m, { secrets }) {
     try {
-      return await withRedis(m.host, async (r) => {
+      return await withRedis(m.host, secrets.password, async (r) => {
         if ((await call(r, 'PING')) !== 'PONG') return 'does not answer PING';
         const info = fields(await call(r, 'INFO', 'replication'));
         if (info.get('role') === 'slave' && info.get('master_link_status') !== 'up') return 'replica not in sync with its master yet';
@@ -232,25 +270,26 @@ export const redis: ServiceType = {
 
   /**
    * Replicas first. A master goes last, and in cluster mode only after one
-   * of its upgraded replicas took over (CLUSTER FAILOVER), so that its shard
+   * of its rolled replicas took over (CLUSTER FAILOVER), so that its shard
    * keeps answering; it then restarts as a replica. A primary without cluster
    * mode restarts in place: writes pause for that restart.
    */
-  async upgradeStep(spec, members, image, log): Promise<UpgradeStep> {
-    const pending = members.filter((m) => m.spec.image !== image).sort((a, b) => memberIndex(a.spec) - memberIndex(b.spec));
-    if (pending.length === 0) throw new Error('nothing to upgrade');
-    const roles = new Map(await Promise.all(members.map(async (m) => [m.spec.name, await role(m.host)] as const)));
-    const replica = pending.find((m) => roles.get(m.spec.name) === 'slave');
+  async rolloutStep(spec, members, pending, { secrets, log }): Promise<RolloutStep> {
+    const pw = secrets.password;
+    const todo = [...pending].sort((a, b) => memberIndex(a.spec) - memberIndex(b.spec));
+    const done = (name: string) => !pending.some((p) => p.spec.name === name);
+    const roles = new Map(await Promise.all(members.map(async (m) => [m.spec.name, await role(m.host, pw)] as const)));
+    const replica = todo.find((m) => roles.get(m.spec.name) === 'slave');
     if (replica) return { restart: replica.spec.name };
-    const master = pending[0];
+    const master = todo[0];
     if (!isCluster(spec)) return { restart: master.spec.name };
-    const masterId = await withRedis(master.host, (r) => call(r, 'CLUSTER', 'MYID'));
+    const masterId = await withRedis(master.host, pw, (r) => call(r, 'CLUSTER', 'MYID'));
     for (const m of members) {
-      if (m.spec.image !== image || roles.get(m.spec.name) !== 'slave') continue;
-      const me = await withRedis(m.host, async (r) => parseNodes(await call(r, 'CLUSTER', 'NODES')).find((n) => n.flags.includes('myself'))!);
+      if (!done(m.spec.name) || roles.get(m.spec.name) !== 'slave') continue;
+      const me = await withRedis(m.host, pw, async (r) => parseNodes(await call(r, 'CLUSTER', 'NODES')).find((n) => n.flags.includes('myself'))!);
       if (me.master !== masterId) continue;
-      await withRedis(m.host, (r) => call(r, 'CLUSTER', 'FAILOVER'));
-      log.info({ from: master.spec.name, to: m.spec.name }, 'redis cluster: failing over to an upgraded replica before upgrading the master');
+      await withRedis(m.host, pw, (r) => call(r, 'CLUSTER', 'FAILOVER'));
+      log.info({ from: master.spec.name, to: m.spec.name }, 'redis cluster: failing over to a rolled replica before rolling the master');
       return { wait: `${m.spec.name} taking over from ${master.spec.name}` };
     }
     return { restart: master.spec.name }; // a shard without replicas: it pauses for the restart

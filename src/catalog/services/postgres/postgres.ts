@@ -1,0 +1,390 @@
+// PostgreSQL: one primary and streaming standbys.
+//
+// Which member is the primary is the catalog's to say: the type state keeps
+// it (member 0 at first), every member's start script is written for its
+// role, and `primary.<service>.<domain>` points at it. A standby clones the
+// primary by that name (pg_basebackup), streams from it through a slot of
+// its own, and follows it across timelines. When the primary's node dies the
+// primary comes back elsewhere with its volume, address and name, as every
+// member does; the standbys reconnect to it.
+//
+// A rollout (upgrade, restart, config change) goes standbys first, one at a
+// time, each streaming again before the next; then a switchover: the primary
+// stops taking writes, the most advanced rolled standby replays every byte of
+// its log and is promoted, the primary name moves to it, and the old primary
+// restarts as a standby (pg_rewind where its log went further).
+//
+// Passwords (the postgres superuser's, the replication user's) come from the
+// service's secrets, into 0600 files on the volume.
+import pg from 'pg';
+import { memberIndex, type MemberSpec } from '../../../agent/members.ts';
+import { UserError, errorMessage } from '../../../errors.ts';
+import type { MemberContext, MemberRole, PlacedMember, RolloutStep, ServiceSpec, ServiceSpecInput, ServiceType, TypeContext } from '../../types.ts';
+
+export const PG_PORT = 5432;
+/** The upstream image's postgres user. */
+const PG_USER = '999:999';
+const DATA = '/data';
+const JOURNAL = '/journal';
+const PGDATA = `${DATA}/pgdata`;
+/** A standby is caught up enough for the next step of a rollout within this many bytes of the primary's log. */
+const CAUGHT_UP_BYTES = 16 << 20;
+
+const primaryOf = (spec: ServiceSpec, state: TypeContext['state']) => (state.primary as string | undefined) ?? `${spec.name}-0`;
+/** Replication slot names take [a-z0-9_] only. */
+export const slotName = (member: string) => member.replace(/-/g, '_');
+
+/** Run `fn` on a short-lived superuser connection. */
+async function withPg<T>(host: string, password: string | undefined, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  const c = new pg.Client({
+    host,
+    port: PG_PORT,
+    user: 'postgres',
+    password,
+    database: 'postgres',
+    connectionTimeoutMillis: 3000,
+    statement_timeout: 10_000,
+    query_timeout: 15_000,
+  });
+  c.on('error', () => {}); // reported through the query's rejection
+  await c.connect();
+  try {
+    return await fn(c);
+  } finally {
+    await c.end().catch(() => {});
+  }
+}
+
+const one = async <T>(c: pg.Client, sql: string, params: unknown[] = []): Promise<T> => (await c.query(sql, params)).rows[0] as T;
+
+const inRecovery = async (c: pg.Client) => (await one<{ r: boolean }>(c, 'SELECT pg_is_in_recovery() AS r')).r;
+
+/** The primary's view of its standbys: streaming state and bytes behind, by application name (the member's name). */
+async function replication(c: pg.Client): Promise<Map<string, { state: string; lag: number }>> {
+  const rows = (
+    await c.query<{ name: string; state: string; lag: string | null }>(
+      'SELECT application_name AS name, state, pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)::bigint AS lag FROM pg_stat_replication',
+    )
+  ).rows;
+  return new Map(rows.map((r) => [r.name, { state: r.state, lag: r.lag === null ? Number.MAX_SAFE_INTEGER : Number(r.lag) }]));
+}
+
+const sqlLiteral = (s: string) => `'${s.replace(/'/g, "''")}'`;
+const quoteIdent = (s: string) => `"${s.replace(/"/g, '""')}"`;
+
+function settingNumber(v: string, unit: RegExp, what: string): string | undefined {
+  return unit.test(v) ? undefined : what;
+}
+
+export const postgres: ServiceType = {
+  image: 'postgres:15',
+  secrets: ['superuser', 'replication'],
+  settings: {
+    max_connections: { describe: 'most client connections at once', default: '100', check: (v) => settingNumber(v, /^\d{1,5}$/, 'a whole number') },
+    shared_buffers: {
+      describe: "memory for PostgreSQL's page cache",
+      default: '128MB',
+      check: (v) => settingNumber(v, /^\d+(kB|MB|GB)$/, 'a size such as 256MB'),
+    },
+    work_mem: {
+      describe: 'memory per sort or hash before it spills to disk',
+      default: '4MB',
+      check: (v) => settingNumber(v, /^\d+(kB|MB|GB)$/, 'a size such as 8MB'),
+    },
+    maintenance_work_mem: { describe: 'memory for VACUUM and CREATE INDEX', default: '64MB', check: (v) => settingNumber(v, /^\d+(kB|MB|GB)$/, 'a size') },
+    effective_cache_size: { describe: "the planner's idea of the OS page cache", default: '4GB', check: (v) => settingNumber(v, /^\d+(kB|MB|GB)$/, 'a size') },
+    log_min_duration_statement: {
+      describe: 'log statements slower than this many ms (-1: none)',
+      default: '-1',
+      check: (v) => settingNumber(v, /^-?\d{1,9}$/, 'milliseconds, or -1'),
+    },
+  },
+
+  describeSecret: (name) =>
+    name === 'superuser'
+      ? { user: 'postgres', describe: 'the superuser' }
+      : { user: 'replicator', describe: 'the replication user (standbys and pg_rewind use it; allowed from members only)' },
+
+  normalize(spec: ServiceSpecInput): ServiceSpec {
+    const replicas = spec.replicas ?? 1;
+    const sync = spec.postgres?.syncStandbys ?? 0;
+    if (sync > replicas - 1) {
+      throw new UserError(
+        `--sync-standbys ${sync} needs at least ${sync} standbys, and ${replicas} members have ${replicas - 1}: raise --replicas to ${sync + 1} or lower --sync-standbys`,
+      );
+    }
+    if (spec.redis) throw new UserError('--shards and --replicas-per-shard are for Redis; PostgreSQL takes --replicas');
+    return { ...spec, replicas };
+  },
+
+  initialState: (spec) => ({ primary: `${spec.name}-0` }),
+
+  needsStaticIps: () => undefined,
+
+  cannotScale(spec, replicas, state) {
+    if (replicas < 1) return 'a PostgreSQL service needs at least its primary';
+    const sync = spec.postgres?.syncStandbys ?? 0;
+    if (sync > replicas - 1) return `--sync-standbys is ${sync}: keep at least ${sync + 1} members`;
+    const primary = primaryOf(spec, state);
+    if (memberIndex({ name: primary }) >= replicas)
+      return `${primary} is the primary and would go: keep at least ${memberIndex({ name: primary }) + 1} members (a restart moves the primary to a lower member only by chance)`;
+    return undefined;
+  },
+
+  group: () => 0,
+
+  aliases: (spec, state, domain) => [{ name: `primary.${spec.name}.${domain}`, member: primaryOf(spec, state) }],
+
+  members(spec: ServiceSpec, ctx: MemberContext): Omit<MemberSpec, 'node' | 'epoch'>[] {
+    const primaryHost = `primary.${spec.name}.${ctx.domain}`;
+    const names = Array.from({ length: spec.replicas }, (_, i) => `${spec.name}-${i}`);
+    // Replication only from the members: their static IPs, or else the nodes they may run on.
+    const from = ctx.ips.slice(0, spec.replicas).every(Boolean) ? (ctx.ips.slice(0, spec.replicas) as string[]) : ctx.nodeAddrs;
+    const hba = [
+      '# Written by firecampd: replication from the members only, passwords (SCRAM) over the network.',
+      'local all postgres peer',
+      'local all all scram-sha-256',
+      ...from.map((a) => `host replication replicator ${a}/32 scram-sha-256`),
+      'host all all 0.0.0.0/0 scram-sha-256',
+    ].join('\n');
+    const sync = spec.postgres?.syncStandbys ?? 0;
+    const journal = spec.journalVolumeSizeMiB !== undefined;
+    return names.map((name, i) => {
+      const ip = ctx.ips[i];
+      const role = primaryOf(spec, ctx.state) === name ? 'primary' : 'standby';
+      const conf = [
+        '# Written by firecampd; change settings with "firecampd service config".',
+        `listen_addresses = '${ip ?? '*'}'`,
+        `port = ${PG_PORT}`,
+        `hba_file = '${DATA}/pg_hba.conf'`,
+        "unix_socket_directories = '/var/run/postgresql'",
+        'wal_level = replica',
+        'max_wal_senders = 16',
+        'max_replication_slots = 16',
+        "wal_keep_size = '512MB'",
+        'wal_log_hints = on',
+        'hot_standby = on',
+        'hot_standby_feedback = on',
+        "password_encryption = 'scram-sha-256'",
+        // A commit waits for this many standbys; the list holds every member, since any of them may be the primary later.
+        sync > 0 ? `synchronous_standby_names = 'ANY ${sync} (${names.map(quoteIdent).join(', ')})'` : "synchronous_standby_names = ''",
+        // Used only while standby.signal is there: stream from whichever member is the primary now, through this member's slot.
+        `primary_conninfo = ${sqlLiteral(`host=${primaryHost} port=${PG_PORT} user=replicator passfile=${DATA}/.pgpass application_name=${name} connect_timeout=5`)}`,
+        `primary_slot_name = '${slotName(name)}'`,
+        "recovery_target_timeline = 'latest'",
+        ...Object.entries(postgres.settings).map(([k, s]) => `${k} = ${sqlLiteral(spec.settings?.[k] ?? s.default ?? '')}`),
+        ...(spec.config ? [spec.config] : []),
+      ].join('\n');
+      return {
+        service: spec.name,
+        name,
+        image: spec.image ?? postgres.image,
+        command: ['sh', `${DATA}/start.sh`],
+        user: PG_USER,
+        // Fast shutdown: clients are cut, and the standbys get every byte of the log before it exits.
+        stopSignal: 'SIGINT',
+        env: { PGPASSFILE: `${DATA}/.pgpass` },
+        volume: { id: name, sizeMiB: spec.volumeSizeMiB ?? 1024, mountPath: DATA },
+        ...(journal ? { journal: { id: `${name}-journal`, sizeMiB: spec.journalVolumeSizeMiB!, mountPath: JOURNAL } } : {}),
+        dnsName: `${name}.${spec.name}.${ctx.domain}`,
+        ...(ip ? { ip } : {}),
+        port: PG_PORT,
+        healthCheck: ['pg_isready', '-q', '-h', ip ?? '127.0.0.1', '-p', String(PG_PORT)],
+        configFiles: [
+          { path: 'postgresql.conf', content: conf + '\n' },
+          { path: 'pg_hba.conf', content: hba + '\n' },
+          { path: 'start.sh', content: startScript(role, primaryHost, journal), mode: 0o755 },
+        ],
+        secretFiles: [
+          { path: '.pgpass', template: `*:*:*:replicator:{{replication}}\n*:*:*:postgres:{{superuser}}\n` },
+          { path: '.superuser-password', template: '{{superuser}}\n' },
+          // Run once, in single-user mode, right after initdb: one statement per line.
+          { path: '.init.sql', template: "CREATE ROLE replicator WITH REPLICATION LOGIN PASSWORD '{{replication}}';\n" },
+        ],
+        ...(spec.memoryMiB || spec.cpus
+          ? { resources: { ...(spec.memoryMiB ? { memoryMiB: spec.memoryMiB } : {}), ...(spec.cpus ? { cpus: spec.cpus } : {}) } }
+          : {}),
+      };
+    });
+  },
+
+  /** The primary takes writes, every standby streams from it through its slot. */
+  async initialize(spec, members, ctx) {
+    await postgres.maintain!(spec, members, ctx);
+    const primary = members.find((m) => m.spec.name === primaryOf(spec, ctx.state));
+    if (!primary) return 'waiting for the primary to be placed';
+    const streams = await withPg(primary.host, ctx.secrets.superuser, async (c) => {
+      if (await inRecovery(c)) throw new Error(`${primary.spec.name} is meant to be the primary but is in recovery`);
+      return replication(c);
+    });
+    const behind = members.filter((m) => m !== primary && streams.get(m.spec.name)?.state !== 'streaming').map((m) => m.spec.name);
+    return behind.length > 0 ? `waiting for ${behind.join(', ')} to stream from ${primary.spec.name}` : undefined;
+  },
+
+  /** One replication slot on the primary per other member; the slots of members that are gone are dropped. */
+  async maintain(spec, members, ctx) {
+    const primary = members.find((m) => m.spec.name === primaryOf(spec, ctx.state));
+    if (!primary) return;
+    await withPg(primary.host, ctx.secrets.superuser, async (c) => {
+      if (await inRecovery(c)) return;
+      const want = new Set(members.filter((m) => m !== primary).map((m) => slotName(m.spec.name)));
+      const have = (await c.query<{ slot_name: string; active: boolean }>('SELECT slot_name, active FROM pg_replication_slots')).rows;
+      for (const s of want) {
+        if (have.some((h) => h.slot_name === s)) continue;
+        await c.query('SELECT pg_create_physical_replication_slot($1, true)', [s]);
+        ctx.log.info({ service: spec.name, slot: s }, 'postgres: replication slot created');
+      }
+      const ours = new RegExp(`^${slotName(spec.name)}_\\d+$`);
+      for (const h of have) {
+        if (want.has(h.slot_name) || !ours.test(h.slot_name) || h.active) continue;
+        await c.query('SELECT pg_drop_replication_slot($1)', [h.slot_name]);
+        ctx.log.info({ service: spec.name, slot: h.slot_name }, 'postgres: replication slot of a member that is gone dropped');
+      }
+    });
+  },
+
+  async notReady(spec, m, ctx) {
+    try {
+      return await withPg(m.host, ctx.secrets.superuser, async (c) => {
+        if (!(await inRecovery(c))) return undefined;
+        const r = await one<{ status: string | null } | undefined>(c, 'SELECT status FROM pg_stat_wal_receiver');
+        return r?.status === 'streaming' ? undefined : 'standby not streaming from the primary yet';
+      });
+    } catch (err) {
+      return errorMessage(err);
+    }
+  },
+
+  async roles(spec, members, ctx) {
+    const primary = members.find((m) => m.spec.name === primaryOf(spec, ctx.state));
+    const none = new Map<string, { state: string; lag: number }>();
+    const streams = primary ? await withPg(primary.host, ctx.secrets.superuser, replication).catch(() => none) : none;
+    const out: Record<string, MemberRole> = {};
+    for (const m of members) {
+      if (m === primary) out[m.spec.name] = { role: 'primary', lagBytes: 0 };
+      else {
+        const s = streams.get(m.spec.name);
+        out[m.spec.name] = s ? { role: s.state === 'streaming' ? 'standby' : `standby (${s.state})`, lagBytes: s.lag } : { role: 'standby (not streaming)' };
+      }
+    }
+    return out;
+  },
+
+  /**
+   * Standbys first, lowest index first, each streaming again and caught up
+   * before the next; the primary last, after a switchover to the most
+   * advanced rolled standby. A primary alone restarts in place.
+   */
+  async rolloutStep(spec, members, pending, ctx): Promise<RolloutStep> {
+    const primaryName = primaryOf(spec, ctx.state);
+    const primary = members.find((m) => m.spec.name === primaryName)!;
+    const streams = await withPg(primary.host, ctx.secrets.superuser, replication);
+    const lagging = members.filter((m) => m !== primary && (streams.get(m.spec.name)?.lag ?? Infinity) > CAUGHT_UP_BYTES);
+    const standby = [...pending].filter((m) => m !== primary).sort((a, b) => memberIndex(a.spec) - memberIndex(b.spec))[0];
+    if (lagging.length > 0) return { wait: `waiting for ${lagging.map((m) => m.spec.name).join(', ')} to catch up with ${primaryName}` };
+    if (standby) return { restart: standby.spec.name };
+    if (members.length === 1) return { restart: primaryName };
+    // A standby that was promoted already (a leader that died mid-switchover): the switchover is done but for the record.
+    for (const m of members) {
+      if (m === primary) continue;
+      if (!(await withPg(m.host, ctx.secrets.superuser, inRecovery))) return { restart: primaryName, state: { primary: m.spec.name } };
+    }
+    const target = members
+      .filter((m) => m !== primary && streams.get(m.spec.name)?.state === 'streaming')
+      .sort((a, b) => streams.get(a.spec.name)!.lag - streams.get(b.spec.name)!.lag)[0];
+    if (!target) return { wait: `no standby streams from ${primaryName}: cannot switch over` };
+    await switchover(primary, target, ctx);
+    return { restart: primaryName, state: { primary: target.spec.name } };
+  },
+};
+
+/**
+ * Make `target` the primary with every write `from` acknowledged: `from`
+ * stops taking writes (new transactions read-only, every client cut), its
+ * log's end is noted, `target` replays up to it and is promoted. If `target`
+ * does not catch up in time, `from` takes writes again and this throws.
+ */
+async function switchover(from: PlacedMember, target: PlacedMember, ctx: TypeContext): Promise<void> {
+  const pw = ctx.secrets.superuser;
+  const end = await withPg(from.host, pw, async (c) => {
+    await c.query('ALTER SYSTEM SET default_transaction_read_only = on');
+    await c.query('SELECT pg_reload_conf()');
+    await c.query("SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()");
+    return (await one<{ lsn: string }>(c, 'SELECT pg_current_wal_insert_lsn()::text AS lsn')).lsn;
+  });
+  ctx.log.info({ from: from.spec.name, to: target.spec.name, lsn: end }, 'postgres switchover: primary read-only, waiting for the standby to replay its log');
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const caughtUp = await withPg(
+      target.host,
+      pw,
+      async (c) => (await one<{ ok: boolean }>(c, 'SELECT pg_wal_lsn_diff(pg_last_wal_replay_lsn(), $1::pg_lsn) >= 0 AS ok', [end])).ok,
+    );
+    if (caughtUp) break;
+    if (Date.now() > deadline) {
+      await withPg(from.host, pw, async (c) => {
+        await c.query('ALTER SYSTEM RESET default_transaction_read_only');
+        await c.query('SELECT pg_reload_conf()');
+      });
+      throw new Error(`switchover from ${from.spec.name} to ${target.spec.name} abandoned: ${target.spec.name} did not replay up to ${end} in 15 s`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  await withPg(target.host, pw, async (c) => {
+    await c.query('SELECT pg_promote(true, 60)');
+    // What a primary sets in read-only mode travels in its data: the new primary takes writes whatever it was given.
+    await c.query('ALTER SYSTEM RESET default_transaction_read_only');
+    await c.query('SELECT pg_reload_conf()');
+  });
+  ctx.log.info({ from: from.spec.name, to: target.spec.name }, 'postgres switchover: standby promoted');
+}
+
+/**
+ * The member's start script (POSIX sh, as the image's postgres user). A
+ * primary makes its data directory once (initdb, the replication user); a
+ * standby clones the primary once (pg_basebackup) and, when it was a primary
+ * before, first drops what the new primary lacks (pg_rewind, or a fresh
+ * clone if that fails). A marker on the volume says the data is whole, so a
+ * clone cut short is made again, never started.
+ */
+function startScript(role: 'primary' | 'standby', primaryHost: string, journal: boolean): string {
+  const waldir = journal ? `--waldir=${JOURNAL}/pg_wal` : '';
+  return `#!/bin/sh
+# Written by firecampd: starts this member as the ${role}.
+set -eu
+PGDATA=${PGDATA}
+READY=${DATA}/.firecampd-data-ready
+PRIMARY=${primaryHost}
+say() { echo "firecampd: $*" >&2; }
+wait_for_primary() {
+  until pg_isready -q -h "$PRIMARY" -p ${PG_PORT}; do say "waiting for the primary ($PRIMARY)"; sleep 1; done
+}
+if [ ! -f "$READY" ]; then
+  rm -rf "$PGDATA"${journal ? ` ${JOURNAL}/pg_wal` : ''}
+  if [ ${role} = primary ]; then
+    say "initdb"
+    initdb -D "$PGDATA" ${waldir} -U postgres --pwfile=${DATA}/.superuser-password -E UTF8 --locale=C --auth-local=peer --auth-host=scram-sha-256
+    postgres --single -D "$PGDATA" postgres < ${DATA}/.init.sql > /dev/null
+  else
+    wait_for_primary
+    say "cloning the primary"
+    pg_basebackup -h "$PRIMARY" -p ${PG_PORT} -U replicator -D "$PGDATA" ${waldir} -X stream -c fast --no-password
+    touch "$PGDATA/standby.signal"
+  fi
+  touch "$READY"
+fi
+if [ ${role} = standby ] && [ ! -f "$PGDATA/standby.signal" ]; then
+  # It was the primary: its log may hold what the new primary never got.
+  wait_for_primary
+  if pg_rewind -D "$PGDATA" --source-server="host=$PRIMARY port=${PG_PORT} user=postgres dbname=postgres connect_timeout=5"; then
+    touch "$PGDATA/standby.signal"
+  else
+    say "pg_rewind failed: cloning the primary afresh"
+    rm -f "$READY"
+    exec sh "$0"
+  fi
+fi
+if [ ${role} = primary ]; then rm -f "$PGDATA/standby.signal"; fi
+exec postgres -D "$PGDATA" -c config_file=${DATA}/postgresql.conf
+`;
+}

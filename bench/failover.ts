@@ -69,6 +69,7 @@ async function oneRun(leaseTtl: number, victimRole: 'leader' | 'follower'): Prom
     const members = (await service(0)).members;
     const r = new dns.promises.Resolver({ timeout: 1000, tries: 1 });
     r.setServers([`${bed.nodes[0].ip}:53`]);
+    // Read once: node 0's linearizable read saw the service ACTIVE, and every name was written before its member first ran.
     for (const m of members) if ((await r.resolve4(m.dns))[0] !== m.ip) throw new Error(`DNS does not point ${m.dns} at ${m.ip}`);
     // The keys of one hash slot, written to the master that serves it: the bench kills that master's node.
     // The slot is chosen so that the node is the Raft leader, or is not, as this run asks.
@@ -82,7 +83,17 @@ async function oneRun(leaseTtl: number, victimRole: 'leader' | 'follower'): Prom
       if ((members.find((m) => m.ip === owner)!.node === leader) === (victimRole === 'leader')) break;
     }
     await redis(owner, ['--pipe'], Array.from({ length: KEYS }, (_, i) => `SET ${tag}k${i} v${i}\n`).join(''));
-    await new Promise((res) => setTimeout(res, 1500)); // appendfsync everysec
+    // On disk before the crash, not after a pause: with appendfsync always, the next write fsyncs the whole AOF, earlier writes too.
+    // (The SET rewrites a key just written, with the same value.)
+    const policy = (await redis(owner, ['CONFIG', 'GET', 'appendfsync'])).split('\n')[1];
+    for (const args of [
+      ['CONFIG', 'SET', 'appendfsync', 'always'],
+      ['SET', `${tag}k0`, 'v0'],
+      ['CONFIG', 'SET', 'appendfsync', policy],
+    ]) {
+      const said = await redis(owner, args);
+      if (said !== 'OK') throw new Error(`redis-cli ${args.join(' ')}: ${said}`);
+    }
 
     const victimMember = members.find((m) => m.ip === owner)!;
     const victim = ids.indexOf(victimMember.node);

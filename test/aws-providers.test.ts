@@ -60,7 +60,8 @@ const volume = (over: Partial<Volume>): Volume => ({
   ...over,
 });
 
-function ebs(mounter = new RecordingMounter()) {
+/** `timeoutMs` bounds the provider's waits on the mocked AWS: long, but for the test of a wait that times out. */
+function ebs(mounter = new RecordingMounter(), timeoutMs = 20_000) {
   return {
     mounter,
     p: new EbsVolumes({
@@ -70,7 +71,7 @@ function ebs(mounter = new RecordingMounter()) {
       cluster: 'c1',
       mounter,
       pollMs: 1,
-      timeoutMs: 200,
+      timeoutMs,
     }),
   };
 }
@@ -154,7 +155,7 @@ describe('aws providers (mocked AWS)', () => {
     ec2.reset();
     ec2.on(DescribeVolumesCommand).resolves({ Volumes: [volume({ State: 'in-use', Attachments: [{ InstanceId: 'i-self', State: 'attached' }] })] });
     ec2.on(DetachVolumeCommand).resolves({});
-    await assert.rejects(p.detach(vol), /timed out waiting for volume cache-0 to detach \(state in-use\)/);
+    await assert.rejects(ebs(undefined, 200).p.detach(vol), /timed out waiting for volume cache-0 to detach \(state in-use\)/);
   });
 
   it('secondary IPs: assigned with reassignment before the local step, unassigned after it; "not assigned" is ignored', async () => {

@@ -6,6 +6,7 @@ import { LoopbackCluster, TOKEN } from './helpers/cluster.ts';
 import fs from 'node:fs';
 import path from 'node:path';
 import { runCli, startDaemon, stopDaemon, tempDir } from './helpers/proc.ts';
+import { pollUntil } from './helpers/wait.ts';
 
 describe('controldb cluster', () => {
   const clusters: LoopbackCluster[] = [];
@@ -38,10 +39,16 @@ describe('controldb cluster', () => {
     const c = await LoopbackCluster.start(3);
     clusters.push(c);
     assert.equal((await c.put(0, 'x', '1')).status, 200);
+    // If node 0 follows, the put returned before its own replica applied it: wait for that, or nothing ever will once the others die.
+    await pollUntil(
+      () => c.get(0, 'x', true),
+      (v) => v === '1',
+      { ms: 20_000, what: "node 0's replica to hold x=1" },
+    );
     await c.kill(1);
     await c.kill(2);
-    // Node 0 may lead still; check-quorum makes it step down within an election timeout.
-    await c.waitFor(async () => (await c.status(0)).role !== 'leader', 5000, 'node 0 to know it has no quorum');
+    // Node 0 may lead still; check-quorum makes it step down within an election timeout (ticks that a busy machine delays).
+    await c.waitFor(async () => (await c.status(0)).role !== 'leader', 15_000, 'node 0 to know it has no quorum');
     const w = await c.put(0, 'x', '2');
     assert.equal(w.status, 503);
     assert.match(w.json.error.message, /no leader|quorum/);
@@ -63,7 +70,12 @@ describe('controldb cluster', () => {
     await Promise.all([0, 1, 2].map((i) => c.kill(i)));
     for (let i = 0; i < 3; i++) await c.restart(i);
     await c.leaderIndex();
-    const r = await c.request(1, 'POST', '/v1/kv/range', { key: 'durable/', prefix: true });
+    // Some node leads; node 1 may not know it yet (or still replay its log), and its linearizable read waits only briefly.
+    const r = await pollUntil(
+      () => c.request(1, 'POST', '/v1/kv/range', { key: 'durable/', prefix: true }),
+      (res) => res.status === 200,
+      { ms: 20_000, what: 'node 1 to serve a linearizable read after the restart' },
+    );
     assert.equal(r.status, 200);
     assert.deepEqual(r.json.kvs.map((kv: { key: string }) => kv.key).sort(), acked.sort());
   });
@@ -72,23 +84,31 @@ describe('controldb cluster', () => {
     const c = await LoopbackCluster.start(3);
     clusters.push(c);
     const lease = async (ttl: number) => (await c.request(0, 'POST', '/v1/lease/grant', { ttl })).json.id as number;
-    const dying = await lease(1);
-    const kept = await lease(1);
     const from = (await c.request(1, 'POST', '/v1/kv/range', { key: 'node/' })).json.revision + 1;
-    await c.request(1, 'POST', '/v1/kv/put', { key: 'node/a', value: 'up', lease: dying });
-    await c.request(2, 'POST', '/v1/kv/put', { key: 'node/b', value: 'up', lease: kept });
+    // Each lease is used, and the kept one kept alive, right after it is granted: a busy machine's pauses between
+    // requests could outlast a short TTL. The kept one is granted first, so it outlives its TTL only by its keepalives.
+    const kept = await lease(2);
     const keepalive = setInterval(() => void c.request(2, 'POST', '/v1/lease/keepalive', { id: kept }), 300);
     try {
-      await c.waitFor(async () => (await c.get(0, 'node/a')) === undefined, 8000, 'the unkept lease to expire');
+      const dying = await lease(2);
+      assert.equal((await c.request(1, 'POST', '/v1/kv/put', { key: 'node/a', value: 'up', lease: dying })).status, 200);
+      assert.equal((await c.request(2, 'POST', '/v1/kv/put', { key: 'node/b', value: 'up', lease: kept })).status, 200);
+      await c.waitFor(async () => (await c.get(0, 'node/a')) === undefined, 10_000, 'the unkept lease to expire');
       assert.equal(await c.get(0, 'node/b'), 'up', 'the kept lease is alive');
     } finally {
       clearInterval(keepalive);
     }
-    // A watch from the revision before the puts replays them and the expiry, in order.
+    // A watch from the revision before the puts replays them and the expiry, in order (within 20 s).
     const stop = new AbortController();
+    const giveUp = setTimeout(() => stop.abort(), 20_000);
     const lines = c.client(2).stream(`/v1/watch?key=node/&prefix=true&from=${from}`, stop.signal);
     let text = '';
-    while ((text.match(/"type"/g) ?? []).length < 3) text += (await lines.next()).value + '\n';
+    while ((text.match(/"type"/g) ?? []).length < 3) {
+      const next = await lines.next().catch((err: Error) => assert.fail(`the watch stopped (${err.message}) after: ${text || 'nothing'}`));
+      assert.ok(!next.done, `the watch ended after: ${text || 'nothing'}`);
+      text += next.value + '\n';
+    }
+    clearTimeout(giveUp);
     stop.abort();
     const events = text
       .trim()
@@ -128,7 +148,12 @@ describe('controldb cluster', () => {
       const r = await c.put(writer, 'w/k', String(i));
       if (r.status === 200) acked.push(String(i));
     }
-    await c.waitFor(() => Promise.resolve(seen.length >= acked.length), 10_000, 'the watch to deliver every acknowledged write');
+    // Waited for value by value: a write that failed may have applied too, so a count of events proves nothing.
+    await pollUntil(
+      () => acked.filter((v) => !seen.some((e) => e.value === v)),
+      (missing) => missing.length === 0,
+      { ms: 20_000, what: 'the watch to deliver an event for every acknowledged write (last seen: those still missing)' },
+    );
     stop.abort();
     await pump.catch(() => {});
     const values = seen.map((e) => e.value);
@@ -235,17 +260,19 @@ describe('controldb cluster', () => {
     assert.equal(again.code, 1);
     assert.match(again.stderr, /already holds a node/);
 
-    const node = await startDaemon(['--data-dir', dir], undefined, {});
+    // No Docker for it: on a machine with Docker the agent would start and write its alive key at a moment of its own,
+    // and the revision checked below would be one more, or not, depending on when.
+    const node = await startDaemon(['--data-dir', dir, '--docker-host', `unix://${path.join(dir, 'no-docker.sock')}`], undefined, {});
     try {
       // The restored cluster keeps the old one's CA and tokens.
       const api = nodeClient(`127.0.0.1:${node.port}`, TOKEN, readCa(dir));
       after(() => api.close());
       const q = async (p: string, body: unknown): Promise<any> => (await api.raw('POST', p, body)).json;
-      let range: any;
-      const deadline = Date.now() + 10_000;
-      do {
-        range = await q('/v1/kv/range', { key: 'snap/', prefix: true }).catch(() => null);
-      } while (!range?.kvs && Date.now() < deadline && (await new Promise((r) => setTimeout(r, 100))) === undefined);
+      const range = await pollUntil(
+        () => q('/v1/kv/range', { key: 'snap/', prefix: true }),
+        (res) => Array.isArray(res?.kvs),
+        { ms: 20_000, what: 'the restored node to serve a range' },
+      );
       assert.equal(range.kvs.length, 20);
       assert.deepEqual(
         range.kvs.map((kv: { value: string }) => Number(kv.value)).sort((a: number, b: number) => a - b),

@@ -7,6 +7,7 @@ import { ApiClient } from '../src/client.ts';
 import { resolveNodeConfig, zonal } from '../src/config.ts';
 import { nodeClient, readCa } from './helpers/api.ts';
 import { runCli, startDaemon, stopDaemon, tempDir, type Running } from './helpers/proc.ts';
+import { pollUntil } from './helpers/wait.ts';
 
 async function waitUntil(cond: () => Promise<boolean>, ms = 10_000): Promise<void> {
   const deadline = Date.now() + ms;
@@ -53,6 +54,7 @@ describe('daemon', () => {
     assert.equal(metrics, null, 'metrics are text, not JSON');
     const text = (await api.download('/metrics')).toString();
     assert.match(text, /firecampd_process_cpu_user_seconds_total/);
+    // Read once: a lone voter campaigns, and wins, as it starts, before it logs "firecampd started".
     assert.match(text, /^firecampd_raft_is_leader\{app="firecampd"\} 1$/m, 'a lone node leads');
     assert.match(text, /^firecampd_raft_term\{app="firecampd"\} [1-9]\d*$/m);
 
@@ -78,7 +80,12 @@ describe('daemon', () => {
     const stopping = Date.now();
     assert.equal(await stopDaemon(d, 'SIGTERM'), 0, 'SIGTERM must give a clean exit');
     assert.ok(Date.now() - stopping < 10_000, `SIGTERM to exit took ${Date.now() - stopping} ms with a client connected`);
-    assert.ok(d.lines.some((l) => l.includes('"stopped"')));
+    // The exit can be seen before the last lines of its stderr are read: wait for the line, not only for the exit.
+    await pollUntil(
+      () => d.lines.some((l) => l.includes('"stopped"')),
+      (seen) => seen,
+      { ms: 10_000, what: 'the "stopped" log line', context: () => d.lines.slice(-5).join('\n') },
+    );
     assert.ok(!fs.existsSync(path.join(dir, 'firecampd.sock')), 'the socket is removed on exit');
   });
 

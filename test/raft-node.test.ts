@@ -21,10 +21,17 @@ describe('raft node', () => {
     const dirs = ids.map(() => tempDir('raft-node-'));
     for (let i = 0; i < 3; i++) members.push(await startMember(ids[i], dirs[i], ids, 0, { tickMs: 20, snapshotEvery: 25 }));
     const leader = () => members.find((m) => m.node.status().role === 'leader');
-    await until(() => leader() !== undefined, 5000, 'a leader');
+    // Deadlines for a busy machine: fsync on every append, three members in this one process.
+    const roles = () => members.map((m) => `${m.id}:${m.node.status().role}`);
+    await until(() => leader() !== undefined, 20_000, 'a leader', roles);
 
     for (let i = 0; i < 60; i++) await leader()!.node.propose(Buffer.from(`cmd-${i}`));
-    await until(() => members.every((m) => m.applied.length === 60), 5000, 'every node to apply 60 commands');
+    await until(
+      () => members.every((m) => m.applied.length === 60),
+      20_000,
+      'every node to apply 60 commands',
+      () => members.map((m) => m.applied.length),
+    );
     for (const m of members) assert.deepEqual(m.applied, members[0].applied, `${m.id} applied the same commands in the same order`);
     assert.ok(leader()!.node.status().snapshotIndex > 0, 'the log was compacted');
 
@@ -36,7 +43,12 @@ describe('raft node', () => {
     await Promise.all(batch);
     const back = await startMember(victim.id, victim.dir, null, victim.port, { tickMs: 20, snapshotEvery: 25 });
     members.push(back);
-    await until(() => back.applied.length === 140, 8000, 'the restarted node to catch up');
+    await until(
+      () => back.applied.length === 140,
+      20_000,
+      'the restarted node to catch up',
+      () => back.applied.length,
+    );
     assert.ok(back.restores >= 1, 'it caught up through a snapshot');
     assert.deepEqual(back.applied, leader()!.applied);
   });
@@ -55,7 +67,9 @@ describe('raft node', () => {
       onMessages: () => {},
     });
     intruder.send([{ type: 'vote', from: other, to: target.id, term: termBefore + 100, preVote: false, lastIndex: 1e9, lastTerm: 1e9, transfer: true }]);
-    await new Promise((r) => setTimeout(r, 500));
+    // The point of the test: nothing may happen. Two seconds, long enough on a busy machine for the connection
+    // attempt to have got as far as it can (a vote that got through would raise the term at once).
+    await new Promise((r) => setTimeout(r, 2000));
     intruder.close();
     assert.ok(target.node.status().term < termBefore + 100, 'the forged vote never reached the core');
   });

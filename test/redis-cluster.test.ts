@@ -15,6 +15,7 @@ import { after, before, describe, it } from 'node:test';
 import { TestBed } from './bed/bed.ts';
 import { REDIS_IMAGE, docker } from './bed/docker.ts';
 import { REPO, runCli, tempDir } from './helpers/proc.ts';
+import { pollUntil } from './helpers/wait.ts';
 
 const execFileAsync = promisify(execFile);
 const LEASE_TTL = 8;
@@ -98,16 +99,15 @@ describe('redis cluster', { timeout: 900_000 }, () => {
   it('explains a service that no node can run', async () => {
     const r = await cli(['service', 'create', '--type', 'redis', '--name', 'picky', '--require-label', 'disk=ssd', '--detach', '--addr', bed.nodes[0].addr]);
     assert.equal(r.code, 0, r.stderr);
-    await waitFor(
-      async () => /lacks label disk=ssd/.test((await cli(['service', 'get', 'picky', '--addr', bed.nodes[2].addr])).stdout),
-      20_000,
-      'the explanation',
+    // Waited for whole: the catalog writes its explanation a moment after the create returned.
+    const explained =
+      /picky \(redis\): CREATING no node can run picky-0: fcb-n1: lacks label disk=ssd; fcb-n2: lacks label disk=ssd; fcb-n3: lacks label disk=ssd$/m;
+    const got = await pollUntil(
+      async () => (await cli(['service', 'get', 'picky', '--addr', bed.nodes[2].addr])).stdout,
+      (out) => explained.test(out),
+      { ms: 20_000, what: 'the explanation of why no node can run picky-0', every: 250, context: () => bed.logs(10) },
     );
-    const got = await cli(['service', 'get', 'picky', '--addr', bed.nodes[2].addr]);
-    assert.match(
-      got.stdout,
-      /picky \(redis\): CREATING no node can run picky-0: fcb-n1: lacks label disk=ssd; fcb-n2: lacks label disk=ssd; fcb-n3: lacks label disk=ssd$/m,
-    );
+    assert.match(got, explained);
     const bad = await cli(['service', 'create', '--type', 'redis', '--name', 'bad', '--shards', '2', '--addr', bed.nodes[0].addr]);
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /redis\.shards.*3/, 'too few shards are refused with the field named');
@@ -141,6 +141,8 @@ describe('redis cluster', { timeout: 900_000 }, () => {
     t.diagnostic(`create to ACTIVE: ${Date.now() - started} ms`);
     assert.match(create.stderr, /CREATING|INITIALIZING/, 'progress was shown while waiting');
     assert.match(create.stdout, /cache: ACTIVE/);
+    // Read once, down to the cluster's shape: the catalog sets ACTIVE only after every member ran healthy,
+    // answered cluster_state:ok, and saw three masters with slots and three replicas.
     let s = await service(0);
     assert.equal(s.members.length, 6);
     assert.ok(
@@ -188,9 +190,16 @@ describe('redis cluster', { timeout: 900_000 }, () => {
     );
     let loadOut = '';
     load.stdout.on('data', (d) => (loadOut += d));
-    const loadDone = new Promise((r) => load.once('close', r));
+    let loadExited = false;
+    const loadDone = new Promise((r) => load.once('close', r)).then(() => (loadExited = true));
     try {
-      await new Promise((r) => setTimeout(r, 1000));
+      // The upgrade starts once the client works (it starts, finds the cluster through DNS and does a first SET/GET): not after a fixed pause.
+      await pollUntil(
+        () => loadOut,
+        (out) => out.includes('{"ready":true}') || loadExited,
+        { ms: 60_000, what: 'the load client to do its first SET and GET', context: () => bed.logs(10) },
+      );
+      assert.ok(!loadExited, `the load client exited before it was ready: ${loadOut}`);
       const upgradeStarted = Date.now();
       const up = await cli(['service', 'upgrade', 'cache', '--image', NEXT_IMAGE, '--addr', bed.nodes[2].addr]);
       assert.equal(up.code, 0, `${up.stderr}\n${bed.logs(10)}`);
@@ -200,10 +209,11 @@ describe('redis cluster', { timeout: 900_000 }, () => {
       load.stdin.end();
       await loadDone;
     }
-    const stats = JSON.parse(loadOut) as { ok: number; errors: number; longestGapMs: number; messages: string[] };
+    const stats = JSON.parse(loadOut.trim().split('\n').at(-1)!) as { ok: number; errors: number; longestGapMs: number; messages: string[] };
     t.diagnostic(`during the upgrade: ${stats.ok} ok, ${stats.errors} errors, longest gap ${stats.longestGapMs} ms`);
     assert.ok(stats.ok > 100, 'the client kept working');
     assert.equal(stats.errors, 0, `the cluster kept answering: ${stats.messages.join('; ')}`);
+    // Read once, as below: UPGRADING turns ACTIVE only after every member ran the new image and answered with cluster_state:ok.
     s = await service(1);
     assert.ok(
       s.members.every((m) => m.image === NEXT_IMAGE && m.state === 'running'),
@@ -217,6 +227,7 @@ describe('redis cluster', { timeout: 900_000 }, () => {
     const stop = await cli(['service', 'stop', 'cache', '--addr', bed.nodes[0].addr]);
     assert.equal(stop.code, 0, stop.stderr);
     assert.match(stop.stdout, /cache: STOPPED/);
+    // Read once: STOPPED comes only once no claim is left, and an agent releases its claim after the container stopped.
     for (const n of bed.nodes) assert.equal(docker(n.docker!, ['ps', '-q']), '', `nothing runs on ${n.ns}`);
     const start = await cli(['service', 'start', 'cache', '--addr', bed.nodes[0].addr]);
     assert.equal(start.code, 0, start.stderr);
@@ -226,7 +237,7 @@ describe('redis cluster', { timeout: 900_000 }, () => {
       ips,
       'same addresses after a start',
     );
-    await waitFor(() => clusterOk(ips), 30_000, 'cluster_state:ok after the start');
+    await waitFor(() => clusterOk(ips), 60_000, 'cluster_state:ok after the start');
     assert.deepEqual(await client(2, ['read', String(KEYS)]), { good: KEYS, wrong: [] });
 
     // kill -9 the firecampd and dockerd of a node that runs a master.
@@ -235,6 +246,7 @@ describe('redis cluster', { timeout: 900_000 }, () => {
     const master = s.members.find((m) => m.ip === masterIp)!;
     const victim = ids.indexOf(master.node);
     const moving = s.members.filter((m) => m.node === master.node);
+    // A margin only, no condition: every key read below was written before the stop above, and Redis fsyncs its AOF when it stops cleanly.
     await new Promise((r) => setTimeout(r, 1500)); // appendfsync everysec
     const killedAt = Date.now();
     await bed.crash(victim);
@@ -257,6 +269,7 @@ describe('redis cluster', { timeout: 900_000 }, () => {
     );
     t.diagnostic(`kill -9 to the moved members serving in a healthy cluster: ${Date.now() - killedAt} ms`);
     // The killed node's watchdog fenced it: its containers are gone and it holds none of the addresses.
+    // Read once on purpose: the watchdog acts at half the lease TTL, the members moved only after the lease expired.
     const left = await execFileAsync('ip', ['-n', bed.nodes[victim].ns, '-o', 'addr', 'show', 'dev', 'eth0'], { encoding: 'utf8' });
     for (const m of moving) assert.ok(!left.stdout.includes(` ${m.ip}/`), `${m.ip} dropped on the killed node`);
     s = await service(survivor);
@@ -267,6 +280,7 @@ describe('redis cluster', { timeout: 900_000 }, () => {
     );
     const resolver = new dns.promises.Resolver({ timeout: 1000, tries: 2 });
     resolver.setServers([`${bed.nodes[survivor].ip}:53`]);
+    // Read once: each name was written before its member first ran (same address ever since), long before the survivor saw it running.
     for (const m of moving) assert.deepEqual(await resolver.resolve4(m.dns), [m.ip], `${m.dns} still names ${m.ip}`);
     for (const m of moving) {
       const answer = await execFileAsync('nsenter', inClient(['redis-cli', '-h', m.ip, 'PING']), { encoding: 'utf8' });

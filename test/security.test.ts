@@ -10,6 +10,7 @@ import { ApiClient } from '../src/client.ts';
 import { createCa, generateKeyPair, issueNodeCert } from '../src/security/pki.ts';
 import { LoopbackCluster, TOKEN } from './helpers/cluster.ts';
 import { runCli, tempDir } from './helpers/proc.ts';
+import { pollUntil } from './helpers/wait.ts';
 
 /** Run a node that tries to join and must fail; returns its stderr. */
 async function failedJoin(target: number, token: string): Promise<string> {
@@ -20,13 +21,13 @@ async function failedJoin(target: number, token: string): Promise<string> {
 
 interface Upgrade {
   status?: number;
-  /** Set when the socket opened and the node closed it within a second. */
+  /** Set when the socket opened and the node closed it while watched (a second unless `watchMs` says). */
   closeCode?: number;
   error?: string;
 }
 
-/** Try to open the Raft WebSocket with the given TLS material. */
-function raftUpgrade(port: number, opts: { ca: string; cert?: string; key?: string; node: string; token?: string }): Promise<Upgrade> {
+/** Try to open the Raft WebSocket with the given TLS material; an open socket is watched `watchMs` for the node to close it. */
+function raftUpgrade(port: number, opts: { ca: string; cert?: string; key?: string; node: string; token?: string; watchMs?: number }): Promise<Upgrade> {
   return new Promise((resolve) => {
     const ws = new WebSocket(`wss://127.0.0.1:${port}/v1/raft`, {
       ca: opts.ca,
@@ -34,13 +35,13 @@ function raftUpgrade(port: number, opts: { ca: string; cert?: string; key?: stri
       key: opts.key,
       checkServerIdentity: (() => undefined) as never,
       headers: { 'x-firecampd-node': opts.node, ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}) },
-      handshakeTimeout: 5000,
+      handshakeTimeout: 15_000,
     });
     ws.on('open', () => {
       const timer = setTimeout(() => {
         ws.terminate();
         resolve({ status: 101 });
-      }, 1000);
+      }, opts.watchMs ?? 1000);
       ws.on('close', (code) => {
         clearTimeout(timer);
         resolve({ status: 101, closeCode: code });
@@ -72,6 +73,13 @@ describe('security', () => {
   });
 
   const voters = async () => (await a.status(0)).members.map((m) => `${m.id}:${m.role}`).sort();
+  /** Tokens are checked against each node's own replica, and making one waits for no replica but the leader's: wait until node i holds it. */
+  const tokenOn = (i: number, id: string) =>
+    pollUntil(
+      async () => ((await a.request(i, 'GET', '/v1/tokens')).json.tokens as { id: string }[]).map((t) => t.id),
+      (ids) => ids.includes(id),
+      { ms: 20_000, what: `node ${i}'s replica to hold token ${id}` },
+    );
 
   it('refuses to let in a node with a wrong, foreign, expired or revoked join token, or behind a forged CA', async () => {
     const before = await voters();
@@ -91,12 +99,17 @@ describe('security', () => {
     assert.equal(direct.status, 401);
     assert.match((direct.json as { error: { message: string } }).error.message, /belongs to another cluster/);
 
-    const expiring = (await a.request(0, 'POST', '/v1/tokens', { kind: 'join', ttl: 1 })).json.token as string;
-    await new Promise((r) => setTimeout(r, 1500));
-    assert.match(await failedJoin(port, expiring), /the token has expired/);
+    const expiring = (await a.request(0, 'POST', '/v1/tokens', { kind: 'join', ttl: 1 })).json as { id: string; token: string };
+    await tokenOn(0, expiring.id); // refused below for its age, not as a token node 0 does not know yet
+    await new Promise((r) => setTimeout(r, 1500)); // the point: past the token's TTL of a second
+    assert.match(await failedJoin(port, expiring.token), /the token has expired/);
 
     const revoked = (await a.request(0, 'POST', '/v1/tokens', { kind: 'join' })).json as { id: string; token: string };
-    assert.equal((await a.request(1, 'POST', '/v1/tokens/revoke', { id: revoked.id })).status, 200);
+    await tokenOn(0, revoked.id); // refused below because it was revoked, not because node 0 never had it
+    const revoke = await a.request(1, 'POST', '/v1/tokens/revoke', { id: revoked.id });
+    assert.equal(revoke.status, 200);
+    // A revoke returns once every node applied it, and names any that did not: then node 0 refuses the token at once.
+    assert.deepEqual(revoke.json.unconfirmed, [], 'every node confirmed the revocation');
     assert.match(await failedJoin(port, revoked.token), /unknown or revoked token/);
 
     assert.match(await failedJoin(port, TOKEN), /the token given is not a join token/);
@@ -117,8 +130,14 @@ describe('security', () => {
     const kp = generateKeyPair();
     const forgedCert = await issueNodeCert(forgedCa, { nodeId: peerId, publicKeyPem: kp.publicKeyPem, hosts: [] });
     assert.equal((await raftUpgrade(port, { ca: a.ca, cert: forgedCert, key: kp.keyPem, node: peerId })).status, 401, 'a forged CA is refused');
+    // Kept open for the second it is watched (the point: the node does not hang up on a member)…
     assert.deepEqual(await raftUpgrade(port, { ...peer, node: peerId }), { status: 101 }, 'a member with its own certificate is let in');
-    assert.deepEqual(await raftUpgrade(port, { ...peer, node: 'someone-else' }), { status: 101, closeCode: 1008 }, 'but may not speak for another node');
+    // …but closed, however busy the machine: watched until the node closes it (an answer comes at once), within 15 s.
+    assert.deepEqual(
+      await raftUpgrade(port, { ...peer, node: 'someone-else', watchMs: 15_000 }),
+      { status: 101, closeCode: 1008 },
+      'but may not speak for another node',
+    );
   });
 
   it('closes garbage and malformed TLS on the peer port and keeps serving', async () => {
@@ -150,7 +169,16 @@ describe('security', () => {
     });
     await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
     for (let i = 0; i < 3000; i++) ws.send(randomBytes(1 + (i % 512)));
-    await new Promise((r) => setTimeout(r, 500));
+    // The node answers a ping only after it has read every frame sent before it: then it has taken them all in (or hung up).
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('no pong (nor close) within 30 s of the random frames')), 30_000);
+      const done = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      ws.once('pong', done).once('close', done);
+      if (ws.readyState === WebSocket.OPEN) ws.ping();
+    });
     ws.terminate();
 
     assert.equal((await a.put(0, 'after/garbage', 'ok')).status, 200);
@@ -163,6 +191,7 @@ describe('security', () => {
     const port = a.nodes[2].port;
     const created = (await a.request(0, 'POST', '/v1/tokens', { kind: 'api', description: 'ci' })).json as { id: string; token: string };
     assert.match(created.token, /^FCA1-[0-9a-f]{64}-[0-9a-f]{16}\./);
+    for (let i = 0; i < a.nodes.length; i++) await tokenOn(i, created.id);
     const users = a.nodes.map((n) => new ApiClient({ addr: `127.0.0.1:${n.port}`, token: created.token, keepAlive: true })); // CA pinned from the token
     after(() => users.forEach((u) => u.close()));
     for (const u of users) assert.equal((await u.raw('GET', '/v1/health')).status, 200);
@@ -215,6 +244,12 @@ describe('security', () => {
     await a.kill(2);
     const removed = await a.request(0, 'POST', '/v1/cluster/remove', { id });
     assert.equal(removed.status, 200, JSON.stringify(removed.json));
+    // Node 0 checks certificates against its own replica, which applies the removal a moment after the leader answered.
+    await pollUntil(
+      () => a.get(0, `/_cluster/removed/${id}`, true),
+      (at) => at !== undefined,
+      { ms: 20_000, what: `node 0's replica to record the removal of ${id}` },
+    );
     const port = a.nodes[0].port;
     assert.equal((await raftUpgrade(port, { ...files, node: id })).status, 401, 'Raft refused');
     const asNode = new ApiClient({ addr: `127.0.0.1:${port}`, ca: files.ca, cert: { certPem: files.cert, keyPem: files.key } });

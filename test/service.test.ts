@@ -13,6 +13,7 @@ import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { TestBed } from './bed/bed.ts';
 import { runCli, tempDir } from './helpers/proc.ts';
+import { pollUntil } from './helpers/wait.ts';
 
 const execFileAsync = promisify(execFile);
 const LEASE_TTL = 8;
@@ -46,6 +47,21 @@ describe('service', { timeout: 600_000 }, () => {
     r.setServers([`${bed.nodes[node].ip}:53`]);
     return (await r.resolve4(name))[0];
   };
+  /** The same, once node `node` answers for the name: its replica may get the record a moment after another node saw the service ACTIVE. */
+  const resolved = (node: number, name: string): Promise<string> =>
+    pollUntil(
+      () => resolve(node, name),
+      () => true,
+      { ms: 20_000, what: `node ${node}'s DNS server to answer for ${name}`, context: () => bed.logs(10) },
+    );
+
+  /** Every write the member acknowledged is on its disk: with appendfsync always, the next write fsyncs its whole AOF, earlier writes too. */
+  const fsyncAof = async (ip: string) => {
+    const policy = (await redis(ip, ['CONFIG', 'GET', 'appendfsync'])).split('\n')[1];
+    assert.equal(await redis(ip, ['CONFIG', 'SET', 'appendfsync', 'always']), 'OK');
+    assert.equal(await redis(ip, ['SET', 'key:0', 'value-0']), 'OK'); // a key the test wrote already, with the same value
+    assert.equal(await redis(ip, ['CONFIG', 'SET', 'appendfsync', policy]), 'OK');
+  };
 
   const service = async (via: number) => JSON.parse((await cli(['service', 'get', 'cache', '--json', '--addr', bed.nodes[via].addr])).stdout);
 
@@ -76,8 +92,14 @@ describe('service', { timeout: 600_000 }, () => {
 
   it('finishes a Redis cluster create that the leader began when the leader stops midway', async (t) => {
     const status = async (i: number) => (await bed.api(i, 'GET', '/v1/cluster/status')).json;
-    const leader = ids.indexOf((await status(0)).leader);
-    const other = [0, 1, 2].find((i) => i !== leader)!;
+    const leaderSeenBy = (i: number) =>
+      pollUntil(
+        async () => ids.indexOf((await status(i)).leader),
+        (l) => l >= 0,
+        { ms: 30_000, what: `node ${i} to know the leader`, context: () => bed.logs(10) },
+      );
+    let leader = await leaderSeenBy(0);
+    let other = [0, 1, 2].find((i) => i !== leader)!;
     // The agents hold their leases (placement needs live nodes) before the clock starts.
     await waitFor(
       async () => (await bed.api(other, 'POST', '/v1/kv/range', { key: '/_cluster/alive/', prefix: true })).json.kvs.length === 3,
@@ -95,12 +117,15 @@ describe('service', { timeout: 600_000 }, () => {
       };
     let seen = await get();
     const deadline = Date.now() + 60_000;
-    while (!(seen.status === 'INITIALIZING' && /introducing|learn of every other|attaching|cluster_state/.test(seen.message))) {
+    while (!(seen.status === 'INITIALIZING' && /introducing|learn of every other|attaching|cluster_state|see every shard/.test(seen.message))) {
       assert.notEqual(seen.status, 'ACTIVE', 'the create finished before the test could stop the leader midway');
       assert.ok(Date.now() < deadline, `the create never reached the Redis cluster's forming: ${JSON.stringify(seen)}`);
       await new Promise((res) => setTimeout(res, 50));
       seen = await get().catch(() => seen);
     }
+    // Whichever node leads now: on a busy machine an election may have moved the lead since it was first read.
+    leader = await leaderSeenBy(other);
+    other = [0, 1, 2].find((i) => i !== leader)!;
     const onLeader = seen.members.filter((m) => m.node === ids[leader]).map((m) => m.name);
     // The daemon only: its containers run on until its watchdog fences them, then they move too.
     await bed.kill(leader);
@@ -129,19 +154,27 @@ describe('service', { timeout: 600_000 }, () => {
       'cluster_state:ok on every member after the moves',
     );
     // One cluster of three shards, each a master with every slot of its range and one replica, known to every member.
-    // (Views of members that just moved may take a moment of gossip to clear their "fail" flags.)
-    const roles = async () => (await redis(s.members[0].ip, ['CLUSTER', 'NODES'])).split('\n');
-    await waitFor(async () => (await roles()).every((l) => !l.includes('fail')), 20_000, 'every member to see every other as up');
-    for (const m of s.members) {
-      const info = await redis(m.ip, ['CLUSTER', 'INFO']);
-      assert.match(info, /cluster_state:ok/, `${m.name}: ${info}`);
-      assert.match(info, /cluster_slots_assigned:16384/);
-      assert.match(info, /cluster_known_nodes:6/);
-      assert.match(info, /cluster_size:3/);
-    }
-    const nodes = await roles();
-    assert.equal(nodes.filter((l) => / (myself,)?master /.test(l)).length, 3, nodes.join('\n'));
-    assert.equal(nodes.filter((l) => / (myself,)?slave /.test(l)).length, 3, nodes.join('\n'));
+    // Waited for whole: views of members that just moved take a moment of gossip to settle ("fail" flags clearing,
+    // a master that came back learning that its replica took over).
+    const isMaster = (l: string) => / (myself,)?master /.test(l);
+    const isReplica = (l: string) => / (myself,)?slave /.test(l);
+    const settledInfo = [/cluster_state:ok/, /cluster_slots_assigned:16384/, /cluster_known_nodes:6/, /cluster_size:3/];
+    const view = await pollUntil(
+      async () => ({
+        infos: await Promise.all(s.members.map(async (m) => ({ name: m.name, info: await redis(m.ip, ['CLUSTER', 'INFO']) }))),
+        nodes: (await redis(s.members[0].ip, ['CLUSTER', 'NODES'])).split('\n'),
+      }),
+      ({ infos, nodes }) =>
+        infos.every(({ info }) => settledInfo.every((re) => re.test(info))) &&
+        nodes.every((l) => !l.includes('fail')) &&
+        nodes.filter(isMaster).length === 3 &&
+        nodes.filter(isReplica).length === 3,
+      { ms: 30_000, what: 'every member to see one cluster of three shards, each a master and a replica', every: 500, context: () => bed.logs(10) },
+    );
+    for (const { name, info } of view.infos) for (const re of settledInfo) assert.match(info, re, `${name}: ${info}`);
+    const nodes = view.nodes;
+    assert.equal(nodes.filter(isMaster).length, 3, nodes.join('\n'));
+    assert.equal(nodes.filter(isReplica).length, 3, nodes.join('\n'));
     await bed.start(leader, [
       '--volumes',
       `loop:${bed.shared}`,
@@ -190,15 +223,20 @@ describe('service', { timeout: 600_000 }, () => {
     assert.match(create.stderr, /CREATING|INITIALIZING/, 'progress was shown while waiting');
     assert.match(create.stdout, /cache: ACTIVE/);
 
-    // Logs come from the member's node, whichever node is asked.
+    // Logs come from the member's node, whichever node is asked. (Docker copies a container's output to its log
+    // on its own time: the line may land a moment after the member turned healthy.)
     const runsOn = ids.indexOf((await service(0)).members[0].node);
-    const logs = await cli(['service', 'logs', 'cache', '--member', 'cache-0', '--addr', bed.nodes[(runsOn + 1) % 3].addr]);
+    const logs = await pollUntil(
+      () => cli(['service', 'logs', 'cache', '--member', 'cache-0', '--addr', bed.nodes[(runsOn + 1) % 3].addr]),
+      (l) => l.code === 0 && /Ready to accept connections/.test(l.stdout),
+      { ms: 20_000, what: "cache-0's log to say Redis is ready", every: 500, context: () => bed.logs(10) },
+    );
     assert.equal(logs.code, 0, logs.stderr);
     assert.match(logs.stdout, /Ready to accept connections/);
 
     // The client finds the members by name through any node's DNS server.
-    const primaryIp = await resolve(2, 'cache-0.cache.fc.test');
-    const replicaIp = await resolve(0, 'cache-1.cache.fc.test');
+    const primaryIp = await resolved(2, 'cache-0.cache.fc.test');
+    const replicaIp = await resolved(0, 'cache-1.cache.fc.test');
     assert.match(primaryIp, /^10\.77\.0\.2\d\d$/);
     const input = Array.from({ length: KEYS }, (_, i) => `SET key:${i} value-${i}\n`).join('');
     await redis(primaryIp, ['--pipe'], input);
@@ -208,9 +246,10 @@ describe('service', { timeout: 600_000 }, () => {
     const scaled = await cli(['service', 'scale', 'cache', '3', '--addr', bed.nodes[2].addr]);
     assert.equal(scaled.code, 0, scaled.stderr);
     assert.match(scaled.stdout, /cache: ACTIVE[\s\S]*cache-2/);
-    const thirdIp = await resolve(1, 'cache-2.cache.fc.test');
+    const thirdIp = await resolved(1, 'cache-2.cache.fc.test');
     await waitFor(async () => (await redis(thirdIp, ['DBSIZE'])) === String(KEYS), 20_000, 'the new replica to have every key');
-    await new Promise((r) => setTimeout(r, 1500)); // appendfsync everysec
+    // The node dies as a machine would: only what the primary fsynced may count as written (not what sits in page cache).
+    await fsyncAof(primaryIp);
 
     // The node running the primary dies.
     const before = await service(0);
@@ -231,10 +270,13 @@ describe('service', { timeout: 600_000 }, () => {
       'the primary to come back on another node',
     );
     t.diagnostic(`node death to the primary answering again: ${Date.now() - killedAt} ms`);
+    // Read once: the name has named this address since the create, and the survivor's linearizable read saw cache-0 running.
+    // (A Redis that still loads its AOF answers PING with -LOADING: PONG means the data below is all in.)
     assert.equal(await resolve(survivor, 'cache-0.cache.fc.test'), primaryIp, 'same name, same address');
     assert.match(await redis(primaryIp, ['ROLE']), /^master/, 'the primary itself answers at its address, not another member on the same node');
     assert.equal(await redis(primaryIp, ['DBSIZE']), String(KEYS), 'every key is back');
     for (const i of [0, 4242, KEYS - 1]) assert.equal(await redis(primaryIp, ['GET', `key:${i}`]), `value-${i}`);
+    // Read once: the catalog moves every member of a dead node in the same pass, seconds before cache-0 answered again.
     const after = await service(survivor);
     assert.ok(
       after.members.every((m: { node: string }) => m.node !== ids[victim]),

@@ -90,10 +90,11 @@ export async function stopMember(m: Member): Promise<void> {
   m.storage.close();
 }
 
-export async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
+/** Wait for `cond`; on timeout the error names `what` and, given `seen`, what it last showed. */
+export async function until(cond: () => boolean, ms: number, what: string, seen?: () => unknown): Promise<void> {
   const deadline = Date.now() + ms;
   while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}${seen ? `; last seen: ${JSON.stringify(seen())}` : ''}`);
     await new Promise((r) => setTimeout(r, 20));
   }
 }

@@ -4,9 +4,10 @@
 //
 //   redis-cluster-client.ts --dns IP:PORT --seed NAME[,NAME…] write N
 //   … read N       every key:i must hold value-i; prints how many did
-//   … load         SET/GET until stdin closes; prints ok/errors/longest gap
+//   … load         SET/GET until stdin closes; prints {"ready":true} after its
+//                  first good SET/GET, then ok/errors/longest gap at the end
 //
-// Prints one JSON line.
+// Prints one JSON line (load: two; the result is the last).
 import dns from 'node:dns';
 import { Cluster } from 'ioredis';
 
@@ -63,12 +64,17 @@ async function main(): Promise<unknown> {
     let errors = 0;
     let last = Date.now();
     let gap = 0;
+    let ready = false;
     const messages = new Set<string>();
     for (let i = 0; !stop; i++) {
       try {
         await cluster.set(`load:${i % 1000}`, String(i));
         if ((await cluster.get(`load:${i % 1000}`)) !== String(i)) throw new Error(`load:${i % 1000} did not read back`);
         ok++;
+        if (!ready) {
+          ready = true;
+          process.stdout.write('{"ready":true}\n');
+        }
         gap = Math.max(gap, Date.now() - last);
         last = Date.now();
       } catch (err) {

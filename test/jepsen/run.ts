@@ -184,17 +184,23 @@ export async function jepsenRun(opts: RunOptions): Promise<RunResult> {
     for (let i = 0; i < 3; i++) c.resume(i);
     for (let i = 0; i < 3; i++) if (!c.nodes[i].proc) await c.start(i, opts.staleReads ? ['--unsafe-stale-reads'] : []);
     if ((await leaderIndex()) < 0) throw new Error(`no leader after healing\n${c.logs()}`);
-    for (const key of keys) {
-      const o: Op = { id: nextId++, client: 99, key, kind: 'read', call: now() };
-      const out = await call(c, 0, '/v1/kv/range', { key });
-      if (out.kind === 'ok') {
-        o.output = { value: out.json.kvs[0]?.value ?? null };
-        o.ret = now();
-        history.push(o);
+    // Some node leads; node 0 may not know it yet, or still catch up after a restart: each read is tried until it
+    // succeeds. (Failed and unknown attempts stay out of the history: a read that did not return constrains nothing.)
+    const readBack = async (body: unknown, what: string): Promise<{ json: any; call: number; ret: number }> => {
+      const deadline = Date.now() + 30_000;
+      for (;;) {
+        const called = now();
+        const out = await call(c, 0, '/v1/kv/range', body);
+        if (out.kind === 'ok') return { json: out.json, call: called, ret: now() };
+        if (Date.now() > deadline) throw new Error(`could not read back ${what} on node 0 in 30 s after healing (last: ${out.kind})\n${c.logs(10)}`);
+        await sleep(200);
       }
+    };
+    for (const key of keys) {
+      const r = await readBack({ key }, key);
+      history.push({ id: nextId++, client: 99, key, kind: 'read', call: r.call, ret: r.ret, output: { value: r.json.kvs[0]?.value ?? null } });
     }
-    const set = await call(c, 0, '/v1/kv/range', { key: 'jepsen/set/', prefix: true });
-    if (set.kind !== 'ok') throw new Error('could not read back the set workload after healing');
+    const set = await readBack({ key: 'jepsen/set/', prefix: true }, 'the set workload');
     const present = new Set((set.json.kvs as { key: string }[]).map((kv) => kv.key));
     const lost = [...acked].filter((k) => !present.has(k)).length;
     const verdict = checkHistory(history, { timeoutMs: 60_000 });

@@ -131,20 +131,32 @@ export async function main(args: string[]): Promise<void> {
       },
     )
     .command('version', 'print the version', {}, (argv: GlobalArgs) => print(argv, { version: VERSION }, () => VERSION))
-    .command('health', 'ask a node whether it is up', {}, async (argv: GlobalArgs) => {
-      const res = await (await client(argv)).request<Record<string, string | number | boolean | null>>('GET', '/v1/health');
+    .command('health', 'ask a node whether it serves and can run members (exit 1 unless status is ok)', {}, async (argv: GlobalArgs) => {
+      const res = await (await client(argv)).request<Record<string, unknown> & { status: string; problems?: string[] }>('GET', '/v1/health');
+      const problems = res.problems ?? [];
       print(argv, res, () =>
-        Object.entries(res)
-          .map(([k, v]) => `${k.padEnd(16)}${v}`)
-          .join('\n'),
+        [
+          ...Object.entries(res)
+            .filter(([k]) => k !== 'problems')
+            .map(
+              ([k, v]) =>
+                `${k.padEnd(16)}${v === null || v === undefined ? '-' : typeof v === 'object' ? JSON.stringify(v) : String(v as string | number | boolean)}`,
+            ),
+          ...problems.map((p) => `${'problem'.padEnd(16)}${p}`),
+        ].join('\n'),
       );
+      // Scripts rely on the exit code: the node answered, but it is not fit.
+      if (res.status !== 'ok') {
+        process.stderr.write(`firecampd: node ${String(res.name ?? res.node_id)} is ${res.status}: ${problems.join('; ') || 'no reason given'}\n`);
+        process.exitCode = 1;
+      }
     })
     .command('kv', 'read and write the controldb', kvCommands)
     .command('lease', 'grant, keep alive and revoke leases', leaseCommands)
     .command('cluster', 'the nodes of the cluster', clusterCommands)
     .command('snapshot', 'save the controldb or restore it as a new cluster', snapshotCommands)
     .command('token', 'join tokens and API tokens', tokenCommands)
-    .command('service', 'stateful services: create, list, get, scale, upgrade, stop, start, delete, logs', serviceCommands)
+    .command('service', 'stateful services: create, list, get, scale, upgrade, restart, config, credentials, stop, start, delete, logs', serviceCommands)
     .strict()
     .version(false)
     .help()

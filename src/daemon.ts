@@ -37,9 +37,11 @@ import {
 } from './security/pki.ts';
 import { registerSecurityRoutes } from './security/routes.ts';
 import { Tokens, parseToken, type TokenKind, type Validation } from './security/tokens.ts';
+import { withTimeout } from './timeout.ts';
 import { VERSION } from './version.ts';
 import { Agent } from './agent/agent.ts';
 import { DnsServer, type DnsAnswer } from './agent/dns-server.ts';
+import { HostsFile } from './agent/hosts-file.ts';
 import { Containers, dockerClient } from './agent/docker.ts';
 import { NodeLease } from './agent/lease.ts';
 import { MEMBERS_PREFIX, memberSpecSchema } from './agent/members.ts';
@@ -52,6 +54,12 @@ import { registerServiceRoutes } from './catalog/routes.ts';
 
 /** The CA key of a bootstrapping node, kept on disk only until the controldb holds it. */
 const BOOTSTRAP_CA_KEY = 'ca.key';
+
+/** Where this node's agent stands, for /v1/health: members run on the node only while it runs. */
+type AgentState = { kind: 'starting' } | { kind: 'waiting'; error: string } | { kind: 'running' } | { kind: 'failed'; error: string };
+
+/** How long /v1/health waits for the Docker engine's answer before it calls it unreachable. */
+const DOCKER_PING_MS = 2000;
 
 export class Daemon {
   readonly api: ApiServer;
@@ -71,6 +79,7 @@ export class Daemon {
   private catalog?: Catalog;
   private docker?: ReturnType<typeof dockerClient>;
   private dns?: DnsServer;
+  private agentState: AgentState = { kind: 'starting' };
   /** Addresses learned when joining, until our replica has the node records. */
   private readonly seedAddresses = new Map<string, string>();
   /** The port actually bound (differs from the config when it asked for 0). */
@@ -91,15 +100,8 @@ export class Daemon {
       },
     });
     const metrics = createRegistry();
-    this.api.route('GET', '/v1/health', () => ({
-      status: 'ok',
-      node_id: this.dataDir.nodeId,
-      name: config.name,
-      version: VERSION,
-      uptime_seconds: Math.round((Date.now() - this.startedAt) / 1000),
-      role: this.raft?.status().role ?? 'starting',
-      leader: this.raft?.status().leader ?? null,
-    }));
+    // 200 also when degraded: the API answers; `firecampd health` exits non-zero unless status is ok.
+    this.api.route('GET', '/v1/health', () => this.health());
     this.api.route('GET', '/metrics', async () => new RawResponse(metrics.contentType, await metrics.metrics()));
     gaugeFrom(metrics, 'firecampd_raft_term', 'Current Raft term', () => this.raft?.status().term ?? 0);
     gaugeFrom(metrics, 'firecampd_raft_is_leader', '1 if this node leads', () => (this.raft?.status().role === 'leader' ? 1 : 0));
@@ -112,6 +114,58 @@ export class Daemon {
       () => this.transport?.droppedFrames() ?? 0,
     );
     gaugeFrom(metrics, 'firecampd_controldb_revision', 'controldb store revision', () => this.store?.revision() ?? 0);
+  }
+
+  /** The Docker engine the agent drives, as named in messages (dockerClient's choice). */
+  private dockerHost(): string {
+    return this.config.dockerHost ?? process.env.DOCKER_HOST ?? 'unix:///var/run/docker.sock';
+  }
+
+  /**
+   * Whether this node serves and can run members: status is "ok" only when
+   * its Raft node runs and its agent runs against a Docker engine that
+   * answers; otherwise "degraded", with each problem and what to do.
+   */
+  private async health() {
+    const raft = this.raft?.status();
+    const problems: string[] = [];
+    if (!raft) problems.push('the node is still starting (joining the cluster or opening its state): it serves no requests yet; ask again shortly');
+    const docker = `its Docker engine at ${this.dockerHost()}`;
+    const cannotRun = 'members cannot run on this node';
+    let agent: string;
+    const st = this.agentState;
+    if (st.kind === 'running') {
+      agent = 'running';
+      try {
+        await withTimeout(this.docker!.ping(), DOCKER_PING_MS, 'the Docker engine');
+      } catch (err) {
+        // The agent started, but Docker went away since: its members cannot be started, restarted or watched.
+        agent = `running, but cannot reach Docker: ${errorMessage(err)}`;
+        problems.push(`the agent cannot reach ${docker} (${errorMessage(err)}): members on this node cannot be started or watched; start dockerd again`);
+      }
+    } else if (st.kind === 'waiting') {
+      agent = `waiting for Docker: ${st.error}`;
+      problems.push(`the agent cannot reach ${docker} (${st.error}): ${cannotRun}; start dockerd or pass --docker-host`);
+    } else if (st.kind === 'failed') {
+      agent = `failed: ${st.error}`;
+      problems.push(`the agent could not start (${st.error}): ${cannotRun}; see this node's log, fix the cause and restart firecampd`);
+    } else {
+      agent = 'starting';
+      problems.push(
+        `the agent is still starting (it needs an answer from Docker and a node lease from the leader): ${cannotRun} until it runs; ask again in a few seconds`,
+      );
+    }
+    return {
+      status: problems.length === 0 ? 'ok' : 'degraded',
+      node_id: this.dataDir.nodeId,
+      name: this.config.name,
+      version: VERSION,
+      uptime_seconds: Math.round((Date.now() - this.startedAt) / 1000),
+      role: raft?.role ?? 'starting',
+      leader: raft?.leader ?? null,
+      agent,
+      problems,
+    };
   }
 
   get nodeId(): string {
@@ -290,12 +344,14 @@ export class Daemon {
         await docker.ping();
         break;
       } catch (err) {
+        this.agentState = { kind: 'waiting', error: errorMessage(err) };
         if (attempt % 12 === 0) this.log.warn({ err: errorMessage(err) }, 'cannot reach Docker; members cannot run on this node until it is up');
         await new Promise((r) => setTimeout(r, 5000));
       }
     }
     if (this.closing) return;
     this.docker = docker;
+    this.agentState = { kind: 'starting' };
     const db = this.controldb!;
     try {
       const providers = await selectProviders({ config: c, dataDir: dir, nodeId: this.nodeId, cluster, db, log: this.log });
@@ -307,6 +363,7 @@ export class Daemon {
         db,
         nodeId: this.nodeId,
         nodeIp: c.advertise.host,
+        hosts: new HostsFile(db, path.join(dir, 'hosts')),
         containers: new Containers(docker, cluster, this.nodeId),
         ...providers,
         lease,
@@ -321,8 +378,10 @@ export class Daemon {
         log: this.log.child({ part: 'agent' }),
       });
       await this.agent.start();
+      this.agentState = { kind: 'running' };
       this.log.info({ volumes: c.volumes.kind, static_ips: c.staticIps.kind, dns: c.dns.kind, lease_ttl: c.leaseTtl }, 'agent started');
     } catch (err) {
+      this.agentState = { kind: 'failed', error: errorMessage(err) };
       this.log.error({ err: errorMessage(err) }, 'the agent could not start: members cannot run on this node');
     }
   }

@@ -47,8 +47,10 @@ describe('daemon', () => {
 
     const api = nodeClient(`127.0.0.1:${d.port}`, token, readCa(dir));
     after(() => api.close());
-    await waitUntil(async () => (await api.raw('GET', '/v1/health')).status === 200);
-    assert.equal(((await api.raw('GET', '/v1/health')).json as { status: string }).status, 'ok');
+    // "ok" once the agent runs too (it starts after "firecampd started"); this test needs a reachable Docker engine.
+    await waitUntil(async () => ((await api.raw('GET', '/v1/health')).json as { status: string }).status === 'ok', 20_000).catch(async () => {
+      assert.fail(`health never became ok: ${JSON.stringify((await api.raw('GET', '/v1/health')).json)}`);
+    });
 
     const metrics = await api.raw('GET', '/metrics').catch(() => null);
     assert.equal(metrics, null, 'metrics are text, not JSON');
@@ -87,6 +89,40 @@ describe('daemon', () => {
       { ms: 10_000, what: 'the "stopped" log line', context: () => d.lines.slice(-5).join('\n') },
     );
     assert.ok(!fs.existsSync(path.join(dir, 'firecampd.sock')), 'the socket is removed on exit');
+  });
+
+  it('says it is degraded, and why, while its agent cannot reach Docker; the CLI exits non-zero', async () => {
+    const dir = tempDir();
+    const d = await startDaemon(['--data-dir', dir, '--docker-host', 'unix:///nonexistent.sock']);
+    running.push(d);
+    // The agent's first attempt to reach Docker comes right after "firecampd started".
+    let health: { status: string; agent: string; problems: string[] } | undefined;
+    await waitUntil(async () => {
+      const r = await runCli(['health', '--json', '--data-dir', dir]);
+      health = JSON.parse(r.stdout);
+      return health!.agent !== 'starting';
+    });
+    assert.equal(health!.status, 'degraded');
+    assert.match(health!.agent, /^waiting for Docker: .*nonexistent\.sock/);
+    assert.equal(health!.problems.length, 1, health!.problems.join('\n'));
+    assert.match(
+      health!.problems[0],
+      /cannot reach its Docker engine at unix:\/\/\/nonexistent\.sock .*members cannot run on this node; start dockerd or pass --docker-host/,
+    );
+
+    // The API answers 200 (it serves); the CLI decides the exit code, for scripts.
+    const api = new ApiClient({ dataDir: dir });
+    after(() => api.close());
+    assert.equal((await api.raw('GET', '/v1/health')).status, 200);
+    const cli = await runCli(['health', '--data-dir', dir]);
+    assert.equal(cli.code, 1, cli.stdout + cli.stderr);
+    assert.match(cli.stdout, /^status +degraded$/m);
+    assert.match(cli.stdout, /^agent +waiting for Docker: /m);
+    assert.match(cli.stderr, /^firecampd: node .* is degraded: the agent cannot reach its Docker engine at unix:\/\/\/nonexistent\.sock/);
+    const json = await runCli(['health', '--json', '--data-dir', dir]);
+    assert.equal(json.code, 1, 'non-zero with --json too');
+    assert.equal(JSON.parse(json.stdout).status, 'degraded');
+    await stopDaemon(d);
   });
 
   it('keeps its identity and certificate across restarts, and refuses a second daemon on the same data dir', async () => {

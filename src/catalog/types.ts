@@ -16,9 +16,12 @@ export type ServiceStatus = 'CREATING' | 'INITIALIZING' | 'ACTIVE' | 'SCALING' |
 
 const labelName = z.string().regex(/^[a-zA-Z0-9._/-]{1,63}$/, 'label names hold letters, digits, ".", "_", "/" and "-"');
 
+/** The service types by the name users give in --type (SERVICE_TYPES' keys); here so that the CLI offers them without loading the types' modules. */
+export const SERVICE_TYPE_NAMES = ['redis', 'postgres'] as const;
+
 export const serviceSpecSchema = z
   .object({
-    type: z.enum(['redis', 'postgres']),
+    type: z.enum(SERVICE_TYPE_NAMES),
     name: z.string().regex(/^[a-z][a-z0-9-]{0,30}$/, 'must start with a letter; lower-case letters, digits and "-", at most 31'),
     /** Members in all; a type may work it out from its own options (Redis cluster: shards × (1 + replicas per shard)). */
     replicas: z.number().int().min(1).max(64).optional(),

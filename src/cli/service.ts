@@ -1,15 +1,50 @@
-// firecampd service create|list|get|scale|upgrade|stop|start|delete|logs
+// firecampd service create|list|get|scale|upgrade|restart|config|credentials|stop|start|delete|logs
 import type { Argv } from 'yargs';
 import type { ApiClient } from '../client.ts';
-import type { ServiceView } from '../catalog/routes.ts';
-import type { ServiceStatus } from '../catalog/types.ts';
+import type { ServiceView, SettingView } from '../catalog/routes.ts';
+// Only the type names: the registry would load every type's client (pg, ioredis) into each CLI start.
+import { SERVICE_TYPE_NAMES, type ServiceStatus } from '../catalog/types.ts';
 import { UserError } from '../errors.ts';
 import { client, print, table, type GlobalArgs } from './output.ts';
 
+/** Bytes for people: 0 B, 512 B, 12 KiB, 3.4 MiB; '-' when unknown. */
+export function humanBytes(n: number | null | undefined): string {
+  if (n === null || n === undefined) return '-';
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n;
+  let u = 0;
+  while (Math.abs(v) >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  if (u === 0) return `${v} B`;
+  const shown = Math.abs(v) < 10 ? v.toFixed(1).replace(/\.0$/, '') : String(Math.round(v));
+  return `${shown} ${units[u]}`;
+}
+
 function members(s: ServiceView): string {
   return table(
-    ['MEMBER', 'NODE', 'EPOCH', 'IP', 'DNS', 'IMAGE', 'HEALTH', 'STATE'],
-    s.members.map((m) => [m.name, m.node, m.epoch, m.ip, m.dns, m.image, m.health, m.message ? `${m.state}: ${m.message}` : m.state]),
+    ['MEMBER', 'NODE', 'EPOCH', 'IP', 'DNS', 'IMAGE', 'HEALTH', 'ROLE', 'LAG', 'STATE'],
+    s.members.map((m) => [
+      m.name,
+      m.node,
+      m.epoch,
+      m.ip,
+      m.dns,
+      m.image,
+      m.health,
+      m.role,
+      humanBytes(m.lag_bytes),
+      m.message ? `${m.state}: ${m.message}` : m.state,
+    ]),
+  );
+}
+
+function settingsTable(name: string, settings: SettingView[]): string {
+  if (settings.length === 0) return `${name}: its type has no settings that can change`;
+  return table(
+    ['NAME', 'VALUE', 'DEFAULT', 'DESCRIPTION'],
+    settings.map((x) => [x.name, x.value, x.default, x.describe]),
   );
 }
 
@@ -57,6 +92,26 @@ async function change(a: GlobalArgs, path: string, body: unknown, until: Service
   print(a, s, () => `${s.spec.name}: ${s.status}${s.members.length ? `\n${members(s)}` : ''}`);
 }
 
+/** --set KEY=VALUE, repeated (not comma-split: a value may hold commas). */
+function settings(v: unknown): Record<string, string> | undefined {
+  const list = ([] as string[]).concat((v as string[] | string | undefined) ?? []);
+  if (list.length === 0) return undefined;
+  const out: Record<string, string> = {};
+  for (const x of list) {
+    const i = String(x).indexOf('=');
+    if (i <= 0) throw new UserError(`--set: "${x}" is not KEY=VALUE`);
+    const k = String(x).slice(0, i);
+    const val = String(x).slice(i + 1);
+    if (k in out && out[k] !== val) throw new UserError(`--set gives ${k} twice (${out[k]} and ${val}); give it once`);
+    out[k] = val;
+  }
+  return out;
+}
+
+const setOption = (c: Argv, describe: string) =>
+  // Not array: an array option would swallow the positional after it (service config --set a=1 NAME).
+  c.option('set', { type: 'string', requiresArg: true, describe: `${describe}; repeat for more` });
+
 /** NAME=VALUE pairs, repeated or comma-separated. */
 function labels(v: unknown): Record<string, string> | undefined {
   const list = ([] as string[])
@@ -79,24 +134,40 @@ export function serviceCommands(y: Argv): Argv {
       'create',
       'create a service and wait until it is ACTIVE',
       (c) =>
-        waitOptions(
-          c
-            .option('type', { choices: ['redis'] as const, demandOption: true })
-            .option('name', { type: 'string', demandOption: true })
-            .option('replicas', { type: 'number', describe: 'members: a primary and replicas (not with --shards)', defaultDescription: '1' })
-            .option('shards', { type: 'number', describe: 'Redis cluster mode: this many masters (at least 3)' })
-            .option('replicas-per-shard', { type: 'number', default: 1, describe: 'Redis cluster mode: replicas of each master' })
-            .option('memory', { type: 'number', describe: 'MiB of memory per member' })
-            .option('cpus', { type: 'number', describe: 'CPUs per member' })
-            .option('volume-size', { type: 'number', describe: 'MiB of disk per member', defaultDescription: '256' })
-            .option('image', { type: 'string', describe: 'container image', defaultDescription: "the type's own" })
-            .option('config', { type: 'string', describe: "lines added to the members' config file" })
-            .option('require-label', { type: 'string', array: true, describe: 'run only on nodes with this NAME=VALUE label (firecampd --labels)' }),
+        setOption(
+          waitOptions(
+            c
+              .option('type', { choices: SERVICE_TYPE_NAMES, demandOption: true })
+              .option('name', { type: 'string', demandOption: true })
+              .option('replicas', { type: 'number', describe: 'members: a primary and replicas (not with --shards)', defaultDescription: '1' })
+              .option('shards', { type: 'number', describe: 'Redis cluster mode: this many masters (at least 3)' })
+              .option('replicas-per-shard', { type: 'number', default: 1, describe: 'Redis cluster mode: replicas of each master' })
+              .option('memory', { type: 'number', describe: 'MiB of memory per member' })
+              .option('cpus', { type: 'number', describe: 'CPUs per member' })
+              .option('volume-size', { type: 'number', describe: 'MiB of disk per member', defaultDescription: '256' })
+              .option('journal-volume-size', {
+                type: 'number',
+                describe: 'MiB of a second volume per member for the write-ahead log (PostgreSQL), where the type has one',
+                defaultDescription: 'none: the log stays on the data volume',
+              })
+              .option('sync-standbys', {
+                type: 'number',
+                describe: 'PostgreSQL: a commit is acknowledged once this many standbys have it',
+                defaultDescription: '0: commits do not wait for standbys',
+              })
+              .option('image', { type: 'string', describe: 'container image', defaultDescription: "the type's own" })
+              .option('config', { type: 'string', describe: "lines added to the members' config file" })
+              .option('require-label', { type: 'string', array: true, describe: 'run only on nodes with this NAME=VALUE label (firecampd --labels)' }),
+          ),
+          "a setting KEY=VALUE (see 'firecampd service config NAME' for a type's settings)",
         ),
       async (a: GlobalArgs) => {
         if (a.shards !== undefined && a.replicas !== undefined)
           throw new UserError('give --shards (Redis cluster mode) or --replicas (a primary and replicas), not both');
+        if (a.syncStandbys !== undefined && a.type !== 'postgres')
+          throw new UserError(`--sync-standbys is for PostgreSQL services only (--type postgres); a ${String(a.type)} service has no synchronous standbys`);
         const required = labels(a.requireLabel);
+        const set = settings(a.set);
         const spec = {
           type: a.type,
           name: a.name,
@@ -104,6 +175,9 @@ export function serviceCommands(y: Argv): Argv {
           ...(a.memory ? { memoryMiB: a.memory } : {}),
           ...(a.cpus ? { cpus: a.cpus } : {}),
           ...(a.volumeSize ? { volumeSizeMiB: a.volumeSize } : {}),
+          ...(a.journalVolumeSize !== undefined ? { journalVolumeSizeMiB: a.journalVolumeSize } : {}),
+          ...(a.syncStandbys !== undefined ? { postgres: { syncStandbys: a.syncStandbys } } : {}),
+          ...(set ? { settings: set } : {}),
           ...(a.image ? { image: a.image } : {}),
           ...(a.config ? { config: a.config } : {}),
           ...(required ? { placement: { labels: required } } : {}),
@@ -145,6 +219,54 @@ export function serviceCommands(y: Argv): Argv {
             .option('image', { type: 'string', demandOption: true, describe: 'the new container image' }),
         ),
       (a: GlobalArgs) => change(a, '/v1/services/upgrade', { name: a.name, image: a.image }, 'ACTIVE'),
+    )
+    .command(
+      'restart <name>',
+      "restart every member, one at a time in the type's order (replicas before the primary), and wait until done",
+      (c) => waitOptions(c.positional('name', { type: 'string', demandOption: true })),
+      (a: GlobalArgs) => change(a, '/v1/services/restart', { name: a.name }, 'ACTIVE'),
+    )
+    .command(
+      'config <name>',
+      "the service's settings; with --set, change them (a rolling restart) and wait until done",
+      (c) =>
+        setOption(
+          waitOptions(c.positional('name', { type: 'string', demandOption: true })),
+          'change this setting to VALUE (the API says which settings exist and what they take)',
+        ),
+      async (a: GlobalArgs) => {
+        const set = settings(a.set);
+        const api = await client(a);
+        const name = String(a.name);
+        if (!set) {
+          const r = await api.request<{ name: string; settings: SettingView[] }>('GET', `/v1/service/config?name=${encodeURIComponent(name)}`);
+          return print(a, r, () => settingsTable(r.name, r.settings));
+        }
+        const r = await api.request<ServiceView & { settings: SettingView[] }>('POST', '/v1/services/config', { name, set });
+        const s = a.detach ? r : (await waitUntil(api, a, r, 'ACTIVE'))!;
+        print(a, { ...s, settings: r.settings }, () => `${s.spec.name}: ${s.status}\n${settingsTable(s.spec.name, r.settings)}`);
+      },
+    )
+    .command(
+      'credentials <name>',
+      "the service's generated passwords and the users they belong to",
+      (c) => c.positional('name', { type: 'string', demandOption: true }),
+      async (a: GlobalArgs) => {
+        const r = await (
+          await client(a)
+        ).request<{ name: string; credentials: { secret: string; user?: string; describe: string; value: string }[] }>(
+          'GET',
+          `/v1/service/credentials?name=${encodeURIComponent(String(a.name))}`,
+        );
+        print(a, r, () =>
+          r.credentials.length
+            ? table(
+                ['SECRET', 'USER', 'VALUE', 'DESCRIPTION'],
+                r.credentials.map((x) => [x.secret, x.user, x.value, x.describe]),
+              )
+            : `${r.name}: no generated credentials`,
+        );
+      },
     )
     .command(
       'stop <name>',
@@ -189,5 +311,5 @@ export function serviceCommands(y: Argv): Argv {
         for await (const line of (await client(a)).stream(`/v1/service/logs?${q}`)) process.stdout.write(line + '\n');
       },
     )
-    .demandCommand(1, 'name a service command: create, list, get, scale, upgrade, stop, start, delete or logs');
+    .demandCommand(1, 'name a service command: create, list, get, scale, upgrade, restart, config, credentials, stop, start, delete or logs');
 }

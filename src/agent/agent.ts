@@ -15,6 +15,7 @@ import type { ControlDb } from '../controldb/controldb.ts';
 import { errorMessage } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import type { Containers } from './docker.ts';
+import type { HostsFile } from './hosts-file.ts';
 import type { NodeLease } from './lease.ts';
 import {
   CLAIMS_PREFIX,
@@ -47,6 +48,8 @@ export interface AgentOptions {
   log: Logger;
   /** How long a member gets to stop cleanly when it moves. */
   stopGraceSeconds?: number;
+  /** The cluster's names for members' /etc/hosts. */
+  hosts?: HostsFile;
 }
 
 interface Local {
@@ -78,6 +81,7 @@ export class Agent {
     await this.o.lease.start();
     this.o.watchdog.start();
     this.o.containers.onPulled = () => this.kick();
+    this.o.hosts?.start();
     await this.adopt();
     // Assignments, and claims: a member moving here starts as soon as the old holder lets go.
     for (const prefix of [MEMBERS_PREFIX, CLAIMS_PREFIX]) this.cancelWatches.push(this.o.db.watch(prefix, true, 0, () => this.kick()));
@@ -218,7 +222,7 @@ export class Agent {
     if (volumeDir) writeFiles(volumeDir, spec, this.secrets(spec));
     // The claim is checked once more right before the container starts: the lease may have lapsed meanwhile.
     if (this.claim(spec.service, spec.name)?.node !== this.o.nodeId || Date.now() >= this.o.lease.fenceDeadline()) return;
-    const id = await this.o.containers.run(spec, volumeDir, journalDir);
+    const id = await this.o.containers.run(spec, volumeDir, journalDir, this.o.hosts?.path);
     this.local.set(k, { spec, volumeDir, journalDir, container: id });
     this.o.log.info({ member: k, epoch: spec.epoch, container: id.slice(0, 12) }, 'member started');
     await this.report(spec, 'running', undefined, id);
@@ -348,6 +352,7 @@ export class Agent {
     if (this.timer) clearInterval(this.timer);
     if (this.fenceTimer) clearInterval(this.fenceTimer);
     for (const cancel of this.cancelWatches) cancel();
+    this.o.hosts?.stop();
     this.o.lease.stop();
     this.o.watchdog.release();
   }

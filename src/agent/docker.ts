@@ -68,7 +68,7 @@ export class Containers {
   }
 
   /** Create and start the member's container; a leftover one of the same name is removed first. */
-  async run(m: MemberSpec, volumeDir: string | undefined, journalDir?: string): Promise<string> {
+  async run(m: MemberSpec, volumeDir: string | undefined, journalDir?: string, hostsFile?: string): Promise<string> {
     const name = containerName(m);
     await this.remove(name);
     const c = await this.docker.createContainer({
@@ -91,6 +91,7 @@ export class Containers {
         Binds: [
           ...(m.volume && volumeDir ? [`${volumeDir}:${m.volume.mountPath}`] : []),
           ...(m.journal && journalDir ? [`${journalDir}:${m.journal.mountPath}`] : []),
+          ...(hostsFile ? [`${hostsFile}:/etc/hosts:ro`] : []),
         ],
         // Restarts after a crash of the process; never after the agent stopped it (fencing).
         RestartPolicy: { Name: 'on-failure', MaximumRetryCount: 5 },

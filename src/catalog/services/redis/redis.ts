@@ -112,6 +112,8 @@ export const redis: ServiceType = {
   describeSecret: () => ({ user: 'default', describe: 'the password every client gives (AUTH); replicas use it too' }),
 
   normalize(spec: ServiceSpecInput): ServiceSpec {
+    if (spec.journalVolumeSizeMiB !== undefined) throw new UserError('Redis keeps its append-only file on the data volume: leave out --journal-volume-size');
+    if (spec.postgres) throw new UserError('--sync-standbys is for PostgreSQL services');
     if (spec.redis) {
       const replicas = spec.redis.shards * (1 + spec.redis.replicasPerShard);
       if (spec.replicas !== undefined && spec.replicas !== replicas) {

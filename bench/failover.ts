@@ -1,7 +1,8 @@
 // npm run bench:failover -- [--runs 4] [--lease-ttl 5] [--json]
 // On the network-namespace test bed (3 nodes, a dockerd each, a client
 // namespace): create a Redis cluster (3 shards × a master and a replica),
-// time create→ACTIVE; write keys to one master, kill -9 the firecampd and
+// time create→ACTIVE; write keys to one master (with the service's generated
+// password, as every member requires it), kill -9 the firecampd and
 // dockerd of its node, time until every member of that node answers again on
 // its address, elsewhere, in a healthy cluster, with the keys readable.
 // Runs take turns killing a follower node and the leader node. Medians of
@@ -61,8 +62,14 @@ async function oneRun(leaseTtl: number, victimRole: 'leader' | 'follower'): Prom
     await until(async () => (await service(0)).status === 'ACTIVE', 60_000, 'ACTIVE');
     const create_ms = Date.now() - t0;
 
+    // Every member requires the service's password: what `firecampd service credentials cache` shows.
+    const creds = await bed.api(0, 'GET', '/v1/service/credentials?name=cache');
+    const password = (creds.json as { credentials?: { secret: string; value: string }[] }).credentials?.find((c) => c.secret === 'password')?.value;
+    if (creds.status !== 200 || !password) throw new Error(`credentials: ${creds.status} ${creds.status === 200 ? 'no password' : JSON.stringify(creds.json)}`);
+    // In REDISCLI_AUTH, not on redis-cli's command line. (redis-cli exits 0 on an error reply: callers compare what it printed.)
+    const env = { ...process.env, REDISCLI_AUTH: password };
     const redis = async (ip: string, args: string[], input?: string) => {
-      const p = execFileAsync('nsenter', [`--net=/var/run/netns/${bed.client!.ns}`, 'redis-cli', '-h', ip, ...args], { encoding: 'utf8', timeout: 1000 });
+      const p = execFileAsync('nsenter', [`--net=/var/run/netns/${bed.client!.ns}`, 'redis-cli', '-h', ip, ...args], { encoding: 'utf8', timeout: 1000, env });
       if (input !== undefined) p.child.stdin!.end(input);
       return (await p).stdout.trim();
     };
@@ -82,7 +89,8 @@ async function oneRun(leaseTtl: number, victimRole: 'leader' | 'follower'): Prom
       owner = ownerOf(clusterNodes, Number(await redis(members[0].ip, ['CLUSTER', 'KEYSLOT', tag])));
       if ((members.find((m) => m.ip === owner)!.node === leader) === (victimRole === 'leader')) break;
     }
-    await redis(owner, ['--pipe'], Array.from({ length: KEYS }, (_, i) => `SET ${tag}k${i} v${i}\n`).join(''));
+    const piped = await redis(owner, ['--pipe'], Array.from({ length: KEYS }, (_, i) => `SET ${tag}k${i} v${i}\n`).join(''));
+    if (!piped.endsWith(`errors: 0, replies: ${KEYS}`)) throw new Error(`redis-cli --pipe to ${owner}: ${piped}`);
     // On disk before the crash, not after a pause: with appendfsync always, the next write fsyncs the whole AOF, earlier writes too.
     // (The SET rewrites a key just written, with the same value.)
     const policy = (await redis(owner, ['CONFIG', 'GET', 'appendfsync'])).split('\n')[1];

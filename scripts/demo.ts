@@ -1,6 +1,7 @@
 // npm run demo: a 3-node firecampd cluster in network namespaces, each node
 // with its own dockerd, a client namespace, and a Redis service; it prints
-// what to try next and cleans everything up on Ctrl-C. Needs root, Docker
+// what to try next (with the service's generated password, which every member
+// requires) and cleans everything up on Ctrl-C. Needs root, Docker
 // (docker.io), busybox-static, redis-server and redis-tools.
 import fs from 'node:fs';
 import path from 'node:path';
@@ -52,6 +53,10 @@ Try next, in another shell (as root):
   export FIRECAMPD_TOKEN=${bed.token} FIRECAMPD_CA_FILE=${caFile} FIRECAMPD_ADDR=${bed.nodes[0].addr}
   npm start -- service get cache              # members, nodes, IPs, state
   npm start -- cluster members
+  npm start -- service credentials cache      # the password every client gives (user default)
+
+  # every member requires it (a client without it gets NOAUTH); redis-cli takes it from REDISCLI_AUTH:
+  export REDISCLI_AUTH="$(npm start --silent -- service credentials cache --json | node -p "JSON.parse(require('fs').readFileSync(0, 'utf8')).credentials.find((c) => c.secret === 'password').value")"
   nsenter --net=/var/run/netns/${bed.client!.ns} redis-cli -c -h ${first.ip} set hello world
   nsenter --net=/var/run/netns/${bed.client!.ns} redis-cli -c -h ${first.ip} get hello
   nsenter --net=/var/run/netns/${bed.client!.ns} redis-cli -h ${first.ip} cluster nodes

@@ -1,7 +1,8 @@
 // End to end on the test bed (3 nodes with a dockerd each, a client
 // namespace): `firecampd service create --type redis --shards 3
-// --replicas-per-shard 1` gives a healthy Redis cluster; a client writes
-// 10,000 keys by the members' DNS names; a rolling upgrade keeps it
+// --replicas-per-shard 1` gives a healthy Redis cluster whose members
+// require the service's password (`firecampd service credentials`); a client
+// writes 10,000 keys by the members' DNS names; a rolling upgrade keeps it
 // answering; stop and start keep the data; kill -9 of the firecampd and
 // dockerd of a node running a master brings its members back elsewhere with
 // their data, addresses and names, and the cluster is healthy again.
@@ -20,7 +21,8 @@ import { pollUntil } from './helpers/wait.ts';
 const execFileAsync = promisify(execFile);
 const LEASE_TTL = 8;
 const KEYS = 10_000;
-const NEXT_IMAGE = 'firecampd/redis:7-next';
+/** The default image under another name, for the rolling upgrade: redis:7.0-next. */
+const NEXT_IMAGE = `${REDIS_IMAGE}-next`;
 const CLIENT = path.join(REPO, 'test', 'helpers', 'redis-cluster-client.ts');
 
 interface MemberView {
@@ -59,18 +61,34 @@ describe('redis cluster', { timeout: 900_000 }, () => {
     }
   };
   const inClient = (cmd: string[]) => ['--net=/var/run/netns/' + bed.client!.ns, ...cmd];
+  /** The service's password, from `firecampd service credentials cache --json` once it is ACTIVE. */
+  let password = '';
+  /** A message without the password: a failed command's message names its command line. */
+  const redact = (err: unknown): Error => {
+    const message = err instanceof Error ? err.message : String(err);
+    return new Error(password ? message.replaceAll(password, '<password>') : message);
+  };
   /** The cluster client in the client namespace, finding the cluster through node `via`'s DNS server. */
   const client = async (via: number, args: string[]) => {
     const seeds = ['cache-0.cache.fc.test', 'cache-2.cache.fc.test', 'cache-4.cache.fc.test'].join(',');
     const { stdout } = await execFileAsync(
       'nsenter',
-      inClient([process.execPath, '--import', 'tsx', CLIENT, '--dns', `${bed.nodes[via].ip}:53`, '--seed', seeds, ...args]),
+      inClient([process.execPath, '--import', 'tsx', CLIENT, '--dns', `${bed.nodes[via].ip}:53`, '--seed', seeds, `--password=${password}`, ...args]),
       { cwd: REPO, timeout: 120_000 },
-    );
+    ).catch((err: unknown) => {
+      throw redact(err);
+    });
     return JSON.parse(stdout);
   };
+  /** redis-cli in the client namespace, with the password in REDISCLI_AUTH (never on its command line). It exits 0 on an error reply too. */
   const redisCli = async (ip: string, args: string[]) =>
-    (await execFileAsync('nsenter', inClient(['redis-cli', '-h', ip, '-p', '6379', ...args]), { encoding: 'utf8', timeout: 10_000 })).stdout.trim();
+    (
+      await execFileAsync('nsenter', inClient(['redis-cli', '-h', ip, '-p', '6379', ...args]), {
+        encoding: 'utf8',
+        timeout: 10_000,
+        env: { ...process.env, REDISCLI_AUTH: password },
+      })
+    ).stdout.trim();
   const service = async (via: number) =>
     JSON.parse((await cli(['service', 'get', 'cache', '--json', '--addr', bed.nodes[via].addr])).stdout) as { status: string; members: MemberView[] };
   const clusterOk = async (ips: string[]) => {
@@ -141,6 +159,13 @@ describe('redis cluster', { timeout: 900_000 }, () => {
     t.diagnostic(`create to ACTIVE: ${Date.now() - started} ms`);
     assert.match(create.stderr, /CREATING|INITIALIZING/, 'progress was shown while waiting');
     assert.match(create.stdout, /cache: ACTIVE/);
+    // Every member requires the password the service was made with; a client gets it as a user would.
+    const creds = await cli(['service', 'credentials', 'cache', '--json', '--addr', bed.nodes[2].addr]);
+    assert.equal(creds.code, 0, creds.stderr);
+    const shown = JSON.parse(creds.stdout) as { name: string; credentials: { secret: string; user?: string; value: string }[] };
+    assert.deepEqual([shown.name, shown.credentials.map((c) => [c.secret, c.user])], ['cache', [['password', 'default']]]);
+    password = shown.credentials[0].value;
+    assert.match(password, /^[A-Za-z0-9_-]{32}$/, 'a generated password');
     // Read once, down to the cluster's shape: the catalog sets ACTIVE only after every member ran healthy,
     // answered cluster_state:ok, and saw three masters with slots and three replicas.
     let s = await service(0);
@@ -184,6 +209,7 @@ describe('redis cluster', { timeout: 900_000 }, () => {
         `${bed.nodes[0].ip}:53`,
         '--seed',
         'cache-0.cache.fc.test,cache-2.cache.fc.test',
+        `--password=${password}`,
         'load',
       ]),
       { cwd: REPO, stdio: ['pipe', 'pipe', 'inherit'] },
@@ -282,10 +308,7 @@ describe('redis cluster', { timeout: 900_000 }, () => {
     resolver.setServers([`${bed.nodes[survivor].ip}:53`]);
     // Read once: each name was written before its member first ran (same address ever since), long before the survivor saw it running.
     for (const m of moving) assert.deepEqual(await resolver.resolve4(m.dns), [m.ip], `${m.dns} still names ${m.ip}`);
-    for (const m of moving) {
-      const answer = await execFileAsync('nsenter', inClient(['redis-cli', '-h', m.ip, 'PING']), { encoding: 'utf8' });
-      assert.equal(answer.stdout.trim(), 'PONG', `${m.name} answers at ${m.ip}`);
-    }
+    for (const m of moving) assert.equal(await redisCli(m.ip, ['PING']), 'PONG', `${m.name} answers at ${m.ip}`);
     assert.deepEqual(await client(survivor, ['read', String(KEYS)]), { good: KEYS, wrong: [] });
   });
 });

@@ -182,9 +182,17 @@ describe('security', () => {
     ws.terminate();
 
     assert.equal((await a.put(0, 'after/garbage', 'ok')).status, 200);
-    assert.equal((await a.request(0, 'GET', '/v1/health')).json.status, 'ok');
     const st = (await a.request(0, 'GET', '/v1/cluster/status')).json;
     assert.equal(st.term, termBefore, 'no election was caused');
+    // ok also needs node 0's agent running, which it may not be yet this early: it starts after the node does, once
+    // the machine's Docker engine (DOCKER_HOST, or unix:///var/run/docker.sock: this test needs it) answers. Waited for.
+    const health = await pollUntil(
+      async () => (await a.request(0, 'GET', '/v1/health')).json as { status: string; problems: string[] },
+      (h) => h.status === 'ok',
+      { ms: 30_000, what: `node 0 to say it is ok (its agent running against ${process.env.DOCKER_HOST ?? 'unix:///var/run/docker.sock'})` },
+    );
+    assert.equal(health.status, 'ok');
+    assert.deepEqual(health.problems, []);
   });
 
   it('refuses API requests without or with a wrong token, rate-limits the guesser, and refuses a revoked token at once on every node', async () => {

@@ -1,6 +1,8 @@
 // End to end on the test bed: a new leader finishes a Redis cluster create
 // that the old one began; `firecampd service create` gives a Redis
-// primary with a replica; a client writes 10,000 keys by the members' names;
+// primary with a replica, both refusing a client without the service's
+// password (`firecampd service credentials`) and serving one with it; a
+// client writes 10,000 keys by the members' names;
 // the node running the primary dies (every process in its namespace killed,
 // its link down, its mounts gone, as a dead machine's would be); the primary
 // comes back on another node with its data, address and name.
@@ -12,6 +14,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { TestBed } from './bed/bed.ts';
+import { docker } from './bed/docker.ts';
 import { runCli, tempDir } from './helpers/proc.ts';
 import { pollUntil } from './helpers/wait.ts';
 
@@ -32,11 +35,19 @@ describe('service', { timeout: 600_000 }, () => {
     }
   };
 
-  /** redis-cli in the client namespace. */
-  const redis = async (ip: string, args: string[], input?: string): Promise<string> => {
+  /**
+   * redis-cli in the client namespace, with `password` (none: without one). The password goes in REDISCLI_AUTH,
+   * never on the command line (which a failure's message would show). redis-cli exits 0 on an error reply too:
+   * callers compare what it printed.
+   */
+  const redis = async (ip: string, password: string | null, args: string[], input?: string): Promise<string> => {
+    const env: NodeJS.ProcessEnv = { ...process.env };
+    delete env.REDISCLI_AUTH;
+    if (password !== null) env.REDISCLI_AUTH = password;
     const p = execFileAsync('nsenter', [`--net=/var/run/netns/${bed.client!.ns}`, 'redis-cli', '-h', ip, '-p', '6379', ...args], {
       encoding: 'utf8',
       timeout: 20_000,
+      env,
     });
     if (input !== undefined) p.child.stdin!.end(input);
     return (await p).stdout.trim();
@@ -56,11 +67,27 @@ describe('service', { timeout: 600_000 }, () => {
     );
 
   /** Every write the member acknowledged is on its disk: with appendfsync always, the next write fsyncs its whole AOF, earlier writes too. */
-  const fsyncAof = async (ip: string) => {
-    const policy = (await redis(ip, ['CONFIG', 'GET', 'appendfsync'])).split('\n')[1];
-    assert.equal(await redis(ip, ['CONFIG', 'SET', 'appendfsync', 'always']), 'OK');
-    assert.equal(await redis(ip, ['SET', 'key:0', 'value-0']), 'OK'); // a key the test wrote already, with the same value
-    assert.equal(await redis(ip, ['CONFIG', 'SET', 'appendfsync', policy]), 'OK');
+  const fsyncAof = async (ip: string, password: string) => {
+    const policy = (await redis(ip, password, ['CONFIG', 'GET', 'appendfsync'])).split('\n')[1];
+    assert.equal(await redis(ip, password, ['CONFIG', 'SET', 'appendfsync', 'always']), 'OK');
+    assert.equal(await redis(ip, password, ['SET', 'key:0', 'value-0']), 'OK'); // a key the test wrote already, with the same value
+    assert.equal(await redis(ip, password, ['CONFIG', 'SET', 'appendfsync', policy]), 'OK');
+  };
+
+  interface Credentials {
+    name: string;
+    credentials: { secret: string; user?: string; describe: string; value: string }[];
+  }
+  /** The one credential of a Redis service: the password of user default, 32 characters of base64url. */
+  const redisPassword = (c: Credentials, name: string): string => {
+    assert.equal(c.name, name);
+    assert.deepEqual(
+      c.credentials.map((x) => [x.secret, x.user]),
+      [['password', 'default']],
+      JSON.stringify(c.credentials.map((x) => ({ ...x, value: '…' }))),
+    );
+    assert.match(c.credentials[0].value, /^[A-Za-z0-9_-]{32}$/, 'a generated password');
+    return c.credentials[0].value;
   };
 
   const service = async (via: number) => JSON.parse((await cli(['service', 'get', 'cache', '--json', '--addr', bed.nodes[via].addr])).stdout);
@@ -145,9 +172,13 @@ describe('service', { timeout: 600_000 }, () => {
     );
     const s = await get();
     assert.ok(onLeader.length > 0 && onLeader.every((n) => s.members.find((m) => m.name === n)!.epoch > 1), "the dead leader's members moved");
+    // The password the service was created with, through the API (the CLI's route); the new leader changed nothing of it.
+    const creds = await bed.api(other, 'GET', '/v1/service/credentials?name=early');
+    assert.equal(creds.status, 200, JSON.stringify(creds.json));
+    const pw = redisPassword(creds.json as Credentials, 'early');
     await waitFor(
       async () => {
-        for (const m of s.members) if (!/cluster_state:ok/.test(await redis(m.ip, ['CLUSTER', 'INFO']))) return false;
+        for (const m of s.members) if (!/cluster_state:ok/.test(await redis(m.ip, pw, ['CLUSTER', 'INFO']))) return false;
         return true;
       },
       30_000,
@@ -161,8 +192,8 @@ describe('service', { timeout: 600_000 }, () => {
     const settledInfo = [/cluster_state:ok/, /cluster_slots_assigned:16384/, /cluster_known_nodes:6/, /cluster_size:3/];
     const view = await pollUntil(
       async () => ({
-        infos: await Promise.all(s.members.map(async (m) => ({ name: m.name, info: await redis(m.ip, ['CLUSTER', 'INFO']) }))),
-        nodes: (await redis(s.members[0].ip, ['CLUSTER', 'NODES'])).split('\n'),
+        infos: await Promise.all(s.members.map(async (m) => ({ name: m.name, info: await redis(m.ip, pw, ['CLUSTER', 'INFO']) }))),
+        nodes: (await redis(s.members[0].ip, pw, ['CLUSTER', 'NODES'])).split('\n'),
       }),
       ({ infos, nodes }) =>
         infos.every(({ info }) => settledInfo.every((re) => re.test(info))) &&
@@ -202,7 +233,7 @@ describe('service', { timeout: 600_000 }, () => {
     );
   });
 
-  it('creates a Redis primary and replica that a client reaches by name, and brings the primary back with its data when its node dies', async (t) => {
+  it('creates a Redis primary and replica that a client reaches by name with the password only, and brings the primary back with its data when its node dies', async (t) => {
     const started = Date.now();
     const create = await cli([
       'service',
@@ -225,7 +256,7 @@ describe('service', { timeout: 600_000 }, () => {
 
     // Logs come from the member's node, whichever node is asked. (Docker copies a container's output to its log
     // on its own time: the line may land a moment after the member turned healthy.)
-    const runsOn = ids.indexOf((await service(0)).members[0].node);
+    const runsOn = ids.indexOf((await service(0)).members.find((m: { name: string }) => m.name === 'cache-0').node);
     const logs = await pollUntil(
       () => cli(['service', 'logs', 'cache', '--member', 'cache-0', '--addr', bed.nodes[(runsOn + 1) % 3].addr]),
       (l) => l.code === 0 && /Ready to accept connections/.test(l.stdout),
@@ -238,18 +269,36 @@ describe('service', { timeout: 600_000 }, () => {
     const primaryIp = await resolved(2, 'cache-0.cache.fc.test');
     const replicaIp = await resolved(0, 'cache-1.cache.fc.test');
     assert.match(primaryIp, /^10\.77\.0\.2\d\d$/);
+
+    // Every member requires the service's generated password: what `firecampd service credentials` shows.
+    const creds = await cli(['service', 'credentials', 'cache', '--json', '--addr', bed.nodes[2].addr]);
+    assert.equal(creds.code, 0, creds.stderr);
+    const password = redisPassword(JSON.parse(creds.stdout) as Credentials, 'cache');
+    for (const ip of [primaryIp, replicaIp]) {
+      assert.equal(await redis(ip, null, ['PING']), 'NOAUTH Authentication required.', `${ip} refuses a client without the password`);
+      assert.equal(await redis(ip, null, ['GET', 'key:0']), 'NOAUTH Authentication required.', `${ip} serves no data without the password`);
+      assert.equal(await redis(ip, 'not-the-password', ['PING']), 'NOAUTH Authentication required.', `${ip} refuses a wrong password`);
+      assert.equal(await redis(ip, password, ['PING']), 'PONG', `${ip} serves a client with the password`);
+    }
+    // Shown by `service credentials` only: not by `service get`, not in the member's container, not in the nodes' logs.
+    assert.ok(!(await cli(['service', 'get', 'cache', '--json', '--addr', bed.nodes[0].addr])).stdout.includes(password), 'service get shows no password');
+    const inspect = docker(bed.nodes[runsOn].docker!, ['inspect', 'firecampd-cache-cache-0']);
+    assert.match(inspect, /"Name": "\/firecampd-cache-cache-0"/);
+    assert.ok(!inspect.includes(password), "the password is not in the member's container spec or env (docker inspect)");
+
     const input = Array.from({ length: KEYS }, (_, i) => `SET key:${i} value-${i}\n`).join('');
-    await redis(primaryIp, ['--pipe'], input);
-    assert.equal(await redis(primaryIp, ['DBSIZE']), String(KEYS));
-    await waitFor(async () => (await redis(replicaIp, ['DBSIZE'])) === String(KEYS), 20_000, 'the replica to have every key');
-    // Scaling up adds a replica that catches up from the primary.
+    assert.match(await redis(primaryIp, password, ['--pipe'], input), new RegExp(`errors: 0, replies: ${KEYS}$`));
+    assert.equal(await redis(primaryIp, password, ['DBSIZE']), String(KEYS));
+    await waitFor(async () => (await redis(replicaIp, password, ['DBSIZE'])) === String(KEYS), 20_000, 'the replica to have every key');
+    // Scaling up adds a replica that catches up from the primary (it authenticates with the same password: masterauth).
     const scaled = await cli(['service', 'scale', 'cache', '3', '--addr', bed.nodes[2].addr]);
     assert.equal(scaled.code, 0, scaled.stderr);
     assert.match(scaled.stdout, /cache: ACTIVE[\s\S]*cache-2/);
     const thirdIp = await resolved(1, 'cache-2.cache.fc.test');
-    await waitFor(async () => (await redis(thirdIp, ['DBSIZE'])) === String(KEYS), 20_000, 'the new replica to have every key');
+    await waitFor(async () => (await redis(thirdIp, password, ['DBSIZE'])) === String(KEYS), 20_000, 'the new replica to have every key');
+    assert.equal(await redis(thirdIp, null, ['DBSIZE']), 'NOAUTH Authentication required.', 'the new replica requires the password too');
     // The node dies as a machine would: only what the primary fsynced may count as written (not what sits in page cache).
-    await fsyncAof(primaryIp);
+    await fsyncAof(primaryIp, password);
 
     // The node running the primary dies.
     const before = await service(0);
@@ -264,7 +313,7 @@ describe('service', { timeout: 600_000 }, () => {
       async () => {
         const s = await service(survivor);
         const m = s.members.find((x: { name: string }) => x.name === 'cache-0');
-        return m.epoch > primary.epoch && m.state === 'running' && (await redis(primaryIp, ['PING'])) === 'PONG';
+        return m.epoch > primary.epoch && m.state === 'running' && (await redis(primaryIp, password, ['PING'])) === 'PONG';
       },
       60_000,
       'the primary to come back on another node',
@@ -273,14 +322,16 @@ describe('service', { timeout: 600_000 }, () => {
     // Read once: the name has named this address since the create, and the survivor's linearizable read saw cache-0 running.
     // (A Redis that still loads its AOF answers PING with -LOADING: PONG means the data below is all in.)
     assert.equal(await resolve(survivor, 'cache-0.cache.fc.test'), primaryIp, 'same name, same address');
-    assert.match(await redis(primaryIp, ['ROLE']), /^master/, 'the primary itself answers at its address, not another member on the same node');
-    assert.equal(await redis(primaryIp, ['DBSIZE']), String(KEYS), 'every key is back');
-    for (const i of [0, 4242, KEYS - 1]) assert.equal(await redis(primaryIp, ['GET', `key:${i}`]), `value-${i}`);
+    assert.match(await redis(primaryIp, password, ['ROLE']), /^master/, 'the primary itself answers at its address, not another member on the same node');
+    assert.equal(await redis(primaryIp, password, ['DBSIZE']), String(KEYS), 'every key is back');
+    for (const i of [0, 4242, KEYS - 1]) assert.equal(await redis(primaryIp, password, ['GET', `key:${i}`]), `value-${i}`);
+    assert.equal(await redis(primaryIp, null, ['PING']), 'NOAUTH Authentication required.', 'the primary that came back still requires the password');
     // Read once: the catalog moves every member of a dead node in the same pass, seconds before cache-0 answered again.
     const after = await service(survivor);
     assert.ok(
       after.members.every((m: { node: string }) => m.node !== ids[victim]),
       'nothing left on the dead node',
     );
+    for (const n of bed.nodes) assert.ok(!n.logs.some((l) => l.includes(password)), `${n.ns} logged the password`);
   });
 });

@@ -5,6 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { after, describe, it } from 'node:test';
 import { TestBed } from './bed/bed.ts';
 import { PREFIX } from './bed/netns.ts';
+import { pollUntil } from './helpers/wait.ts';
 
 const canConnect = (bed: TestBed, fromNs: string, ip: string) => {
   try {
@@ -33,11 +34,31 @@ describe('test bed', () => {
       }
       throw new Error(`timed out waiting for ${what}\n${b.logs()}`);
     };
+    /**
+     * Node i's health once it is ok: it serves, and its agent runs, which comes after the node started (the agent
+     * needs an answer from Docker and a node lease). These nodes have no dockerd of their own: their agents use the
+     * machine's Docker engine (DOCKER_HOST, or unix:///var/run/docker.sock), which this test needs.
+     */
+    const healthy = (i: number) =>
+      pollUntil(
+        async () => (await b.api(i, 'GET', '/v1/health')).json as { status: string; node_id: string; problems: string[] },
+        (h) => h.status === 'ok',
+        {
+          ms: 30_000,
+          what: `node ${i} at ${b.nodes[i].addr} to say it is ok (its agent running against ${process.env.DOCKER_HOST ?? 'unix:///var/run/docker.sock'})`,
+          every: 200,
+          context: () => b.logs(10),
+        },
+      );
     await waitFor(
       async () => (await b.api(0, 'GET', '/v1/cluster/status')).json.members.filter((m: { role: string }) => m.role === 'voter').length === 3,
       '3 voters',
     );
-    for (let i = 0; i < 3; i++) assert.equal((await b.api(i, 'GET', '/v1/health')).json.status, 'ok', `node ${i} answers at ${b.nodes[i].addr}`);
+    for (let i = 0; i < 3; i++) {
+      const h = await healthy(i);
+      assert.equal(h.status, 'ok', `node ${i} answers at ${b.nodes[i].addr}`);
+      assert.deepEqual(h.problems, []);
+    }
     assert.ok(canConnect(b, b.client!.ns, b.nodes[1].ip), 'the client namespace reaches the nodes');
 
     // kill -9 and restart: the node comes back as itself.
@@ -51,7 +72,7 @@ describe('test bed', () => {
     b.pause(1);
     await assert.rejects(b.api(1, 'GET', '/v1/health', undefined, 1000));
     b.resume(1);
-    assert.equal((await b.api(1, 'GET', '/v1/health')).json.status, 'ok');
+    assert.equal((await healthy(1)).status, 'ok');
 
     // Partition the leader from the others: the majority elects a new leader and takes writes.
     // (If node 1 led when it was paused, an election may still be under way: wait for its outcome.)

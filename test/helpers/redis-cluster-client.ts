@@ -1,23 +1,30 @@
 // A Redis Cluster client for the tests, run inside the client namespace
 // (nsenter --net=…): it finds the cluster by the members' DNS names through a
 // firecampd node's DNS server, then follows the cluster's own redirections.
+// Every member requires the service's password (`firecampd service
+// credentials NAME`): give it as --password=VALUE (the = form, since a
+// generated password may begin with a dash).
 //
-//   redis-cluster-client.ts --dns IP:PORT --seed NAME[,NAME…] write N
+//   redis-cluster-client.ts --dns IP:PORT --seed NAME[,NAME…] --password=PW write N
 //   … read N       every key:i must hold value-i; prints how many did
 //   … load         SET/GET until stdin closes; prints {"ready":true} after its
 //                  first good SET/GET, then ok/errors/longest gap at the end
 //
 // Prints one JSON line (load: two; the result is the last).
 import dns from 'node:dns';
+import { parseArgs } from 'node:util';
 import { Cluster } from 'ioredis';
 
-const args = process.argv.slice(2);
-const opt = (name: string) => {
-  const i = args.indexOf(`--${name}`);
-  if (i < 0) throw new Error(`--${name} is required`);
-  return args[i + 1];
+const { values, positionals } = parseArgs({
+  options: { dns: { type: 'string' }, seed: { type: 'string' }, password: { type: 'string' } },
+  allowPositionals: true,
+});
+const opt = (name: keyof typeof values): string => {
+  const v = values[name];
+  if (v === undefined) throw new Error(`--${name} is required`);
+  return v;
 };
-const [command, count] = args.filter((a, i) => !a.startsWith('--') && !args[i - 1]?.startsWith('--'));
+const [command, count] = positionals;
 const resolver = new dns.promises.Resolver({ timeout: 1000, tries: 2 });
 resolver.setServers([opt('dns')]);
 
@@ -37,7 +44,8 @@ const cluster = new Cluster(
     retryDelayOnTryAgain: 200,
     maxRedirections: 32,
     slotsRefreshTimeout: 2000,
-    redisOptions: { connectTimeout: 2000, maxRetriesPerRequest: 20 },
+    // Every connection, to the seeds and to the members the cluster names, authenticates (AUTH default PW).
+    redisOptions: { password: opt('password'), connectTimeout: 2000, maxRetriesPerRequest: 20 },
   },
 );
 cluster.on('error', () => {}); // commands report their own failures

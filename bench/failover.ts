@@ -1,4 +1,4 @@
-// npm run bench:failover -- [--runs 4] [--lease-ttl 5] [--json]
+// npm run bench:failover -- [--type redis|postgres] [--runs 4] [--lease-ttl 5] [--json]
 // On the network-namespace test bed (3 nodes, a dockerd each, a client
 // namespace): create a Redis cluster (3 shards × a master and a replica),
 // time create→ACTIVE; write keys to one master (with the service's generated
@@ -7,16 +7,33 @@
 // its address, elsewhere, in a healthy cluster, with the keys readable.
 // Runs take turns killing a follower node and the leader node. Medians of
 // the runs, and of each kind.
-import { execFile } from 'node:child_process';
+//
+// --type postgres: create a PostgreSQL service of 3 members (a primary and two
+// streaming standbys), time create→ACTIVE; with the load client of
+// test/helpers/pg-client.ts inserting through primary.pg.<domain> from the
+// client namespace, kill -9 the firecampd and dockerd of the primary's node
+// and time until the client's first acknowledged insert after the kill. The
+// primary goes where placement puts its first member; to make that the leader
+// node or a follower node as the run asks, the bench first pins a one-member
+// Redis service (a spacer) on each of the two other nodes (node labels and
+// --require-label), so the wanted node is the least loaded, then deletes the
+// spacers once PostgreSQL is ACTIVE, before the load starts.
+import { execFile, spawn } from 'node:child_process';
 import dns from 'node:dns';
+import path from 'node:path';
 import { promisify } from 'node:util';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { TestBed } from '../test/bed/bed.ts';
+import { REPO } from '../test/helpers/proc.ts';
 
 const execFileAsync = promisify(execFile);
 const KEYS = 1000;
 const TARGETS = { create_ms: 15_000, failover_ms: 10_000 };
+const TYPES = ['redis', 'postgres'] as const;
+const PG_CLIENT = path.join(REPO, 'test', 'helpers', 'pg-client.ts');
+/** The node label that pins a spacer to one node (postgres runs). */
+const NODE_LABEL = 'bench-node';
 
 interface Run {
   create_ms: number;
@@ -33,7 +50,8 @@ async function until(cond: () => Promise<boolean>, ms: number, what: string): Pr
   }
 }
 
-async function oneRun(leaseTtl: number, victimRole: 'leader' | 'follower'): Promise<Run> {
+/** A fresh bed of 3 nodes (a dockerd each) and a client namespace, every agent holding its lease. */
+async function startBed(leaseTtl: number, extra: (i: number, bed: TestBed) => string[] = () => []): Promise<TestBed> {
   const bed = await TestBed.create({ nodes: 3, clientNamespace: true, docker: true });
   try {
     for (let i = 0; i < 3; i++) {
@@ -48,12 +66,23 @@ async function oneRun(leaseTtl: number, victimRole: 'leader' | 'follower'): Prom
         String(leaseTtl),
         '--dns-domain',
         'fc.test',
+        ...extra(i, bed),
       ]);
     }
-    const status = async (i: number) => (await bed.api(i, 'GET', '/v1/cluster/status')).json;
-    const ids = await bed.nodeIds();
     // Every agent holds its lease before the clock starts: placement needs live nodes.
     await until(async () => (await bed.api(0, 'POST', '/v1/kv/range', { key: '/_cluster/alive/', prefix: true })).json.kvs.length === 3, 30_000, 'the agents');
+    return bed;
+  } catch (err) {
+    await bed.destroy();
+    throw err;
+  }
+}
+
+async function oneRun(leaseTtl: number, victimRole: 'leader' | 'follower'): Promise<Run> {
+  const bed = await startBed(leaseTtl);
+  try {
+    const status = async (i: number) => (await bed.api(i, 'GET', '/v1/cluster/status')).json;
+    const ids = await bed.nodeIds();
 
     const t0 = Date.now();
     const created = await bed.api(0, 'POST', '/v1/services', { type: 'redis', name: 'cache', redis: { shards: 3, replicasPerShard: 1 }, volumeSizeMiB: 64 });
@@ -130,6 +159,149 @@ async function oneRun(leaseTtl: number, victimRole: 'leader' | 'follower'): Prom
   }
 }
 
+/**
+ * PostgreSQL: a 3-member service, create→ACTIVE; then, with the load client
+ * inserting, the primary's node dies, and failover_ms is the time from the
+ * kill to the client's first acknowledged insert after it.
+ */
+async function postgresRun(leaseTtl: number, victimRole: 'leader' | 'follower'): Promise<Run> {
+  // Each node carries a label naming it, for the spacers' --require-label.
+  const bed = await startBed(leaseTtl, (i, b) => ['--labels', `${NODE_LABEL}=${b.nodes[i].ns}`]);
+  let load: LoadClient | undefined;
+  try {
+    const status = async (i: number) => (await bed.api(i, 'GET', '/v1/cluster/status')).json;
+    const service = async (name: string, i = 0) => (await bed.api(i, 'GET', `/v1/service?name=${name}`)).json as PgView;
+    const ids = await bed.nodeIds();
+
+    // Where the primary should run: the leader node, or a follower node. A spacer on each other node makes it the least loaded one,
+    // so that placement puts the first member (the primary) there; the other two members go to the nodes without a member of theirs.
+    const leader = (await status(0)).leader as string;
+    const wanted = victimRole === 'leader' ? leader : ids.find((id) => id !== leader)!;
+    const spacers = ids.flatMap((id, i) => (id === wanted ? [] : [{ name: `spacer-${bed.nodes[i].ns}`, ns: bed.nodes[i].ns }]));
+    for (const sp of spacers) {
+      const r = await bed.api(0, 'POST', '/v1/services', {
+        type: 'redis',
+        name: sp.name,
+        replicas: 1,
+        volumeSizeMiB: 64,
+        placement: { labels: { [NODE_LABEL]: sp.ns } },
+      });
+      if (r.status !== 200) throw new Error(`create ${sp.name}: ${JSON.stringify(r.json)}`);
+    }
+    for (const sp of spacers) await until(async () => (await service(sp.name)).status === 'ACTIVE', 60_000, `${sp.name} ACTIVE`);
+
+    // What `firecampd service create --type postgres --name pg --replicas 3 --volume-size 256` sends.
+    const t0 = Date.now();
+    const created = await bed.api(0, 'POST', '/v1/services', { type: 'postgres', name: 'pg', replicas: 3, volumeSizeMiB: 256 });
+    if (created.status !== 200) throw new Error(`create: ${JSON.stringify(created.json)}`);
+    await until(async () => (await service('pg')).status === 'ACTIVE', 120_000, 'pg ACTIVE');
+    const create_ms = Date.now() - t0;
+
+    // The spacers go before the load starts: the dead node then runs nothing but its PostgreSQL member.
+    for (const sp of spacers) {
+      const r = await bed.api(0, 'POST', '/v1/services/delete', { name: sp.name });
+      if (r.status !== 200) throw new Error(`delete ${sp.name}: ${JSON.stringify(r.json)}`);
+    }
+    for (const sp of spacers) await until(async () => (await bed.api(0, 'GET', `/v1/service?name=${sp.name}`)).status === 404, 60_000, `${sp.name} deleted`);
+
+    // The superuser's password: what `firecampd service credentials pg` shows for user postgres.
+    const creds = await bed.api(0, 'GET', '/v1/service/credentials?name=pg');
+    const password = (creds.json as { credentials?: { user?: string; value: string }[] }).credentials?.find((c) => c.user === 'postgres')?.value;
+    if (creds.status !== 200 || !password)
+      throw new Error(`credentials: ${creds.status} ${creds.status === 200 ? 'no password of user postgres' : JSON.stringify(creds.json)}`);
+
+    const view = await service('pg');
+    const primary = view.members.find((m) => m.name === view.state?.primary);
+    if (!primary) throw new Error(`no primary member in the service view: state ${JSON.stringify(view.state)}`);
+    const victim = ids.indexOf(primary.node);
+    if (victim < 0) throw new Error(`the primary ${primary.name} is on ${primary.node}, not a node of the bed`);
+    if (primary.node !== wanted)
+      process.stderr.write(`bench:failover: the primary ${primary.name} was placed on ${bed.nodes[victim].ns}, not on the ${victimRole} node asked for\n`);
+    // The client asks a node that stays alive for the primary's address.
+    const survivor = [0, 1, 2].find((i) => i !== victim)!;
+    load = startLoad(bed, `${bed.nodes[survivor].ip}:53`, password);
+    await load.ready(60_000);
+
+    const victim_was_leader = (await status(survivor)).leader === primary.node;
+    const t1 = Date.now();
+    await bed.crash(victim);
+    // Serving again: the first insert acknowledged after the kill, following an outage (the client reports one of over a second).
+    const resumedAt = await load.resumedAfter(t1, 120_000);
+    return { create_ms, failover_ms: resumedAt - t1, victim_was_leader };
+  } finally {
+    await load?.stop();
+    await bed.destroy();
+  }
+}
+
+interface PgView {
+  status: string;
+  state?: { primary?: string };
+  members: Member[];
+}
+
+interface LoadClient {
+  /** Resolves after the client's first acknowledged insert. */
+  ready(ms: number): Promise<void>;
+  /** The epoch ms of the first insert acknowledged after an outage that ended after `since`. */
+  resumedAfter(since: number, ms: number): Promise<number>;
+  stop(): Promise<void>;
+}
+
+/** test/helpers/pg-client.ts in load mode, in the client namespace, inserting through primary.pg.fc.test until stopped. */
+function startLoad(bed: TestBed, dnsServer: string, password: string): LoadClient {
+  const args = [`--net=/var/run/netns/${bed.client!.ns}`, process.execPath, '--import', 'tsx', PG_CLIENT];
+  args.push('--dns', dnsServer, '--host', 'primary.pg.fc.test', '--user', 'postgres', '--password', password, 'load');
+  const proc = spawn('nsenter', args, { cwd: REPO, stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  proc.stdout.on('data', (d) => (out += String(d)));
+  proc.stderr.on('data', (d) => (err = (err + String(d)).slice(-2000)));
+  proc.stdin.on('error', () => {});
+  let exited = false;
+  const closed = new Promise<void>((r) => proc.once('close', () => r())).then(() => void (exited = true));
+  const lines = () =>
+    out
+      .split('\n')
+      .filter(Boolean)
+      .flatMap((l) => {
+        try {
+          return [JSON.parse(l) as Record<string, unknown>];
+        } catch {
+          return [];
+        }
+      });
+  const gone = () => new Error(`the load client exited: ${err.trim() || out.trim().split('\n').at(-1) || 'without a word'}`);
+  return {
+    ready: async (ms) => {
+      const ready = () => lines().some((l) => l.ready === true);
+      await until(() => Promise.resolve(ready() || exited), ms, 'the load client to insert');
+      if (!ready()) throw gone();
+    },
+    resumedAfter: async (since, ms) => {
+      let at: number | undefined;
+      await until(
+        () => {
+          const l = lines().find((x) => typeof x.resumedAt === 'number' && x.resumedAt > since);
+          at = l?.resumedAt as number | undefined;
+          return Promise.resolve(at !== undefined || exited);
+        },
+        ms,
+        'an insert acknowledged after the kill',
+      );
+      if (at === undefined) throw gone();
+      return at;
+    },
+    // End of stdin stops it; one in-flight query may take its timeouts (2 s to connect, 5 s per query) first.
+    stop: async () => {
+      proc.stdin.end();
+      const timer = setTimeout(() => proc.kill('SIGKILL'), 20_000);
+      await closed;
+      clearTimeout(timer);
+    },
+  };
+}
+
 interface Member {
   name: string;
   node: string;
@@ -161,6 +333,7 @@ function median(xs: number[]): number | undefined {
 
 async function main(): Promise<void> {
   const argv = await yargs(hideBin(process.argv))
+    .option('type', { choices: TYPES, default: 'redis', describe: "the service: a 3×2 Redis cluster, or PostgreSQL's primary and 2 standbys" })
     .option('runs', { type: 'number', default: 4, describe: 'runs; they take turns killing a follower node and the leader node' })
     .option('lease-ttl', { type: 'number', default: 5, describe: "the nodes' --lease-ttl: failover waits for it to expire" })
     .option('json', { type: 'boolean', default: false })
@@ -168,7 +341,7 @@ async function main(): Promise<void> {
     .parseAsync();
   const runs: Run[] = [];
   for (let i = 0; i < argv.runs; i++) {
-    runs.push(await oneRun(argv.leaseTtl, i % 2 === 0 ? 'follower' : 'leader'));
+    runs.push(await (argv.type === 'postgres' ? postgresRun : oneRun)(argv.leaseTtl, i % 2 === 0 ? 'follower' : 'leader'));
     const r = runs.at(-1)!;
     if (!argv.json)
       process.stderr.write(
@@ -176,6 +349,7 @@ async function main(): Promise<void> {
       );
   }
   const result = {
+    type: argv.type,
     lease_ttl_s: argv.leaseTtl,
     runs,
     median: { create_ms: median(runs.map((r) => r.create_ms)), failover_ms: median(runs.map((r) => r.failover_ms)) },
@@ -197,7 +371,7 @@ async function main(): Promise<void> {
       .padEnd(24)}${String(TARGETS[k]).padStart(8)}`;
   const byVictim = result.median_failover_ms_by_victim;
   process.stdout.write(
-    `lease TTL ${argv.leaseTtl} s, ${argv.runs} runs\n${'what'.padEnd(12)}${'median'.padStart(8)}   ${'runs'.padEnd(24)}${'target'.padStart(8)}\n${row('create_ms')}\n${row('failover_ms')}\n` +
+    `${argv.type === 'postgres' ? 'PostgreSQL, 3 members (failover: kill → first acknowledged insert)' : 'Redis, 3×2 cluster'}, lease TTL ${argv.leaseTtl} s, ${argv.runs} runs\n${'what'.padEnd(12)}${'median'.padStart(8)}   ${'runs'.padEnd(24)}${'target'.padStart(8)}\n${row('create_ms')}\n${row('failover_ms')}\n` +
       `failover median when the dead node was a follower: ${byVictim.follower ?? '-'} ms, the leader: ${byVictim.leader ?? '-'} ms\n`,
   );
 }

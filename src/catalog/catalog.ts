@@ -224,16 +224,23 @@ export class Catalog {
 
   /** The type's DNS aliases (e.g. the primary's name) point at their member's current address. */
   private async keepAliases(svc: Service, have: StoredMember[]): Promise<void> {
+    const puts = this.aliasPuts(svc, this.placed(have));
+    if (puts.length === 0) return;
+    await this.o.db.txn({ compare: [], success: puts, failure: [] });
+    this.o.log.info(
+      { service: svc.spec.name, aliases: puts.map((p) => `${p.put.key.slice(DNS_PREFIX.length)} → ${p.put.value}`) },
+      'DNS aliases point at their members',
+    );
+  }
+
+  /** The writes that would point the service's aliases at their members' addresses; none for those that do already. */
+  private aliasPuts(svc: Service, placed: PlacedMember[]): { put: { key: string; value: string } }[] {
     const type = SERVICE_TYPES[svc.spec.type];
-    if (!type.aliases) return;
-    const placed = this.placed(have);
-    for (const { name, member } of type.aliases(svc.spec, svc.state ?? {}, this.o.domain)) {
+    return (type.aliases?.(svc.spec, svc.state ?? {}, this.o.domain) ?? []).flatMap(({ name, member }) => {
       const host = placed.find((m) => m.spec.name === member)?.host;
       const key = DNS_PREFIX + name.toLowerCase();
-      if (!host || this.o.db.store.get(key)?.value === host) continue;
-      await this.o.db.txn({ compare: [], success: [{ put: { key, value: host } }], failure: [] });
-      this.o.log.info({ name, member, host }, 'DNS alias points at its member');
-    }
+      return host && this.o.db.store.get(key)?.value !== host ? [{ put: { key, value: host } }] : [];
+    });
   }
 
   /** When each service's roles were last written: they are looked at every few seconds, not every pass. */
@@ -245,12 +252,17 @@ export class Catalog {
     if (!have.every((m) => this.running(m.spec))) return;
     const placed = this.placed(have);
     const ctx = this.typeContext(svc);
-    await type.maintain?.(svc.spec, placed, ctx);
-    if (!type.roles || Date.now() - (this.rolesAt.get(svc.spec.name) ?? 0) < 3000) return;
-    this.rolesAt.set(svc.spec.name, Date.now());
-    const roles = JSON.stringify(await type.roles(svc.spec, placed, ctx));
-    const key = ROLES_PREFIX + svc.spec.name;
-    if (this.o.db.store.get(key)?.value !== roles) await this.o.db.txn({ compare: [], success: [{ put: { key, value: roles } }], failure: [] });
+    // Upkeep is not a step: a member that does not answer now (its node just died) is looked at again next pass, and says nothing in the service's message.
+    try {
+      await type.maintain?.(svc.spec, placed, ctx);
+      if (!type.roles || Date.now() - (this.rolesAt.get(svc.spec.name) ?? 0) < 3000) return;
+      this.rolesAt.set(svc.spec.name, Date.now());
+      const roles = JSON.stringify(await type.roles(svc.spec, placed, ctx));
+      const key = ROLES_PREFIX + svc.spec.name;
+      if (this.o.db.store.get(key)?.value !== roles) await this.o.db.txn({ compare: [], success: [{ put: { key, value: roles } }], failure: [] });
+    } catch (err) {
+      this.o.log.debug({ service: svc.spec.name, err: errorMessage(err) }, 'upkeep failed; will retry');
+    }
   }
 
   /**
@@ -409,13 +421,13 @@ export class Catalog {
       success: [
         { put: { key: memberKey(m.spec.service, m.spec.name), value: JSON.stringify(spec) } },
         { put: { key: serviceKey(svc.spec.name), value: JSON.stringify(next_) } },
+        // A new primary's name moves in the same transaction: a member restarted by it already finds the name where the state says.
+        ...(state ? this.aliasPuts(next_, placed) : []),
       ],
       failure: [],
     });
     if (!r.succeeded) return;
     this.o.log.info({ member: m.spec.name, image: spec.image, generation }, 'rolling a member');
-    // A new primary: its name points at it at once, not a pass later.
-    if (state) await this.keepAliases(next_, have);
   }
 
   /** Up to `n` addresses of the pool that no member holds. */

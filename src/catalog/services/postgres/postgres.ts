@@ -138,8 +138,8 @@ export const postgres: ServiceType = {
   members(spec: ServiceSpec, ctx: MemberContext): Omit<MemberSpec, 'node' | 'epoch'>[] {
     const primaryHost = `primary.${spec.name}.${ctx.domain}`;
     const names = Array.from({ length: spec.replicas }, (_, i) => `${spec.name}-${i}`);
-    // Replication only from the members: their static IPs, or else the nodes they may run on.
-    const from = ctx.ips.slice(0, spec.replicas).every(Boolean) ? (ctx.ips.slice(0, spec.replicas) as string[]) : ctx.nodeAddrs;
+    // Replication only from the members: their static IPs, and the nodes they run on (a connection leaves from the node's own address).
+    const from = [...new Set([...ctx.ips.slice(0, spec.replicas).filter((ip): ip is string => ip !== undefined), ...ctx.nodeAddrs])];
     const hba = [
       '# Written by firecampd: replication from the members only, passwords (SCRAM) over the network.',
       'local all postgres peer',
@@ -149,9 +149,12 @@ export const postgres: ServiceType = {
     ].join('\n');
     const sync = spec.postgres?.syncStandbys ?? 0;
     const journal = spec.journalVolumeSizeMiB !== undefined;
+    // The log's share of its disk: checkpoints come before it grows past a quarter, standbys are kept an eighth, and
+    // a slot whose standby fell behind by half is given up rather than fill the disk (that standby then clones again).
+    const walDiskMiB = spec.journalVolumeSizeMiB ?? Math.floor((spec.volumeSizeMiB ?? 1024) / 2);
+    const maxWal = Math.max(32, Math.floor(walDiskMiB / 4));
     return names.map((name, i) => {
       const ip = ctx.ips[i];
-      const role = primaryOf(spec, ctx.state) === name ? 'primary' : 'standby';
       const conf = [
         '# Written by firecampd; change settings with "firecampd service config".',
         `listen_addresses = '${ip ?? '*'}'`,
@@ -161,7 +164,10 @@ export const postgres: ServiceType = {
         'wal_level = replica',
         'max_wal_senders = 16',
         'max_replication_slots = 16',
-        "wal_keep_size = '512MB'",
+        `max_wal_size = '${maxWal}MB'`,
+        `min_wal_size = '${Math.min(80, Math.floor(maxWal / 2))}MB'`,
+        `wal_keep_size = '${Math.floor(walDiskMiB / 8)}MB'`,
+        `max_slot_wal_keep_size = '${Math.floor(walDiskMiB / 2)}MB'`,
         'wal_log_hints = on',
         'hot_standby = on',
         'hot_standby_feedback = on',
@@ -193,7 +199,7 @@ export const postgres: ServiceType = {
         configFiles: [
           { path: 'postgresql.conf', content: conf + '\n' },
           { path: 'pg_hba.conf', content: hba + '\n' },
-          { path: 'start.sh', content: startScript(role, primaryHost, journal), mode: 0o755 },
+          { path: 'start.sh', content: startScript(`${name}.${spec.name}.${ctx.domain}`, primaryHost, journal), mode: 0o755 },
         ],
         secretFiles: [
           { path: '.pgpass', template: `*:*:*:replicator:{{replication}}\n*:*:*:postgres:{{superuser}}\n` },
@@ -340,28 +346,42 @@ async function switchover(from: PlacedMember, target: PlacedMember, ctx: TypeCon
 }
 
 /**
- * The member's start script (POSIX sh, as the image's postgres user). A
- * primary makes its data directory once (initdb, the replication user); a
- * standby clones the primary once (pg_basebackup) and, when it was a primary
- * before, first drops what the new primary lacks (pg_rewind, or a fresh
- * clone if that fails). A marker on the volume says the data is whole, so a
- * clone cut short is made again, never started.
+ * The member's start script (POSIX sh, as the image's postgres user). Its
+ * role is read at each start, not written into it: the member is the
+ * primary when the primary's name points where its own name does, in the
+ * /etc/hosts the agent keeps from the cluster's records (the catalog moves
+ * that name in the same transaction that changes the primary). A primary
+ * makes its data directory once (initdb, the replication user); a standby
+ * clones the primary once (pg_basebackup) and, when it was a primary before,
+ * first drops what the new primary lacks (pg_rewind, or a fresh clone if
+ * that fails). A marker on the volume says the data is whole, so a clone cut
+ * short is made again, never started.
  */
-function startScript(role: 'primary' | 'standby', primaryHost: string, journal: boolean): string {
+function startScript(me: string, primaryHost: string, journal: boolean): string {
   const waldir = journal ? `--waldir=${JOURNAL}/pg_wal` : '';
   return `#!/bin/sh
-# Written by firecampd: starts this member as the ${role}.
+# Written by firecampd: starts this member as the primary or as a standby, as the cluster says now.
 set -eu
 PGDATA=${PGDATA}
 READY=${DATA}/.firecampd-data-ready
 PRIMARY=${primaryHost}
+ME=${me}
 say() { echo "firecampd: $*" >&2; }
+addr_of() { awk -v n="$1" '$2 == n { a = $1 } END { print a }' /etc/hosts; }
+until [ -n "$(addr_of "$PRIMARY")" ] && [ -n "$(addr_of "$ME")" ]; do say "waiting for the names $PRIMARY and $ME"; sleep 1; done
+if [ "$(addr_of "$PRIMARY")" = "$(addr_of "$ME")" ]; then ROLE=primary; else ROLE=standby; fi
+say "starting as the $ROLE"
 wait_for_primary() {
-  until pg_isready -q -h "$PRIMARY" -p ${PG_PORT}; do say "waiting for the primary ($PRIMARY)"; sleep 1; done
+  until pg_isready -q -h "$PRIMARY" -p ${PG_PORT}; do
+    # The names may have moved meanwhile (this member may be the primary now): decide again.
+    if [ "$(addr_of "$PRIMARY")" = "$(addr_of "$ME")" ]; then exec sh "$0"; fi
+    say "waiting for the primary ($PRIMARY)"
+    sleep 1
+  done
 }
 if [ ! -f "$READY" ]; then
   rm -rf "$PGDATA"${journal ? ` ${JOURNAL}/pg_wal` : ''}
-  if [ ${role} = primary ]; then
+  if [ "$ROLE" = primary ]; then
     say "initdb"
     initdb -D "$PGDATA" ${waldir} -U postgres --pwfile=${DATA}/.superuser-password -E UTF8 --locale=C --auth-local=peer --auth-host=scram-sha-256
     postgres --single -D "$PGDATA" postgres < ${DATA}/.init.sql > /dev/null
@@ -373,7 +393,7 @@ if [ ! -f "$READY" ]; then
   fi
   touch "$READY"
 fi
-if [ ${role} = standby ] && [ ! -f "$PGDATA/standby.signal" ]; then
+if [ "$ROLE" = standby ] && [ ! -f "$PGDATA/standby.signal" ]; then
   # It was the primary: its log may hold what the new primary never got.
   wait_for_primary
   if pg_rewind -D "$PGDATA" --source-server="host=$PRIMARY port=${PG_PORT} user=postgres dbname=postgres connect_timeout=5"; then
@@ -384,7 +404,7 @@ if [ ${role} = standby ] && [ ! -f "$PGDATA/standby.signal" ]; then
     exec sh "$0"
   fi
 fi
-if [ ${role} = primary ]; then rm -f "$PGDATA/standby.signal"; fi
+if [ "$ROLE" = primary ]; then rm -f "$PGDATA/standby.signal"; fi
 exec postgres -D "$PGDATA" -c config_file=${DATA}/postgresql.conf
 `;
 }

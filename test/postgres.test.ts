@@ -1,0 +1,338 @@
+// PostgreSQL end to end on the test bed (3 nodes with a dockerd each, loop
+// volumes on shared storage, static IPs, a client namespace), with the real
+// server in the postgres:15 stand-in image:
+//
+// - create 3 members: a primary and two streaming standbys, each with a
+//   journal volume for its WAL; generated passwords that work, a wrong one
+//   refused, no secret in any log or in `service get --json`;
+// - 10,000 inserts through primary.pg.<domain>, each acknowledged;
+// - the primary's node dies (every process killed, its link down): the
+//   primary serves again elsewhere, every acknowledged row is there, both
+//   standbys stream from it;
+// - a rolling upgrade to another tag while a client inserts: standbys first,
+//   one switchover, no acknowledged insert lost;
+// - scale 3 → 4 → 2, the slots following the members.
+import assert from 'node:assert/strict';
+import { execFile, execFileSync, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { after, before, describe, it } from 'node:test';
+import { TestBed } from './bed/bed.ts';
+import { docker } from './bed/docker.ts';
+import { REPO, runCli, tempDir } from './helpers/proc.ts';
+import { pollUntil } from './helpers/wait.ts';
+
+const execFileAsync = promisify(execFile);
+const LEASE_TTL = 8;
+const ROWS = 10_000;
+const NEXT_IMAGE = 'postgres:15.18';
+const CLIENT = path.join(REPO, 'test', 'helpers', 'pg-client.ts');
+const PRIMARY = 'primary.pg.fc.test';
+
+interface MemberView {
+  name: string;
+  node: string;
+  epoch: number;
+  ip: string;
+  image: string;
+  state: string;
+  health: string | null;
+  role: string | null;
+  lag_bytes: number | null;
+}
+interface ServiceView {
+  status: string;
+  message: string;
+  state?: { primary?: string };
+  members: MemberView[];
+}
+
+describe('postgres', { timeout: 1_500_000 }, () => {
+  let bed: TestBed;
+  const ids: string[] = [];
+  let cli: (args: string[]) => Promise<{ code: number | null; stdout: string; stderr: string }>;
+  let password = '';
+  let replicationPassword = '';
+  const dead = new Set<number>();
+  const live = () => [0, 1, 2].filter((i) => !dead.has(i));
+  const nodeArgs = (shared: string) => [
+    '--volumes',
+    `loop:${shared}`,
+    '--static-ips',
+    'local:eth0',
+    '--ip-pool',
+    '10.77.0.200-10.77.0.220',
+    '--lease-ttl',
+    String(LEASE_TTL),
+    '--dns-domain',
+    'fc.test',
+  ];
+  const inClient = (cmd: string[]) => ['--net=/var/run/netns/' + bed.client!.ns, ...cmd];
+  const clientArgs = (user = 'postgres', pw = password) => [
+    process.execPath,
+    '--import',
+    'tsx',
+    CLIENT,
+    '--dns',
+    bed.nodes.map((n) => `${n.ip}:53`).join(','),
+    '--host',
+    PRIMARY,
+    '--user',
+    user,
+    '--password',
+    pw,
+  ];
+  const pgClient = async (args: string[], user?: string, pw?: string) => {
+    const { stdout } = await execFileAsync('nsenter', inClient([...clientArgs(user, pw), ...args]), { cwd: REPO, timeout: 300_000 });
+    return JSON.parse(stdout.trim().split('\n').at(-1)!);
+  };
+  /** SQL as the superuser on one member, from the client namespace (psql from Debian's postgresql-client). */
+  const psql = async (ip: string, sql: string) =>
+    (
+      await execFileAsync('nsenter', inClient(['psql', '-h', ip, '-U', 'postgres', '-d', 'postgres', '-AtX', '-c', sql]), {
+        encoding: 'utf8',
+        timeout: 15_000,
+        env: { ...process.env, PGPASSWORD: password, PGCONNECT_TIMEOUT: '3' },
+      })
+    ).stdout.trim();
+  const service = async () => {
+    const r = await cli(['service', 'get', 'pg', '--json', '--addr', bed.nodes[live()[0]].addr]);
+    if (r.code !== 0) throw new Error(r.stderr);
+    return JSON.parse(r.stdout) as ServiceView;
+  };
+  const primaryMember = (s: ServiceView) => s.members.find((m) => m.name === s.state?.primary)!;
+  /** Every other member streams from the primary, as the primary itself sees it. */
+  const allStreaming = async (s: ServiceView) => {
+    const primary = primaryMember(s);
+    if ((await psql(primary.ip, 'SELECT pg_is_in_recovery()')) !== 'f') return false;
+    const streaming = (await psql(primary.ip, "SELECT application_name FROM pg_stat_replication WHERE state = 'streaming'")).split('\n').filter(Boolean);
+    return s.members.filter((m) => m !== primary).every((m) => streaming.includes(m.name));
+  };
+  /** The nodes' last log lines and each PostgreSQL container's, for a failing test's message. */
+  const context = () => {
+    const members = live().flatMap((i) => {
+      const d = bed.nodes[i].docker!;
+      const names = docker(d, ['ps', '-a', '--filter', 'name=firecampd-pg-', '--format', '{{.Names}}']).split('\n').filter(Boolean);
+      return names.map((n) => {
+        let out = '';
+        try {
+          out = execFileSync('sh', ['-c', `docker -H ${d.host} logs --tail 12 ${n} 2>&1`], { encoding: 'utf8' });
+        } catch (err) {
+          out = String((err as { stderr?: string }).stderr ?? err);
+        }
+        return `--- ${bed.nodes[i].ns} ${n}\n${out}`;
+      });
+    });
+    return `${bed.logs(15)}\n${members.join('\n')}`;
+  };
+
+  before(async () => {
+    bed = await TestBed.create({ nodes: 3, clientNamespace: true, docker: true });
+    for (let i = 0; i < 3; i++) await bed.start(i, nodeArgs(bed.shared));
+    const caFile = path.join(tempDir(), 'ca.crt');
+    fs.copyFileSync(path.join(bed.nodes[0].dataDir, 'tls', 'ca.crt'), caFile);
+    cli = (args) => runCli([...args, '--ca-file', caFile], { FIRECAMPD_TOKEN: bed.token });
+    await pollUntil(
+      async () => (await bed.api(0, 'POST', '/v1/kv/range', { key: '/_cluster/alive/', prefix: true })).json.kvs.length,
+      (n) => n === 3,
+      { ms: 60_000, what: 'three agents', context },
+    );
+    ids.push(...(await bed.nodeIds()));
+  });
+  after(async () => {
+    await bed?.destroy();
+  });
+
+  it('creates a primary and two streaming standbys with generated passwords, and takes 10,000 acknowledged inserts by the primary name', async (t) => {
+    const started = Date.now();
+    const create = await cli([
+      'service',
+      'create',
+      '--type',
+      'postgres',
+      '--name',
+      'pg',
+      '--replicas',
+      '3',
+      '--volume-size',
+      '256',
+      '--journal-volume-size',
+      '128',
+      '--addr',
+      bed.nodes[1].addr,
+    ]);
+    assert.equal(create.code, 0, `${create.stderr}\n${context()}`);
+    t.diagnostic(`create → ACTIVE: ${Date.now() - started} ms`);
+    assert.match(create.stdout, /pg: ACTIVE/);
+
+    const creds = await cli(['service', 'credentials', 'pg', '--json', '--addr', bed.nodes[0].addr]);
+    assert.equal(creds.code, 0, creds.stderr);
+    const list = (JSON.parse(creds.stdout) as { credentials: { secret: string; user?: string; value: string }[] }).credentials;
+    password = list.find((c) => c.user === 'postgres')!.value;
+    replicationPassword = list.find((c) => c.user === 'replicator')!.value;
+    assert.match(password, /^[A-Za-z0-9_-]{32}$/);
+
+    // ACTIVE means the standbys streamed; the roles shown by `service get` come from the catalog's look a moment later.
+    const s = await pollUntil(service, (v) => v.members.filter((m) => m.role === 'standby').length === 2, {
+      ms: 30_000,
+      what: 'service get to show a primary and two streaming standbys',
+      context,
+    });
+    assert.equal(s.state?.primary, 'pg-0');
+    assert.equal(s.members.find((m) => m.name === 'pg-0')!.role, 'primary');
+    assert.ok(await allStreaming(s), 'both standbys stream from the primary');
+    assert.equal(new Set(s.members.map((m) => m.node)).size, 3, 'one member per node');
+    // WAL lives on the journal volume.
+    for (const m of s.members) {
+      const d = bed.nodes[ids.indexOf(m.node)].docker!;
+      assert.equal(
+        docker(d, ['exec', `firecampd-pg-${m.name}`, 'readlink', '/data/pgdata/pg_wal']),
+        '/journal/pg_wal',
+        `${m.name}'s WAL on its journal volume`,
+      );
+    }
+
+    const wrong = await pgClient(['count'], 'postgres', 'not-the-password').catch((err: Error) => err);
+    assert.ok(wrong instanceof Error && /password authentication failed/.test(wrong.message), `a wrong password is refused: ${String(wrong)}`);
+    const inserted = await pgClient(['insert', String(ROWS)]);
+    assert.deepEqual([inserted.acked, inserted.errors], [[1, ROWS], 0], JSON.stringify(inserted));
+    assert.deepEqual(await pgClient(['count']), { rows: ROWS, max: ROWS });
+
+    // No secret anywhere a person or a script would look.
+    const view = (await cli(['service', 'get', 'pg', '--json', '--addr', bed.nodes[2].addr])).stdout;
+    for (const secret of [password, replicationPassword]) {
+      assert.ok(!view.includes(secret), 'no secret in service get --json');
+      for (const n of bed.nodes) assert.ok(!n.logs.some((l) => l.includes(secret)), `no secret in ${n.ns}'s log`);
+    }
+    for (const i of [0, 1, 2]) {
+      const d = bed.nodes[i].docker!;
+      const names = docker(d, ['ps', '--format', '{{.Names}}']).split('\n').filter(Boolean);
+      for (const name of names) {
+        const inspect = docker(d, ['inspect', name]);
+        assert.ok(!inspect.includes(password) && !inspect.includes(replicationPassword), `no secret in docker inspect ${name}`);
+      }
+    }
+  });
+
+  it("survives the death of the primary's node: the primary serves again elsewhere with every acknowledged row, and both standbys stream from it", async (t) => {
+    const before = await service();
+    const primary = primaryMember(before);
+    const victim = ids.indexOf(primary.node);
+    const load = startLoad();
+    try {
+      await load.ready();
+      const killedAt = Date.now();
+      bed.die(victim);
+      dead.add(victim);
+      const resumed = await load.resumedAfter(killedAt, 120_000);
+      t.diagnostic(`kill of the primary's node → first acknowledged insert: ${resumed - killedAt} ms`);
+    } finally {
+      await load.stop();
+    }
+    const stats = load.result();
+    t.diagnostic(`during the failover: ${stats.acked[1] - stats.acked[0] + 1} acknowledged, ${stats.errors} errors, longest gap ${stats.longestGapMs} ms`);
+    const after = await pollUntil(
+      service,
+      (s) => s.status === 'ACTIVE' && s.members.every((m) => m.state === 'running' && m.health === 'healthy' && m.node !== ids[victim]),
+      { ms: 120_000, what: 'every member running again on the live nodes', context },
+    );
+    assert.equal(after.state?.primary, primary.name, 'the primary stays the same member');
+    assert.equal(primaryMember(after).ip, primary.ip, 'with the same address');
+    await pollUntil(() => allStreaming(after), Boolean, { ms: 90_000, what: 'both standbys to stream from the moved primary', context });
+    const count = await pgClient(['count']);
+    assert.ok(count.rows >= stats.acked[1], `every acknowledged row is there: ${count.rows} rows, ${stats.acked[1]} acknowledged`);
+    assert.equal(count.rows, count.max, 'no gap in the ids');
+  });
+
+  it('upgrades one member at a time while a client inserts: standbys first, one switchover, nothing acknowledged lost', async (t) => {
+    for (const i of live()) docker(bed.nodes[i].docker!, ['image', 'inspect', NEXT_IMAGE]);
+    const before = await service();
+    const load = startLoad();
+    let upgradeMs: number | undefined;
+    try {
+      await load.ready();
+      const started = Date.now();
+      const up = await cli(['service', 'upgrade', 'pg', '--image', NEXT_IMAGE, '--timeout', '600', '--addr', bed.nodes[live()[0]].addr]);
+      upgradeMs = Date.now() - started;
+      assert.equal(up.code, 0, `${up.stderr}\n${context()}`);
+      assert.match(up.stderr, /UPGRADING/);
+    } finally {
+      await load.stop();
+    }
+    const stats = load.result();
+    t.diagnostic(
+      `rolling upgrade of 3 members: ${upgradeMs ?? '?'} ms; the client: ${stats.acked[1] - stats.acked[0] + 1} acknowledged, ${stats.errors} errors, longest gap ${stats.longestGapMs} ms`,
+    );
+    const after = await service();
+    assert.ok(
+      after.members.every((m) => m.image === NEXT_IMAGE && m.state === 'running'),
+      JSON.stringify(after.members),
+    );
+    assert.notEqual(after.state?.primary, before.state?.primary, 'the primary switched over to a standby');
+    await pollUntil(() => allStreaming(after), Boolean, { ms: 90_000, what: 'every standby, the old primary too, to stream from the new primary', context });
+    const count = await pgClient(['count']);
+    assert.ok(count.rows >= stats.acked[1], `every acknowledged row is there: ${count.rows} rows, ${stats.acked[1]} acknowledged`);
+    assert.equal(count.rows, count.max, 'no gap in the ids');
+  });
+
+  it('scales 3 → 4 → 2: a new standby clones and streams, a removed one takes its slot along', async () => {
+    const up = await cli(['service', 'scale', 'pg', '4', '--addr', bed.nodes[live()[0]].addr]);
+    assert.equal(up.code, 0, `${up.stderr}\n${context()}`);
+    let s = await service();
+    assert.equal(s.members.length, 4);
+    await pollUntil(() => allStreaming(s), Boolean, { ms: 90_000, what: 'four members, three standbys streaming', context });
+    const keep = Number(s.state!.primary!.split('-')[1]) + 1;
+    const down = await cli(['service', 'scale', 'pg', String(Math.max(2, keep)), '--addr', bed.nodes[live()[0]].addr]);
+    assert.equal(down.code, 0, `${down.stderr}\n${context()}`);
+    s = await service();
+    assert.equal(s.members.length, Math.max(2, keep));
+    const primary = primaryMember(s);
+    const slots = await pollUntil(
+      async () => (await psql(primary.ip, 'SELECT slot_name FROM pg_replication_slots ORDER BY 1')).split('\n').filter(Boolean),
+      (have) => have.length === s.members.length - 1,
+      { ms: 30_000, what: 'one slot per remaining standby', context },
+    );
+    assert.deepEqual(
+      slots,
+      s.members.filter((m) => m !== primary).map((m) => m.name.replace('-', '_')),
+    );
+    const count = await pgClient(['count']);
+    assert.equal(count.rows, count.max);
+  });
+
+  /** The load client in the client namespace, inserting until stopped. */
+  function startLoad() {
+    const proc = spawn('nsenter', inClient([...clientArgs(), 'load']), { cwd: REPO, stdio: ['pipe', 'pipe', 'inherit'] });
+    let out = '';
+    proc.stdout.on('data', (d) => (out += String(d)));
+    let exited = false;
+    const done = new Promise((r) => proc.once('close', r)).then(() => (exited = true));
+    const lines = () =>
+      out
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
+    return {
+      ready: () =>
+        pollUntil(
+          () => out,
+          (o) => o.includes('{"ready":true}') || exited,
+          { ms: 60_000, what: 'the load client to insert', context },
+        ),
+      resumedAfter: async (since: number, ms: number) =>
+        (
+          await pollUntil(
+            () => lines().find((l) => typeof l.resumedAt === 'number' && l.resumedAt > since),
+            (l) => l !== undefined || exited,
+            { ms, what: 'an insert acknowledged after the fault', context },
+          )
+        )?.resumedAt as number,
+      stop: async () => {
+        proc.stdin.end();
+        await done;
+      },
+      result: () => lines().at(-1) as { acked: [number, number]; errors: number; longestGapMs: number; messages: string[] },
+    };
+  }
+});

@@ -113,7 +113,12 @@ describe('postgres', { timeout: 1_500_000 }, () => {
   const context = () => {
     const members = live().flatMap((i) => {
       const d = bed.nodes[i].docker!;
-      const names = docker(d, ['ps', '-a', '--filter', 'name=firecampd-pg-', '--format', '{{.Names}}']).split('\n').filter(Boolean);
+      let names: string[];
+      try {
+        names = docker(d, ['ps', '-a', '--filter', 'name=firecampd-pg-', '--format', '{{.Names}}']).split('\n').filter(Boolean);
+      } catch (err) {
+        return [`--- ${bed.nodes[i].ns}: its dockerd does not answer (${String(err)})`];
+      }
       return names.map((n) => {
         let out = '';
         try {

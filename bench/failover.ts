@@ -55,19 +55,7 @@ async function startBed(leaseTtl: number, extra: (i: number, bed: TestBed) => st
   const bed = await TestBed.create({ nodes: 3, clientNamespace: true, docker: true });
   try {
     for (let i = 0; i < 3; i++) {
-      await bed.start(i, [
-        '--volumes',
-        `loop:${bed.shared}`,
-        '--static-ips',
-        'local:eth0',
-        '--ip-pool',
-        '10.77.0.200-10.77.0.220',
-        '--lease-ttl',
-        String(leaseTtl),
-        '--dns-domain',
-        'fc.test',
-        ...extra(i, bed),
-      ]);
+      await bed.start(i, [...bed.serviceNodeArgs(leaseTtl), ...extra(i, bed)]);
     }
     // Every agent holds its lease before the clock starts: placement needs live nodes.
     await until(async () => (await bed.api(0, 'POST', '/v1/kv/range', { key: '/_cluster/alive/', prefix: true })).json.kvs.length === 3, 30_000, 'the agents');

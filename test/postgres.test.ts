@@ -56,18 +56,6 @@ describe('postgres', { timeout: 1_500_000 }, () => {
   let replicationPassword = '';
   const dead = new Set<number>();
   const live = () => [0, 1, 2].filter((i) => !dead.has(i));
-  const nodeArgs = (shared: string) => [
-    '--volumes',
-    `loop:${shared}`,
-    '--static-ips',
-    'local:eth0',
-    '--ip-pool',
-    '10.77.0.200-10.77.0.220',
-    '--lease-ttl',
-    String(LEASE_TTL),
-    '--dns-domain',
-    'fc.test',
-  ];
   const inClient = (cmd: string[]) => ['--net=/var/run/netns/' + bed.client!.ns, ...cmd];
   const clientArgs = (user = 'postgres', pw = password) => [
     process.execPath,
@@ -120,7 +108,7 @@ describe('postgres', { timeout: 1_500_000 }, () => {
         return [`--- ${bed.nodes[i].ns}: its dockerd does not answer (${String(err)})`];
       }
       return names.map((n) => {
-        let out = '';
+        let out: string;
         try {
           out = execFileSync('sh', ['-c', `docker -H ${d.host} logs --tail 12 ${n} 2>&1`], { encoding: 'utf8' });
         } catch (err) {
@@ -134,7 +122,7 @@ describe('postgres', { timeout: 1_500_000 }, () => {
 
   before(async () => {
     bed = await TestBed.create({ nodes: 3, clientNamespace: true, docker: true });
-    for (let i = 0; i < 3; i++) await bed.start(i, nodeArgs(bed.shared));
+    for (let i = 0; i < 3; i++) await bed.start(i, bed.serviceNodeArgs(LEASE_TTL));
     const caFile = path.join(tempDir(), 'ca.crt');
     fs.copyFileSync(path.join(bed.nodes[0].dataDir, 'tls', 'ca.crt'), caFile);
     cli = (args) => runCli([...args, '--ca-file', caFile], { FIRECAMPD_TOKEN: bed.token });

@@ -40,18 +40,6 @@ describe('redis cluster', { timeout: 900_000 }, () => {
   let bed: TestBed;
   const ids: string[] = [];
   let cli: (args: string[]) => Promise<{ code: number | null; stdout: string; stderr: string }>;
-  const nodeArgs = [
-    '--volumes',
-    '',
-    '--static-ips',
-    'local:eth0',
-    '--ip-pool',
-    '10.77.0.200-10.77.0.220',
-    '--lease-ttl',
-    String(LEASE_TTL),
-    '--dns-domain',
-    'fc.test',
-  ];
 
   const waitFor = async (cond: () => Promise<boolean>, ms: number, what: string) => {
     const deadline = Date.now() + ms;
@@ -98,8 +86,7 @@ describe('redis cluster', { timeout: 900_000 }, () => {
 
   before(async () => {
     bed = await TestBed.create({ nodes: 3, clientNamespace: true, docker: true });
-    nodeArgs[1] = `loop:${bed.shared}`;
-    for (let i = 0; i < 3; i++) await bed.start(i, nodeArgs);
+    for (let i = 0; i < 3; i++) await bed.start(i, bed.serviceNodeArgs(LEASE_TTL));
     const caFile = path.join(tempDir(), 'ca.crt');
     fs.copyFileSync(path.join(bed.nodes[0].dataDir, 'tls', 'ca.crt'), caFile);
     cli = (args) => runCli([...args, '--ca-file', caFile], { FIRECAMPD_TOKEN: bed.token });

@@ -95,18 +95,7 @@ describe('service', { timeout: 600_000 }, () => {
   before(async () => {
     bed = await TestBed.create({ nodes: 3, clientNamespace: true, docker: true });
     for (let i = 0; i < 3; i++) {
-      await bed.start(i, [
-        '--volumes',
-        `loop:${bed.shared}`,
-        '--static-ips',
-        'local:eth0',
-        '--ip-pool',
-        '10.77.0.200-10.77.0.220',
-        '--lease-ttl',
-        String(LEASE_TTL),
-        '--dns-domain',
-        'fc.test',
-      ]);
+      await bed.start(i, bed.serviceNodeArgs(LEASE_TTL));
     }
     const caFile = path.join(tempDir(), 'ca.crt');
     fs.copyFileSync(path.join(bed.nodes[0].dataDir, 'tls', 'ca.crt'), caFile);

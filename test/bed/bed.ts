@@ -101,6 +101,25 @@ export class TestBed {
     }
   }
 
+  /**
+   * The flags of a node that runs service members on the bed: loop volumes on
+   * the shared storage, static IPs on eth0 from one pool, names under fc.test.
+   */
+  serviceNodeArgs(leaseTtl: number): string[] {
+    return [
+      '--volumes',
+      `loop:${this.shared}`,
+      '--static-ips',
+      'local:eth0',
+      '--ip-pool',
+      '10.77.0.200-10.77.0.220',
+      '--lease-ttl',
+      String(leaseTtl),
+      '--dns-domain',
+      'fc.test',
+    ];
+  }
+
   /** Start node i in its namespace and wait until it serves. */
   async start(i: number, extraArgs: string[] = []): Promise<void> {
     const n = this.nodes[i];

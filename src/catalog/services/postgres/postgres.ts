@@ -152,7 +152,8 @@ export const postgres: ServiceType = {
     // The log's share of its disk: checkpoints come before it grows past a quarter, standbys are kept an eighth, and
     // a slot whose standby fell behind by half is given up rather than fill the disk (that standby then clones again).
     const walDiskMiB = spec.journalVolumeSizeMiB ?? Math.floor((spec.volumeSizeMiB ?? 1024) / 2);
-    const maxWal = Math.max(32, Math.floor(walDiskMiB / 4));
+    // PostgreSQL wants both bounds at two 16 MiB segments at least.
+    const maxWal = Math.max(64, Math.floor(walDiskMiB / 4));
     return names.map((name, i) => {
       const ip = ctx.ips[i];
       const conf = [
@@ -165,7 +166,7 @@ export const postgres: ServiceType = {
         'max_wal_senders = 16',
         'max_replication_slots = 16',
         `max_wal_size = '${maxWal}MB'`,
-        `min_wal_size = '${Math.min(80, Math.floor(maxWal / 2))}MB'`,
+        `min_wal_size = '${Math.max(32, Math.min(80, Math.floor(maxWal / 2)))}MB'`,
         `wal_keep_size = '${Math.floor(walDiskMiB / 8)}MB'`,
         `max_slot_wal_keep_size = '${Math.floor(walDiskMiB / 2)}MB'`,
         'wal_log_hints = on',

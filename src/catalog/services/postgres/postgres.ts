@@ -339,6 +339,9 @@ async function switchover(from: PlacedMember, target: PlacedMember, ctx: TypeCon
   }
   await withPg(target.host, pw, async (c) => {
     await c.query('SELECT pg_promote(true, 60)');
+    // The new timeline reaches the control file only with a checkpoint: until then pg_rewind, run by the old
+    // primary as it rejoins, would see one timeline on both sides and rewind nothing.
+    await c.query('CHECKPOINT');
     // What a primary sets in read-only mode travels in its data: the new primary takes writes whatever it was given.
     await c.query('ALTER SYSTEM RESET default_transaction_read_only');
     await c.query('SELECT pg_reload_conf()');

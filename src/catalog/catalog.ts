@@ -255,13 +255,23 @@ export class Catalog {
     // Upkeep is not a step: a member that does not answer now (its node just died) is looked at again next pass, and says nothing in the service's message.
     try {
       await type.maintain?.(svc.spec, placed, ctx);
-      if (!type.roles || Date.now() - (this.rolesAt.get(svc.spec.name) ?? 0) < 3000) return;
-      this.rolesAt.set(svc.spec.name, Date.now());
+    } catch (err) {
+      this.o.log.debug({ service: svc.spec.name, err: errorMessage(err) }, 'upkeep failed; will retry');
+    }
+    await this.refreshRoles(svc, placed, ctx);
+  }
+
+  /** Each member's role and lag for `service get`, looked at every few seconds (ACTIVE, and during a rollout). */
+  private async refreshRoles(svc: Service, placed: PlacedMember[], ctx: TypeContext): Promise<void> {
+    const type = SERVICE_TYPES[svc.spec.type];
+    if (!type.roles || Date.now() - (this.rolesAt.get(svc.spec.name) ?? 0) < 3000) return;
+    this.rolesAt.set(svc.spec.name, Date.now());
+    try {
       const roles = JSON.stringify(await type.roles(svc.spec, placed, ctx));
       const key = ROLES_PREFIX + svc.spec.name;
       if (this.o.db.store.get(key)?.value !== roles) await this.o.db.txn({ compare: [], success: [{ put: { key, value: roles } }], failure: [] });
     } catch (err) {
-      this.o.log.debug({ service: svc.spec.name, err: errorMessage(err) }, 'upkeep failed; will retry');
+      this.o.log.debug({ service: svc.spec.name, err: errorMessage(err) }, "could not look at the members' roles; will retry");
     }
   }
 
@@ -392,7 +402,10 @@ export class Catalog {
     const generation = svc.generation ?? 0;
     const ctx = this.typeContext(svc);
     const placed = this.placed(have);
-    if (type.maintain && placed.every((m) => this.running(m.spec))) await type.maintain(svc.spec, placed, ctx);
+    if (placed.every((m) => this.running(m.spec))) {
+      await type.maintain?.(svc.spec, placed, ctx);
+      await this.refreshRoles(svc, placed, ctx);
+    }
     for (const m of placed) {
       if (!this.running(m.spec)) return this.setStatus(svc, rev, svc.status, `waiting for ${m.spec.name} to run`);
       const why = await type.notReady(svc.spec, m, ctx);

@@ -248,13 +248,17 @@ export class Catalog {
 
   /** ACTIVE: the type's upkeep (e.g. replication slots), and each member's role and lag for `service get`. */
   private async keepingUp(svc: Service, have: StoredMember[]): Promise<void> {
-    const type = SERVICE_TYPES[svc.spec.type];
-    if (!have.every((m) => this.running(m.spec))) return;
-    const placed = this.placed(have);
-    const ctx = this.typeContext(svc);
-    // Upkeep is not a step: a member that does not answer now (its node just died) is looked at again next pass, and says nothing in the service's message.
+    await this.upkeep(svc, this.placed(have), this.typeContext(svc));
+  }
+
+  /**
+   * The type's upkeep and a look at the roles. Not a step: a member that
+   * does not answer now (its node just died) is looked at again next pass,
+   * and says nothing in the service's message.
+   */
+  private async upkeep(svc: Service, placed: PlacedMember[], ctx: TypeContext): Promise<void> {
     try {
-      await type.maintain?.(svc.spec, placed, ctx);
+      await SERVICE_TYPES[svc.spec.type].maintain?.(svc.spec, placed, ctx);
     } catch (err) {
       this.o.log.debug({ service: svc.spec.name, err: errorMessage(err) }, 'upkeep failed; will retry');
     }
@@ -402,10 +406,8 @@ export class Catalog {
     const generation = svc.generation ?? 0;
     const ctx = this.typeContext(svc);
     const placed = this.placed(have);
-    if (placed.every((m) => this.running(m.spec))) {
-      await type.maintain?.(svc.spec, placed, ctx);
-      await this.refreshRoles(svc, placed, ctx);
-    }
+    // Upkeep first, whoever is not ready yet: a standby that rejoins may wait for just that (its replication slot).
+    await this.upkeep(svc, placed, ctx);
     for (const m of placed) {
       if (!this.running(m.spec)) return this.setStatus(svc, rev, svc.status, `waiting for ${m.spec.name} to run`);
       const why = await type.notReady(svc.spec, m, ctx);

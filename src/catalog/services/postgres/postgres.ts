@@ -232,22 +232,7 @@ export const postgres: ServiceType = {
   async maintain(spec, members, ctx) {
     const primary = members.find((m) => m.spec.name === primaryOf(spec, ctx.state));
     if (!primary) return;
-    await withPg(primary.host, ctx.secrets.superuser, async (c) => {
-      if (await inRecovery(c)) return;
-      const want = new Set(members.filter((m) => m !== primary).map((m) => slotName(m.spec.name)));
-      const have = (await c.query<{ slot_name: string; active: boolean }>('SELECT slot_name, active FROM pg_replication_slots')).rows;
-      for (const s of want) {
-        if (have.some((h) => h.slot_name === s)) continue;
-        await c.query('SELECT pg_create_physical_replication_slot($1, true)', [s]);
-        ctx.log.info({ service: spec.name, slot: s }, 'postgres: replication slot created');
-      }
-      const ours = new RegExp(`^${slotName(spec.name)}_\\d+$`);
-      for (const h of have) {
-        if (want.has(h.slot_name) || !ours.test(h.slot_name) || h.active) continue;
-        await c.query('SELECT pg_drop_replication_slot($1)', [h.slot_name]);
-        ctx.log.info({ service: spec.name, slot: h.slot_name }, 'postgres: replication slot of a member that is gone dropped');
-      }
-    });
+    await ensureSlots(spec, primary, members, ctx);
   },
 
   async notReady(spec, m, ctx) {
@@ -300,10 +285,30 @@ export const postgres: ServiceType = {
       .filter((m) => m !== primary && streams.get(m.spec.name)?.state === 'streaming')
       .sort((a, b) => streams.get(a.spec.name)!.lag - streams.get(b.spec.name)!.lag)[0];
     if (!target) return { wait: `no standby streams from ${primaryName}: cannot switch over` };
-    await switchover(primary, target, ctx);
+    await switchover(spec, members, primary, target, ctx);
     return { restart: primaryName, state: { primary: target.spec.name } };
   },
 };
+
+/** One replication slot on the primary per other member; the slots of members that are gone are dropped. */
+async function ensureSlots(spec: ServiceSpec, primary: PlacedMember, members: PlacedMember[], ctx: TypeContext): Promise<void> {
+  await withPg(primary.host, ctx.secrets.superuser, async (c) => {
+    if (await inRecovery(c)) return;
+    const want = new Set(members.filter((m) => m !== primary).map((m) => slotName(m.spec.name)));
+    const have = (await c.query<{ slot_name: string; active: boolean }>('SELECT slot_name, active FROM pg_replication_slots')).rows;
+    for (const s of want) {
+      if (have.some((h) => h.slot_name === s)) continue;
+      await c.query('SELECT pg_create_physical_replication_slot($1, true)', [s]);
+      ctx.log.info({ service: spec.name, slot: s }, 'postgres: replication slot created');
+    }
+    const ours = new RegExp(`^${slotName(spec.name)}_\\d+$`);
+    for (const h of have) {
+      if (want.has(h.slot_name) || !ours.test(h.slot_name) || h.active) continue;
+      await c.query('SELECT pg_drop_replication_slot($1)', [h.slot_name]);
+      ctx.log.info({ service: spec.name, slot: h.slot_name }, 'postgres: replication slot of a member that is gone dropped');
+    }
+  });
+}
 
 /**
  * Make `target` the primary with every write `from` acknowledged: `from`
@@ -311,7 +316,7 @@ export const postgres: ServiceType = {
  * log's end is noted, `target` replays up to it and is promoted. If `target`
  * does not catch up in time, `from` takes writes again and this throws.
  */
-async function switchover(from: PlacedMember, target: PlacedMember, ctx: TypeContext): Promise<void> {
+async function switchover(spec: ServiceSpec, members: PlacedMember[], from: PlacedMember, target: PlacedMember, ctx: TypeContext): Promise<void> {
   const pw = ctx.secrets.superuser;
   const end = await withPg(from.host, pw, async (c) => {
     await c.query('ALTER SYSTEM SET default_transaction_read_only = on');

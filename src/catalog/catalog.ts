@@ -214,7 +214,12 @@ export class Catalog {
   /** What a type's steps are given: its state and the service's secrets, read from this leader's store. */
   private typeContext(svc: Service): TypeContext {
     const kv = this.o.db.store.get(serviceSecretsKey(svc.spec.name));
-    return { state: svc.state ?? {}, secrets: kv ? (JSON.parse(kv.value) as Record<string, string>) : {}, log: this.o.log };
+    return {
+      state: svc.state ?? {},
+      secrets: kv ? (JSON.parse(kv.value) as Record<string, string>) : {},
+      log: this.o.log,
+      released: (member) => this.o.db.store.get(`${CLAIMS_PREFIX}${svc.spec.name}/${member}`) === undefined,
+    };
   }
 
   private memberContext(svc: Service, ips: (string | undefined)[], state = svc.state ?? {}): MemberContext {
@@ -407,8 +412,14 @@ export class Catalog {
     const ctx = this.typeContext(svc);
     const placed = this.placed(have);
     // Upkeep first, whoever is not ready yet: a standby that rejoins may wait for just that (its replication slot).
-    await this.upkeep(svc, placed, ctx);
-    for (const m of placed) {
+    await this.upkeep(
+      svc,
+      placed.filter((m) => !m.spec.stopped),
+      ctx,
+    );
+    // A member the type stopped on purpose (the primary, mid-switchover): the type alone says what comes next.
+    const halted = placed.some((m) => m.spec.stopped);
+    for (const m of halted ? [] : placed) {
       if (!this.running(m.spec)) return this.setStatus(svc, rev, svc.status, `waiting for ${m.spec.name} to run`);
       const why = await type.notReady(svc.spec, m, ctx);
       if (why) return this.setStatus(svc, rev, svc.status, `waiting for ${m.spec.name}: ${why}`);
@@ -419,6 +430,28 @@ export class Catalog {
     const next = await type.rolloutStep(svc.spec, placed, pending, ctx);
     const state = next.state ? { ...ctx.state, ...next.state } : undefined;
     if ('wait' in next) return this.setStatus(svc, rev, svc.status, next.wait, state ? { state } : {});
+    if ('stop' in next) {
+      const m = have.find((x) => x.spec.name === next.stop)!;
+      const message = `stopping ${m.spec.name} to switch over`;
+      const r = await this.o.db.txn({
+        compare: [
+          { key: memberKey(m.spec.service, m.spec.name), target: 'mod_revision', op: '=', value: m.rev },
+          { key: serviceKey(svc.spec.name), target: 'mod_revision', op: '=', value: rev },
+        ],
+        success: [
+          { put: { key: memberKey(m.spec.service, m.spec.name), value: JSON.stringify({ ...m.spec, stopped: true }) } },
+          {
+            put: {
+              key: serviceKey(svc.spec.name),
+              value: JSON.stringify({ ...svc, ...(state ? { state } : {}), message, updated_at: new Date().toISOString() }),
+            },
+          },
+        ],
+        failure: [],
+      });
+      if (r.succeeded) this.o.log.info({ member: m.spec.name }, 'stopping a member for the rollout');
+      return;
+    }
     const m = have.find((x) => x.spec.name === next.restart)!;
     const index = memberIndex(m.spec);
     const ips = placed.map((p) => p.spec.ip);

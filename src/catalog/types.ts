@@ -108,7 +108,8 @@ export interface PlacedMember {
 }
 
 /** The next step of a rollout (upgrade, restart, config change), given that every member serves. */
-export type RolloutStep = ({ restart: string } | { wait: string }) & { state?: TypeState };
+/** `stop`: the member stops (same epoch) until a later step restarts it; the type is then asked again, its other members' readiness aside. */
+export type RolloutStep = ({ restart: string } | { wait: string } | { stop: string }) & { state?: TypeState };
 
 /** What a caller sees of each member beyond its container: its role in the service and how far behind it is. */
 export interface MemberRole {
@@ -168,4 +169,6 @@ export interface TypeContext {
   state: TypeState;
   secrets: Record<string, string>;
   log: Logger;
+  /** A stopped member is gone from every node: no node holds its claim any more. */
+  released(member: string): boolean;
 }

@@ -10,9 +10,9 @@
 //
 // A rollout (upgrade, restart, config change) goes standbys first, one at a
 // time, each streaming again before the next; then a switchover: the primary
-// stops taking writes, the most advanced rolled standby replays every byte of
-// its log and is promoted, the primary name moves to it, and the old primary
-// restarts as a standby (pg_rewind where its log went further).
+// stops cleanly (its standbys get its whole log first), the standby that has
+// the most of it is promoted, the primary's name moves to it, and the old
+// primary restarts as a standby of it (pg_rewind where it must).
 //
 // Passwords (the postgres superuser's, the replication user's) come from the
 // service's secrets, into 0600 files on the volume.
@@ -232,7 +232,7 @@ export const postgres: ServiceType = {
   async maintain(spec, members, ctx) {
     const primary = members.find((m) => m.spec.name === primaryOf(spec, ctx.state));
     if (!primary) return;
-    await ensureSlots(spec, primary, members, ctx);
+    await ensureSlots(primary, members, ctx);
   },
 
   async notReady(spec, m, ctx) {
@@ -264,94 +264,108 @@ export const postgres: ServiceType = {
 
   /**
    * Standbys first, lowest index first, each streaming again and caught up
-   * before the next; the primary last, after a switchover to the most
-   * advanced rolled standby. A primary alone restarts in place.
+   * before the next; the primary last, by a switchover to the most advanced
+   * standby. A primary alone restarts in place.
+   *
+   * The switchover stops the primary first (fast shutdown: its walsenders
+   * hand every standby the whole log, down to the shutdown checkpoint, before
+   * it exits), then promotes the standby that replayed the most. The new
+   * timeline thus forks after everything the old primary wrote, and every
+   * other standby, and the old primary itself, can follow it.
    */
   async rolloutStep(spec, members, pending, ctx): Promise<RolloutStep> {
     const primaryName = primaryOf(spec, ctx.state);
     const primary = members.find((m) => m.spec.name === primaryName)!;
+    if (primary.spec.stopped) return promoteAfterStop(primary, members, ctx);
     const streams = await withPg(primary.host, ctx.secrets.superuser, replication);
     const lagging = members.filter((m) => m !== primary && (streams.get(m.spec.name)?.lag ?? Infinity) > CAUGHT_UP_BYTES);
     const standby = [...pending].filter((m) => m !== primary).sort((a, b) => memberIndex(a.spec) - memberIndex(b.spec))[0];
     if (lagging.length > 0) return { wait: `waiting for ${lagging.map((m) => m.spec.name).join(', ')} to catch up with ${primaryName}` };
     if (standby) return { restart: standby.spec.name };
     if (members.length === 1) return { restart: primaryName };
-    // A standby that was promoted already (a leader that died mid-switchover): the switchover is done but for the record.
-    for (const m of members) {
-      if (m === primary) continue;
-      if (!(await withPg(m.host, ctx.secrets.superuser, inRecovery))) return { restart: primaryName, state: { primary: m.spec.name } };
-    }
-    const target = members
-      .filter((m) => m !== primary && streams.get(m.spec.name)?.state === 'streaming')
-      .sort((a, b) => streams.get(a.spec.name)!.lag - streams.get(b.spec.name)!.lag)[0];
-    if (!target) return { wait: `no standby streams from ${primaryName}: cannot switch over` };
-    await switchover(spec, members, primary, target, ctx);
-    return { restart: primaryName, state: { primary: target.spec.name } };
+    const streaming = members.filter((m) => m !== primary && streams.get(m.spec.name)?.state === 'streaming');
+    if (streaming.length === 0) return { wait: `no standby streams from ${primaryName}: cannot switch over` };
+    ctx.log.info({ service: spec.name, from: primaryName }, 'postgres switchover: stopping the primary (its standbys get its whole log first)');
+    return { stop: primaryName };
   },
 };
 
 /** One replication slot on the primary per other member; the slots of members that are gone are dropped. */
-async function ensureSlots(spec: ServiceSpec, primary: PlacedMember, members: PlacedMember[], ctx: TypeContext): Promise<void> {
+async function ensureSlots(primary: PlacedMember, members: PlacedMember[], ctx: TypeContext): Promise<void> {
+  const service = primary.spec.service;
   await withPg(primary.host, ctx.secrets.superuser, async (c) => {
     if (await inRecovery(c)) return;
-    const want = new Set(members.filter((m) => m !== primary).map((m) => slotName(m.spec.name)));
+    const want = new Set(members.filter((m) => m.spec.name !== primary.spec.name).map((m) => slotName(m.spec.name)));
     const have = (await c.query<{ slot_name: string; active: boolean }>('SELECT slot_name, active FROM pg_replication_slots')).rows;
     for (const s of want) {
       if (have.some((h) => h.slot_name === s)) continue;
       await c.query('SELECT pg_create_physical_replication_slot($1, true)', [s]);
-      ctx.log.info({ service: spec.name, slot: s }, 'postgres: replication slot created');
+      ctx.log.info({ service, slot: s }, 'postgres: replication slot created');
     }
-    const ours = new RegExp(`^${slotName(spec.name)}_\\d+$`);
+    const ours = new RegExp(`^${slotName(service)}_\\d+$`);
     for (const h of have) {
       if (want.has(h.slot_name) || !ours.test(h.slot_name) || h.active) continue;
       await c.query('SELECT pg_drop_replication_slot($1)', [h.slot_name]);
-      ctx.log.info({ service: spec.name, slot: h.slot_name }, 'postgres: replication slot of a member that is gone dropped');
+      ctx.log.info({ service, slot: h.slot_name }, 'postgres: replication slot of a member that is gone dropped');
     }
   });
 }
 
+/** An LSN ("16/B374D848") as a number that orders like the log. */
+const lsn = (text: string | null): bigint => {
+  if (!text) return -1n;
+  const [hi, lo] = text.split('/');
+  return (BigInt(`0x${hi}`) << 32n) | BigInt(`0x${lo}`);
+};
+
 /**
- * Make `target` the primary with every write `from` acknowledged: `from`
- * stops taking writes (new transactions read-only, every client cut), its
- * log's end is noted, `target` replays up to it and is promoted. If `target`
- * does not catch up in time, `from` takes writes again and this throws.
+ * The second half of a switchover, once the old primary has stopped: the
+ * standby that replayed the most is promoted, the primary's name moves to it
+ * and the old primary restarts as a standby. Done again from the start by a
+ * new leader, it finds a standby promoted already and only records it.
  */
-async function switchover(spec: ServiceSpec, members: PlacedMember[], from: PlacedMember, target: PlacedMember, ctx: TypeContext): Promise<void> {
+async function promoteAfterStop(old: PlacedMember, members: PlacedMember[], ctx: TypeContext): Promise<RolloutStep> {
+  if (!ctx.released(old.spec.name)) return { wait: `waiting for ${old.spec.name} to stop` };
   const pw = ctx.secrets.superuser;
-  const end = await withPg(from.host, pw, async (c) => {
-    await c.query('ALTER SYSTEM SET default_transaction_read_only = on');
-    await c.query('SELECT pg_reload_conf()');
-    await c.query("SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()");
-    return (await one<{ lsn: string }>(c, 'SELECT pg_current_wal_insert_lsn()::text AS lsn')).lsn;
-  });
-  ctx.log.info({ from: from.spec.name, to: target.spec.name, lsn: end }, 'postgres switchover: primary read-only, waiting for the standby to replay its log');
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    const caughtUp = await withPg(
-      target.host,
-      pw,
-      async (c) => (await one<{ ok: boolean }>(c, 'SELECT pg_wal_lsn_diff(pg_last_wal_replay_lsn(), $1::pg_lsn) >= 0 AS ok', [end])).ok,
-    );
-    if (caughtUp) break;
-    if (Date.now() > deadline) {
-      await withPg(from.host, pw, async (c) => {
-        await c.query('ALTER SYSTEM RESET default_transaction_read_only');
-        await c.query('SELECT pg_reload_conf()');
-      });
-      throw new Error(`switchover from ${from.spec.name} to ${target.spec.name} abandoned: ${target.spec.name} did not replay up to ${end} in 15 s`);
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  const standbys = members.filter((m) => m !== old);
+  const seen = await Promise.all(
+    standbys.map(async (m) => {
+      const r = await withPg(m.host, pw, (c) =>
+        one<{ recovering: boolean; received: string | null; replayed: string | null }>(
+          c,
+          'SELECT pg_is_in_recovery() AS recovering, pg_last_wal_receive_lsn()::text AS received, pg_last_wal_replay_lsn()::text AS replayed',
+        ),
+      ).catch(() => undefined);
+      return { m, r };
+    }),
+  );
+  const promoted = seen.find((x) => x.r && !x.r.recovering);
+  if (promoted) return { restart: old.spec.name, state: { primary: promoted.m.spec.name } };
+  const candidates = seen.filter((x) => x.r !== undefined);
+  if (candidates.length === 0) return { wait: `no standby answers: cannot promote one in place of ${old.spec.name}` };
+  // The most advanced by what it received; a lower index on a tie. It replays all of that before it is promoted.
+  const best = (x: (typeof candidates)[number]) => {
+    const r = x.r!;
+    return lsn(r.received) > lsn(r.replayed) ? lsn(r.received) : lsn(r.replayed);
+  };
+  const target = candidates.sort((a, b) => (best(b) > best(a) ? 1 : best(b) < best(a) ? -1 : memberIndex(a.m.spec) - memberIndex(b.m.spec)))[0].m;
   await withPg(target.host, pw, async (c) => {
+    const deadline = Date.now() + 15_000;
+    while (
+      !(await one<{ done: boolean }>(c, 'SELECT pg_last_wal_replay_lsn() >= coalesce(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()) AS done')).done
+    ) {
+      if (Date.now() > deadline) throw new Error(`${target.spec.name} did not replay what it received in 15 s`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
     await c.query('SELECT pg_promote(true, 60)');
     // The new timeline reaches the control file only with a checkpoint: until then pg_rewind, run by the old
-    // primary as it rejoins, would see one timeline on both sides and rewind nothing.
+    // primary as it rejoins, would see one timeline on both sides.
     await c.query('CHECKPOINT');
-    // What a primary sets in read-only mode travels in its data: the new primary takes writes whatever it was given.
-    await c.query('ALTER SYSTEM RESET default_transaction_read_only');
-    await c.query('SELECT pg_reload_conf()');
   });
-  ctx.log.info({ from: from.spec.name, to: target.spec.name }, 'postgres switchover: standby promoted');
+  ctx.log.info({ from: old.spec.name, to: target.spec.name }, 'postgres switchover: standby promoted');
+  // The old primary and the other standbys find their slots on the new primary as they reconnect.
+  await ensureSlots(target, members, ctx);
+  return { restart: old.spec.name, state: { primary: target.spec.name } };
 }
 
 /**

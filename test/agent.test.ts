@@ -15,10 +15,12 @@ import { BUSYBOX_IMAGE, POSTGRES_IMAGE, REDIS_IMAGE, docker, runningContainers }
 import { REPO } from './helpers/proc.ts';
 import { pollUntil } from './helpers/wait.ts';
 
-// Long enough that a restarted daemon confirms its lease before the watchdog's deadline (half the TTL).
 const execFileAsync = promisify(execFile);
 
-const LEASE_TTL = 8;
+// Long enough that a restarted daemon confirms its lease before the watchdog's deadline: half the TTL after the
+// last keepalive, which goes every sixth of it, leaves 5 to 6 s for the restart. At 8 s (2.7 to 4 s) a restart on
+// a busy 2-core CI machine missed it once: the watchdog fenced the member and the new agent started it anew.
+const LEASE_TTL = 12;
 const CONTAINER = 'firecampd-web-web-0';
 const IP = '10.77.0.50';
 const NAME = 'web-0.web.fc.test';

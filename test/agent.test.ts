@@ -18,8 +18,7 @@ import { pollUntil } from './helpers/wait.ts';
 const execFileAsync = promisify(execFile);
 
 // Long enough that a restarted daemon confirms its lease before the watchdog's deadline: half the TTL after the
-// last keepalive, which goes every sixth of it, leaves 5 to 6 s for the restart. At 8 s (2.7 to 4 s) a restart on
-// a busy 2-core CI machine missed it once: the watchdog fenced the member and the new agent started it anew.
+// last keepalive, which goes every sixth of it, leaves 5 to 6 s for the restart (2.7 to 4 s at 8 s).
 const LEASE_TTL = 12;
 const CONTAINER = 'firecampd-web-web-0';
 const IP = '10.77.0.50';

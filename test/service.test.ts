@@ -195,18 +195,7 @@ describe('service', { timeout: 600_000 }, () => {
     const nodes = view.nodes;
     assert.equal(nodes.filter(isMaster).length, 3, nodes.join('\n'));
     assert.equal(nodes.filter(isReplica).length, 3, nodes.join('\n'));
-    await bed.start(leader, [
-      '--volumes',
-      `loop:${bed.shared}`,
-      '--static-ips',
-      'local:eth0',
-      '--ip-pool',
-      '10.77.0.200-10.77.0.220',
-      '--lease-ttl',
-      String(LEASE_TTL),
-      '--dns-domain',
-      'fc.test',
-    ]);
+    await bed.start(leader, bed.serviceNodeArgs(LEASE_TTL));
     await waitFor(
       async () => (await status(other)).members.filter((m: { role: string; active?: boolean }) => m.role === 'voter').length === 3,
       30_000,

@@ -3,24 +3,32 @@
 // Docker engine, so that nothing needs a registry. Each is busybox with its
 // applets plus what the type's recipe lists (src/catalog/services/<type>/image.ts,
 // an ImageRecipe of scripts/image-recipe.ts): programs and directory trees at
-// the same paths as here, every shared library ldd names for them, users,
-// directories and ENV. The test bed loads the same images into each node's
-// dockerd.
+// the same paths as here, every shared library ldd names for them, jars from
+// Maven Central (for the JVM images), users, directories, files and ENV. The
+// test bed loads the same images into each node's dockerd.
 //
 // An image carries the label firecampd.recipe: a hash of its recipe, of the
 // versions of the Debian packages it comes from (and everything they depend
-// on) and of this builder. An engine that already has the image with that
-// label is left alone, so a second run imports nothing.
+// on), of the names of the jars Maven resolved for it, and of this builder. An
+// engine that already has the image with that label is left alone, so a
+// second run imports nothing.
 //
-//   npm run images [-- --docker-host unix:///var/run/docker.sock] [--json]
+// Maven (mvn, Debian's maven) resolves a recipe's artifacts with their runtime
+// dependencies into its own cache (~/.m2); the list of jars it found is kept
+// in $XDG_CACHE_HOME/firecampd-images/maven/<hash of the artifacts>/ (default
+// ~/.cache), so that a later run asks Maven nothing while those jars are there.
+//
+//   npm run images [-- --docker-host unix:///var/run/docker.sock] [--only IMAGE,IMAGE…] [--json]
 import { execFileSync, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { image as kafkaImage } from '../src/catalog/services/kafka/image.ts';
 import { image as postgresImage } from '../src/catalog/services/postgres/image.ts';
 import { image as redisImage } from '../src/catalog/services/redis/image.ts';
+import { image as zookeeperImage } from '../src/catalog/services/zookeeper/image.ts';
 import type { ImageRecipe } from './image-recipe.ts';
 
 export type { ImageRecipe } from './image-recipe.ts';
@@ -31,14 +39,33 @@ export const REDIS_IMAGE = redisImage.image;
 /** The PostgreSQL 15 stand-in (also tagged with the exact version: see imageNames). */
 export const POSTGRES_IMAGE = postgresImage.image;
 
+/** The ZooKeeper 3.9 stand-in (also tagged with the exact version). */
+export const ZOOKEEPER_IMAGE = zookeeperImage.image;
+/** The Apache Kafka stand-in. */
+export const KAFKA_IMAGE = kafkaImage.image;
+
 /** Every image `npm run images` builds, in order. */
-export const RECIPES: readonly ImageRecipe[] = [{ image: BUSYBOX_IMAGE, packages: [] }, redisImage, postgresImage];
+export const RECIPES: readonly ImageRecipe[] = [{ image: BUSYBOX_IMAGE, packages: [] }, redisImage, postgresImage, zookeeperImage, kafkaImage];
+
+/** The recipes of the named images (by recipe.image), in RECIPES' order; every recipe when no names are given. */
+export function selectRecipes(images?: readonly string[]): readonly ImageRecipe[] {
+  if (images === undefined) return RECIPES;
+  const unknown = images.filter((name) => !RECIPES.some((r) => r.image === name));
+  if (unknown.length > 0) {
+    throw new Error(`no image recipe named ${unknown.join(', ')} (there are: ${RECIPES.map((r) => r.image).join(', ')})`);
+  }
+  return RECIPES.filter((r) => images.includes(r.image));
+}
 
 const BASE_PACKAGES = ['busybox-static'];
 const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 const LABEL = 'firecampd.recipe';
 /** The tools the builder runs, and the Debian package of each. */
 const TOOLS: Record<string, string> = { busybox: 'busybox-static', ldd: 'libc-bin', tar: 'tar', docker: 'docker.io', 'dpkg-query': 'dpkg' };
+/** What a recipe with Maven artifacts needs besides. */
+const MAVEN_TOOLS: Record<string, string> = { mvn: 'maven' };
+/** The plugin that lists the jars, pinned so that Maven's default (an old one) does not decide. */
+const DEPENDENCY_PLUGIN = 'org.apache.maven.plugins:maven-dependency-plugin:3.8.1';
 
 const which = (prog: string): string | undefined => {
   try {
@@ -92,23 +119,113 @@ export function imageNames(recipe: ImageRecipe): string[] {
   return [...new Set(names)];
 }
 
-/** Throws, naming the Debian packages to install, when something an image needs is missing here. */
-export function requireImageTools(): void {
-  const tools = Object.keys(TOOLS).filter((t) => !which(t));
+/**
+ * Throws, naming the Debian packages to install, when something the named images (every one unless given)
+ * need is missing here.
+ */
+export function requireImageTools(images?: readonly string[]): void {
+  const recipes = selectRecipes(images);
+  const needed: Record<string, string> = { ...TOOLS, ...(recipes.some((r) => r.maven?.length) ? MAVEN_TOOLS : {}) };
+  const tools = Object.keys(needed).filter((t) => !which(t));
   if (tools.includes('dpkg-query')) throw new Error("building firecampd's images needs a Debian machine (dpkg-query is missing)");
   const installed = dpkg();
-  const wanted = [...new Set([...tools.map((t) => TOOLS[t]), ...RECIPES.flatMap(packagesOf)])];
+  const wanted = [...new Set([...tools.map((t) => needed[t]), ...recipes.flatMap(packagesOf)])];
   const missing = wanted.filter((p) => !installed.get(p)?.installed);
   if (tools.length > 0 || missing.length > 0) {
-    const what = [...tools, ...missing.filter((p) => !tools.some((t) => TOOLS[t] === p))];
-    throw new Error(`building firecampd's images needs ${what.join(', ')}: apt-get install --no-install-recommends ${missing.join(' ')}`);
+    const what = [...tools, ...missing.filter((p) => !tools.some((t) => needed[t] === p))];
+    const install = [...new Set([...tools.map((t) => needed[t]), ...missing])];
+    throw new Error(`building firecampd's images needs ${what.join(', ')}: apt-get install --no-install-recommends ${install.join(' ')}`);
   }
+}
+
+const mavenCacheDir = (): string => path.join(process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache'), 'firecampd-images', 'maven');
+
+/** The terminal's colour codes, which Debian's Maven prints even in batch mode. */
+const ANSI_ESCAPE = new RegExp(`${String.fromCharCode(27)}\\[[\\d;]*m`, 'g');
+
+/** Jars resolved in this process: artifacts (as JSON) → their absolute paths. */
+const resolved = new Map<string, string[]>();
+
+/**
+ * The jars of these Maven artifacts and of their runtime dependencies, as absolute paths (in Maven's own
+ * cache, ~/.m2). Maven runs on a small pom.xml in the cache dir unless the list it gave last time is there
+ * and its jars still are.
+ */
+export function resolveMaven(artifacts: readonly string[]): string[] {
+  const key = JSON.stringify(artifacts);
+  const made = resolved.get(key);
+  if (made) return made;
+  const dir = path.join(mavenCacheDir(), crypto.createHash('sha256').update(key).digest('hex').slice(0, 16));
+  const listFile = path.join(dir, 'jars.json');
+  try {
+    const cached = JSON.parse(fs.readFileSync(listFile, 'utf8')) as { artifacts: string[]; jars: string[] };
+    if (JSON.stringify(cached.artifacts) === key && cached.jars.length > 0 && cached.jars.every((j) => fs.existsSync(j))) {
+      resolved.set(key, cached.jars);
+      return cached.jars;
+    }
+  } catch {
+    /* not resolved yet */
+  }
+  const deps = artifacts.map((coords) => {
+    const [groupId, artifactId, version, classifier, ...rest] = coords.split(':');
+    if (!groupId || !artifactId || !version || rest.length > 0 || !/^[\w.:-]+$/.test(coords)) {
+      throw new Error(`Maven coordinates are group:artifact:version[:classifier], not ${coords}`);
+    }
+    const parts = { groupId, artifactId, version, ...(classifier ? { classifier } : {}) };
+    const xml = Object.entries(parts).map(([k, v]) => `<${k}>${v}</${k}>`);
+    return `    <dependency>${xml.join('')}</dependency>`;
+  });
+  fs.mkdirSync(dir, { recursive: true });
+  const pom = [
+    '<project xmlns="http://maven.apache.org/POM/4.0.0">',
+    '  <modelVersion>4.0.0</modelVersion>',
+    '  <groupId>local.firecampd.images</groupId>',
+    '  <artifactId>image</artifactId>',
+    '  <version>0</version>',
+    '  <packaging>pom</packaging>',
+    '  <dependencies>',
+    ...deps,
+    '  </dependencies>',
+    '</project>',
+    '',
+  ].join('\n');
+  const pomFile = path.join(dir, 'pom.xml');
+  fs.writeFileSync(pomFile, pom);
+  const classpath = path.join(dir, 'classpath.txt');
+  fs.rmSync(classpath, { force: true });
+  const args = ['-q', '-B', '-f', pomFile, `${DEPENDENCY_PLUGIN}:build-classpath`, '-DincludeScope=runtime', `-Dmdep.outputFile=${classpath}`];
+  const r = spawnSync('mvn', args, { encoding: 'utf8', maxBuffer: 64 << 20 });
+  if (r.error) throw new Error(`mvn: ${r.error.message} (apt-get install --no-install-recommends maven)`);
+  if (r.status !== 0 || !fs.existsSync(classpath)) {
+    const output = `${r.stdout}${r.stderr}`.replace(ANSI_ESCAPE, '').trim();
+    throw new Error(`mvn could not resolve ${artifacts.join(' ')} (in ${dir}):\n${output}`);
+  }
+  const jars = fs.readFileSync(classpath, 'utf8').trim().split(path.delimiter).filter(Boolean);
+  const missing = jars.filter((j) => !fs.existsSync(j));
+  if (jars.length === 0 || missing.length > 0) throw new Error(`mvn listed jars that are not there: ${missing.join(' ') || '(none listed)'}`);
+  fs.writeFileSync(listFile, JSON.stringify({ artifacts, jars }, null, 2) + '\n');
+  resolved.set(key, jars);
+  return jars;
+}
+
+/** Each Maven entry of the recipe: its directory in the image and the jars that go there. */
+function mavenJars(recipe: ImageRecipe): { dir: string; jars: string[] }[] {
+  return (recipe.maven ?? []).map((m) => {
+    const jars = resolveMaven(m.artifacts);
+    const names = jars.map((j) => path.basename(j));
+    const twice = names.filter((n, i) => names.indexOf(n) !== i);
+    if (twice.length > 0) throw new Error(`${recipe.image}: two jars of ${m.dir} have the same name: ${[...new Set(twice)].join(', ')}`);
+    return { dir: m.dir, jars };
+  });
 }
 
 let builderHash: string | undefined;
 const recipeHashes = new Map<ImageRecipe, string>();
 
-/** What the image is made of: the recipe, the versions of its packages and of all they depend on, and this builder. */
+/**
+ * What the image is made of: the recipe, the versions of its packages and of all they depend on, the names
+ * of the jars Maven resolved for it, and this builder.
+ */
 export function recipeHash(recipe: ImageRecipe): string {
   const made = recipeHashes.get(recipe);
   if (made) return made;
@@ -128,10 +245,9 @@ export function recipeHash(recipe: ImageRecipe): string {
     queue.push(...pkg.depends);
   }
   const sorted = Object.fromEntries(Object.entries(versions).sort(([a], [b]) => a.localeCompare(b)));
-  const hash = crypto
-    .createHash('sha256')
-    .update(JSON.stringify({ recipe, names: imageNames(recipe), packages: sorted, builder: builderHash, arch: process.arch }))
-    .digest('hex');
+  const jars = mavenJars(recipe).map((m) => ({ dir: m.dir, jars: m.jars.map((j) => path.basename(j)) }));
+  const parts = { recipe, names: imageNames(recipe), packages: sorted, builder: builderHash, arch: process.arch, ...(jars.length > 0 ? { jars } : {}) };
+  const hash = crypto.createHash('sha256').update(JSON.stringify(parts)).digest('hex');
   recipeHashes.set(recipe, hash);
   return hash;
 }
@@ -146,10 +262,11 @@ const isElf = (file: string): boolean => {
   }
 };
 
-/** The libraries (and loader) ldd names for these ELF files, as absolute paths. */
-function libraries(files: string[]): string[] {
+/** The libraries (and loader) ldd names for these ELF files, as absolute paths; ldd looks in libraryPath too. */
+function libraries(files: string[], libraryPath: string[] = []): string[] {
   if (files.length === 0) return [];
-  const r = spawnSync('ldd', files, { encoding: 'utf8', maxBuffer: 64 << 20 });
+  const env = libraryPath.length > 0 ? { ...process.env, LD_LIBRARY_PATH: libraryPath.join(':') } : process.env;
+  const r = spawnSync('ldd', files, { encoding: 'utf8', maxBuffer: 64 << 20, env });
   const libs = new Set<string>();
   const notFound: string[] = [];
   for (const line of r.stdout.split('\n')) {
@@ -196,6 +313,7 @@ function rootfs(recipe: ImageRecipe): string {
   }
 
   const elves: string[] = [];
+  const libraryPath: string[] = [];
   // Programs: at their path here, symlinks on the way kept (redis-server → redis-check-rdb).
   for (const prog of recipe.programs ?? []) {
     let p = prog.startsWith('/') ? prog : which(prog);
@@ -229,9 +347,15 @@ function rootfs(recipe: ImageRecipe): string {
         .map((f) => path.join(tree.path, f))
         .filter(isElf),
     );
+    libraryPath.push(...(tree.libraryPath ?? []).map((d) => path.join(tree.path, d)));
+  }
+  // Jars from Maven Central: every one of each list in its directory (jars are no ELF files: nothing for ldd).
+  for (const m of mavenJars(recipe)) {
+    fs.mkdirSync(inRoot(m.dir), { recursive: true });
+    for (const jar of m.jars) fs.copyFileSync(jar, path.join(inRoot(m.dir), path.basename(jar)));
   }
   // Every library ldd names (and the loader), at the same path as here.
-  for (const lib of libraries(elves)) {
+  for (const lib of libraries(elves, libraryPath)) {
     if (fs.existsSync(inRoot(lib))) continue;
     fs.mkdirSync(path.dirname(inRoot(lib)), { recursive: true });
     fs.copyFileSync(fs.realpathSync(lib), inRoot(lib));
@@ -244,12 +368,23 @@ function rootfs(recipe: ImageRecipe): string {
     ['root:x:0:0:root:/root:/bin/sh', ...users.map((u) => `${u.name}:x:${u.uid}:${u.gid}::${u.home}:${u.shell ?? '/bin/sh'}`), ''].join('\n'),
   );
   fs.writeFileSync(inRoot('etc/group'), ['root:x:0:', ...groups.map((g) => `${g.name}:x:${g.gid}:`), ''].join('\n'));
+  const ownerOf = (what: string, name: string | undefined) => {
+    const owner = name === undefined || name === 'root' ? { uid: 0, gid: 0 } : users.find((u) => u.name === name);
+    if (!owner) throw new Error(`${recipe.image}: ${what} belongs to ${name}, who is not among the recipe's users`);
+    return owner;
+  };
   for (const d of recipe.dirs ?? []) {
-    const owner = d.owner === undefined || d.owner === 'root' ? { uid: 0, gid: 0 } : users.find((u) => u.name === d.owner);
-    if (!owner) throw new Error(`${recipe.image}: directory ${d.path} belongs to ${d.owner}, who is not among the recipe's users`);
+    const owner = ownerOf(`directory ${d.path}`, d.owner);
     fs.mkdirSync(inRoot(d.path), { recursive: true });
     fs.chownSync(inRoot(d.path), owner.uid, owner.gid);
     fs.chmodSync(inRoot(d.path), d.mode ?? 0o755);
+  }
+  for (const f of recipe.files ?? []) {
+    const owner = ownerOf(`file ${f.path}`, f.owner);
+    fs.mkdirSync(path.dirname(inRoot(f.path)), { recursive: true });
+    fs.writeFileSync(inRoot(f.path), f.content);
+    fs.chownSync(inRoot(f.path), owner.uid, owner.gid);
+    fs.chmodSync(inRoot(f.path), f.mode ?? 0o644);
   }
   // Symlinks last, so that nothing above is written through one that points out of the root.
   for (const [link, target] of Object.entries(recipe.links ?? {})) {
@@ -273,10 +408,13 @@ export interface ImportedImage {
   imported: boolean;
 }
 
-/** Build each image and import it into the engine at `host`, unless it is there already; returns what the engine has now. */
-export function importImages(host: string): ImportedImage[] {
+/**
+ * Build each image (the named ones, by recipe.image; every one unless given) and import it into the engine at
+ * `host`, unless it is there already; returns what the engine has now.
+ */
+export function importImages(host: string, images?: readonly string[]): ImportedImage[] {
   const docker = (args: string[]) => execFileSync('docker', ['-H', host, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
-  return RECIPES.map((recipe) => {
+  return selectRecipes(images).map((recipe) => {
     const names = imageNames(recipe);
     const hash = recipeHash(recipe);
     const have = new Map<string, { id: string; label: string }>();
@@ -295,6 +433,7 @@ export function importImages(host: string): ImportedImage[] {
       const env = { PATH: DEFAULT_PATH, ...recipe.env };
       const changes = [
         ...Object.entries(env).map(([k, v]) => `ENV ${k}=${JSON.stringify(v)}`),
+        ...(recipe.user ? [`USER ${recipe.user}`] : []),
         `WORKDIR ${recipe.workdir ?? '/'}`,
         `CMD ${JSON.stringify(recipe.cmd ?? ['/bin/sh'])}`,
         `LABEL ${LABEL}=${hash}`,
@@ -323,8 +462,10 @@ function main(argv: string[]): void {
   };
   const given = flag('--docker-host') ?? process.env.DOCKER_HOST ?? '/var/run/docker.sock';
   const host = given.includes('://') ? given : `unix://${given}`;
-  requireImageTools();
-  const images = importImages(host);
+  const only = argv.includes('--only') ? (flag('--only') ?? '').split(',').filter(Boolean) : undefined;
+  if (only?.length === 0) throw new Error('--only needs a comma-separated list of images, e.g. --only zookeeper:3.9,apache/kafka:4.1.1');
+  requireImageTools(only);
+  const images = importImages(host, only);
   if (argv.includes('--json')) {
     process.stdout.write(JSON.stringify({ docker_host: host, images }) + '\n');
     return;

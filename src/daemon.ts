@@ -50,6 +50,7 @@ import { mountRoot, selectProviders } from './agent/providers/select.ts';
 import { Watchdog } from './agent/watchdog.ts';
 import { Catalog } from './catalog/catalog.ts';
 import { registerLogRoutes } from './catalog/logs.ts';
+import { memberExec, registerExecRoute } from './catalog/member-exec.ts';
 import { registerServiceRoutes } from './catalog/routes.ts';
 
 /** The CA key of a bootstrapping node, kept on disk only until the controldb holds it. */
@@ -267,14 +268,18 @@ export class Daemon {
     this.controldb = new ControlDb({ store, raft: this.raft, forward, log: this.log, unsafeStaleReads });
     this.membership = new Membership(this.controldb, this.raft, this.nodeId, forward, this.log);
     this.tokens = new Tokens(this.controldb, () => caDigest(tls.caPem));
+    const execDeps = { db: this.controldb, selfId: this.nodeId, docker: () => this.docker };
     this.catalog = new Catalog({
       db: this.controldb,
       domain: this.config.dnsDomain,
       ipPool: this.config.ipPool,
       zonal: zonal(this.config),
       log: this.log.child({ part: 'catalog' }),
+      // A member's tool may run for minutes (a repair, moving partitions): the connection waits as long as the exec may.
+      exec: memberExec({ ...execDeps, forward: httpForwarder(tls, this.address, 3_600_000, 'the node') }),
     });
     registerServiceRoutes(this.api, this.controldb, { ipPool: this.config.ipPool });
+    registerExecRoute(this.api, execDeps);
     registerLogRoutes(this.api, { db: this.controldb, selfId: this.nodeId, tls, address: this.address, docker: () => this.docker });
     registerKvRoutes(this.api, this.controldb);
     registerClusterRoutes(this.api, this.controldb, this.raft, this.membership, this.nodeId, () => this.onLeft());

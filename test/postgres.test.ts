@@ -13,14 +13,14 @@
 //   one switchover, no acknowledged insert lost;
 // - scale 3 → 4 → 2, the slots following the members.
 import assert from 'node:assert/strict';
-import { execFile, execFileSync, spawn } from 'node:child_process';
-import fs from 'node:fs';
+import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
-import { TestBed } from './bed/bed.ts';
+import type { TestBed } from './bed/bed.ts';
 import { docker } from './bed/docker.ts';
-import { REPO, runCli, tempDir } from './helpers/proc.ts';
+import { REPO } from './helpers/proc.ts';
+import { serviceContext, startLoad, startServiceBed, type Cli } from './helpers/service-bed.ts';
 import { pollUntil } from './helpers/wait.ts';
 
 const execFileAsync = promisify(execFile);
@@ -50,8 +50,8 @@ interface ServiceView {
 
 describe('postgres', { timeout: 1_500_000 }, () => {
   let bed: TestBed;
-  const ids: string[] = [];
-  let cli: (args: string[]) => Promise<{ code: number | null; stdout: string; stderr: string }>;
+  let ids: string[] = [];
+  let cli: Cli;
   let password = '';
   let replicationPassword = '';
   const dead = new Set<number>();
@@ -97,41 +97,10 @@ describe('postgres', { timeout: 1_500_000 }, () => {
     const streaming = (await psql(primary.ip, "SELECT application_name FROM pg_stat_replication WHERE state = 'streaming'")).split('\n').filter(Boolean);
     return s.members.filter((m) => m !== primary).every((m) => streaming.includes(m.name));
   };
-  /** The nodes' last log lines and each PostgreSQL container's, for a failing test's message. */
-  const context = () => {
-    const members = live().flatMap((i) => {
-      const d = bed.nodes[i].docker!;
-      let names: string[];
-      try {
-        names = docker(d, ['ps', '-a', '--filter', 'name=firecampd-pg-', '--format', '{{.Names}}']).split('\n').filter(Boolean);
-      } catch (err) {
-        return [`--- ${bed.nodes[i].ns}: its dockerd does not answer (${String(err)})`];
-      }
-      return names.map((n) => {
-        let out: string;
-        try {
-          out = execFileSync('sh', ['-c', `docker -H ${d.host} logs --tail 12 ${n} 2>&1`], { encoding: 'utf8' });
-        } catch (err) {
-          out = String((err as { stderr?: string }).stderr ?? err);
-        }
-        return `--- ${bed.nodes[i].ns} ${n}\n${out}`;
-      });
-    });
-    return `${bed.logs(15)}\n${members.join('\n')}`;
-  };
+  const context = () => serviceContext(bed, 'pg', live());
 
   before(async () => {
-    bed = await TestBed.create({ nodes: 3, clientNamespace: true, docker: true });
-    for (let i = 0; i < 3; i++) await bed.start(i, bed.serviceNodeArgs(LEASE_TTL));
-    const caFile = path.join(tempDir(), 'ca.crt');
-    fs.copyFileSync(path.join(bed.nodes[0].dataDir, 'tls', 'ca.crt'), caFile);
-    cli = (args) => runCli([...args, '--ca-file', caFile], { FIRECAMPD_TOKEN: bed.token });
-    await pollUntil(
-      async () => (await bed.api(0, 'POST', '/v1/kv/range', { key: '/_cluster/alive/', prefix: true })).json.kvs.length,
-      (n) => n === 3,
-      { ms: 60_000, what: 'three agents', context },
-    );
-    ids.push(...(await bed.nodeIds()));
+    ({ bed, cli, ids } = await startServiceBed({ leaseTtl: LEASE_TTL }));
   });
   after(async () => {
     await bed?.destroy();
@@ -212,7 +181,7 @@ describe('postgres', { timeout: 1_500_000 }, () => {
     const before = await service();
     const primary = primaryMember(before);
     const victim = ids.indexOf(primary.node);
-    const load = startLoad();
+    const load = startLoad(bed, [...clientArgs(), 'load'], context);
     try {
       await load.ready();
       const killedAt = Date.now();
@@ -241,7 +210,7 @@ describe('postgres', { timeout: 1_500_000 }, () => {
   it('upgrades one member at a time while a client inserts: standbys first, one switchover, nothing acknowledged lost', async (t) => {
     for (const i of live()) docker(bed.nodes[i].docker!, ['image', 'inspect', NEXT_IMAGE]);
     const before = await service();
-    const load = startLoad();
+    const load = startLoad(bed, [...clientArgs(), 'load'], context);
     let upgradeMs: number | undefined;
     try {
       await load.ready();
@@ -293,39 +262,4 @@ describe('postgres', { timeout: 1_500_000 }, () => {
     const count = await pgClient(['count']);
     assert.equal(count.rows, count.max);
   });
-
-  /** The load client in the client namespace, inserting until stopped. */
-  function startLoad() {
-    const proc = spawn('nsenter', inClient([...clientArgs(), 'load']), { cwd: REPO, stdio: ['pipe', 'pipe', 'inherit'] });
-    let out = '';
-    proc.stdout.on('data', (d) => (out += String(d)));
-    let exited = false;
-    const done = new Promise((r) => proc.once('close', r)).then(() => (exited = true));
-    const lines = () =>
-      out
-        .split('\n')
-        .filter(Boolean)
-        .map((l) => JSON.parse(l) as Record<string, unknown>);
-    return {
-      ready: () =>
-        pollUntil(
-          () => out,
-          (o) => o.includes('{"ready":true}') || exited,
-          { ms: 60_000, what: 'the load client to insert', context },
-        ),
-      resumedAfter: async (since: number, ms: number) =>
-        (
-          await pollUntil(
-            () => lines().find((l) => typeof l.resumedAt === 'number' && l.resumedAt > since),
-            (l) => l !== undefined || exited,
-            { ms, what: 'an insert acknowledged after the fault', context },
-          )
-        )?.resumedAt as number,
-      stop: async () => {
-        proc.stdin.end();
-        await done;
-      },
-      result: () => lines().at(-1) as { acked: [number, number]; errors: number; longestGapMs: number; messages: string[] },
-    };
-  }
 });

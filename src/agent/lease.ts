@@ -55,6 +55,8 @@ export class NodeLease {
       await this.renew();
       if (this.lastSent === 0) await new Promise((r) => setTimeout(r, Math.min(100 * 2 ** attempt, 1000)));
     }
+    // How long a restart took to confirm the lease matters: a watchdog left by the last run fences at half a TTL.
+    this.log.info({ lease: this.id, since_process_start_ms: Math.round(process.uptime() * 1000) }, 'node lease confirmed');
     this.schedule();
   }
 

@@ -32,6 +32,7 @@ import {
   type MemberStatus,
 } from '../agent/members.ts';
 import { DNS_PREFIX } from '../agent/providers/embedded-dns.ts';
+import type { MemberExec } from './member-exec.ts';
 import { place, type NodeInfo, type PlacedMember as Placed } from './placement.ts';
 import { SERVICE_TYPES } from './registry.ts';
 import { ROLES_PREFIX, SERVICES_PREFIX, serviceKey, type MemberContext, type PlacedMember, type Service, type ServiceSpec, type TypeContext } from './types.ts';
@@ -51,6 +52,8 @@ export interface CatalogOptions {
    * gives a node that was slow, not dead, a moment to take a new lease.
    */
   graceMs?: number;
+  /** Runs a program in a member's container, wherever it runs (the types' tools: reconfig, nodetool…). */
+  exec: MemberExec;
 }
 
 interface StoredMember {
@@ -219,6 +222,7 @@ export class Catalog {
       secrets: kv ? (JSON.parse(kv.value) as Record<string, string>) : {},
       log: this.o.log,
       released: (member) => this.o.db.store.get(`${CLAIMS_PREFIX}${svc.spec.name}/${member}`) === undefined,
+      exec: this.o.exec,
     };
   }
 
@@ -299,6 +303,17 @@ export class Catalog {
     // Scaling down: the highest indexes go (never member 0).
     const extra = [...have.keys()].filter((n) => !names.includes(n));
     if (extra.length > 0) {
+      // The type takes them out of the service first (a reconfig, moving data away), with every member running: one on a dead node moves as in ACTIVE.
+      const all = [...have.values()];
+      if (await this.moveOffDeadNodes(svc, all)) return;
+      const placed = this.placed(all);
+      const waiting = await type.leave?.(
+        spec,
+        placed,
+        placed.filter((m) => extra.includes(m.spec.name)),
+        this.typeContext(svc),
+      );
+      if (waiting) return this.setStatus(svc, rev, 'SCALING', waiting);
       await this.o.db.txn({ compare: [], success: extra.map((n) => ({ delete: { key: memberKey(spec.name, n), prefix: false } })), failure: [] });
       return;
     }
@@ -392,10 +407,12 @@ export class Catalog {
       const why = held ? `; ${held.name} ${held.st!.state}: ${held.st!.message}` : '';
       return this.setStatus(svc, rev, 'INITIALIZING', `${running}/${have.length} members running and healthy${why}`);
     }
-    if (!svc.initialized) {
-      const waiting = await SERVICE_TYPES[svc.spec.type].initialize(svc.spec, this.placed(have), this.typeContext(svc));
-      if (waiting) return this.setStatus(svc, rev, 'INITIALIZING', waiting);
-    }
+    const type = SERVICE_TYPES[svc.spec.type];
+    // The first time the type's initialization; after that (a scale out, a start after a stop) its join, which brings in members it lacks.
+    const waiting = !svc.initialized
+      ? await type.initialize(svc.spec, this.placed(have), this.typeContext(svc))
+      : await type.join?.(svc.spec, this.placed(have), this.typeContext(svc));
+    if (waiting) return this.setStatus(svc, rev, 'INITIALIZING', waiting);
     return this.setStatus(svc, rev, 'ACTIVE', `${running}/${have.length} members running`, { initialized: true });
   }
 

@@ -4,6 +4,7 @@
 import { z } from 'zod';
 import type { MemberSpec } from '../agent/members.ts';
 import type { Logger } from '../log.ts';
+import type { MemberExec } from './member-exec.ts';
 import { UserError } from '../errors.ts';
 
 export const SERVICES_PREFIX = '/services/';
@@ -17,7 +18,7 @@ export type ServiceStatus = 'CREATING' | 'INITIALIZING' | 'ACTIVE' | 'SCALING' |
 const labelName = z.string().regex(/^[a-zA-Z0-9._/-]{1,63}$/, 'label names hold letters, digits, ".", "_", "/" and "-"');
 
 /** The service types by the name users give in --type (SERVICE_TYPES' keys); here so that the CLI offers them without loading the types' modules. */
-export const SERVICE_TYPE_NAMES = ['redis', 'postgres'] as const;
+export const SERVICE_TYPE_NAMES = ['redis', 'postgres', 'zookeeper'] as const;
 
 export const serviceSpecSchema = z
   .object({
@@ -33,6 +34,13 @@ export const serviceSpecSchema = z
       .max(1 << 20)
       .optional(),
     cpus: z.number().positive().max(256).optional(),
+    /** The JVM's heap (-Xmx and -Xms), for the types that run on one (ZooKeeper, Kafka). */
+    heapMiB: z
+      .number()
+      .int()
+      .min(64)
+      .max(1 << 20)
+      .optional(),
     volumeSizeMiB: z
       .number()
       .int()
@@ -154,6 +162,18 @@ export interface ServiceType {
   initialize(spec: ServiceSpec, members: PlacedMember[], ctx: TypeContext): Promise<string | undefined>;
   /** Keep the running service in shape on every pass (PostgreSQL: one replication slot per standby). Idempotent. */
   maintain?(spec: ServiceSpec, members: PlacedMember[], ctx: TypeContext): Promise<void>;
+  /**
+   * After a scale out: bring the new members into the running service
+   * (ZooKeeper: a reconfig that makes them voters). Returns what it still
+   * waits for, or undefined when done; idempotent, as initialize is.
+   */
+  join?(spec: ServiceSpec, members: PlacedMember[], ctx: TypeContext): Promise<string | undefined>;
+  /**
+   * Before a scale in removes `leaving`: take them out of the service first
+   * (ZooKeeper: a reconfig without them), so that it never counts on members
+   * that are gone. Returns what it still waits for, or undefined when done.
+   */
+  leave?(spec: ServiceSpec, members: PlacedMember[], leaving: PlacedMember[], ctx: TypeContext): Promise<string | undefined>;
   /** Why a running member does not serve yet, or undefined if it does. */
   notReady(spec: ServiceSpec, member: PlacedMember, ctx: TypeContext): Promise<string | undefined>;
   /** The next step of a rollout: which of `pending` restarts next, in the type's order (replicas before the primary). */
@@ -164,6 +184,11 @@ export interface ServiceType {
   describeSecret(name: string): { user?: string; describe: string };
 }
 
+/** For the types that do not run on a JVM: --heap-mib means nothing to them. */
+export function refuseHeap(spec: ServiceSpecInput, what: string): void {
+  if (spec.heapMiB !== undefined) throw new UserError(`--heap-mib is for the types that run on a JVM (zookeeper); ${what} takes --memory`);
+}
+
 /** What a type's steps get besides the spec and members. */
 export interface TypeContext {
   state: TypeState;
@@ -171,4 +196,6 @@ export interface TypeContext {
   log: Logger;
   /** A stopped member is gone from every node: no node holds its claim any more. */
   released(member: string): boolean;
+  /** Run one of the service's own tools inside a member's container, on whichever node runs it. */
+  exec: MemberExec;
 }

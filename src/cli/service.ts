@@ -155,6 +155,7 @@ export function serviceCommands(y: Argv): Argv {
                 describe: 'PostgreSQL: a commit is acknowledged once this many standbys have it',
                 defaultDescription: '0: commits do not wait for standbys',
               })
+              .option('heap-mib', { type: 'number', describe: 'MiB of JVM heap per member (ZooKeeper, Kafka)', defaultDescription: "the type's own" })
               .option('image', { type: 'string', describe: 'container image', defaultDescription: "the type's own" })
               .option('config', { type: 'string', describe: "lines added to the members' config file" })
               .option('require-label', { type: 'string', array: true, describe: 'run only on nodes with this NAME=VALUE label (firecampd --labels)' }),
@@ -174,6 +175,7 @@ export function serviceCommands(y: Argv): Argv {
           ...(a.shards !== undefined ? { redis: { shards: a.shards, replicasPerShard: a.replicasPerShard } } : { replicas: a.replicas ?? 1 }),
           ...(a.memory ? { memoryMiB: a.memory } : {}),
           ...(a.cpus ? { cpus: a.cpus } : {}),
+          ...(a.heapMib !== undefined ? { heapMiB: a.heapMib } : {}),
           ...(a.volumeSize ? { volumeSizeMiB: a.volumeSize } : {}),
           ...(a.journalVolumeSize !== undefined ? { journalVolumeSizeMiB: a.journalVolumeSize } : {}),
           ...(a.syncStandbys !== undefined ? { postgres: { syncStandbys: a.syncStandbys } } : {}),

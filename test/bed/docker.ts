@@ -19,8 +19,9 @@ export interface NodeDocker {
   proc: ChildProcess;
 }
 
-export function requireDocker(): void {
-  requireImageTools();
+/** Throws, naming what to install, unless this machine can run the bed's dockerds and build `images`. */
+export function requireDocker(images: string[]): void {
+  requireImageTools(images);
   for (const tool of ['dockerd', 'losetup', 'mkfs.ext4', 'arping']) {
     try {
       execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });

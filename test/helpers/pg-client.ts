@@ -16,6 +16,7 @@
 // once its COMMIT returned.
 import dns from 'node:dns';
 import pg from 'pg';
+import { writeLoop } from './write-loop.ts';
 
 const args = process.argv.slice(2);
 const flag = (name: string) => {
@@ -76,33 +77,13 @@ async function main(): Promise<void> {
   }
   await ensureTable();
   const start = mode === 'insert' ? 1 : Number((await query('SELECT coalesce(max(id), 0)::bigint AS m FROM acked')).rows[0].m) + 1;
-  const end = mode === 'insert' ? Number(args.at(-1)) : Number.MAX_SAFE_INTEGER;
-  let stop = false;
-  if (mode === 'load') process.stdin.on('end', () => (stop = true)).resume();
-  let id = start;
-  let errors = 0;
-  let lastOk = Date.now();
-  let longestGapMs = 0;
-  const messages = new Set<string>();
-  // Bounded: insert mode stops at N; load mode when stdin closes, and never runs past 15 minutes.
-  const deadline = Date.now() + 15 * 60_000;
-  while (id <= end && !stop && Date.now() < deadline) {
-    try {
+  await writeLoop({
+    start,
+    ...(mode === 'insert' ? { end: Number(args.at(-1)) } : {}),
+    write: async (id) => {
       await query('INSERT INTO acked (id) VALUES ($1) ON CONFLICT DO NOTHING', [id]);
-      const now = Date.now();
-      // A write that follows an outage says when the service answered again, for the test to time a failover.
-      if (mode === 'load' && now - lastOk > 1000) process.stdout.write(JSON.stringify({ resumedAt: now, gapMs: now - lastOk, id }) + '\n');
-      longestGapMs = Math.max(longestGapMs, now - lastOk);
-      lastOk = now;
-      if (id === start && mode === 'load') process.stdout.write('{"ready":true}\n');
-      id++;
-    } catch (err) {
-      errors++;
-      if (messages.size < 10) messages.add(err instanceof Error ? err.message : String(err));
-      await sleep(100);
-    }
-  }
-  process.stdout.write(JSON.stringify({ acked: [start, id - 1], errors, longestGapMs, messages: [...messages] }) + '\n');
+    },
+  });
 }
 
 main()

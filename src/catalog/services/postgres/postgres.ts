@@ -19,7 +19,17 @@
 import pg from 'pg';
 import { memberIndex, type MemberSpec } from '../../../agent/members.ts';
 import { UserError, errorMessage } from '../../../errors.ts';
-import type { MemberContext, MemberRole, PlacedMember, RolloutStep, ServiceSpec, ServiceSpecInput, ServiceType, TypeContext } from '../../types.ts';
+import {
+  refuseHeap,
+  type MemberContext,
+  type MemberRole,
+  type PlacedMember,
+  type RolloutStep,
+  type ServiceSpec,
+  type ServiceSpecInput,
+  type ServiceType,
+  type TypeContext,
+} from '../../types.ts';
 
 export const PG_PORT = 5432;
 /** The upstream image's postgres user. */
@@ -106,6 +116,7 @@ export const postgres: ServiceType = {
       : { user: 'replicator', describe: 'the replication user (standbys and pg_rewind use it; allowed from members only)' },
 
   normalize(spec: ServiceSpecInput): ServiceSpec {
+    refuseHeap(spec, 'PostgreSQL');
     const replicas = spec.replicas ?? 1;
     const sync = spec.postgres?.syncStandbys ?? 0;
     if (sync > replicas - 1) {

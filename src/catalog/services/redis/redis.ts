@@ -15,7 +15,7 @@
 import { Redis } from 'ioredis';
 import { memberIndex, type MemberSpec } from '../../../agent/members.ts';
 import { UserError, errorMessage } from '../../../errors.ts';
-import type { MemberContext, RolloutStep, ServiceSpec, ServiceSpecInput, ServiceType } from '../../types.ts';
+import { refuseHeap, type MemberContext, type RolloutStep, type ServiceSpec, type ServiceSpecInput, type ServiceType } from '../../types.ts';
 
 export const REDIS_PORT = 6379;
 const SLOTS = 16_384;
@@ -112,6 +112,7 @@ export const redis: ServiceType = {
   describeSecret: () => ({ user: 'default', describe: 'the password every client gives (AUTH); replicas use it too' }),
 
   normalize(spec: ServiceSpecInput): ServiceSpec {
+    refuseHeap(spec, 'Redis');
     if (spec.journalVolumeSizeMiB !== undefined) throw new UserError('Redis keeps its append-only file on the data volume: leave out --journal-volume-size');
     if (spec.postgres) throw new UserError('--sync-standbys is for PostgreSQL services');
     if (spec.redis) {

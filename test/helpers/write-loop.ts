@@ -1,0 +1,49 @@
+// The write loop the test clients share (pg-client, zk-client, …): ids
+// start, start+1, … written one at a time, each acknowledged before the next,
+// a failed write retried after 100 ms. It prints what the tests read (see
+// startLoad in service-bed.ts): in load mode {"ready":true} after the first
+// acknowledged write and {"resumedAt", "gapMs", "id"} after each outage of
+// over a second; always, at the end, {"acked": [first, last], "errors",
+// "longestGapMs", "messages"}.
+export interface WriteLoop {
+  start: number;
+  /** The last id to write (insert/create mode); load mode writes until stdin closes. */
+  end?: number;
+  write: (id: number) => Promise<void>;
+  /** After a failed write, before the next try: start a new session, say. */
+  afterError?: () => Promise<void>;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export async function writeLoop(o: WriteLoop): Promise<void> {
+  const load = o.end === undefined;
+  const end = o.end ?? Number.MAX_SAFE_INTEGER;
+  let stop = false;
+  if (load) process.stdin.on('end', () => (stop = true)).resume();
+  let id = o.start;
+  let errors = 0;
+  let lastOk = Date.now();
+  let longestGapMs = 0;
+  const messages = new Set<string>();
+  // Bounded: a count stops at its end; load mode when stdin closes, and never runs past 15 minutes.
+  const deadline = Date.now() + 15 * 60_000;
+  while (id <= end && !stop && Date.now() < deadline) {
+    try {
+      await o.write(id);
+      const now = Date.now();
+      // A write that follows an outage says when the service answered again, for the test to time a failover.
+      if (load && now - lastOk > 1000) process.stdout.write(JSON.stringify({ resumedAt: now, gapMs: now - lastOk, id }) + '\n');
+      longestGapMs = Math.max(longestGapMs, now - lastOk);
+      lastOk = now;
+      if (id === o.start && load) process.stdout.write('{"ready":true}\n');
+      id++;
+    } catch (err) {
+      errors++;
+      if (messages.size < 10) messages.add(err instanceof Error ? err.message : String(err));
+      await o.afterError?.();
+      await sleep(100);
+    }
+  }
+  process.stdout.write(JSON.stringify({ acked: [o.start, id - 1], errors, longestGapMs, messages: [...messages] }) + '\n');
+}

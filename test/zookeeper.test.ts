@@ -1,0 +1,249 @@
+// ZooKeeper end to end on the test bed (3 nodes with a dockerd each, loop
+// volumes on shared storage, static IPs, a client namespace), with the real
+// server in the zookeeper:3.9 stand-in image:
+//
+// - create an ensemble of 3: one leader, two followers, myid on each volume;
+//   2,000 znodes created through the members' DNS names, each acknowledged;
+// - the leader's node dies (every process killed, its link down) while a
+//   client writes: a new leader, the member back on a live node, every
+//   acknowledged znode there;
+// - scale 3 → 5 → 3 by dynamic reconfiguration while a client writes: the
+//   voters follow, nothing acknowledged is lost;
+// - a rolling upgrade to another tag while a client writes: the followers
+//   first, the leader last, nothing acknowledged lost.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { after, before, describe, it } from 'node:test';
+import { ZOOKEEPER_IMAGE } from '../scripts/images.ts';
+import { image as zookeeperImage } from '../src/catalog/services/zookeeper/image.ts';
+import type { TestBed } from './bed/bed.ts';
+import { docker } from './bed/docker.ts';
+import { REPO } from './helpers/proc.ts';
+import { serviceContext, startLoad, startServiceBed, type Cli } from './helpers/service-bed.ts';
+import { pollUntil } from './helpers/wait.ts';
+
+const execFileAsync = promisify(execFile);
+const LEASE_TTL = 8;
+const ZNODES = 2000;
+/** The same build under its exact version's tag: an upgrade restarts every member all the same. */
+const NEXT_IMAGE = zookeeperImage.tags![0];
+const CLIENT = path.join(REPO, 'test', 'helpers', 'zk-client.ts');
+
+interface MemberView {
+  name: string;
+  node: string;
+  epoch: number;
+  ip: string;
+  image: string;
+  state: string;
+  role: string | null;
+}
+interface ServiceView {
+  status: string;
+  message: string;
+  members: MemberView[];
+}
+
+describe('zookeeper', { timeout: 1_500_000 }, () => {
+  let bed: TestBed;
+  let cli: Cli;
+  let ids: string[] = [];
+  const dead = new Set<number>();
+  const live = () => [0, 1, 2].filter((i) => !dead.has(i));
+  const context = () => serviceContext(bed, 'zk', live());
+  // The client knows the first three members, as a client configured at create would.
+  const HOSTS = 'zk-0.zk.fc.test,zk-1.zk.fc.test,zk-2.zk.fc.test';
+  const clientArgs = (prefix: string) => [
+    process.execPath,
+    '--import',
+    'tsx',
+    CLIENT,
+    '--dns',
+    bed.nodes.map((n) => `${n.ip}:53`).join(','),
+    '--hosts',
+    HOSTS,
+    '--prefix',
+    prefix,
+  ];
+  const zkClient = async (prefix: string, args: string[]) => {
+    const { stdout } = await execFileAsync('nsenter', ['--net=/var/run/netns/' + bed.client!.ns, ...clientArgs(prefix), ...args], {
+      cwd: REPO,
+      timeout: 300_000,
+    });
+    return JSON.parse(stdout.trim().split('\n').at(-1)!) as {
+      acked?: [number, number];
+      errors?: number;
+      present?: number;
+      missing?: string[];
+      missingCount?: number;
+    };
+  };
+  const service = async () => {
+    const r = await cli(['service', 'get', 'zk', '--json', '--addr', bed.nodes[live()[0]].addr]);
+    if (r.code !== 0) throw new Error(r.stderr);
+    return JSON.parse(r.stdout) as ServiceView;
+  };
+  const dockerOf = (m: MemberView) => bed.nodes[ids.indexOf(m.node)].docker!;
+  /** The voters' myids as the ensemble has them (/zookeeper/config), asked in one member. */
+  const voters = (m: MemberView) =>
+    [
+      ...docker(dockerOf(m), ['exec', `firecampd-zk-${m.name}`, 'zkCli.sh', '-server', `${m.name}.zk.fc.test:2181`, 'config']).matchAll(
+        /^server\.(\d+)=.*:participant/gm,
+      ),
+    ]
+      .map((x) => Number(x[1]))
+      .sort();
+  /** One leader, every other member a follower, as `service get` shows them. */
+  const settled = (s: ServiceView, n: number) =>
+    s.status === 'ACTIVE' &&
+    s.members.length === n &&
+    s.members.every((m) => m.state === 'running' && !dead.has(ids.indexOf(m.node))) &&
+    s.members.filter((m) => m.role === 'leader').length === 1 &&
+    s.members.filter((m) => m.role === 'follower').length === n - 1;
+  const allThere = async (prefix: string, n: number) => {
+    const r = await pollUntil(
+      () => zkClient(prefix, ['check', String(n)]),
+      (c) => c.missingCount === 0,
+      { ms: 30_000, what: `every acknowledged znode under ${prefix} (1..${n})`, context },
+    );
+    assert.equal(r.present, n);
+  };
+
+  before(async () => {
+    ({ bed, cli, ids } = await startServiceBed({ leaseTtl: LEASE_TTL, images: [ZOOKEEPER_IMAGE] }));
+  });
+  after(async () => {
+    await bed?.destroy();
+  });
+
+  it('creates an ensemble of 3 with a leader and two followers, and takes 2,000 acknowledged creates by the members names', async (t) => {
+    const started = Date.now();
+    const create = await cli([
+      'service',
+      'create',
+      '--type',
+      'zookeeper',
+      '--name',
+      'zk',
+      '--replicas',
+      '3',
+      '--heap-mib',
+      '128',
+      '--volume-size',
+      '128',
+      '--journal-volume-size',
+      '64',
+      '--addr',
+      bed.nodes[1].addr,
+    ]);
+    assert.equal(create.code, 0, `${create.stderr}\n${context()}`);
+    t.diagnostic(`create → ACTIVE: ${Date.now() - started} ms`);
+    const s = await pollUntil(service, (v) => settled(v, 3), { ms: 30_000, what: 'a leader and two followers in service get', context });
+    assert.equal(new Set(s.members.map((m) => m.node)).size, 3, 'one member per node');
+    for (const m of s.members) {
+      const d = dockerOf(m);
+      assert.equal(docker(d, ['exec', `firecampd-zk-${m.name}`, 'cat', '/data/zk/myid']), String(Number(m.name.split('-')[1]) + 1), `${m.name}'s myid`);
+      assert.match(docker(d, ['exec', `firecampd-zk-${m.name}`, 'ls', '/datalog/zk']), /version-2/, `${m.name}'s transaction log on its journal volume`);
+    }
+    assert.deepEqual(voters(s.members[0]), [1, 2, 3]);
+
+    const creds = await cli(['service', 'credentials', 'zk', '--json', '--addr', bed.nodes[0].addr]);
+    assert.equal(creds.code, 0, creds.stderr);
+    const superPassword = (JSON.parse(creds.stdout) as { credentials: { user?: string; value: string }[] }).credentials.find((c) => c.user === 'super')!.value;
+    assert.match(superPassword, /^[A-Za-z0-9_-]{32}$/);
+    for (const n of bed.nodes) assert.ok(!n.logs.some((l) => l.includes(superPassword)), `no secret in ${n.ns}'s log`);
+
+    const created = await zkClient('/a', ['create', String(ZNODES)]);
+    assert.deepEqual([created.acked, created.errors], [[1, ZNODES], 0], JSON.stringify(created));
+    await allThere('/a', ZNODES);
+  });
+
+  it("survives the death of the leader's node: a new leader, the member back elsewhere, every acknowledged znode there", async (t) => {
+    const before = await pollUntil(service, (v) => settled(v, 3), { ms: 30_000, what: 'a settled ensemble', context });
+    const leader = before.members.find((m) => m.role === 'leader')!;
+    const victim = ids.indexOf(leader.node);
+    const load = startLoad(bed, [...clientArgs('/b'), 'load'], context);
+    try {
+      await load.ready();
+      const killedAt = Date.now();
+      bed.die(victim);
+      dead.add(victim);
+      const resumed = await load.resumedAfter(killedAt, 120_000);
+      t.diagnostic(`kill of the leader's node → first acknowledged create: ${resumed ? resumed - killedAt : 'no outage over 1 s'} ms`);
+      const after = await pollUntil(service, (v) => settled(v, 3), { ms: 120_000, what: 'three members in the ensemble again, on the live nodes', context });
+      const moved = after.members.find((m) => m.name === leader.name)!;
+      assert.notEqual(moved.node, leader.node, 'the dead leader came back on another node');
+      assert.equal(moved.ip, leader.ip, 'with its address');
+      t.diagnostic(`kill → ensemble of 3 again: ${Date.now() - killedAt} ms; new leader ${after.members.find((m) => m.role === 'leader')!.name}`);
+    } finally {
+      await load.stop();
+    }
+    const stats = load.result();
+    t.diagnostic(`during the failover: ${stats.acked[1]} acknowledged, ${stats.errors} errors, longest gap ${stats.longestGapMs} ms`);
+    assert.ok(stats.acked[1] > 0, JSON.stringify(stats));
+    await allThere('/a', ZNODES);
+    await allThere('/b', stats.acked[1]);
+  });
+
+  it('scales 3 → 5 → 3 by dynamic reconfiguration while a client writes, losing nothing acknowledged', async (t) => {
+    const load = startLoad(bed, [...clientArgs('/c'), 'load'], context);
+    try {
+      await load.ready();
+      let started = Date.now();
+      const up = await cli(['service', 'scale', 'zk', '5', '--addr', bed.nodes[live()[0]].addr]);
+      assert.equal(up.code, 0, `${up.stderr}\n${context()}`);
+      t.diagnostic(`scale 3 → 5: ${Date.now() - started} ms`);
+      let s = await pollUntil(service, (v) => settled(v, 5), { ms: 60_000, what: 'five members: a leader and four followers', context });
+      assert.deepEqual(voters(s.members[0]), [1, 2, 3, 4, 5]);
+      started = Date.now();
+      const down = await cli(['service', 'scale', 'zk', '3', '--addr', bed.nodes[live()[0]].addr]);
+      assert.equal(down.code, 0, `${down.stderr}\n${context()}`);
+      t.diagnostic(`scale 5 → 3: ${Date.now() - started} ms`);
+      s = await pollUntil(service, (v) => settled(v, 3), { ms: 60_000, what: 'three members again', context });
+      assert.deepEqual(voters(s.members[0]), [1, 2, 3]);
+    } finally {
+      await load.stop();
+    }
+    const stats = load.result();
+    t.diagnostic(`while scaling: ${stats.acked[1]} acknowledged, ${stats.errors} errors, longest gap ${stats.longestGapMs} ms`);
+    await allThere('/c', stats.acked[1]);
+    await allThere('/a', ZNODES);
+  });
+
+  it('upgrades one member at a time while a client writes: the followers first, the leader last, nothing acknowledged lost', async (t) => {
+    for (const i of live()) docker(bed.nodes[i].docker!, ['image', 'inspect', NEXT_IMAGE]);
+    const before = await pollUntil(service, (v) => settled(v, 3), { ms: 30_000, what: 'a settled ensemble', context });
+    const leader = before.members.find((m) => m.role === 'leader')!;
+    const logsBefore = bed.nodes.map((n) => n.logs.length);
+    const load = startLoad(bed, [...clientArgs('/d'), 'load'], context);
+    try {
+      await load.ready();
+      const started = Date.now();
+      const up = await cli(['service', 'upgrade', 'zk', '--image', NEXT_IMAGE, '--timeout', '600', '--addr', bed.nodes[live()[0]].addr]);
+      assert.equal(up.code, 0, `${up.stderr}\n${context()}`);
+      t.diagnostic(`rolling upgrade of 3 members: ${Date.now() - started} ms`);
+    } finally {
+      await load.stop();
+    }
+    const stats = load.result();
+    t.diagnostic(`during the upgrade: ${stats.acked[1]} acknowledged, ${stats.errors} errors, longest gap ${stats.longestGapMs} ms`);
+    const after = await pollUntil(service, (v) => settled(v, 3), { ms: 60_000, what: 'a settled ensemble after the upgrade', context });
+    assert.ok(
+      after.members.every((m) => m.image === NEXT_IMAGE),
+      JSON.stringify(after.members),
+    );
+    // The catalog's own record of the order, from whichever node led it.
+    const rolled = bed.nodes
+      .flatMap((n, i) => n.logs.slice(logsBefore[i]))
+      .filter((l) => l.includes('rolling a member'))
+      .map((l) => JSON.parse(l) as { time: number; member: string })
+      .sort((a, b) => a.time - b.time)
+      .map((l) => l.member);
+    assert.equal(rolled.length, 3, `three restarts: ${rolled.join(', ')}`);
+    assert.equal(rolled.at(-1), leader.name, `the leader (${leader.name}) last: ${rolled.join(', ')}`);
+    await allThere('/d', stats.acked[1]);
+    await allThere('/a', ZNODES);
+  });
+});

@@ -18,7 +18,7 @@ export type ServiceStatus = 'CREATING' | 'INITIALIZING' | 'ACTIVE' | 'SCALING' |
 const labelName = z.string().regex(/^[a-zA-Z0-9._/-]{1,63}$/, 'label names hold letters, digits, ".", "_", "/" and "-"');
 
 /** The service types by the name users give in --type (SERVICE_TYPES' keys); here so that the CLI offers them without loading the types' modules. */
-export const SERVICE_TYPE_NAMES = ['redis', 'postgres', 'zookeeper'] as const;
+export const SERVICE_TYPE_NAMES = ['redis', 'postgres', 'zookeeper', 'kafka'] as const;
 
 export const serviceSpecSchema = z
   .object({
@@ -186,7 +186,7 @@ export interface ServiceType {
 
 /** For the types that do not run on a JVM: --heap-mib means nothing to them. */
 export function refuseHeap(spec: ServiceSpecInput, what: string): void {
-  if (spec.heapMiB !== undefined) throw new UserError(`--heap-mib is for the types that run on a JVM (zookeeper); ${what} takes --memory`);
+  if (spec.heapMiB !== undefined) throw new UserError(`--heap-mib is for the types that run on a JVM (zookeeper, kafka); ${what} takes --memory`);
 }
 
 /** What a type's steps get besides the spec and members. */

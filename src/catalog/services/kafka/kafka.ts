@@ -1,0 +1,305 @@
+// Kafka in KRaft mode: brokers with their own controller quorum, no ZooKeeper.
+//
+// The first members (1 of 1 or 2, 3 of 3 or 4, 5 of 5 and more) are
+// controllers and brokers at once; the others are brokers only. The voters
+// are fixed at create (a static quorum, controller.quorum.voters), so scaling
+// adds or removes brokers only. The cluster id is made once, kept in the
+// service's type state, and a member formats its storage with it on its first
+// start only.
+//
+// Clients and brokers authenticate with SASL/SCRAM-SHA-512 as `admin`, whose
+// password is generated at create; the controllers' own listener is plain,
+// bound to each member's static IP. Brokers advertise their DNS names.
+//
+// Defaults lean to durability: replication factor 3 (or the member count if
+// smaller), min.insync.replicas 2, unclean leader election off. A rollout
+// restarts one broker at a time with a controlled shutdown (SIGTERM), brokers
+// that are not the active controller first, and the next only once no
+// partition is under-replicated.
+import dns from 'node:dns';
+import net from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { Kafka, logLevel, type Admin } from 'kafkajs';
+import { memberIndex, type MemberSpec } from '../../../agent/members.ts';
+import { UserError, errorMessage } from '../../../errors.ts';
+import type { MemberContext, MemberRole, PlacedMember, RolloutStep, ServiceSpec, ServiceSpecInput, ServiceType, TypeState } from '../../types.ts';
+
+export const KAFKA_PORT = 9092;
+const CONTROLLER_PORT = 9093;
+/** The upstream image's appuser. */
+const KAFKA_USER = '1000:1000';
+const DATA = '/data';
+const JOURNAL = '/journal';
+const DEFAULT_HEAP_MIB = 512;
+export const KAFKA_ADMIN = 'admin';
+
+/** How many of the first members are controllers: an odd quorum of up to 5. */
+export const controllersFor = (members: number) => (members >= 5 ? 5 : members >= 3 ? 3 : 1);
+const controllersOf = (spec: ServiceSpec, state: TypeState) => Number(state.controllers ?? controllersFor(spec.replicas));
+/** A Kafka cluster id: 16 random bytes, base64url without padding, as `kafka-storage.sh random-uuid` makes (never with a leading "-"). */
+function newClusterId(): string {
+  for (;;) {
+    const id = randomBytes(16).toString('base64url');
+    if (!id.startsWith('-')) return id;
+  }
+}
+const replicationFactor = (spec: ServiceSpec) => Math.min(3, spec.replicas);
+
+/**
+ * A short-lived admin client of the cluster. Brokers advertise their DNS
+ * names, which only the members' /etc/hosts and the cluster's DNS server
+ * know: each name is looked up among the members' addresses.
+ */
+async function withAdmin<T>(members: PlacedMember[], password: string | undefined, fn: (a: Admin) => Promise<T>): Promise<T> {
+  const addr = new Map(members.map((m) => [m.spec.dnsName ?? m.spec.name, m.host]));
+  const kafka = new Kafka({
+    clientId: 'firecampd',
+    brokers: members.map((m) => `${m.host}:${KAFKA_PORT}`),
+    sasl: { mechanism: 'scram-sha-512', username: KAFKA_ADMIN, password: password ?? '' },
+    connectionTimeout: 3000,
+    requestTimeout: 10_000,
+    retry: { retries: 1, initialRetryTime: 200 },
+    logLevel: logLevel.NOTHING,
+    socketFactory: ({ host, port, onConnect }) => {
+      const socket = net.connect({
+        host,
+        port,
+        lookup: (name, opts, cb) => {
+          const ip = addr.get(name);
+          if (ip) return (cb as (e: null, a: string, f: number) => void)(null, ip, 4);
+          dns.lookup(name, opts, cb);
+        },
+      });
+      socket.once('connect', onConnect);
+      socket.setKeepAlive(true, 10_000);
+      return socket;
+    },
+  });
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    return await fn(admin);
+  } finally {
+    await admin.disconnect().catch(() => {});
+  }
+}
+
+/** Partitions whose in-sync replicas are fewer than their replicas, as "topic/partition". */
+async function underReplicated(a: Admin): Promise<string[]> {
+  const { topics } = await a.fetchTopicMetadata();
+  return topics.flatMap((t) => t.partitions.filter((p) => p.isr.length < p.replicas.length).map((p) => `${t.name}/${p.partitionId}`));
+}
+
+function wholeNumber(v: string, min: number, max: number): string | undefined {
+  return /^\d+$/.test(v) && Number(v) >= min && Number(v) <= max ? undefined : `a whole number from ${min} to ${max}`;
+}
+const bool = (v: string) => (v === 'true' || v === 'false' ? undefined : 'true or false');
+
+export const kafka: ServiceType = {
+  image: 'apache/kafka:4.1.1',
+  secrets: ['admin'],
+  settings: {
+    'default.replication.factor': {
+      describe: 'replicas of a topic made without a count (default: 3, or the member count if smaller)',
+      check: (v) => wholeNumber(v, 1, 64),
+    },
+    'min.insync.replicas': {
+      describe: 'replicas that must have a write before acks=all acknowledges it (default: 2, 1 for a single member)',
+      check: (v) => wholeNumber(v, 1, 64),
+    },
+    'num.partitions': { describe: 'partitions of a topic made without a count', default: '3', check: (v) => wholeNumber(v, 1, 10_000) },
+    'log.retention.hours': { describe: 'hours a message is kept', default: '168', check: (v) => wholeNumber(v, 1, 1_000_000) },
+    'unclean.leader.election.enable': { describe: 'let a replica that is not in sync lead (loses acknowledged writes)', default: 'false', check: bool },
+    'delete.topic.enable': { describe: 'allow deleting topics', default: 'true', check: bool },
+    'auto.create.topics.enable': { describe: 'make a topic when a client first uses it', default: 'true', check: bool },
+    'message.max.bytes': { describe: 'the largest record batch a broker takes', default: '1048588', check: (v) => wholeNumber(v, 1024, 1 << 30) },
+  },
+
+  describeSecret: () => ({ user: KAFKA_ADMIN, describe: 'the SASL/SCRAM-SHA-512 user of clients and brokers' }),
+
+  normalize(spec: ServiceSpecInput): ServiceSpec {
+    const replicas = spec.replicas ?? 3;
+    if (spec.redis) throw new UserError('--shards and --replicas-per-shard are for Redis; Kafka takes --replicas');
+    if (spec.postgres) throw new UserError('--sync-standbys is for PostgreSQL services');
+    const n = { ...spec, replicas };
+    for (const k of ['default.replication.factor', 'min.insync.replicas']) {
+      const v = Number(spec.settings?.[k] ?? 0);
+      if (v > replicas) throw new UserError(`${k} ${v} is more than the ${replicas} members: raise --replicas or lower it`);
+    }
+    return n;
+  },
+
+  initialState: (spec) => ({ clusterId: newClusterId(), controllers: controllersFor(spec.replicas) }),
+
+  needsStaticIps: () => undefined,
+
+  cannotScale(spec, replicas, state) {
+    const controllers = controllersOf(spec, state);
+    if (replicas < controllers) return `the first ${controllers} members are the controller quorum, fixed at create: keep at least ${controllers}`;
+    const rf = Number(spec.settings?.['default.replication.factor'] ?? replicationFactor(spec));
+    if (replicas < rf) return `default.replication.factor is ${rf}: keep at least ${rf} members`;
+    return undefined;
+  },
+
+  group: () => 0,
+
+  members(spec: ServiceSpec, ctx: MemberContext): Omit<MemberSpec, 'node' | 'epoch'>[] {
+    const journal = spec.journalVolumeSizeMiB !== undefined;
+    const heap = spec.heapMiB ?? DEFAULT_HEAP_MIB;
+    const controllers = controllersOf(spec, ctx.state);
+    const clusterId = String(ctx.state.clusterId ?? '');
+    const names = Array.from({ length: spec.replicas }, (_, i) => `${spec.name}-${i}.${spec.name}.${ctx.domain}`);
+    const voters = names
+      .slice(0, controllers)
+      .map((n, i) => `${i}@${n}:${CONTROLLER_PORT}`)
+      .join(',');
+    const rf = replicationFactor(spec);
+    const setting = (k: string, fallback: string) => spec.settings?.[k] ?? kafka.settings[k].default ?? fallback;
+    return names.map((dnsName, i) => {
+      const name = `${spec.name}-${i}`;
+      const ip = ctx.ips[i];
+      const bind = ip ?? '0.0.0.0';
+      const controller = i < controllers;
+      const conf = [
+        '# Written by firecampd; change settings with "firecampd service config".',
+        `process.roles=${controller ? 'broker,controller' : 'broker'}`,
+        `node.id=${i}`,
+        `controller.quorum.voters=${voters}`,
+        `listeners=SASL_PLAINTEXT://${bind}:${KAFKA_PORT}${controller ? `,CONTROLLER://${bind}:${CONTROLLER_PORT}` : ''}`,
+        `advertised.listeners=SASL_PLAINTEXT://${dnsName}:${KAFKA_PORT}`,
+        'listener.security.protocol.map=SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT',
+        'controller.listener.names=CONTROLLER',
+        'inter.broker.listener.name=SASL_PLAINTEXT',
+        'sasl.enabled.mechanisms=SCRAM-SHA-512',
+        'sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512',
+        `log.dirs=${DATA}/kafka`,
+        ...(journal ? [`metadata.log.dir=${JOURNAL}/metadata`] : []),
+        `default.replication.factor=${setting('default.replication.factor', String(rf))}`,
+        `min.insync.replicas=${setting('min.insync.replicas', String(Math.min(2, spec.replicas)))}`,
+        `offsets.topic.replication.factor=${rf}`,
+        `transaction.state.log.replication.factor=${rf}`,
+        `transaction.state.log.min.isr=${Math.min(2, rf)}`,
+        ...[
+          'num.partitions',
+          'log.retention.hours',
+          'unclean.leader.election.enable',
+          'delete.topic.enable',
+          'auto.create.topics.enable',
+          'message.max.bytes',
+        ].map((k) => `${k}=${setting(k, '')}`),
+        // Leaders go back to the preferred replicas after a restart, so that one broker does not keep them all.
+        'auto.leader.rebalance.enable=true',
+        ...(spec.config ? [spec.config] : []),
+      ].join('\n');
+      return {
+        service: spec.name,
+        name,
+        image: spec.image ?? kafka.image,
+        command: ['sh', `${DATA}/firecampd/start.sh`],
+        user: KAFKA_USER,
+        env: { KAFKA_HEAP_OPTS: `-Xmx${heap}m -Xms${heap}m` },
+        volume: { id: name, sizeMiB: spec.volumeSizeMiB ?? 1024, mountPath: DATA },
+        ...(journal ? { journal: { id: `${name}-journal`, sizeMiB: spec.journalVolumeSizeMiB!, mountPath: JOURNAL } } : {}),
+        dnsName,
+        ...(ip ? { ip } : {}),
+        port: KAFKA_PORT,
+        configFiles: [
+          { path: 'firecampd/server.properties', content: conf + '\n' },
+          { path: 'firecampd/start.sh', content: startScript(clusterId, dnsName), mode: 0o755 },
+        ],
+        secretFiles: [
+          { path: '.admin-password', template: '{{admin}}' },
+          // The broker's own login to the other brokers, and the tools' (kafka-topics.sh --command-config).
+          {
+            path: 'firecampd/jaas.properties',
+            template: `listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="${KAFKA_ADMIN}" password="{{admin}}";\n`,
+          },
+          {
+            path: 'firecampd/client.properties',
+            template: `security.protocol=SASL_PLAINTEXT\nsasl.mechanism=SCRAM-SHA-512\nsasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="${KAFKA_ADMIN}" password="{{admin}}";\n`,
+          },
+        ],
+        ...(spec.memoryMiB || spec.cpus
+          ? { resources: { ...(spec.memoryMiB ? { memoryMiB: spec.memoryMiB } : {}), ...(spec.cpus ? { cpus: spec.cpus } : {}) } }
+          : {}),
+      };
+    });
+  },
+
+  /** Every broker registered with the active controller. */
+  async initialize(_spec, members, ctx) {
+    const { brokers, controller } = await withAdmin(members, ctx.secrets.admin, (a) => a.describeCluster());
+    if (controller === null || controller < 0) return 'waiting for the controllers to elect a leader';
+    const missing = members.filter((m) => !brokers.some((b) => b.nodeId === memberIndex(m.spec))).map((m) => m.spec.name);
+    return missing.length > 0 ? `waiting for ${missing.join(', ')} to register with the active controller` : undefined;
+  },
+
+  /** New brokers take part once registered; moving partitions onto them is the user's (kafka-reassign-partitions). */
+  async join(spec, members, ctx) {
+    return kafka.initialize(spec, members, ctx);
+  },
+
+  async notReady(_spec, m, ctx) {
+    try {
+      const { brokers, controller } = await withAdmin([m], ctx.secrets.admin, (a) => a.describeCluster());
+      if (controller === null || controller < 0) return 'no active controller';
+      return brokers.some((b) => b.nodeId === memberIndex(m.spec)) ? undefined : 'not registered with the active controller';
+    } catch (err) {
+      return errorMessage(err);
+    }
+  },
+
+  async roles(spec, members, ctx) {
+    const controllers = controllersOf(spec, ctx.state);
+    const active = await withAdmin(members, ctx.secrets.admin, (a) => a.describeCluster())
+      .then((c) => c.controller)
+      .catch(() => undefined);
+    return Object.fromEntries(
+      members.map((m) => {
+        const i = memberIndex(m.spec);
+        const role = i === active ? 'broker, active controller' : i < controllers ? 'broker, controller' : 'broker';
+        return [m.spec.name, { role } satisfies MemberRole];
+      }),
+    );
+  },
+
+  /**
+   * One broker at a time, once no partition is under-replicated: brokers
+   * only first, then the controllers, the active one last (one election).
+   */
+  async rolloutStep(spec, members, pending, ctx): Promise<RolloutStep> {
+    const { urp, active } = await withAdmin(members, ctx.secrets.admin, async (a) => ({
+      urp: await underReplicated(a),
+      active: (await a.describeCluster()).controller,
+    }));
+    if (urp.length > 0) return { wait: `waiting for ${urp.length} under-replicated partitions (${urp.slice(0, 3).join(', ')}…) to catch up` };
+    const controllers = controllersOf(spec, ctx.state);
+    const order = (m: PlacedMember) => {
+      const i = memberIndex(m.spec);
+      return (i === active ? 2_000 : i < controllers ? 1_000 : 0) + i;
+    };
+    return { restart: [...pending].sort((a, b) => order(a) - order(b))[0].spec.name };
+  },
+};
+
+/**
+ * The member's start script (POSIX sh, as the image's appuser): the storage
+ * is formatted with the cluster id once, with the admin's SCRAM credentials;
+ * then the broker starts with firecampd's settings and the SASL login.
+ */
+function startScript(clusterId: string, me: string): string {
+  return `#!/bin/sh
+# Written by firecampd: starts this Kafka member.
+set -eu
+# Its own name first: the controllers bind and the broker advertises by it.
+until awk -v n="${me}" '$2 == n { found = 1 } END { exit !found }' /etc/hosts; do echo "firecampd: waiting for the name ${me}" >&2; sleep 1; done
+CONFIG=${DATA}/kafka.properties
+cat ${DATA}/firecampd/server.properties ${DATA}/firecampd/jaas.properties > "$CONFIG"
+chmod 600 "$CONFIG"
+if [ ! -f ${DATA}/kafka/meta.properties ]; then
+  /opt/kafka/bin/kafka-storage.sh format --ignore-formatted -t ${clusterId} -c "$CONFIG" \\
+    --add-scram "SCRAM-SHA-512=[name=${KAFKA_ADMIN},password=$(cat ${DATA}/.admin-password)]"
+fi
+exec /opt/kafka/bin/kafka-server-start.sh "$CONFIG"
+`;
+}

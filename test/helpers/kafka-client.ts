@@ -1,0 +1,120 @@
+// A Kafka client for the end-to-end tests (kafkajs), run in the test bed's
+// client namespace. Brokers advertise their DNS names: it looks them up
+// through the nodes' embedded DNS servers, anew on every connection.
+//
+//   kafka-client.ts --dns IP:53[,…] --brokers kf-0.kf.fc.test:9092,… --password P --topic T topic PARTITIONS
+//       makes topic T with PARTITIONS partitions and replication factor 3; prints {"created": true|false}
+//   … produce N
+//       sends batches 1..N of 100 messages each with acks=all (an idempotent producer), each
+//       batch acknowledged before the next; prints {"ready":true} after the first, and the totals
+//   … load
+//       the same until stdin closes (see write-loop.ts for what it prints)
+//   … check N
+//       reads the topic from the start; prints {"present": K, "missingCount", "missing": [up to 20]}
+//       for the messages of batches 1..N, once it has them all or nothing new came for 20 s
+//
+// A batch is acknowledged once the send of all its messages returned: acks=all, so every in-sync
+// replica has it, and min.insync.replicas says how many that is at least.
+import dns from 'node:dns';
+import net from 'node:net';
+import { Kafka, logLevel } from 'kafkajs';
+import { writeLoop } from './write-loop.ts';
+
+const args = process.argv.slice(2);
+const flag = (name: string) => {
+  const i = args.indexOf(name);
+  if (i < 0 || i + 1 >= args.length) throw new Error(`kafka-client: ${name} is required`);
+  return args[i + 1];
+};
+const BATCH = 100;
+const topic = flag('--topic');
+const resolver = new dns.promises.Resolver({ timeout: 1000, tries: 2 });
+resolver.setServers(flag('--dns').split(','));
+const mode = ['topic', 'produce', 'check'].includes(args.at(-2) ?? '') ? args.at(-2)! : args.at(-1)!;
+
+const kafka = new Kafka({
+  clientId: 'firecampd-test',
+  brokers: flag('--brokers').split(','),
+  sasl: { mechanism: 'scram-sha-512', username: 'admin', password: flag('--password') },
+  connectionTimeout: 3000,
+  requestTimeout: 10_000,
+  retry: { retries: 2, initialRetryTime: 200, maxRetryTime: 2000 },
+  logLevel: logLevel.NOTHING,
+  socketFactory: ({ host, port, onConnect }) => {
+    const socket = net.connect({
+      host,
+      port,
+      lookup: (name, _opts, cb) => {
+        const done = cb as (err: Error | null, address: string, family: number) => void;
+        resolver.resolve4(name).then(
+          (ips) => done(null, ips[0], 4),
+          (err: Error) => done(err, '', 4),
+        );
+      },
+    });
+    socket.once('connect', onConnect);
+    return socket;
+  },
+});
+
+const value = (batch: number, k: number) => `${batch}:${k}`;
+
+async function main(): Promise<void> {
+  if (mode === 'topic') {
+    const admin = kafka.admin();
+    await admin.connect();
+    const created = await admin.createTopics({ waitForLeaders: true, topics: [{ topic, numPartitions: Number(args.at(-1)), replicationFactor: 3 }] });
+    await admin.disconnect();
+    process.stdout.write(JSON.stringify({ created }) + '\n');
+    return;
+  }
+  if (mode === 'check') await check(Number(args.at(-1)));
+  else await produce(mode === 'produce' ? Number(args.at(-1)) : undefined);
+}
+
+async function produce(end: number | undefined): Promise<void> {
+  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
+  await producer.connect();
+  await writeLoop({
+    start: 1,
+    ...(end === undefined ? {} : { end }),
+    write: async (batch) => {
+      await producer.send({
+        topic,
+        acks: -1,
+        timeout: 10_000,
+        messages: Array.from({ length: BATCH }, (_, k) => ({ key: String(k), value: value(batch, k) })),
+      });
+    },
+  });
+  await producer.disconnect();
+}
+
+async function check(batches: number): Promise<void> {
+  const want = new Set<string>();
+  for (let b = 1; b <= batches; b++) for (let k = 0; k < BATCH; k++) want.add(value(b, k));
+  const total = want.size;
+  const consumer = kafka.consumer({ groupId: `check-${process.pid}-${Date.now()}` });
+  await consumer.connect();
+  await consumer.subscribe({ topic, fromBeginning: true });
+  let lastNew = Date.now();
+  await consumer.run({
+    eachMessage: ({ message }) => {
+      if (message.value && want.delete(message.value.toString())) lastNew = Date.now();
+      return Promise.resolve();
+    },
+  });
+  // Bounded: every message seen, or nothing new for 20 s (the consumer's first fetch included).
+  while (want.size > 0 && Date.now() - lastNew < 20_000) await new Promise((r) => setTimeout(r, 200));
+  await consumer.disconnect();
+  const missing = [...want];
+  process.stdout.write(JSON.stringify({ present: total - missing.length, missingCount: missing.length, missing: missing.slice(0, 20) }) + '\n');
+}
+
+main().then(
+  () => process.exit(0),
+  (err: Error) => {
+    process.stderr.write(`kafka-client: ${err.message}\n`);
+    process.exit(1);
+  },
+);

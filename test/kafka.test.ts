@@ -1,0 +1,224 @@
+// Kafka end to end on the test bed (3 nodes with a dockerd each, loop
+// volumes on shared storage, static IPs, a client namespace), with the real
+// broker in the apache/kafka stand-in image, in KRaft mode:
+//
+// - create 3 members (controllers and brokers), SASL/SCRAM with a generated
+//   password, a topic with replication factor 3;
+// - kafkajs produces 20,000 messages with acks=all while the node of a
+//   partition leader dies (every process killed, its link down); a consumer
+//   reads every acknowledged message back, and the member runs elsewhere;
+// - a rolling upgrade to another tag while producing: one broker at a time,
+//   every acknowledged message read back;
+// - scale 3 → 4: a broker that is not a controller registers.
+import assert from 'node:assert/strict';
+import { execFile, spawn } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { after, before, describe, it } from 'node:test';
+import { KAFKA_IMAGE } from '../scripts/images.ts';
+import type { TestBed } from './bed/bed.ts';
+import { docker } from './bed/docker.ts';
+import { REPO } from './helpers/proc.ts';
+import { serviceContext, startLoad, startServiceBed, type Cli } from './helpers/service-bed.ts';
+import { pollUntil } from './helpers/wait.ts';
+
+const execFileAsync = promisify(execFile);
+const LEASE_TTL = 8;
+/** Batches of 100 messages: 20,000 messages. */
+const BATCHES = 200;
+const NEXT_IMAGE = `${KAFKA_IMAGE}-next`;
+const CLIENT = path.join(REPO, 'test', 'helpers', 'kafka-client.ts');
+const BROKERS = 'kf-0.kf.fc.test:9092,kf-1.kf.fc.test:9092,kf-2.kf.fc.test:9092';
+
+interface MemberView {
+  name: string;
+  node: string;
+  ip: string;
+  image: string;
+  state: string;
+  role: string | null;
+}
+interface ServiceView {
+  status: string;
+  message: string;
+  members: MemberView[];
+}
+interface Check {
+  present: number;
+  missingCount: number;
+  missing: string[];
+}
+
+describe('kafka', { timeout: 1_500_000 }, () => {
+  let bed: TestBed;
+  let cli: Cli;
+  let ids: string[] = [];
+  let password = '';
+  const dead = new Set<number>();
+  const live = () => [0, 1, 2].filter((i) => !dead.has(i));
+  const context = () => serviceContext(bed, 'kf', live());
+  const clientArgs = (topic: string) => [
+    process.execPath,
+    '--import',
+    'tsx',
+    CLIENT,
+    '--dns',
+    bed.nodes.map((n) => `${n.ip}:53`).join(','),
+    '--brokers',
+    BROKERS,
+    '--password',
+    password,
+    '--topic',
+    topic,
+  ];
+  const inClient = (cmd: string[]) => ['--net=/var/run/netns/' + bed.client!.ns, ...cmd];
+  const kafkaClient = async (topic: string, args: string[]) => {
+    const { stdout } = await execFileAsync('nsenter', inClient([...clientArgs(topic), ...args]), { cwd: REPO, timeout: 300_000 });
+    return JSON.parse(stdout.trim().split('\n').at(-1)!) as Record<string, unknown>;
+  };
+  const service = async () => {
+    const r = await cli(['service', 'get', 'kf', '--json', '--addr', bed.nodes[live()[0]].addr]);
+    if (r.code !== 0) throw new Error(r.stderr);
+    return JSON.parse(r.stdout) as ServiceView;
+  };
+  const dockerOf = (m: MemberView) => bed.nodes[ids.indexOf(m.node)].docker!;
+  /** The leader of each partition of a topic, as kafka-topics.sh in a member describes it. */
+  const leaders = (m: MemberView, topic: string) =>
+    [
+      ...docker(dockerOf(m), [
+        'exec',
+        `firecampd-kf-${m.name}`,
+        '/opt/kafka/bin/kafka-topics.sh',
+        '--bootstrap-server',
+        `${m.name}.kf.fc.test:9092`,
+        '--command-config',
+        '/data/firecampd/client.properties',
+        '--describe',
+        '--topic',
+        topic,
+      ]).matchAll(/Partition: (\d+)\s+Leader: (-?\d+)/g),
+    ].map((x) => ({ partition: Number(x[1]), leader: Number(x[2]) }));
+  const allThere = async (topic: string, batches: number) => {
+    const r = (await kafkaClient(topic, ['check', String(batches)])) as unknown as Check;
+    assert.equal(r.missingCount, 0, `every acknowledged message of ${topic} read back: ${JSON.stringify(r)}\n${context()}`);
+  };
+  const running = (s: ServiceView, n: number) =>
+    s.status === 'ACTIVE' && s.members.length === n && s.members.every((m) => m.state === 'running' && !dead.has(ids.indexOf(m.node)));
+
+  before(async () => {
+    ({ bed, cli, ids } = await startServiceBed({ leaseTtl: LEASE_TTL, images: [KAFKA_IMAGE] }));
+  });
+  after(async () => {
+    await bed?.destroy();
+  });
+
+  it('creates 3 brokers that are also the controller quorum, with SASL/SCRAM, and a topic of replication factor 3', async (t) => {
+    const started = Date.now();
+    const create = await cli([
+      'service',
+      'create',
+      '--type',
+      'kafka',
+      '--name',
+      'kf',
+      '--replicas',
+      '3',
+      '--heap-mib',
+      '256',
+      '--volume-size',
+      '512',
+      '--addr',
+      bed.nodes[1].addr,
+    ]);
+    assert.equal(create.code, 0, `${create.stderr}\n${context()}`);
+    t.diagnostic(`create → ACTIVE: ${Date.now() - started} ms`);
+    const creds = await cli(['service', 'credentials', 'kf', '--json', '--addr', bed.nodes[0].addr]);
+    assert.equal(creds.code, 0, creds.stderr);
+    password = (JSON.parse(creds.stdout) as { credentials: { user?: string; value: string }[] }).credentials.find((c) => c.user === 'admin')!.value;
+    const s = await pollUntil(service, (v) => running(v, 3) && v.members.some((m) => m.role === 'broker, active controller'), {
+      ms: 30_000,
+      what: 'three brokers, one the active controller',
+      context,
+    });
+    assert.equal(new Set(s.members.map((m) => m.node)).size, 3, 'one member per node');
+    assert.ok(
+      s.members.every((m) => m.role?.includes('controller')),
+      JSON.stringify(s.members),
+    );
+    const saved = password;
+    password = 'not-the-password';
+    await assert.rejects(kafkaClient('orders', ['topic', '3']), /SASL|auth/i, 'a wrong password is refused');
+    password = saved;
+    assert.deepEqual(await kafkaClient('orders', ['topic', '3']), { created: true });
+    for (const n of bed.nodes) assert.ok(!n.logs.some((l) => l.includes(password)), `no secret in ${n.ns}'s log`);
+  });
+
+  it("produces 20,000 messages with acks=all through the death of a partition leader's node, and reads every acknowledged one back", async (t) => {
+    const s = await service();
+    const partition0 = leaders(s.members[0], 'orders').find((p) => p.partition === 0)!;
+    const victimMember = s.members.find((m) => Number(m.name.split('-')[1]) === partition0.leader)!;
+    const victim = ids.indexOf(victimMember.node);
+    const proc = spawn('nsenter', inClient([...clientArgs('orders'), 'produce', String(BATCHES)]), { cwd: REPO, stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    proc.stdout.on('data', (d) => (out += String(d)));
+    const exited = new Promise<number | null>((r) => proc.once('close', r));
+    await pollUntil(
+      () => out,
+      (o) => o.includes('{"ready":true}') || proc.exitCode !== null,
+      { ms: 60_000, what: 'the producer to send its first batch', context },
+    );
+    const killedAt = Date.now();
+    bed.die(victim);
+    dead.add(victim);
+    assert.equal(await exited, 0, out);
+    const stats = JSON.parse(out.trim().split('\n').at(-1)!) as { acked: [number, number]; errors: number; longestGapMs: number };
+    t.diagnostic(`${victimMember.name} (leader of orders/0) died; the producer's longest gap ${stats.longestGapMs} ms, ${stats.errors} errors`);
+    assert.deepEqual(stats.acked, [1, BATCHES], JSON.stringify(stats));
+    await allThere('orders', BATCHES);
+    const after = await pollUntil(service, (v) => running(v, 3), { ms: 120_000, what: 'three brokers running again on the live nodes', context });
+    t.diagnostic(`kill → the member running elsewhere: ${Date.now() - killedAt} ms`);
+    assert.equal(after.members.find((m) => m.name === victimMember.name)!.ip, victimMember.ip, 'with its address');
+    await pollUntil(
+      () => leaders(after.members[0], 'orders'),
+      (ps) => ps.length === 3 && ps.every((p) => p.leader >= 0),
+      { ms: 60_000, what: 'a leader for every partition', context },
+    );
+    await allThere('orders', BATCHES);
+  });
+
+  it('upgrades one broker at a time while a client produces with acks=all, losing nothing acknowledged', async (t) => {
+    for (const i of live()) docker(bed.nodes[i].docker!, ['tag', KAFKA_IMAGE, NEXT_IMAGE]);
+    await pollUntil(service, (v) => running(v, 3), { ms: 60_000, what: 'three brokers', context });
+    const load = startLoad(bed, [...clientArgs('orders-2'), 'load'], context);
+    assert.deepEqual(await kafkaClient('orders-2', ['topic', '3']), { created: true });
+    try {
+      await load.ready();
+      const started = Date.now();
+      const up = await cli(['service', 'upgrade', 'kf', '--image', NEXT_IMAGE, '--timeout', '600', '--addr', bed.nodes[live()[0]].addr]);
+      assert.equal(up.code, 0, `${up.stderr}\n${context()}`);
+      t.diagnostic(`rolling upgrade of 3 brokers: ${Date.now() - started} ms`);
+    } finally {
+      await load.stop();
+    }
+    const stats = load.result();
+    t.diagnostic(`during the upgrade: ${stats.acked[1] * 100} messages acknowledged, ${stats.errors} errors, longest produce gap ${stats.longestGapMs} ms`);
+    const after = await service();
+    assert.ok(
+      after.members.every((m) => m.image === NEXT_IMAGE),
+      JSON.stringify(after.members),
+    );
+    await allThere('orders-2', stats.acked[1]);
+    await allThere('orders', BATCHES);
+  });
+
+  it('scales 3 → 4: the new member is a broker (not a controller) and registers', async () => {
+    const up = await cli(['service', 'scale', 'kf', '4', '--addr', bed.nodes[live()[0]].addr]);
+    assert.equal(up.code, 0, `${up.stderr}\n${context()}`);
+    const s = await pollUntil(service, (v) => running(v, 4) && v.members.find((m) => m.name === 'kf-3')?.role === 'broker', {
+      ms: 60_000,
+      what: 'kf-3 a broker',
+      context,
+    });
+    assert.equal(s.members.filter((m) => m.role?.includes('controller')).length, 3);
+  });
+});

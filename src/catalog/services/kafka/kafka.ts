@@ -135,6 +135,8 @@ export const kafka: ServiceType = {
 
   cannotScale(spec, replicas, state) {
     const controllers = controllersOf(spec, state);
+    // A broker that went would leave its partitions' replicas behind: until firecampd moves them away first, no scale in.
+    if (replicas < spec.replicas) return 'a scale in would strand the partitions of the brokers that go: firecampd does not move them away yet';
     if (replicas < controllers) return `the first ${controllers} members are the controller quorum, fixed at create: keep at least ${controllers}`;
     const rf = Number(spec.settings?.['default.replication.factor'] ?? replicationFactor(spec));
     if (replicas < rf) return `default.replication.factor is ${rf}: keep at least ${rf} members`;

@@ -9,7 +9,8 @@
 //   reads every acknowledged message back, and the member runs elsewhere;
 // - a rolling upgrade to another tag while producing: one broker at a time,
 //   every acknowledged message read back;
-// - scale 3 → 4: a broker that is not a controller registers.
+// - scale 3 → 4 → 3: a broker that is not a controller registers; before
+//   it goes, its partitions move to the brokers that stay.
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import path from 'node:path';
@@ -82,22 +83,26 @@ describe('kafka', { timeout: 1_500_000 }, () => {
     return JSON.parse(r.stdout) as ServiceView;
   };
   const dockerOf = (m: MemberView) => bed.nodes[ids.indexOf(m.node)].docker!;
-  /** The leader of each partition of a topic, as kafka-topics.sh in a member describes it. */
+  /** kafka-topics.sh --describe of a topic, run in a member as admin. */
+  const describe = (m: MemberView, topic: string) =>
+    docker(dockerOf(m), [
+      'exec',
+      `firecampd-kf-${m.name}`,
+      '/opt/kafka/bin/kafka-topics.sh',
+      '--bootstrap-server',
+      `${m.name}.kf.fc.test:9092`,
+      '--command-config',
+      '/data/firecampd/client.properties',
+      '--describe',
+      '--topic',
+      topic,
+    ]);
+  /** The leader of each partition of a topic. */
   const leaders = (m: MemberView, topic: string) =>
-    [
-      ...docker(dockerOf(m), [
-        'exec',
-        `firecampd-kf-${m.name}`,
-        '/opt/kafka/bin/kafka-topics.sh',
-        '--bootstrap-server',
-        `${m.name}.kf.fc.test:9092`,
-        '--command-config',
-        '/data/firecampd/client.properties',
-        '--describe',
-        '--topic',
-        topic,
-      ]).matchAll(/Partition: (\d+)\s+Leader: (-?\d+)/g),
-    ].map((x) => ({ partition: Number(x[1]), leader: Number(x[2]) }));
+    [...describe(m, topic).matchAll(/Partition: (\d+)\s+Leader: (-?\d+)/g)].map((x) => ({ partition: Number(x[1]), leader: Number(x[2]) }));
+  /** Each partition's replicas (broker ids), as kafka-topics.sh in a member describes them. */
+  const replicas = (m: MemberView, topic: string) =>
+    [...describe(m, topic).matchAll(/Partition: \d+\s+Leader: -?\d+\s+Replicas: ([\d,]+)/g)].map((x) => x[1].split(',').map(Number));
   const allThere = async (topic: string, batches: number) => {
     const r = (await kafkaClient(topic, ['check', String(batches)])) as unknown as Check;
     assert.equal(r.missingCount, 0, `every acknowledged message of ${topic} read back: ${JSON.stringify(r)}\n${context()}`);
@@ -211,7 +216,7 @@ describe('kafka', { timeout: 1_500_000 }, () => {
     await allThere('orders', BATCHES);
   });
 
-  it('scales 3 → 4: the new member is a broker (not a controller) and registers', async () => {
+  it('scales 3 → 4 → 3: the new member is a broker only; before it goes, its partitions move to the others', async () => {
     const up = await cli(['service', 'scale', 'kf', '4', '--addr', bed.nodes[live()[0]].addr]);
     assert.equal(up.code, 0, `${up.stderr}\n${context()}`);
     const s = await pollUntil(service, (v) => running(v, 4) && v.members.find((m) => m.name === 'kf-3')?.role === 'broker', {
@@ -220,5 +225,20 @@ describe('kafka', { timeout: 1_500_000 }, () => {
       context,
     });
     assert.equal(s.members.filter((m) => m.role?.includes('controller')).length, 3);
+    // Give the new broker replicas of its own: a topic made now spreads over all four.
+    assert.deepEqual(await kafkaClient('orders-3', ['topic', '4']), { created: true });
+    assert.deepEqual((await kafkaClient('orders-3', ['produce', '20'])).acked, [1, 20]);
+    const on3 = () => replicas(s.members[0], 'orders-3').filter((r) => r.includes(3)).length;
+    assert.ok(on3() > 0, 'kf-3 holds replicas of orders-3');
+    const down = await cli(['service', 'scale', 'kf', '3', '--addr', bed.nodes[live()[0]].addr]);
+    assert.equal(down.code, 0, `${down.stderr}\n${context()}`);
+    const after = await pollUntil(service, (v) => running(v, 3), { ms: 60_000, what: 'three brokers', context });
+    assert.deepEqual(
+      replicas(after.members[0], 'orders-3').filter((r) => r.includes(3)),
+      [],
+      'no replica left on kf-3',
+    );
+    await allThere('orders-3', 20);
+    await allThere('orders', BATCHES);
   });
 });

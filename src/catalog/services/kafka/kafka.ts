@@ -22,6 +22,7 @@ import { randomBytes } from 'node:crypto';
 import { Kafka, logLevel, type Admin } from 'kafkajs';
 import { memberIndex, type MemberSpec } from '../../../agent/members.ts';
 import { UserError, errorMessage } from '../../../errors.ts';
+import { execOk } from '../../member-exec.ts';
 import type { MemberContext, MemberRole, PlacedMember, RolloutStep, ServiceSpec, ServiceSpecInput, ServiceType, TypeState } from '../../types.ts';
 
 export const KAFKA_PORT = 9092;
@@ -31,6 +32,8 @@ const KAFKA_USER = '1000:1000';
 const DATA = '/data';
 const JOURNAL = '/journal';
 const DEFAULT_HEAP_MIB = 512;
+/** The tools' SASL login, a secret file on each member's volume (kafka-*.sh --command-config). */
+const CLIENT_CONFIG = `${DATA}/firecampd/client.properties`;
 export const KAFKA_ADMIN = 'admin';
 
 /** How many of the first members are controllers: an odd quorum of up to 5. */
@@ -135,8 +138,6 @@ export const kafka: ServiceType = {
 
   cannotScale(spec, replicas, state) {
     const controllers = controllersOf(spec, state);
-    // A broker that went would leave its partitions' replicas behind: until firecampd moves them away first, no scale in.
-    if (replicas < spec.replicas) return 'a scale in would strand the partitions of the brokers that go: firecampd does not move them away yet';
     if (replicas < controllers) return `the first ${controllers} members are the controller quorum, fixed at create: keep at least ${controllers}`;
     const rf = Number(spec.settings?.['default.replication.factor'] ?? replicationFactor(spec));
     if (replicas < rf) return `default.replication.factor is ${rf}: keep at least ${rf} members`;
@@ -239,6 +240,42 @@ export const kafka: ServiceType = {
   /** New brokers take part once registered; moving partitions onto them is the user's (kafka-reassign-partitions). */
   async join(spec, members, ctx) {
     return kafka.initialize(spec, members, ctx);
+  },
+
+  /**
+   * Before a scale in: every replica on a leaving broker moves to a staying
+   * one (kafka-reassign-partitions.sh in a staying member), one
+   * reassignment at a time; done once no partition has a replica there.
+   */
+  async leave(_spec, members, leaving, ctx) {
+    const staying = members.filter((m) => !leaving.includes(m));
+    const gone = new Set(leaving.map((m) => memberIndex(m.spec)));
+    const { topics } = await withAdmin(staying, ctx.secrets.admin, (a) => a.fetchTopicMetadata());
+    const stranded = topics.flatMap((t) => t.partitions.filter((p) => p.replicas.some((r) => gone.has(r))).map((p) => ({ topic: t.name, p })));
+    if (stranded.length === 0) return undefined;
+    const at = staying.sort((a, b) => memberIndex(a.spec) - memberIndex(b.spec))[0];
+    const tool = ['/opt/kafka/bin/kafka-reassign-partitions.sh', '--bootstrap-server', `${at.spec.dnsName}:${KAFKA_PORT}`, '--command-config', CLIENT_CONFIG];
+    const active = await execOk(ctx.exec, at.spec, [...tool, '--list'], { timeoutMs: 60_000 });
+    if (/\S+-\d+: replicas/.test(active)) return `moving ${stranded.length} partitions off ${leaving.map((m) => m.spec.name).join(', ')}`;
+    // Each stranded replica goes to the staying broker with the fewest replicas that the partition lacks.
+    const load = new Map(staying.map((m) => [memberIndex(m.spec), 0]));
+    for (const t of topics) for (const p of t.partitions) for (const r of p.replicas) if (load.has(r)) load.set(r, load.get(r)! + 1);
+    const plan = stranded.map(({ topic, p }) => {
+      const replicas = p.replicas.map((r) => {
+        if (!gone.has(r)) return r;
+        const to = [...load.entries()].filter(([b]) => !p.replicas.includes(b)).sort((a, b) => a[1] - b[1] || a[0] - b[0])[0]?.[0];
+        if (to === undefined) throw new Error(`${topic}/${p.partitionId} has more replicas than the brokers that stay`);
+        load.set(to, load.get(to)! + 1);
+        p.replicas = p.replicas.map((x) => (x === r ? to : x));
+        return to;
+      });
+      return { topic, partition: p.partitionId, replicas };
+    });
+    const file = '/tmp/firecampd-reassignment.json';
+    await execOk(ctx.exec, at.spec, ['sh', '-c', 'printf %s "$1" > "$2"', 'plan', JSON.stringify({ version: 1, partitions: plan }), file]);
+    await execOk(ctx.exec, at.spec, [...tool, '--reassignment-json-file', file, '--execute'], { timeoutMs: 60_000 });
+    ctx.log.info({ service: at.spec.service, partitions: plan.length, from: leaving.map((m) => m.spec.name) }, 'kafka: moving partitions off brokers that go');
+    return `moving ${stranded.length} partitions off ${leaving.map((m) => m.spec.name).join(', ')}`;
   },
 
   async notReady(_spec, m, ctx) {

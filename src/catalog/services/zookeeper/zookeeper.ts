@@ -95,7 +95,8 @@ export const zookeeper: ServiceType = {
   settings: {
     tickTime: { describe: 'the base time unit in ms (heartbeats; sessions last 2 to 20 ticks)', default: '2000', check: (v) => wholeNumber(v, 100, 60_000) },
     initLimit: { describe: 'ticks a follower may take to connect and sync with the leader', default: '10', check: (v) => wholeNumber(v, 1, 1000) },
-    syncLimit: { describe: 'ticks a follower may fall behind the leader before it is dropped', default: '5', check: (v) => wholeNumber(v, 1, 1000) },
+    // Also how long a follower waits on a silent leader: a dead machine answers nothing, so this bounds the failover.
+    syncLimit: { describe: 'ticks a follower may fall behind the leader before it is dropped', default: '2', check: (v) => wholeNumber(v, 1, 1000) },
     maxClientCnxns: {
       describe: 'connections one client address may hold to one member (0: no limit)',
       default: '60',
@@ -158,7 +159,8 @@ export const zookeeper: ServiceType = {
         env: {
           ZK_SERVER_HEAP: String(heap),
           // Names are looked up again after 5 s, not cached for the JVM's life: a member that moved has a new address.
-          SERVER_JVMFLAGS: `-Xms${heap}m -Dsun.net.inetaddr.ttl=5 -Dsun.net.inetaddr.negative.ttl=1`,
+          // An election gives up on a peer that does not answer after 2 s, not 5: a dead one answers nothing.
+          SERVER_JVMFLAGS: `-Xms${heap}m -Dsun.net.inetaddr.ttl=5 -Dsun.net.inetaddr.negative.ttl=1 -Dzookeeper.cnxTimeout=2000`,
         },
         volume: { id: name, sizeMiB: spec.volumeSizeMiB ?? 1024, mountPath: DATA },
         ...(journal ? { journal: { id: `${name}-journal`, sizeMiB: spec.journalVolumeSizeMiB!, mountPath: JOURNAL } } : {}),

@@ -1,4 +1,4 @@
-// npm run bench:failover -- [--type redis|postgres] [--runs 4] [--lease-ttl 5] [--json]
+// npm run bench:failover -- [--type redis|postgres|kafka] [--runs 4] [--lease-ttl 5] [--json]
 // On the network-namespace test bed (3 nodes, a dockerd each, a client
 // namespace): create a Redis cluster (3 shards × a master and a replica),
 // time create→ACTIVE; write keys to one master (with the service's generated
@@ -18,20 +18,42 @@
 // Redis service (a spacer) on each of the two other nodes (node labels and
 // --require-label), so the wanted node is the least loaded, then deletes the
 // spacers once PostgreSQL is ACTIVE, before the load starts.
+//
+// --type kafka: create a Kafka service of 3 members (brokers and the KRaft
+// controller quorum, one a node: the bed loads the Kafka image), time
+// create→ACTIVE; make topic bench (3 partitions, replication factor 3) and,
+// with the load client of test/helpers/kafka-client.ts producing to it
+// (acks=all) from the client namespace, kill -9 the firecampd and dockerd of
+// the leader node or of a follower node (the one that leads partition 0 of
+// bench if a follower does, else one that leads a partition), and time until
+// the client's first produce acknowledged after the outage the kill causes
+// (its broker runs on until the node's watchdog fences it). If the producer
+// never paused over a second until the dead node's members run elsewhere and
+// 30 s more, failover_ms is the client's longest gap between acknowledgements
+// (at most 1 s): a bound of kill → the next acknowledgement, which the client
+// does not report when it did not pause. Each run's row names the members
+// the dead node ran and the partitions of bench it led.
 import { execFile, spawn } from 'node:child_process';
 import dns from 'node:dns';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
+import { KAFKA_IMAGE } from '../scripts/images.ts';
 import { TestBed } from '../test/bed/bed.ts';
 import { REPO } from '../test/helpers/proc.ts';
 
 const execFileAsync = promisify(execFile);
 const KEYS = 1000;
 const TARGETS = { create_ms: 15_000, failover_ms: 10_000 };
-const TYPES = ['redis', 'postgres'] as const;
+const TYPES = ['redis', 'postgres', 'kafka'] as const;
 const PG_CLIENT = path.join(REPO, 'test', 'helpers', 'pg-client.ts');
+const KAFKA_CLIENT = path.join(REPO, 'test', 'helpers', 'kafka-client.ts');
+/** Every broker, by the name it advertises (a member keeps its name and address when it moves). */
+const KAFKA_BROKERS = 'kf-0.kf.fc.test:9092,kf-1.kf.fc.test:9092,kf-2.kf.fc.test:9092';
+const KAFKA_TOPIC = 'bench';
+/** Kafka: how long after the dead node's members run elsewhere a produce outage may still end (a send waits up to 10 s, tried 3 times). */
+const KAFKA_QUIET_MS = 30_000;
 /** The node label that pins a spacer to one node (postgres runs). */
 const NODE_LABEL = 'bench-node';
 
@@ -40,6 +62,12 @@ interface Run {
   failover_ms: number;
   /** Whether the node that died was also the Raft leader (an election comes first, and the new leader restarts every lease's TTL). */
   victim_was_leader: boolean;
+  /** kafka: the members the dead node ran. */
+  victim_members?: string[];
+  /** kafka: the partitions of the topic whose leader the dead node ran (as described before the load started). */
+  victim_led_partitions?: number[];
+  /** kafka: whether the producer paused over a second after the kill (else failover_ms is its longest gap, a bound). */
+  produce_paused?: boolean;
 }
 
 async function until(cond: () => Promise<boolean>, ms: number, what: string): Promise<void> {
@@ -51,8 +79,8 @@ async function until(cond: () => Promise<boolean>, ms: number, what: string): Pr
 }
 
 /** A fresh bed of 3 nodes (a dockerd each) and a client namespace, every agent holding its lease. */
-async function startBed(leaseTtl: number, extra: (i: number, bed: TestBed) => string[] = () => []): Promise<TestBed> {
-  const bed = await TestBed.create({ nodes: 3, clientNamespace: true, docker: true });
+async function startBed(leaseTtl: number, extra: (i: number, bed: TestBed) => string[] = () => [], images?: string[]): Promise<TestBed> {
+  const bed = await TestBed.create({ nodes: 3, clientNamespace: true, docker: true, ...(images ? { images } : {}) });
   try {
     for (let i = 0; i < 3; i++) {
       await bed.start(i, [...bed.serviceNodeArgs(leaseTtl), ...extra(i, bed)]);
@@ -207,7 +235,11 @@ async function postgresRun(leaseTtl: number, victimRole: 'leader' | 'follower'):
       process.stderr.write(`bench:failover: the primary ${primary.name} was placed on ${bed.nodes[victim].ns}, not on the ${victimRole} node asked for\n`);
     // The client asks a node that stays alive for the primary's address.
     const survivor = [0, 1, 2].find((i) => i !== victim)!;
-    load = startLoad(bed, `${bed.nodes[survivor].ip}:53`, password);
+    load = startLoad(
+      bed,
+      [PG_CLIENT, '--dns', `${bed.nodes[survivor].ip}:53`, '--host', 'primary.pg.fc.test', '--user', 'postgres', '--password', password, 'load'],
+      'insert',
+    );
     await load.ready(60_000);
 
     const victim_was_leader = (await status(survivor)).leader === primary.node;
@@ -222,6 +254,147 @@ async function postgresRun(leaseTtl: number, victimRole: 'leader' | 'follower'):
   }
 }
 
+/**
+ * Kafka: a 3-member service (a broker and a KRaft controller on each node), create→ACTIVE; then, with the load
+ * client producing to topic bench, the leader node or a follower node dies, and failover_ms is the time from the
+ * kill to the client's first produce acknowledged after it (after the outage, once its broker is fenced).
+ */
+async function kafkaRun(leaseTtl: number, victimRole: 'leader' | 'follower'): Promise<Run> {
+  const bed = await startBed(leaseTtl, undefined, [KAFKA_IMAGE]);
+  let load: LoadClient | undefined;
+  try {
+    const status = async (i: number) => (await bed.api(i, 'GET', '/v1/cluster/status')).json;
+    const service = async (i = 0) => (await bed.api(i, 'GET', '/v1/service?name=kf')).json as { status: string; members: Member[] };
+    const ids = await bed.nodeIds();
+
+    // What `firecampd service create --type kafka --name kf --replicas 3 --volume-size 512 --heap-mib 256` sends.
+    const t0 = Date.now();
+    const created = await bed.api(0, 'POST', '/v1/services', { type: 'kafka', name: 'kf', replicas: 3, volumeSizeMiB: 512, heapMiB: 256 });
+    if (created.status !== 200) throw new Error(`create: ${JSON.stringify(created.json)}`);
+    await until(async () => (await service()).status === 'ACTIVE', 180_000, 'kf ACTIVE');
+    const create_ms = Date.now() - t0;
+
+    // The SASL/SCRAM password of clients: what `firecampd service credentials kf` shows for user admin.
+    const creds = await bed.api(0, 'GET', '/v1/service/credentials?name=kf');
+    const password = (creds.json as { credentials?: { user?: string; value: string }[] }).credentials?.find((c) => c.user === 'admin')?.value;
+    if (creds.status !== 200 || !password)
+      throw new Error(`credentials: ${creds.status} ${creds.status === 200 ? 'no password of user admin' : JSON.stringify(creds.json)}`);
+    /** test/helpers/kafka-client.ts with its flags, asking these nodes' DNS servers for the brokers' addresses. */
+    const client = (dnsNodes: number[]) => [
+      KAFKA_CLIENT,
+      '--dns',
+      dnsNodes.map((i) => `${bed.nodes[i].ip}:53`).join(','),
+      '--brokers',
+      KAFKA_BROKERS,
+      '--password',
+      password,
+      '--topic',
+      KAFKA_TOPIC,
+    ];
+    /** One run of the client in the client namespace: the JSON of its last line. */
+    const kafkaClient = async (dnsNodes: number[], args: string[], timeout: number) => {
+      const cmd = [`--net=/var/run/netns/${bed.client!.ns}`, process.execPath, '--import', 'tsx', ...client(dnsNodes), ...args];
+      const { stdout } = await execFileAsync('nsenter', cmd, { cwd: REPO, encoding: 'utf8', timeout });
+      return JSON.parse(stdout.trim().split('\n').at(-1)!) as Record<string, unknown>;
+    };
+
+    // The topic, replicated on all three brokers ({"created": false} would be a retry's, after an attempt that made it).
+    await until(async () => typeof (await kafkaClient([0, 1, 2], ['topic', '3'], 60_000)).created === 'boolean', 120_000, `topic ${KAFKA_TOPIC}`);
+    const view = await service();
+    // The leader of each partition (a broker id, N of member kf-N), as kafka-topics.sh in a member describes it.
+    const m0 = view.members[0];
+    let leaders: { partition: number; leader: number }[] = [];
+    await until(
+      async () => {
+        const { stdout } = await execFileAsync(
+          'docker',
+          [
+            '-H',
+            bed.nodes[ids.indexOf(m0.node)].docker!.host,
+            'exec',
+            `firecampd-kf-${m0.name}`,
+            '/opt/kafka/bin/kafka-topics.sh',
+            '--bootstrap-server',
+            `${m0.name}.kf.fc.test:9092`,
+            '--command-config',
+            '/data/firecampd/client.properties',
+            '--describe',
+            '--topic',
+            KAFKA_TOPIC,
+          ],
+          { encoding: 'utf8', timeout: 60_000 },
+        );
+        leaders = [...stdout.matchAll(/Partition: (\d+)\s+Leader: (-?\d+)/g)].map((x) => ({ partition: Number(x[1]), leader: Number(x[2]) }));
+        return leaders.length === 3 && leaders.every((p) => p.leader >= 0);
+      },
+      120_000,
+      `a leader for every partition of ${KAFKA_TOPIC}`,
+    );
+    const ledBy = (id: string) => leaders.filter((p) => view.members.find((m) => m.name === `kf-${p.leader}`)?.node === id).map((p) => p.partition);
+
+    // The node to kill: the Raft leader's, or a follower's; of the two followers, the one that leads partition 0 if one
+    // does, else one that leads a partition. (Every broker has a replica of every partition: its death holds up every
+    // acks=all produce until the controller fences it, whichever partitions it led.)
+    const leader = (await status(0)).leader as string;
+    const followers = ids.filter((id) => id !== leader);
+    const wanted =
+      victimRole === 'leader' ? leader : (followers.find((id) => ledBy(id).includes(0)) ?? followers.find((id) => ledBy(id).length > 0) ?? followers[0]);
+    const victim = ids.indexOf(wanted);
+    if (victim < 0) throw new Error(`the Raft leader ${leader} is not a node of the bed`);
+    const victimMembers = view.members.filter((m) => m.node === wanted);
+    const victim_led_partitions = ledBy(wanted);
+    const survivors = [0, 1, 2].filter((i) => i !== victim);
+    // The client asks the nodes that stay alive for the brokers' addresses.
+    load = startLoad(bed, [...client(survivors), 'load'], 'produce', 45_000);
+    await load.ready(60_000);
+
+    const victim_was_leader = (await status(survivors[0])).leader === wanted;
+    const t1 = Date.now();
+    await bed.crash(victim);
+    // Serving again: the first produce acknowledged after the kill, following an outage (the client reports one of over a
+    // second). Its broker runs on until the watchdog fences it; then every acks=all produce waits until the controller fences
+    // the broker too. Without an outage by the time the dead node's members run elsewhere and KAFKA_QUIET_MS more, there was none.
+    const moved = async () => {
+      const now = (await service(survivors[0])).members;
+      return victimMembers.every((was) => {
+        const m = now.find((x) => x.name === was.name);
+        return m !== undefined && m.node !== was.node && m.state === 'running';
+      });
+    };
+    let resumedAt: number | undefined;
+    let movedAt: number | undefined;
+    await until(
+      async () => {
+        resumedAt = load!.resumedSince(t1);
+        if (resumedAt !== undefined || load!.exited()) return true;
+        if (movedAt === undefined && (await moved())) movedAt = Date.now();
+        return movedAt !== undefined && Date.now() - movedAt > KAFKA_QUIET_MS;
+      },
+      180_000,
+      `a produce acknowledged after the kill, or ${victimMembers.map((m) => m.name).join(', ')} running elsewhere`,
+    );
+    const gone = load.exited();
+    if (gone) throw gone;
+    const run = { create_ms, victim_was_leader, victim_members: victimMembers.map((m) => m.name), victim_led_partitions };
+    if (resumedAt !== undefined) return { ...run, failover_ms: resumedAt - t1, produce_paused: true };
+
+    // No pause over a second. Producing works (a fresh producer's batch is acknowledged; the client retries until it is),
+    // and the gap across the kill was at most the client's longest gap between acknowledgements, and at most a second.
+    await kafkaClient(survivors, ['produce', '1'], 30_000).catch((err: Error) => {
+      throw new Error(`no produce outage reported after the kill, yet a new producer cannot produce: ${err.message}`);
+    });
+    const totals = await load.stop();
+    load = undefined;
+    if (!totals) throw new Error('the load client printed no totals');
+    const failover_ms = Math.min(1000, totals.longestGapMs);
+    process.stderr.write(`bench:failover: the producer never paused over 1 s after the kill: failover_ms ${failover_ms} is a bound (its longest gap)\n`);
+    return { ...run, failover_ms, produce_paused: false };
+  } finally {
+    await load?.stop();
+    await bed.destroy();
+  }
+}
+
 interface PgView {
   status: string;
   state?: { primary?: string };
@@ -229,17 +402,33 @@ interface PgView {
 }
 
 interface LoadClient {
-  /** Resolves after the client's first acknowledged insert. */
+  /** Resolves after the client's first acknowledged write. */
   ready(ms: number): Promise<void>;
-  /** The epoch ms of the first insert acknowledged after an outage that ended after `since`. */
+  /** The epoch ms of the first write acknowledged after an outage that ended after `since`. */
   resumedAfter(since: number, ms: number): Promise<number>;
-  stop(): Promise<void>;
+  /** The same, if the client printed it yet. */
+  resumedSince(since: number): number | undefined;
+  /** Why the client is gone, once it exited; undefined while it runs. */
+  exited(): Error | undefined;
+  /** Stops it; its totals, if it printed them. */
+  stop(): Promise<LoadTotals | undefined>;
 }
 
-/** test/helpers/pg-client.ts in load mode, in the client namespace, inserting through primary.pg.fc.test until stopped. */
-function startLoad(bed: TestBed, dnsServer: string, password: string): LoadClient {
-  const args = [`--net=/var/run/netns/${bed.client!.ns}`, process.execPath, '--import', 'tsx', PG_CLIENT];
-  args.push('--dns', dnsServer, '--host', 'primary.pg.fc.test', '--user', 'postgres', '--password', password, 'load');
+/** What test/helpers/write-loop.ts prints last. */
+interface LoadTotals {
+  acked: [number, number];
+  errors: number;
+  longestGapMs: number;
+  messages: string[];
+}
+
+/**
+ * A load client (test/helpers/*-client.ts: its script, flags and `load`) in the client namespace, writing until
+ * stopped; `verb` names its writes in messages (insert, produce). Stopping it waits for its in-flight write, up
+ * to stopMs.
+ */
+function startLoad(bed: TestBed, client: string[], verb: string, stopMs = 20_000): LoadClient {
+  const args = [`--net=/var/run/netns/${bed.client!.ns}`, process.execPath, '--import', 'tsx', ...client];
   const proc = spawn('nsenter', args, { cwd: REPO, stdio: ['pipe', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
@@ -260,32 +449,39 @@ function startLoad(bed: TestBed, dnsServer: string, password: string): LoadClien
         }
       });
   const gone = () => new Error(`the load client exited: ${err.trim() || out.trim().split('\n').at(-1) || 'without a word'}`);
+  const resumedSince = (since: number) => lines().find((x) => typeof x.resumedAt === 'number' && x.resumedAt > since)?.resumedAt as number | undefined;
+  const a = /^[aeiou]/.test(verb) ? 'an' : 'a';
   return {
     ready: async (ms) => {
       const ready = () => lines().some((l) => l.ready === true);
-      await until(() => Promise.resolve(ready() || exited), ms, 'the load client to insert');
+      await until(() => Promise.resolve(ready() || exited), ms, `the load client to ${verb}`);
       if (!ready()) throw gone();
     },
     resumedAfter: async (since, ms) => {
       let at: number | undefined;
       await until(
         () => {
-          const l = lines().find((x) => typeof x.resumedAt === 'number' && x.resumedAt > since);
-          at = l?.resumedAt as number | undefined;
+          at = resumedSince(since);
           return Promise.resolve(at !== undefined || exited);
         },
         ms,
-        'an insert acknowledged after the kill',
+        `${a} ${verb} acknowledged after the kill`,
       );
       if (at === undefined) throw gone();
       return at;
     },
-    // End of stdin stops it; one in-flight query may take its timeouts (2 s to connect, 5 s per query) first.
+    resumedSince,
+    exited: () => (exited ? gone() : undefined),
+    // End of stdin stops it, after its in-flight write (pg-client: 2 s to connect, 5 s per query; kafka-client: 10 s a send, tried 3 times).
     stop: async () => {
       proc.stdin.end();
-      const timer = setTimeout(() => proc.kill('SIGKILL'), 20_000);
+      const timer = setTimeout(() => proc.kill('SIGKILL'), stopMs);
       await closed;
       clearTimeout(timer);
+      const totals = lines()
+        .filter((l) => Array.isArray(l.acked))
+        .at(-1);
+      return totals as unknown as LoadTotals | undefined;
     },
   };
 }
@@ -311,6 +507,13 @@ function ownerOf(nodes: string, slot: number): string {
   throw new Error(`no master serves slot ${slot}`);
 }
 
+/** The table's first line, by --type. */
+const TITLES: Record<(typeof TYPES)[number], string> = {
+  redis: 'Redis, 3×2 cluster',
+  postgres: 'PostgreSQL, 3 members (failover: kill → first acknowledged insert)',
+  kafka: 'Kafka, 3 brokers (failover: kill → first acknowledged produce)',
+};
+
 /** The median (the mean of the middle two of an even count); undefined for no runs. */
 function median(xs: number[]): number | undefined {
   if (xs.length === 0) return undefined;
@@ -321,7 +524,11 @@ function median(xs: number[]): number | undefined {
 
 async function main(): Promise<void> {
   const argv = await yargs(hideBin(process.argv))
-    .option('type', { choices: TYPES, default: 'redis', describe: "the service: a 3×2 Redis cluster, or PostgreSQL's primary and 2 standbys" })
+    .option('type', {
+      choices: TYPES,
+      default: 'redis',
+      describe: "the service: a 3×2 Redis cluster, PostgreSQL's primary and 2 standbys, or 3 Kafka brokers (KRaft controllers too)",
+    })
     .option('runs', { type: 'number', default: 4, describe: 'runs; they take turns killing a follower node and the leader node' })
     .option('lease-ttl', { type: 'number', default: 5, describe: "the nodes' --lease-ttl: failover waits for it to expire" })
     .option('json', { type: 'boolean', default: false })
@@ -329,11 +536,17 @@ async function main(): Promise<void> {
     .parseAsync();
   const runs: Run[] = [];
   for (let i = 0; i < argv.runs; i++) {
-    runs.push(await (argv.type === 'postgres' ? postgresRun : oneRun)(argv.leaseTtl, i % 2 === 0 ? 'follower' : 'leader'));
+    const run = argv.type === 'kafka' ? kafkaRun : argv.type === 'postgres' ? postgresRun : oneRun;
+    runs.push(await run(argv.leaseTtl, i % 2 === 0 ? 'follower' : 'leader'));
     const r = runs.at(-1)!;
+    // Kafka: what the dead node ran, and whether the producer paused.
+    const led = r.victim_led_partitions?.length ? r.victim_led_partitions.map((p) => `${KAFKA_TOPIC}/${p}`).join(', ') : 'no partition';
+    const ran = r.victim_members
+      ? ` (it ran ${r.victim_members.join(', ')}, leader of ${led}${r.produce_paused === false ? '; the producer never paused over 1 s' : ''})`
+      : '';
     if (!argv.json)
       process.stderr.write(
-        `run ${i + 1}/${argv.runs}: create ${r.create_ms} ms, failover ${r.failover_ms} ms${r.victim_was_leader ? ' (the dead node was the Raft leader)' : ''}\n`,
+        `run ${i + 1}/${argv.runs}: create ${r.create_ms} ms, failover ${r.failover_ms} ms${r.victim_was_leader ? ' (the dead node was the Raft leader)' : ''}${ran}\n`,
       );
   }
   const result = {
@@ -359,7 +572,7 @@ async function main(): Promise<void> {
       .padEnd(24)}${String(TARGETS[k]).padStart(8)}`;
   const byVictim = result.median_failover_ms_by_victim;
   process.stdout.write(
-    `${argv.type === 'postgres' ? 'PostgreSQL, 3 members (failover: kill → first acknowledged insert)' : 'Redis, 3×2 cluster'}, lease TTL ${argv.leaseTtl} s, ${argv.runs} runs\n${'what'.padEnd(12)}${'median'.padStart(8)}   ${'runs'.padEnd(24)}${'target'.padStart(8)}\n${row('create_ms')}\n${row('failover_ms')}\n` +
+    `${TITLES[argv.type as (typeof TYPES)[number]]}, lease TTL ${argv.leaseTtl} s, ${argv.runs} runs\n${'what'.padEnd(12)}${'median'.padStart(8)}   ${'runs'.padEnd(24)}${'target'.padStart(8)}\n${row('create_ms')}\n${row('failover_ms')}\n` +
       `failover median when the dead node was a follower: ${byVictim.follower ?? '-'} ms, the leader: ${byVictim.leader ?? '-'} ms\n`,
   );
 }

@@ -11,7 +11,7 @@
 //       the same until stdin closes (see write-loop.ts for what it prints)
 //   … check N
 //       reads the topic from the start; prints {"present": K, "missingCount", "missing": [up to 20]}
-//       for the messages of batches 1..N, once it has them all or nothing new came for 20 s
+//       for the messages of batches 1..N, once it has them all, or nothing new came for 20 s after it joined its group
 //
 // A batch is acknowledged once the send of all its messages returned: acks=all, so every in-sync
 // replica has it, and min.insync.replicas says how many that is at least.
@@ -44,11 +44,11 @@ const kafka = new Kafka({
     const socket = net.connect({
       host,
       port,
-      lookup: (name, _opts, cb) => {
-        const done = cb as (err: Error | null, address: string, family: number) => void;
+      lookup: (name, opts, cb) => {
         resolver.resolve4(name).then(
-          (ips) => done(null, ips[0], 4),
-          (err: Error) => done(err, '', 4),
+          // Node asks for every address (opts.all) when it may try several families.
+          (ips) => (opts.all ? (cb as unknown as (e: null, a: dns.LookupAddress[]) => void)(null, [{ address: ips[0], family: 4 }]) : cb(null, ips[0], 4)),
+          (err: NodeJS.ErrnoException) => cb(err, '', 4),
         );
       },
     });
@@ -97,15 +97,19 @@ async function check(batches: number): Promise<void> {
   const consumer = kafka.consumer({ groupId: `check-${process.pid}-${Date.now()}` });
   await consumer.connect();
   await consumer.subscribe({ topic, fromBeginning: true });
-  let lastNew = Date.now();
+  // The clock of "nothing new" starts once the group has its partitions: joining may wait for a coordinator
+  // that moved with a dead broker.
+  let lastNew = Number.POSITIVE_INFINITY;
+  consumer.on(consumer.events.GROUP_JOIN, () => (lastNew = Math.min(lastNew, Date.now())));
+  const deadline = Date.now() + 180_000;
   await consumer.run({
     eachMessage: ({ message }) => {
       if (message.value && want.delete(message.value.toString())) lastNew = Date.now();
       return Promise.resolve();
     },
   });
-  // Bounded: every message seen, or nothing new for 20 s (the consumer's first fetch included).
-  while (want.size > 0 && Date.now() - lastNew < 20_000) await new Promise((r) => setTimeout(r, 200));
+  // Bounded: every message seen, nothing new for 20 s once it joined, or 3 minutes in all.
+  while (want.size > 0 && Date.now() - lastNew < 20_000 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
   await consumer.disconnect();
   const missing = [...want];
   process.stdout.write(JSON.stringify({ present: total - missing.length, missingCount: missing.length, missing: missing.slice(0, 20) }) + '\n');

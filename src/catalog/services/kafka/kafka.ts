@@ -59,9 +59,10 @@ async function withAdmin<T>(members: PlacedMember[], password: string | undefine
     clientId: 'firecampd',
     brokers: members.map((m) => `${m.host}:${KAFKA_PORT}`),
     sasl: { mechanism: 'scram-sha-512', username: KAFKA_ADMIN, password: password ?? '' },
-    connectionTimeout: 3000,
-    requestTimeout: 10_000,
-    retry: { retries: 1, initialRetryTime: 200 },
+    // Generous: brokers that just restarted on a busy machine (JIT, GC) are slow to accept; a short timeout would hold a rollout up for nothing.
+    connectionTimeout: 10_000,
+    requestTimeout: 15_000,
+    retry: { retries: 2, initialRetryTime: 300 },
     logLevel: logLevel.NOTHING,
     socketFactory: ({ host, port, onConnect }) => {
       const socket = net.connect({
@@ -69,8 +70,10 @@ async function withAdmin<T>(members: PlacedMember[], password: string | undefine
         port,
         lookup: (name, opts, cb) => {
           const ip = addr.get(name);
-          if (ip) return (cb as (e: null, a: string, f: number) => void)(null, ip, 4);
-          dns.lookup(name, opts, cb);
+          if (!ip) return dns.lookup(name, opts, cb);
+          // Node asks for every address (opts.all) when it may try several families.
+          if (opts.all) (cb as unknown as (e: null, a: dns.LookupAddress[]) => void)(null, [{ address: ip, family: 4 }]);
+          else cb(null, ip, 4);
         },
       });
       socket.once('connect', onConnect);

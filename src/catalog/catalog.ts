@@ -223,6 +223,7 @@ export class Catalog {
       log: this.o.log,
       released: (member) => this.o.db.store.get(`${CLAIMS_PREFIX}${svc.spec.name}/${member}`) === undefined,
       exec: this.o.exec,
+      lookup: (name) => this.placed(this.members(svc.spec.name)).find((m) => m.spec.dnsName === name)?.host,
     };
   }
 

@@ -198,4 +198,6 @@ export interface TypeContext {
   released(member: string): boolean;
   /** Run one of the service's own tools inside a member's container, on whichever node runs it. */
   exec: MemberExec;
+  /** Where a member of the service is reached now, by its DNS name (members advertise names the leader's resolver may not know). */
+  lookup(name: string): string | undefined;
 }

@@ -8,7 +8,8 @@
 //       sends batches 1..N of 100 messages each with acks=all (an idempotent producer), each
 //       batch acknowledged before the next; prints {"ready":true} after the first, and the totals
 //   … load
-//       the same until stdin closes (see write-loop.ts for what it prints)
+//       the same until stdin closes (see write-loop.ts for what it prints), 50 ms apart: a
+//       broker acknowledges faster than the bed's two cores could check afterwards
 //   … check N
 //       reads the topic from the start; prints {"present": K, "missingCount", "missing": [up to 20]}
 //       for the messages of batches 1..N, once it has them all, or nothing new came for 20 s after it joined its group
@@ -77,7 +78,7 @@ async function produce(end: number | undefined): Promise<void> {
   await producer.connect();
   await writeLoop({
     start: 1,
-    ...(end === undefined ? {} : { end }),
+    ...(end === undefined ? { paceMs: 50 } : { end }),
     write: async (batch) => {
       await producer.send({
         topic,

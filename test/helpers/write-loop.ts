@@ -12,6 +12,8 @@ export interface WriteLoop {
   write: (id: number) => Promise<void>;
   /** After a failed write, before the next try: start a new session, say. */
   afterError?: () => Promise<void>;
+  /** A pause after each acknowledged write, so that a fast service is not driven flat out. */
+  paceMs?: number;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -38,6 +40,7 @@ export async function writeLoop(o: WriteLoop): Promise<void> {
       lastOk = now;
       if (id === o.start && load) process.stdout.write('{"ready":true}\n');
       id++;
+      if (o.paceMs) await sleep(o.paceMs);
     } catch (err) {
       errors++;
       if (messages.size < 10) messages.add(err instanceof Error ? err.message : String(err));

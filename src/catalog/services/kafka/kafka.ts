@@ -23,7 +23,7 @@ import { Kafka, logLevel, type Admin } from 'kafkajs';
 import { memberIndex, type MemberSpec } from '../../../agent/members.ts';
 import { UserError, errorMessage } from '../../../errors.ts';
 import { execOk } from '../../member-exec.ts';
-import type { MemberContext, MemberRole, PlacedMember, RolloutStep, ServiceSpec, ServiceSpecInput, ServiceType, TypeState } from '../../types.ts';
+import type { MemberContext, MemberRole, PlacedMember, RolloutStep, ServiceSpec, ServiceSpecInput, ServiceType, TypeContext, TypeState } from '../../types.ts';
 
 export const KAFKA_PORT = 9092;
 const CONTROLLER_PORT = 9093;
@@ -50,15 +50,14 @@ const replicationFactor = (spec: ServiceSpec) => Math.min(3, spec.replicas);
 
 /**
  * A short-lived admin client of the cluster. Brokers advertise their DNS
- * names, which only the members' /etc/hosts and the cluster's DNS server
- * know: each name is looked up among the members' addresses.
+ * names, which the leader's own resolver may not know: each name is looked
+ * up among the members' addresses first.
  */
-async function withAdmin<T>(members: PlacedMember[], password: string | undefined, fn: (a: Admin) => Promise<T>): Promise<T> {
-  const addr = new Map(members.map((m) => [m.spec.dnsName ?? m.spec.name, m.host]));
+async function withAdmin<T>(members: PlacedMember[], ctx: TypeContext, fn: (a: Admin) => Promise<T>): Promise<T> {
   const kafka = new Kafka({
     clientId: 'firecampd',
     brokers: members.map((m) => `${m.host}:${KAFKA_PORT}`),
-    sasl: { mechanism: 'scram-sha-512', username: KAFKA_ADMIN, password: password ?? '' },
+    sasl: { mechanism: 'scram-sha-512', username: KAFKA_ADMIN, password: ctx.secrets.admin ?? '' },
     // Generous: brokers that just restarted on a busy machine (JIT, GC) are slow to accept; a short timeout would hold a rollout up for nothing.
     connectionTimeout: 10_000,
     requestTimeout: 15_000,
@@ -69,7 +68,7 @@ async function withAdmin<T>(members: PlacedMember[], password: string | undefine
         host,
         port,
         lookup: (name, opts, cb) => {
-          const ip = addr.get(name);
+          const ip = ctx.lookup(name);
           if (!ip) return dns.lookup(name, opts, cb);
           // Node asks for every address (opts.all) when it may try several families.
           if (opts.all) (cb as unknown as (e: null, a: dns.LookupAddress[]) => void)(null, [{ address: ip, family: 4 }]);
@@ -234,7 +233,7 @@ export const kafka: ServiceType = {
 
   /** Every broker registered with the active controller. */
   async initialize(_spec, members, ctx) {
-    const { brokers, controller } = await withAdmin(members, ctx.secrets.admin, (a) => a.describeCluster());
+    const { brokers, controller } = await withAdmin(members, ctx, (a) => a.describeCluster());
     if (controller === null || controller < 0) return 'waiting for the controllers to elect a leader';
     const missing = members.filter((m) => !brokers.some((b) => b.nodeId === memberIndex(m.spec))).map((m) => m.spec.name);
     return missing.length > 0 ? `waiting for ${missing.join(', ')} to register with the active controller` : undefined;
@@ -253,7 +252,7 @@ export const kafka: ServiceType = {
   async leave(_spec, members, leaving, ctx) {
     const staying = members.filter((m) => !leaving.includes(m));
     const gone = new Set(leaving.map((m) => memberIndex(m.spec)));
-    const { topics } = await withAdmin(staying, ctx.secrets.admin, (a) => a.fetchTopicMetadata());
+    const { topics } = await withAdmin(staying, ctx, (a) => a.fetchTopicMetadata());
     const stranded = topics.flatMap((t) => t.partitions.filter((p) => p.replicas.some((r) => gone.has(r))).map((p) => ({ topic: t.name, p })));
     if (stranded.length === 0) return undefined;
     const at = staying.sort((a, b) => memberIndex(a.spec) - memberIndex(b.spec))[0];
@@ -283,7 +282,7 @@ export const kafka: ServiceType = {
 
   async notReady(_spec, m, ctx) {
     try {
-      const { brokers, controller } = await withAdmin([m], ctx.secrets.admin, (a) => a.describeCluster());
+      const { brokers, controller } = await withAdmin([m], ctx, (a) => a.describeCluster());
       if (controller === null || controller < 0) return 'no active controller';
       return brokers.some((b) => b.nodeId === memberIndex(m.spec)) ? undefined : 'not registered with the active controller';
     } catch (err) {
@@ -293,7 +292,7 @@ export const kafka: ServiceType = {
 
   async roles(spec, members, ctx) {
     const controllers = controllersOf(spec, ctx.state);
-    const active = await withAdmin(members, ctx.secrets.admin, (a) => a.describeCluster())
+    const active = await withAdmin(members, ctx, (a) => a.describeCluster())
       .then((c) => c.controller)
       .catch(() => undefined);
     return Object.fromEntries(
@@ -310,7 +309,7 @@ export const kafka: ServiceType = {
    * only first, then the controllers, the active one last (one election).
    */
   async rolloutStep(spec, members, pending, ctx): Promise<RolloutStep> {
-    const { urp, active } = await withAdmin(members, ctx.secrets.admin, async (a) => ({
+    const { urp, active } = await withAdmin(members, ctx, async (a) => ({
       urp: await underReplicated(a),
       active: (await a.describeCluster()).controller,
     }));

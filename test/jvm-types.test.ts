@@ -1,0 +1,83 @@
+// The pure parts of the JVM service types: what ZooKeeper and Kafka refuse,
+// and what their members' specs say (roles, listeners, the voters, secrets
+// as templates only), without a cluster. The test-bed files run them for real.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { controllersFor, kafka } from '../src/catalog/services/kafka/kafka.ts';
+import { postgres } from '../src/catalog/services/postgres/postgres.ts';
+import { redis } from '../src/catalog/services/redis/redis.ts';
+import { zookeeper } from '../src/catalog/services/zookeeper/zookeeper.ts';
+import type { MemberContext } from '../src/catalog/types.ts';
+
+const ctx = (n: number, state: MemberContext['state'] = {}, staticIps = true): MemberContext => ({
+  domain: 'fc.test',
+  ips: Array.from({ length: n }, (_, i) => (staticIps ? `10.0.0.${200 + i}` : undefined)),
+  state,
+  nodeAddrs: ['10.0.0.11', '10.0.0.12', '10.0.0.13'],
+});
+const file = (m: { configFiles?: { path: string; content: string }[] }, path: string) => m.configFiles!.find((f) => f.path === path)!.content;
+
+describe('JVM service types', () => {
+  it('zookeeper: an odd ensemble of up to 7, 3 by default, and --heap-mib for the JVM only', () => {
+    assert.equal(zookeeper.normalize({ type: 'zookeeper', name: 'zk' }).replicas, 3);
+    assert.throws(() => zookeeper.normalize({ type: 'zookeeper', name: 'zk', replicas: 4 }), /1, 3, 5 or 7 members/);
+    assert.equal(zookeeper.cannotScale(zookeeper.normalize({ type: 'zookeeper', name: 'zk' }), 5, {}), undefined);
+    assert.match(zookeeper.cannotScale(zookeeper.normalize({ type: 'zookeeper', name: 'zk' }), 2, {})!, /1, 3, 5 or 7/);
+    assert.throws(() => redis.normalize({ type: 'redis', name: 'r', heapMiB: 256 }), /--heap-mib is for the types that run on a JVM/);
+    assert.throws(() => postgres.normalize({ type: 'postgres', name: 'pg', heapMiB: 256 }), /--heap-mib is for the types that run on a JVM/);
+  });
+
+  it('zookeeper: myid N+1, voters by DNS name, a static IP listened on alone, the heap, the superuser as a template', () => {
+    const spec = zookeeper.normalize({ type: 'zookeeper', name: 'zk', heapMiB: 128 });
+    const members = zookeeper.members(spec, ctx(3));
+    assert.deepEqual(
+      file(members[1], 'firecampd/zoo.cfg.dynamic').trim().split('\n'),
+      [0, 1, 2].map((i) => `server.${i + 1}=zk-${i}.zk.fc.test:2888:3888:participant;10.0.0.${200 + i}:2181`),
+    );
+    assert.match(file(members[1], 'firecampd/start.sh'), /echo 2 > "\$ZK\/myid"/);
+    assert.match(file(members[0], 'firecampd/zoo.cfg'), /^quorumListenOnAllIPs=false$/m);
+    assert.match(file(members[0], 'firecampd/zoo.cfg'), /^standaloneEnabled=false$/m);
+    assert.equal(members[0].env!.ZK_SERVER_HEAP, '128');
+    assert.deepEqual(members[0].secretFiles, [{ path: '.super-password', template: '{{super}}' }]);
+    // Without static IPs, on every address of whichever node the member runs on.
+    const shared = zookeeper.members(spec, ctx(3, {}, false));
+    assert.match(file(shared[0], 'firecampd/zoo.cfg.dynamic'), /^server\.1=zk-0\.zk\.fc\.test:2888:3888:participant;2181$/m);
+    assert.match(file(shared[0], 'firecampd/zoo.cfg'), /^quorumListenOnAllIPs=true$/m);
+  });
+
+  it('kafka: 1, 3 or 5 controllers among the first members; the rest brokers only', () => {
+    assert.deepEqual([1, 2, 3, 4, 5, 6, 9].map(controllersFor), [1, 1, 3, 3, 5, 5, 5]);
+    const spec = kafka.normalize({ type: 'kafka', name: 'kf', replicas: 4 });
+    const state = kafka.initialState!(spec);
+    assert.match(String(state.clusterId), /^[A-Za-z0-9_][A-Za-z0-9_-]{21}$/, 'a Kafka cluster id (16 bytes, base64url)');
+    const members = kafka.members(spec, ctx(4, state));
+    const props = members.map((m) => file(m, 'firecampd/server.properties'));
+    assert.deepEqual(
+      props.map((p) => /^process\.roles=(.*)$/m.exec(p)![1]),
+      ['broker,controller', 'broker,controller', 'broker,controller', 'broker'],
+    );
+    for (const p of props) assert.match(p, /^controller\.quorum\.voters=0@kf-0\.kf\.fc\.test:9093,1@kf-1\.kf\.fc\.test:9093,2@kf-2\.kf\.fc\.test:9093$/m);
+    assert.match(props[3], /^listeners=SASL_PLAINTEXT:\/\/10\.0\.0\.203:9092$/m, 'a broker only has no controller listener');
+    assert.match(props[0], /^advertised\.listeners=SASL_PLAINTEXT:\/\/kf-0\.kf\.fc\.test:9092$/m);
+    assert.match(props[0], /^min\.insync\.replicas=2$/m);
+    assert.match(props[0], /^default\.replication\.factor=3$/m);
+    assert.match(props[0], /^unclean\.leader\.election\.enable=false$/m);
+    assert.match(file(members[0], 'firecampd/start.sh'), new RegExp(`-t ${String(state.clusterId)} `), 'formatted with the kept cluster id');
+    assert.ok(
+      !JSON.stringify(members).includes('password="') || JSON.stringify(members).includes('password=\\"{{admin}}\\"'),
+      'the password only as a template',
+    );
+  });
+
+  it('kafka: names what to change when a spec or a scale cannot work', () => {
+    assert.throws(
+      () => kafka.normalize({ type: 'kafka', name: 'kf', replicas: 2, settings: { 'min.insync.replicas': '3' } }),
+      /min\.insync\.replicas 3 is more than the 2 members/,
+    );
+    const spec = kafka.normalize({ type: 'kafka', name: 'kf', replicas: 5 });
+    assert.match(kafka.cannotScale(spec, 4, kafka.initialState!(spec))!, /the first 5 members are the controller quorum/);
+    assert.equal(kafka.cannotScale(spec, 6, kafka.initialState!(spec)), undefined);
+    const one = kafka.normalize({ type: 'kafka', name: 'kf', replicas: 1 });
+    assert.match(file(kafka.members(one, ctx(1, kafka.initialState!(one)))[0], 'firecampd/server.properties'), /^min\.insync\.replicas=1$/m);
+  });
+});

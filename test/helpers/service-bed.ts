@@ -74,8 +74,8 @@ export interface LoadResult {
 /**
  * A load client (test/helpers/*-client.ts in its `load` mode) in the client
  * namespace: it writes until its stdin closes, prints {"ready":true} after
- * its first acknowledged write, {"resumedAt"…} after each outage, and its
- * totals last.
+ * its first acknowledged write, {"resumedAt"…} after each outage, its
+ * progress every 20 writes, and its totals last.
  */
 export function startLoad(bed: TestBed, command: string[], context: () => string) {
   const proc = spawn('nsenter', ['--net=/var/run/netns/' + bed.client!.ns, ...command], { cwd: REPO, stdio: ['pipe', 'pipe', 'inherit'] });
@@ -103,6 +103,13 @@ export function startLoad(bed: TestBed, command: string[], context: () => string
           { ms, what: 'a write acknowledged after the fault', context },
         )
       )?.resumedAt as number,
+    /** Waits until write `id` is acknowledged (the client prints its progress every 20 writes). */
+    ackedThrough: (id: number, ms: number) =>
+      pollUntil(
+        () => lines().reduce((max, l) => Math.max(max, typeof l.progress === 'number' ? l.progress : 0), 0),
+        (n) => n >= id || exited,
+        { ms, what: `the load client's write ${id} acknowledged`, context },
+      ),
     stop: async () => {
       proc.stdin.end();
       await done;

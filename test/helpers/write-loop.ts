@@ -2,9 +2,11 @@
 // start, start+1, … written one at a time, each acknowledged before the next,
 // a failed write retried after 100 ms. It prints what the tests read (see
 // startLoad in service-bed.ts): in load mode {"ready":true} after the first
-// acknowledged write and {"resumedAt", "gapMs", "id"} after each outage of
-// over a second; always, at the end, {"acked": [first, last], "errors",
-// "longestGapMs", "messages"}.
+// acknowledged write, {"resumedAt", "gapMs", "id"} after each outage of over
+// a second and {"progress": id} every 20 acknowledged writes; always, at the
+// end, {"acked": [first, last], "errors", "longestGapMs", "messages"}, where
+// an outage still under way at the end counts as a gap too, and messages
+// are the first errors of each kind with the ms since the start they came.
 export interface WriteLoop {
   start: number;
   /** The last id to write (insert/create mode); load mode writes until stdin closes. */
@@ -27,7 +29,8 @@ export async function writeLoop(o: WriteLoop): Promise<void> {
   let errors = 0;
   let lastOk = Date.now();
   let longestGapMs = 0;
-  const messages = new Set<string>();
+  const started = Date.now();
+  const messages = new Map<string, number>();
   // Bounded: a count stops at its end; load mode when stdin closes, and never runs past 15 minutes.
   const deadline = Date.now() + 15 * 60_000;
   while (id <= end && !stop && Date.now() < deadline) {
@@ -39,14 +42,18 @@ export async function writeLoop(o: WriteLoop): Promise<void> {
       longestGapMs = Math.max(longestGapMs, now - lastOk);
       lastOk = now;
       if (id === o.start && load) process.stdout.write('{"ready":true}\n');
+      if (load && (id - o.start) % 20 === 19) process.stdout.write(JSON.stringify({ progress: id }) + '\n');
       id++;
       if (o.paceMs) await sleep(o.paceMs);
     } catch (err) {
       errors++;
-      if (messages.size < 10) messages.add(err instanceof Error ? err.message : String(err));
+      const message = err instanceof Error ? err.message : String(err);
+      if (messages.size < 10 && !messages.has(message)) messages.set(message, Date.now() - started);
       await o.afterError?.();
       await sleep(100);
     }
   }
-  process.stdout.write(JSON.stringify({ acked: [o.start, id - 1], errors, longestGapMs, messages: [...messages] }) + '\n');
+  longestGapMs = Math.max(longestGapMs, Date.now() - lastOk);
+  const firstSeen = [...messages].map(([m, ms]) => `+${ms} ms: ${m}`);
+  process.stdout.write(JSON.stringify({ acked: [o.start, id - 1], errors, longestGapMs, messages: firstSeen }) + '\n');
 }

@@ -156,7 +156,11 @@ export async function main(args: string[]): Promise<void> {
     .command('cluster', 'the nodes of the cluster', clusterCommands)
     .command('snapshot', 'save the controldb or restore it as a new cluster', snapshotCommands)
     .command('token', 'join tokens and API tokens', tokenCommands)
-    .command('service', 'stateful services: create, list, get, scale, upgrade, restart, config, credentials, stop, start, delete, logs', serviceCommands)
+    .command(
+      'service',
+      'stateful services: create, list, get, scale, upgrade, restart, config, credentials, stop, start, delete, logs, connector',
+      serviceCommands,
+    )
     .strict()
     .version(false)
     .help()

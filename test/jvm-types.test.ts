@@ -1,9 +1,15 @@
-// The pure parts of the JVM service types: what ZooKeeper and Kafka refuse,
+// The pure parts of the JVM service types: what ZooKeeper, Kafka and Kafka Connect refuse,
 // and what their members' specs say (roles, listeners, the voters, secrets
 // as templates only), without a cluster. The test-bed files run them for real.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { controllersFor, kafka } from '../src/catalog/services/kafka/kafka.ts';
+import { kafkaConnect } from '../src/catalog/services/kafka-connect/kafka-connect.ts';
+import { readConnectorConfig } from '../src/cli/connector.ts';
+import { fillSecrets } from '../src/agent/members.ts';
+import fs from 'node:fs';
+import path from 'node:path';
+import { tempDir } from './helpers/proc.ts';
 import { postgres } from '../src/catalog/services/postgres/postgres.ts';
 import { redis } from '../src/catalog/services/redis/redis.ts';
 import { zookeeper } from '../src/catalog/services/zookeeper/zookeeper.ts';
@@ -14,6 +20,7 @@ const ctx = (n: number, state: MemberContext['state'] = {}, staticIps = true): M
   ips: Array.from({ length: n }, (_, i) => (staticIps ? `10.0.0.${200 + i}` : undefined)),
   state,
   nodeAddrs: ['10.0.0.11', '10.0.0.12', '10.0.0.13'],
+  needed: {},
 });
 const file = (m: { configFiles?: { path: string; content: string }[] }, path: string) => m.configFiles!.find((f) => f.path === path)!.content;
 
@@ -78,5 +85,51 @@ describe('JVM service types', () => {
     assert.equal(kafka.cannotScale(spec, 6, kafka.initialState!(spec)), undefined);
     const one = kafka.normalize({ type: 'kafka', name: 'kf', replicas: 1 });
     assert.match(file(kafka.members(one, ctx(1, kafka.initialState!(one)))[0], 'firecampd/server.properties'), /^min\.insync\.replicas=1$/m);
+  });
+
+  it("kafka-connect: workers of one group on the Kafka service's brokers, its replication factor, logins as templates only", () => {
+    const kf = kafka.normalize({ type: 'kafka', name: 'kf', replicas: 5 });
+    const spec = kafkaConnect.normalize({ type: 'kafka-connect', name: 'kc', needs: { kafka: 'kf' }, heapMiB: 256 });
+    assert.equal(spec.replicas, 2, 'two workers by default');
+    const members = kafkaConnect.members(spec, { ...ctx(2), needed: { kafka: kf } });
+    const conf = file(members[1], 'firecampd/worker.properties');
+    assert.match(conf, new RegExp(`^bootstrap.servers=${[0, 1, 2, 3, 4].map((i) => `kf-${i}.kf.fc.test:9092`).join(',')}$`, 'm'));
+    assert.match(conf, /^group.id=kc$/m);
+    for (const t of ['config', 'offset', 'status']) {
+      assert.match(conf, new RegExp(`^${t}.storage.topic=kc-${t}s$`, 'm'));
+      assert.match(conf, new RegExp(`^${t}.storage.replication.factor=3$`, 'm'));
+    }
+    assert.match(conf, /^listeners=http:\/\/10.0.0.201:8083$/m);
+    assert.match(conf, /^rest.advertised.host.name=kc-1.kc.fc.test$/m);
+    assert.match(conf, /^rest.extension.classes=.*BasicAuthSecurityRestExtension$/m);
+    assert.equal(members[0].env?.KAFKA_HEAP_OPTS, '-Xmx256m -Xms256m');
+    assert.deepEqual(members[0].borrowedSecrets, [{ as: 'kafka', service: 'kf', secret: 'admin' }]);
+    const secrets = { admin: 'rest-password', kafka: 'kafka-password' };
+    const login = fillSecrets(members[0].secretFiles!.find((f) => f.path === 'firecampd/kafka-login.properties')!.template, secrets);
+    for (const prefix of ['', 'producer.', 'consumer.', 'admin.'])
+      assert.ok(
+        login.includes(
+          `${prefix}sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password="kafka-password";`,
+        ),
+      );
+    assert.equal(fillSecrets(members[0].secretFiles!.find((f) => f.path === 'firecampd/rest-users.properties')!.template, secrets), 'admin: rest-password\n');
+    assert.doesNotMatch(JSON.stringify(members), /password=\\"(?!\{\{kafka\}\})/, 'the Kafka password only as a {{kafka}} template');
+    assert.throws(() => kafkaConnect.members(spec, ctx(2)), /the Kafka service kf that kc needs is gone/);
+    assert.throws(() => kafkaConnect.normalize({ type: 'kafka-connect', name: 'kc', journalVolumeSizeMiB: 64 }), /leave out --journal-volume-size/);
+  });
+
+  it('kafka-connect: a connector file is its settings or the shape of POST /connectors, with a connector.class', () => {
+    const dir = tempDir();
+    const write = (name: string, content: string) => {
+      const f = path.join(dir, name);
+      fs.writeFileSync(f, content);
+      return f;
+    };
+    const flat = { 'connector.class': 'org.apache.kafka.connect.file.FileStreamSinkConnector', 'tasks.max': 2, topics: 't' };
+    assert.deepEqual(readConnectorConfig(write('flat.json', JSON.stringify(flat))), { ...flat, 'tasks.max': '2' });
+    assert.deepEqual(readConnectorConfig(write('rest.json', JSON.stringify({ name: 'sink', config: flat }))), { ...flat, 'tasks.max': '2' });
+    assert.throws(() => readConnectorConfig(write('bad.json', '{')), /is not JSON/);
+    assert.throws(() => readConnectorConfig(write('none.json', '{"topics": "t"}')), /names no connector.class/);
+    assert.throws(() => readConnectorConfig(path.join(dir, 'missing.json')), /ENOENT/);
   });
 });

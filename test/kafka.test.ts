@@ -10,16 +10,21 @@
 // - a rolling upgrade to another tag while producing: one broker at a time,
 //   every acknowledged message read back;
 // - scale 3 → 4 → 3: a broker that is not a controller registers; before
-//   it goes, its partitions move to the brokers that stay.
+//   it goes, its partitions move to the brokers that stay;
+// - Kafka Connect workers against it (`--kafka kf`): refused without an
+//   ACTIVE Kafka, the Kafka refused deletion while they need it, a FileStream
+//   sink connector put through `service connector` writing every message of
+//   a topic into a file on a worker's volume.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { KAFKA_IMAGE } from '../scripts/images.ts';
 import type { TestBed } from './bed/bed.ts';
 import { docker } from './bed/docker.ts';
-import { REPO } from './helpers/proc.ts';
+import { REPO, tempDir } from './helpers/proc.ts';
 import { serviceContext, startLoad, startServiceBed, type Cli } from './helpers/service-bed.ts';
 import { pollUntil } from './helpers/wait.ts';
 
@@ -165,20 +170,41 @@ describe('kafka', { timeout: 1_500_000 }, () => {
     const partition0 = leaders(s.members[0], 'orders').find((p) => p.partition === 0)!;
     const victimMember = s.members.find((m) => Number(m.name.split('-')[1]) === partition0.leader)!;
     const victim = ids.indexOf(victimMember.node);
-    const load = startLoad(bed, [...clientArgs('orders'), 'load'], context);
+    // What a failing wait prints: the nodes' and members' logs, and each partition's leader and in-sync replicas.
+    const failoverContext = () => {
+      let topic: string;
+      try {
+        topic = describe(
+          s.members.find((m) => m.name !== victimMember.name)!,
+          'orders',
+        );
+      } catch (err) {
+        topic = `kafka-topics --describe failed: ${String(err)}`;
+      }
+      return `${context()}\n--- orders\n${topic}`;
+    };
+    const load = startLoad(bed, [...clientArgs('orders'), 'load'], failoverContext);
     try {
-      await load.ready();
+      await load.ackedThrough(20, 60_000);
       const killedAt = Date.now();
       bed.die(victim);
       dead.add(victim);
-      const after = await pollUntil(service, (v) => running(v, 3), { ms: 120_000, what: 'three brokers running again on the live nodes', context });
+      const resumed = await load.resumedAfter(killedAt, 120_000);
+      t.diagnostic(`kill → first acknowledged batch: ${resumed - killedAt} ms`);
+      const after = await pollUntil(service, (v) => running(v, 3), {
+        ms: 120_000,
+        what: 'three brokers running again on the live nodes',
+        context: failoverContext,
+      });
       t.diagnostic(`kill → the member running elsewhere: ${Date.now() - killedAt} ms`);
       assert.equal(after.members.find((m) => m.name === victimMember.name)!.ip, victimMember.ip, 'with its address');
       await pollUntil(
         () => leaders(after.members[0], 'orders'),
         (ps) => ps.length === 3 && ps.every((p) => p.leader >= 0),
-        { ms: 60_000, what: 'a leader for every partition', context },
+        { ms: 60_000, what: 'a leader for every partition', context: failoverContext },
       );
+      // The client goes on until 20,000 messages in all are acknowledged, the death somewhere in the middle.
+      await load.ackedThrough(BATCHES, 180_000);
     } finally {
       await load.stop();
     }
@@ -186,7 +212,7 @@ describe('kafka', { timeout: 1_500_000 }, () => {
     t.diagnostic(
       `${victimMember.name} (leader of orders/0) died; ${stats.acked[1] * 100} messages acknowledged, ${stats.errors} errors, longest produce gap ${stats.longestGapMs} ms`,
     );
-    assert.ok(stats.acked[1] >= BATCHES, `at least 20,000 messages acknowledged: ${JSON.stringify(stats)}`);
+    assert.ok(stats.acked[1] >= BATCHES, `at least 20,000 messages acknowledged: ${JSON.stringify(stats)}\n${failoverContext()}`);
     ordersAcked = stats.acked[1];
     await allThere('orders', ordersAcked);
   });
@@ -240,5 +266,83 @@ describe('kafka', { timeout: 1_500_000 }, () => {
     );
     await allThere('orders-3', 20);
     await allThere('orders', ordersAcked);
+  });
+
+  it('runs Kafka Connect workers against it: a FileStream sink connector, put through the CLI, writes every message of a topic to a file', async (t) => {
+    const connectContext = () => `${context()}\n${serviceContext(bed, 'kc', live())}`;
+    const addr = bed.nodes[live()[0]].addr;
+    const createConnect = (kafka: string) =>
+      cli(['service', 'create', '--type', 'kafka-connect', '--name', 'kc', '--kafka', kafka, '--replicas', '2', '--heap-mib', '256', '--addr', addr]);
+    const missing = await createConnect('nope');
+    assert.notEqual(missing.code, 0);
+    assert.match(missing.stderr, /needs the kafka service nope, and there is none/);
+    const startedAt = Date.now();
+    const created = await createConnect('kf');
+    assert.equal(created.code, 0, `${created.stderr}\n${connectContext()}`);
+    t.diagnostic(`kafka-connect create → ACTIVE (2 workers): ${Date.now() - startedAt} ms`);
+    const kf = await service();
+    assert.deepEqual((kf as unknown as { needed_by: string[] }).needed_by, ['kc'], 'service get kf names the service that needs it');
+    const kcText = await cli(['service', 'get', 'kc', '--addr', addr]);
+    assert.match(kcText.stdout, /^needs: kafka kf$/m);
+    const refused = await cli(['service', 'delete', 'kf', '--addr', addr]);
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /kf is needed by kc: delete it first/);
+
+    assert.deepEqual(await kafkaClient('sink-in', ['topic', '3']), { created: true });
+    assert.deepEqual((await kafkaClient('sink-in', ['produce', '20'])).acked, [1, 20]);
+    const file = path.join(tempDir(), 'sink.json');
+    fs.writeFileSync(
+      file,
+      JSON.stringify({
+        'connector.class': 'org.apache.kafka.connect.file.FileStreamSinkConnector',
+        'tasks.max': 1,
+        topics: 'sink-in',
+        file: '/data/sink.txt',
+        'key.converter': 'org.apache.kafka.connect.storage.StringConverter',
+        'value.converter': 'org.apache.kafka.connect.storage.StringConverter',
+      }),
+    );
+    const put = await cli(['service', 'connector', 'put', 'kc', 'sink', '--config', file, '--json', '--addr', addr]);
+    assert.equal(put.code, 0, `${put.stderr}\n${connectContext()}`);
+    assert.equal((JSON.parse(put.stdout) as { created: boolean }).created, true);
+    interface Status {
+      status: { connector: { state: string }; tasks: { id: number; state: string; worker_id: string }[] } | null;
+    }
+    const status = async () => {
+      const r = await cli(['service', 'connector', 'get', 'kc', 'sink', '--json', '--addr', addr]);
+      if (r.code !== 0) throw new Error(r.stderr);
+      return JSON.parse(r.stdout) as Status;
+    };
+    const running = await pollUntil(status, (v) => v.status?.connector.state === 'RUNNING' && v.status.tasks[0]?.state === 'RUNNING', {
+      ms: 60_000,
+      what: 'the sink connector and its task RUNNING',
+      context: connectContext,
+    });
+    // The worker that runs the task, by its advertised name kc-N.kc.fc.test:8083.
+    const worker = running.status!.tasks[0].worker_id.split('.')[0];
+    const kc = (await cli(['service', 'get', 'kc', '--json', '--addr', addr])).stdout;
+    const member = (JSON.parse(kc) as ServiceView).members.find((m) => m.name === worker)!;
+    assert.ok(member, `the task's worker ${worker} is a member of kc: ${kc}`);
+    const lines = () => {
+      try {
+        return docker(dockerOf(member), ['exec', `firecampd-kc-${worker}`, 'cat', '/data/sink.txt'])
+          .split('\n')
+          .filter(Boolean);
+      } catch {
+        return [];
+      }
+    };
+    const written = await pollUntil(lines, (l) => l.length >= 2000, { ms: 60_000, what: 'the 2,000 messages in the sink file', context: connectContext });
+    const want = Array.from({ length: 20 }, (_, b) => Array.from({ length: 100 }, (__, k) => `${b + 1}:${k}`)).flat();
+    assert.deepEqual(new Set(written), new Set(want), 'every message of sink-in, and nothing else, in the file');
+
+    const del = await cli(['service', 'connector', 'delete', 'kc', 'sink', '--addr', addr]);
+    assert.equal(del.code, 0, del.stderr);
+    const gone = await cli(['service', 'connector', 'get', 'kc', 'sink', '--addr', addr]);
+    assert.notEqual(gone.code, 0);
+    assert.match(gone.stderr, /not found/i);
+    const deleted = await cli(['service', 'delete', 'kc', '--addr', addr]);
+    assert.equal(deleted.code, 0, deleted.stderr);
+    assert.deepEqual(((await service()) as unknown as { needed_by: string[] }).needed_by, [], 'once kc is gone, nothing needs kf');
   });
 });

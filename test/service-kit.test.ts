@@ -13,6 +13,7 @@ const ctx = (state: Record<string, string> = { primary: 'pg-0' }): MemberContext
   ips: ['10.0.0.200', '10.0.0.201', '10.0.0.202'],
   state,
   nodeAddrs: ['10.0.0.11', '10.0.0.12'],
+  needed: {},
 });
 
 describe('service kit', () => {

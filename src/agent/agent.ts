@@ -243,12 +243,24 @@ export class Agent {
     if (spec.volume) await this.o.volumes.detach(spec.volume);
   }
 
-  /** The service's secrets, from this node's replica (they were written with the service, before any member). */
+  /**
+   * The service's secrets, from this node's replica (they were written with the service, before any member),
+   * and those it borrows from the services it needs (which cannot be deleted while it exists).
+   */
   private secrets(spec: MemberSpec): Record<string, string> {
     if (!spec.secretFiles?.length) return {};
-    const kv = this.o.db.store.get(serviceSecretsKey(spec.service));
-    if (!kv) throw new Error(`the secrets of service ${spec.service} are missing from the controldb`);
-    return JSON.parse(kv.value) as Record<string, string>;
+    const of = (service: string) => {
+      const kv = this.o.db.store.get(serviceSecretsKey(service));
+      if (!kv) throw new Error(`the secrets of service ${service} are missing from the controldb`);
+      return JSON.parse(kv.value) as Record<string, string>;
+    };
+    const secrets = of(spec.service);
+    for (const b of spec.borrowedSecrets ?? []) {
+      const value = of(b.service)[b.secret];
+      if (value === undefined) throw new Error(`service ${b.service} has no secret named ${b.secret}`);
+      secrets[b.as] = value;
+    }
+    return secrets;
   }
 
   /**

@@ -55,6 +55,8 @@ export const memberSpecSchema = z
      * the agent reads from its own replica. The secrets themselves never appear in a member's spec.
      */
     secretFiles: z.array(z.object({ path: relativePath, template: z.string() })).optional(),
+    /** Secrets of services this one needs, for its secret files: {{as}} is the secret `secret` of service `service` (Kafka Connect: the Kafka login). */
+    borrowedSecrets: z.array(z.object({ as: z.string().regex(/^[a-zA-Z0-9_-]+$/), service: name, secret: z.string().min(1) })).optional(),
     /** The service's rollout generation this spec was made for (upgrade, restart, config change). */
     generation: z.number().int().nonnegative().optional(),
     resources: z.object({ cpus: z.number().positive().optional(), memoryMiB: z.number().int().positive().optional() }).optional(),

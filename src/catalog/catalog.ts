@@ -35,7 +35,17 @@ import { DNS_PREFIX } from '../agent/providers/embedded-dns.ts';
 import type { MemberExec } from './member-exec.ts';
 import { place, type NodeInfo, type PlacedMember as Placed } from './placement.ts';
 import { SERVICE_TYPES } from './registry.ts';
-import { ROLES_PREFIX, SERVICES_PREFIX, serviceKey, type MemberContext, type PlacedMember, type Service, type ServiceSpec, type TypeContext } from './types.ts';
+import {
+  ROLES_PREFIX,
+  SERVICES_PREFIX,
+  serviceKey,
+  type MemberContext,
+  type NeedKind,
+  type PlacedMember,
+  type Service,
+  type ServiceSpec,
+  type TypeContext,
+} from './types.ts';
 
 export interface CatalogOptions {
   db: ControlDb;
@@ -59,6 +69,13 @@ export interface CatalogOptions {
 interface StoredMember {
   spec: MemberSpec;
   rev: number;
+}
+
+/** Where each member is reached: its static IP, else the address of the node that runs it (members share their host's network). */
+export function placedMembers(db: ControlDb, specs: MemberSpec[]): PlacedMember[] {
+  const nodes = db.store.range({ key: NODES_PREFIX, prefix: true, limit: 0 }).kvs.map((kv) => JSON.parse(kv.value) as NodeRecord);
+  const addr = new Map(nodes.map((n) => [n.id, parseHostPort(n.addr, 0, 'node address', true).host]));
+  return specs.map((spec) => ({ spec, host: spec.ip ?? addr.get(spec.node) ?? '' }));
 }
 
 export class Catalog {
@@ -229,7 +246,12 @@ export class Catalog {
 
   private memberContext(svc: Service, ips: (string | undefined)[], state = svc.state ?? {}): MemberContext {
     const nodeAddrs = this.nodes().map((n) => parseHostPort(n.addr, 0, 'node address', true).host);
-    return { domain: this.o.domain, ips, state, nodeAddrs };
+    const needed: MemberContext['needed'] = {};
+    for (const [kind, name] of Object.entries(svc.spec.needs ?? {}) as [NeedKind, string][]) {
+      const kv = this.o.db.store.get(serviceKey(name));
+      if (kv) needed[kind] = (JSON.parse(kv.value) as Service).spec;
+    }
+    return { domain: this.o.domain, ips, state, nodeAddrs, needed };
   }
 
   /** The type's DNS aliases (e.g. the primary's name) point at their member's current address. */
@@ -387,8 +409,10 @@ export class Catalog {
   }
 
   private placed(have: StoredMember[]): PlacedMember[] {
-    const addr = new Map(this.nodes().map((n) => [n.id, parseHostPort(n.addr, 0, 'node address', true).host]));
-    return have.map((m) => ({ spec: m.spec, host: m.spec.ip ?? addr.get(m.spec.node) ?? '' }));
+    return placedMembers(
+      this.o.db,
+      have.map((m) => m.spec),
+    );
   }
 
   private async initializing(svc: Service, rev: number, have: StoredMember[]): Promise<void> {

@@ -9,6 +9,7 @@ import { UserError } from '../errors.ts';
 import { MEMBERS_PREFIX, STATUS_PREFIX, memberSpecSchema, serviceSecretsKey, type MemberStatus } from '../agent/members.ts';
 import { SERVICE_TYPES } from './registry.ts';
 import { generateSecrets } from './secrets.ts';
+import { registerConnectorRoutes } from './services/kafka-connect/connectors.ts';
 import {
   ROLES_PREFIX,
   SERVICES_PREFIX,
@@ -16,6 +17,7 @@ import {
   serviceKey,
   serviceSpecSchema,
   type MemberRole,
+  NEED_KINDS,
   type Service,
   type ServiceSpec,
   type ServiceStatus,
@@ -27,6 +29,8 @@ const upgradeBody = z.object({ name: z.string().min(1), image: z.string().min(1)
 const configBody = z.object({ name: z.string().min(1), set: z.record(z.string(), z.string()) }).strict();
 
 export interface ServiceView extends Service {
+  /** The services that need this one (their spec.needs names it); it cannot be deleted before them. */
+  needed_by: string[];
   members: {
     name: string;
     node: string;
@@ -83,8 +87,41 @@ function checkSettings(spec: ServiceSpec): void {
   }
 }
 
+/** The services whose spec names `name` among what they need. */
+function neededBy(all: Service[], name: string): string[] {
+  return all.filter((s) => Object.values(s.spec.needs ?? {}).includes(name)).map((s) => s.spec.name);
+}
+
 export function registerServiceRoutes(api: ApiServer, db: ControlDb, o: ServiceRouteOptions): void {
-  const view = (svc: Service): ServiceView => {
+  const allServices = () => db.store.range({ key: SERVICES_PREFIX, prefix: true, limit: 0 }).kvs.map((kv) => JSON.parse(kv.value) as Service);
+  /**
+   * The services `spec` needs, each checked: it exists, is of its kind and ACTIVE. Returns their records'
+   * revisions, which the create compares and bumps so that a delete of one of them racing the create fails.
+   */
+  const neededRecords = (spec: ServiceSpec) => {
+    const wanted = SERVICE_TYPES[spec.type].needs ?? [];
+    for (const kind of NEED_KINDS) {
+      const given = spec.needs?.[kind];
+      if (given !== undefined && !wanted.includes(kind)) throw new UserError(`--${kind} is not for a ${spec.type} service: it needs no ${kind} service`);
+      if (given === undefined && wanted.includes(kind))
+        throw new UserError(`a ${spec.type} service needs a ${kind} service: name it with --${kind} NAME (see "firecampd service list")`);
+    }
+    return wanted.map((kind) => {
+      const name = spec.needs![kind]!;
+      const kv = db.store.get(serviceKey(name));
+      if (!kv) throw new UserError(`${spec.name} needs the ${kind} service ${name}, and there is none: create it first`, 400, 'needs_missing');
+      const needed = JSON.parse(kv.value) as Service;
+      if (needed.spec.type !== kind) throw new UserError(`--${kind} ${name}: ${name} is a ${needed.spec.type} service, not ${kind}`, 400, 'needs_missing');
+      if (needed.status !== 'ACTIVE')
+        throw new UserError(
+          `${spec.name} needs ${name}, which is ${needed.status}: create it once ${name} is ACTIVE ("firecampd service get ${name}")`,
+          409,
+          'needs_not_ready',
+        );
+      return { key: kv.key, value: kv.value, rev: kv.mod_revision };
+    });
+  };
+  const view = (svc: Service, all = allServices()): ServiceView => {
     const name = svc.spec.name;
     const rolesKv = db.store.get(ROLES_PREFIX + name);
     const roles = rolesKv ? (JSON.parse(rolesKv.value) as Record<string, MemberRole>) : {};
@@ -108,7 +145,7 @@ export function registerServiceRoutes(api: ApiServer, db: ControlDb, o: ServiceR
         message: current ? (status.message ?? '') : '',
       };
     });
-    return { ...svc, members };
+    return { ...svc, needed_by: neededBy(all, name), members };
   };
   const get = async (name: string): Promise<{ svc: Service; rev: number }> => {
     await db.linearize();
@@ -117,9 +154,18 @@ export function registerServiceRoutes(api: ApiServer, db: ControlDb, o: ServiceR
     return { svc: JSON.parse(kv.value) as Service, rev: kv.mod_revision };
   };
   /** Move a service to a new status, if nobody changed it meanwhile (two operators at once get a clear 409). */
-  const transition = async (name: string, from: ServiceStatus[], to: ServiceStatus, message: string, change: (s: Service) => Service = (s) => s) => {
+  /** `guard` may refuse after the read whose revision the change compares (delete: while others need the service). */
+  const transition = async (
+    name: string,
+    from: ServiceStatus[],
+    to: ServiceStatus,
+    message: string,
+    change: (s: Service) => Service = (s) => s,
+    guard: () => void = () => {},
+  ) => {
     const { svc, rev } = await get(name);
     if (!from.includes(svc.status)) throw new UserError(`service ${name} is ${svc.status}; this needs it ${from.join(' or ')}`, 409, 'busy');
+    guard();
     const next: Service = { ...change(svc), status: to, message, updated_at: new Date().toISOString() };
     const r = await db.txn({
       compare: [{ key: serviceKey(name), target: 'mod_revision', op: '=', value: rev }],
@@ -153,17 +199,31 @@ export function registerServiceRoutes(api: ApiServer, db: ControlDb, o: ServiceR
     const secretKey = serviceSecretsKey(spec.name);
     const kept = db.store.get(secretKey);
     const secrets = generateSecrets(type.secrets, kept ? (JSON.parse(kept.value) as Record<string, string>) : {});
+    const needed = neededRecords(spec);
     const r = await db.txn({
-      compare: [{ key: serviceKey(spec.name), target: 'exists', op: '=', value: false }],
-      success: [{ put: { key: serviceKey(spec.name), value: JSON.stringify(svc) } }, { put: { key: secretKey, value: JSON.stringify(secrets) } }],
+      compare: [
+        { key: serviceKey(spec.name), target: 'exists', op: '=', value: false },
+        ...needed.map((n) => ({ key: n.key, target: 'mod_revision' as const, op: '=' as const, value: n.rev })),
+      ],
+      success: [
+        { put: { key: serviceKey(spec.name), value: JSON.stringify(svc) } },
+        { put: { key: secretKey, value: JSON.stringify(secrets) } },
+        // Written unchanged: a new revision, which a delete of the needed service that read it before this create compares and fails on.
+        ...needed.map((n) => ({ put: { key: n.key, value: n.value } })),
+      ],
       failure: [],
     });
-    if (!r.succeeded) throw new UserError(`a service named ${spec.name} exists already; pick another name or delete it first`, 409, 'exists');
+    if (!r.succeeded) {
+      if (db.store.get(serviceKey(spec.name)))
+        throw new UserError(`a service named ${spec.name} exists already; pick another name or delete it first`, 409, 'exists');
+      throw new UserError(`a service ${spec.name} needs changed meanwhile; look at "firecampd service list" and try again`, 409, 'conflict');
+    }
     return view(svc);
   });
   api.route('GET', '/v1/services', async () => {
     await db.linearize();
-    return { services: db.store.range({ key: SERVICES_PREFIX, prefix: true, limit: 0 }).kvs.map((kv) => view(JSON.parse(kv.value) as Service)) };
+    const all = allServices();
+    return { services: all.map((s) => view(s, all)) };
   });
   api.route('GET', '/v1/service', async (req) => view((await get(req.query.get('name') ?? '')).svc));
   api.route('POST', '/v1/services/scale', async (req) => {
@@ -214,6 +274,12 @@ export function registerServiceRoutes(api: ApiServer, db: ControlDb, o: ServiceR
   api.route('POST', '/v1/services/delete', async (req) => {
     const name = parseBody(nameBody, req.body).name;
     const { svc } = await get(name);
-    return transition(name, [svc.status], 'DELETING', 'stopping members');
+    // Checked after the read whose revision the delete compares: a create of a service that needs this one bumps it.
+    const notNeeded = () => {
+      const users = neededBy(allServices(), name);
+      if (users.length > 0) throw new UserError(`${name} is needed by ${users.join(', ')}: delete ${users.length > 1 ? 'them' : 'it'} first`, 409, 'needed');
+    };
+    return transition(name, [svc.status], 'DELETING', 'stopping members', (s) => s, notNeeded);
   });
+  registerConnectorRoutes(api, db);
 }

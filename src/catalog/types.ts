@@ -18,12 +18,18 @@ export type ServiceStatus = 'CREATING' | 'INITIALIZING' | 'ACTIVE' | 'SCALING' |
 const labelName = z.string().regex(/^[a-zA-Z0-9._/-]{1,63}$/, 'label names hold letters, digits, ".", "_", "/" and "-"');
 
 /** The service types by the name users give in --type (SERVICE_TYPES' keys); here so that the CLI offers them without loading the types' modules. */
-export const SERVICE_TYPE_NAMES = ['redis', 'postgres', 'zookeeper', 'kafka'] as const;
+export const SERVICE_TYPE_NAMES = ['redis', 'postgres', 'zookeeper', 'kafka', 'kafka-connect'] as const;
+
+/** The kinds of service another may need (`--zookeeper NAME`, `--kafka NAME`): each is a type of its own. */
+export const NEED_KINDS = ['zookeeper', 'kafka'] as const;
+export type NeedKind = (typeof NEED_KINDS)[number];
+
+const serviceName = z.string().regex(/^[a-z][a-z0-9-]{0,30}$/, 'must start with a letter; lower-case letters, digits and "-", at most 31');
 
 export const serviceSpecSchema = z
   .object({
     type: z.enum(SERVICE_TYPE_NAMES),
-    name: z.string().regex(/^[a-z][a-z0-9-]{0,30}$/, 'must start with a letter; lower-case letters, digits and "-", at most 31'),
+    name: serviceName,
     /** Members in all; a type may work it out from its own options (Redis cluster: shards × (1 + replicas per shard)). */
     replicas: z.number().int().min(1).max(64).optional(),
     image: z.string().min(1).optional(),
@@ -71,6 +77,8 @@ export const serviceSpecSchema = z
       .object({ syncStandbys: z.number().int().min(0).max(16) })
       .strict()
       .optional(),
+    /** Services this one needs, by kind (Kafka Connect: the Kafka service its workers use); each must be ACTIVE at create. */
+    needs: z.object({ zookeeper: serviceName.optional(), kafka: serviceName.optional() }).strict().optional(),
     /** Only nodes that carry every one of these labels (firecampd --labels) may run the members. */
     placement: z
       .object({ labels: z.record(labelName, z.string().max(255)) })
@@ -107,6 +115,8 @@ export interface MemberContext {
   state: TypeState;
   /** Every node's address: where members without static IPs may run. */
   nodeAddrs: string[];
+  /** The specs of the services this one needs (spec.needs), by kind. */
+  needed: Partial<Record<NeedKind, ServiceSpec>>;
 }
 
 /** A placed member and the address the leader reaches it at. */
@@ -125,6 +135,15 @@ export interface MemberRole {
   lagBytes?: number;
 }
 
+/** A member's CPU and memory limits, from the service's --cpus and --memory: spread into a member spec. */
+export const memberResources = (spec: ServiceSpec): Pick<MemberSpec, 'resources'> =>
+  spec.memoryMiB || spec.cpus ? { resources: { ...(spec.memoryMiB ? { memoryMiB: spec.memoryMiB } : {}), ...(spec.cpus ? { cpus: spec.cpus } : {}) } } : {};
+
+/** Setting checks the types share: why the value will not do, or undefined. */
+export const wholeNumber = (v: string, min: number, max: number): string | undefined =>
+  /^\d+$/.test(v) && Number(v) >= min && Number(v) <= max ? undefined : `a whole number from ${min} to ${max}`;
+export const trueOrFalse = (v: string): string | undefined => (v === 'true' || v === 'false' ? undefined : 'true or false');
+
 /** A setting `firecampd service config --set` may change; its value is checked before it is kept. */
 export interface Setting {
   describe: string;
@@ -140,6 +159,8 @@ export interface ServiceType {
   readonly secrets: readonly string[];
   /** Settings a user may change after create, by name. */
   readonly settings: Readonly<Record<string, Setting>>;
+  /** The kinds of service this type needs (`--kafka NAME`): create refuses without one of each, ACTIVE. */
+  readonly needs?: readonly NeedKind[];
   /** Check and complete a user's spec; throws UserError with what to change. */
   normalize(spec: ServiceSpecInput): ServiceSpec;
   /** The type state a new service starts with. */
@@ -186,7 +207,8 @@ export interface ServiceType {
 
 /** For the types that do not run on a JVM: --heap-mib means nothing to them. */
 export function refuseHeap(spec: ServiceSpecInput, what: string): void {
-  if (spec.heapMiB !== undefined) throw new UserError(`--heap-mib is for the types that run on a JVM (zookeeper, kafka); ${what} takes --memory`);
+  if (spec.heapMiB !== undefined)
+    throw new UserError(`--heap-mib is for the types that run on a JVM (zookeeper, kafka, kafka-connect); ${what} takes --memory`);
 }
 
 /** What a type's steps get besides the spec and members. */

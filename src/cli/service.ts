@@ -1,10 +1,11 @@
-// firecampd service create|list|get|scale|upgrade|restart|config|credentials|stop|start|delete|logs
+// firecampd service create|list|get|scale|upgrade|restart|config|credentials|stop|start|delete|logs|connector
 import type { Argv } from 'yargs';
 import type { ApiClient } from '../client.ts';
 import type { ServiceView, SettingView } from '../catalog/routes.ts';
 // Only the type names: the registry would load every type's client (pg, ioredis) into each CLI start.
 import { SERVICE_TYPE_NAMES, type ServiceStatus } from '../catalog/types.ts';
 import { UserError } from '../errors.ts';
+import { connectorCommands } from './connector.ts';
 import { client, print, table, type GlobalArgs } from './output.ts';
 
 /** Bytes for people: 0 B, 512 B, 12 KiB, 3.4 MiB; '-' when unknown. */
@@ -155,7 +156,13 @@ export function serviceCommands(y: Argv): Argv {
                 describe: 'PostgreSQL: a commit is acknowledged once this many standbys have it',
                 defaultDescription: '0: commits do not wait for standbys',
               })
-              .option('heap-mib', { type: 'number', describe: 'MiB of JVM heap per member (ZooKeeper, Kafka)', defaultDescription: "the type's own" })
+              .option('heap-mib', {
+                type: 'number',
+                describe: 'MiB of JVM heap per member (ZooKeeper, Kafka, Kafka Connect)',
+                defaultDescription: "the type's own",
+              })
+              .option('kafka', { type: 'string', describe: 'the Kafka service this one needs (kafka-connect); it must be ACTIVE' })
+              .option('zookeeper', { type: 'string', describe: 'the ZooKeeper service this one needs, for the types that use one' })
               .option('image', { type: 'string', describe: 'container image', defaultDescription: "the type's own" })
               .option('config', { type: 'string', describe: "lines added to the members' config file" })
               .option('require-label', { type: 'string', array: true, describe: 'run only on nodes with this NAME=VALUE label (firecampd --labels)' }),
@@ -169,6 +176,7 @@ export function serviceCommands(y: Argv): Argv {
           throw new UserError(`--sync-standbys is for PostgreSQL services only (--type postgres); a ${String(a.type)} service has no synchronous standbys`);
         const required = labels(a.requireLabel);
         const set = settings(a.set);
+        const needs = { ...(a.kafka ? { kafka: a.kafka as string } : {}), ...(a.zookeeper ? { zookeeper: a.zookeeper as string } : {}) };
         const spec = {
           type: a.type,
           name: a.name,
@@ -183,6 +191,7 @@ export function serviceCommands(y: Argv): Argv {
           ...(a.image ? { image: a.image } : {}),
           ...(a.config ? { config: a.config } : {}),
           ...(required ? { placement: { labels: required } } : {}),
+          ...(Object.keys(needs).length ? { needs } : {}),
         };
         await change(a, '/v1/services', spec, 'ACTIVE');
       },
@@ -202,7 +211,17 @@ export function serviceCommands(y: Argv): Argv {
       (c) => c.positional('name', { type: 'string', demandOption: true }),
       async (a: GlobalArgs) => {
         const s = await (await client(a)).request<ServiceView>('GET', `/v1/service?name=${encodeURIComponent(String(a.name))}`);
-        print(a, s, () => `${s.spec.name} (${s.spec.type}): ${s.status} ${s.message}${s.members.length ? `\n${members(s)}` : ''}`);
+        const needs = Object.entries(s.spec.needs ?? {}).map(([kind, name]) => `${kind} ${name}`);
+        // needed_by may be missing from a daemon older than this CLI.
+        const neededBy = s.needed_by ?? [];
+        print(a, s, () =>
+          [
+            `${s.spec.name} (${s.spec.type}): ${s.status} ${s.message}`,
+            ...(needs.length ? [`needs: ${needs.join(', ')}`] : []),
+            ...(neededBy.length ? [`needed by: ${neededBy.join(', ')}`] : []),
+            ...(s.members.length ? [members(s)] : []),
+          ].join('\n'),
+        );
       },
     )
     .command(
@@ -313,5 +332,6 @@ export function serviceCommands(y: Argv): Argv {
         for await (const line of (await client(a)).stream(`/v1/service/logs?${q}`)) process.stdout.write(line + '\n');
       },
     )
-    .demandCommand(1, 'name a service command: create, list, get, scale, upgrade, restart, config, credentials, stop, start, delete or logs');
+    .command('connector', 'the connectors of a Kafka Connect service: put, get, delete', connectorCommands)
+    .demandCommand(1, 'name a service command: create, list, get, scale, upgrade, restart, config, credentials, stop, start, delete, logs or connector');
 }

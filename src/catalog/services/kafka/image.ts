@@ -14,7 +14,8 @@
 // broker and controller), config/log4j2.yaml (servers: the console from INFO)
 // and config/tools-log4j2.yaml (tools: WARN to stderr). The FileStream
 // connectors (connect-file) are in libs/, on the class path, where a Connect
-// worker finds them without plugin.path. The default CMD,
+// worker finds them without plugin.path, and so is the REST API's basic
+// authentication (connect-basic-auth-extension), as in upstream's libs/. The default CMD,
 // /etc/kafka/docker/run, formats the storage on the first start (CLUSTER_ID,
 // random unless given) and starts that one node. Not there: upstream's
 // KAFKA_* variables turned into settings by that script, -daemon, the other
@@ -168,6 +169,7 @@ export const image: ImageRecipe = {
         `org.apache.kafka:connect-json:${VERSION}`,
         `org.apache.kafka:connect-transforms:${VERSION}`,
         `org.apache.kafka:connect-file:${VERSION}`,
+        `org.apache.kafka:connect-basic-auth-extension:${VERSION}`,
         `org.apache.logging.log4j:log4j-core:${LOG4J}`,
         `org.apache.logging.log4j:log4j-slf4j-impl:${LOG4J}`,
       ],

@@ -24,6 +24,7 @@ import { memberIndex, type MemberSpec } from '../../../agent/members.ts';
 import { UserError, errorMessage } from '../../../errors.ts';
 import { execOk } from '../../member-exec.ts';
 import type { MemberContext, MemberRole, PlacedMember, RolloutStep, ServiceSpec, ServiceSpecInput, ServiceType, TypeContext, TypeState } from '../../types.ts';
+import { memberResources, trueOrFalse, wholeNumber } from '../../types.ts';
 
 export const KAFKA_PORT = 9092;
 const CONTROLLER_PORT = 9093;
@@ -46,7 +47,7 @@ function newClusterId(): string {
     if (!id.startsWith('-')) return id;
   }
 }
-const replicationFactor = (spec: ServiceSpec) => Math.min(3, spec.replicas);
+export const replicationFactor = (spec: ServiceSpec) => Math.min(3, spec.replicas);
 
 /**
  * A short-lived admin client of the cluster. Brokers advertise their DNS
@@ -95,11 +96,6 @@ async function underReplicated(a: Admin): Promise<string[]> {
   return topics.flatMap((t) => t.partitions.filter((p) => p.isr.length < p.replicas.length).map((p) => `${t.name}/${p.partitionId}`));
 }
 
-function wholeNumber(v: string, min: number, max: number): string | undefined {
-  return /^\d+$/.test(v) && Number(v) >= min && Number(v) <= max ? undefined : `a whole number from ${min} to ${max}`;
-}
-const bool = (v: string) => (v === 'true' || v === 'false' ? undefined : 'true or false');
-
 export const kafka: ServiceType = {
   image: 'apache/kafka:4.1.1',
   secrets: ['admin'],
@@ -114,9 +110,9 @@ export const kafka: ServiceType = {
     },
     'num.partitions': { describe: 'partitions of a topic made without a count', default: '3', check: (v) => wholeNumber(v, 1, 10_000) },
     'log.retention.hours': { describe: 'hours a message is kept', default: '168', check: (v) => wholeNumber(v, 1, 1_000_000) },
-    'unclean.leader.election.enable': { describe: 'let a replica that is not in sync lead (loses acknowledged writes)', default: 'false', check: bool },
-    'delete.topic.enable': { describe: 'allow deleting topics', default: 'true', check: bool },
-    'auto.create.topics.enable': { describe: 'make a topic when a client first uses it', default: 'true', check: bool },
+    'unclean.leader.election.enable': { describe: 'let a replica that is not in sync lead (loses acknowledged writes)', default: 'false', check: trueOrFalse },
+    'delete.topic.enable': { describe: 'allow deleting topics', default: 'true', check: trueOrFalse },
+    'auto.create.topics.enable': { describe: 'make a topic when a client first uses it', default: 'true', check: trueOrFalse },
     'message.max.bytes': { describe: 'the largest record batch a broker takes', default: '1048588', check: (v) => wholeNumber(v, 1024, 1 << 30) },
   },
 
@@ -126,6 +122,10 @@ export const kafka: ServiceType = {
     const replicas = spec.replicas ?? 3;
     if (spec.redis) throw new UserError('--shards and --replicas-per-shard are for Redis; Kafka takes --replicas');
     if (spec.postgres) throw new UserError('--sync-standbys is for PostgreSQL services');
+    if (spec.needs?.zookeeper)
+      throw new UserError(
+        'Kafka 4 has no ZooKeeper mode (removed in 4.0): a kafka service runs KRaft with a controller quorum of its own members; leave out --zookeeper',
+      );
     const n = { ...spec, replicas };
     for (const k of ['default.replication.factor', 'min.insync.replicas']) {
       const v = Number(spec.settings?.[k] ?? 0);
@@ -224,9 +224,7 @@ export const kafka: ServiceType = {
             template: `security.protocol=SASL_PLAINTEXT\nsasl.mechanism=SCRAM-SHA-512\nsasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="${KAFKA_ADMIN}" password="{{admin}}";\n`,
           },
         ],
-        ...(spec.memoryMiB || spec.cpus
-          ? { resources: { ...(spec.memoryMiB ? { memoryMiB: spec.memoryMiB } : {}), ...(spec.cpus ? { cpus: spec.cpus } : {}) } }
-          : {}),
+        ...memberResources(spec),
       };
     });
   },

@@ -20,6 +20,7 @@ import pg from 'pg';
 import { memberIndex, type MemberSpec } from '../../../agent/members.ts';
 import { UserError, errorMessage } from '../../../errors.ts';
 import {
+  memberResources,
   refuseHeap,
   type MemberContext,
   type MemberRole,
@@ -219,9 +220,7 @@ export const postgres: ServiceType = {
           // Run once, in single-user mode, right after initdb: one statement per line.
           { path: '.init.sql', template: "CREATE ROLE replicator WITH REPLICATION LOGIN PASSWORD '{{replication}}';\n" },
         ],
-        ...(spec.memoryMiB || spec.cpus
-          ? { resources: { ...(spec.memoryMiB ? { memoryMiB: spec.memoryMiB } : {}), ...(spec.cpus ? { cpus: spec.cpus } : {}) } }
-          : {}),
+        ...memberResources(spec),
       };
     });
   },

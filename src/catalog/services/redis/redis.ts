@@ -15,7 +15,7 @@
 import { Redis } from 'ioredis';
 import { memberIndex, type MemberSpec } from '../../../agent/members.ts';
 import { UserError, errorMessage } from '../../../errors.ts';
-import { refuseHeap, type MemberContext, type RolloutStep, type ServiceSpec, type ServiceSpecInput, type ServiceType } from '../../types.ts';
+import { memberResources, refuseHeap, type MemberContext, type RolloutStep, type ServiceSpec, type ServiceSpecInput, type ServiceType } from '../../types.ts';
 
 export const REDIS_PORT = 6379;
 const SLOTS = 16_384;
@@ -182,9 +182,7 @@ export const redis: ServiceType = {
           { path: AUTH_CONF, template: 'requirepass "{{password}}"\nmasterauth "{{password}}"\n' },
           { path: PASSWORD_FILE, template: '{{password}}' },
         ],
-        ...(spec.memoryMiB || spec.cpus
-          ? { resources: { ...(spec.memoryMiB ? { memoryMiB: spec.memoryMiB } : {}), ...(spec.cpus ? { cpus: spec.cpus } : {}) } }
-          : {}),
+        ...memberResources(spec),
       };
     });
   },

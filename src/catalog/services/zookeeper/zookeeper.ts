@@ -21,6 +21,7 @@ import { memberIndex, type MemberSpec } from '../../../agent/members.ts';
 import { UserError, errorMessage } from '../../../errors.ts';
 import { execOk } from '../../member-exec.ts';
 import type { MemberContext, MemberRole, PlacedMember, RolloutStep, ServiceSpec, ServiceSpecInput, ServiceType, TypeContext } from '../../types.ts';
+import { memberResources, wholeNumber } from '../../types.ts';
 
 export const ZK_CLIENT_PORT = 2181;
 const QUORUM_PORT = 2888;
@@ -173,9 +174,7 @@ export const zookeeper: ServiceType = {
           { path: 'firecampd/start.sh', content: startScript(i + 1, dnsName(spec, i, ctx.domain), journal), mode: 0o755 },
         ],
         secretFiles: [{ path: '.super-password', template: '{{super}}' }],
-        ...(spec.memoryMiB || spec.cpus
-          ? { resources: { ...(spec.memoryMiB ? { memoryMiB: spec.memoryMiB } : {}), ...(spec.cpus ? { cpus: spec.cpus } : {}) } }
-          : {}),
+        ...memberResources(spec),
       };
     });
   },
@@ -239,10 +238,6 @@ export const zookeeper: ServiceType = {
     return { restart: next.spec.name };
   },
 };
-
-function wholeNumber(v: string, min: number, max: number): string | undefined {
-  return /^\d+$/.test(v) && Number(v) >= min && Number(v) <= max ? undefined : `a whole number from ${min} to ${max}`;
-}
 
 /**
  * The member's start script (POSIX sh, as the image's zookeeper user). The

@@ -3,7 +3,7 @@
 // as templates only), without a cluster. The test-bed files run them for real.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { controllersFor, kafka } from '../src/catalog/services/kafka/kafka.ts';
+import { balancePlan, controllersFor, kafka } from '../src/catalog/services/kafka/kafka.ts';
 import { kafkaConnect } from '../src/catalog/services/kafka-connect/kafka-connect.ts';
 import { readConnectorConfig } from '../src/cli/connector.ts';
 import { fillSecrets } from '../src/agent/members.ts';
@@ -131,5 +131,28 @@ describe('JVM service types', () => {
     assert.throws(() => readConnectorConfig(write('bad.json', '{')), /is not JSON/);
     assert.throws(() => readConnectorConfig(write('none.json', '{"topics": "t"}')), /names no connector.class/);
     assert.throws(() => readConnectorConfig(path.join(dir, 'missing.json')), /ENOENT/);
+  });
+
+  it('kafka: a rebalance plan moves replicas onto a new broker until none holds more than one over another, and only once', () => {
+    // 50 partitions of __consumer_offsets and 3 of orders, each on brokers 0, 1 and 2, leaders in turn; broker 3 is new.
+    const before = [
+      ...Array.from({ length: 50 }, (_, i) => ({ topic: '__consumer_offsets', partition: i, replicas: [i % 3, (i + 1) % 3, (i + 2) % 3] })),
+      ...Array.from({ length: 3 }, (_, i) => ({ topic: 'orders', partition: i, replicas: [i % 3, (i + 1) % 3, (i + 2) % 3] })),
+    ];
+    const plan = balancePlan(before, [0, 1, 2, 3]);
+    const after = before.map((p) => plan.find((x) => x.topic === p.topic && x.partition === p.partition) ?? p);
+    const counts = [0, 1, 2, 3].map((b) => after.filter((p) => p.replicas.includes(b)).length);
+    assert.ok(Math.max(...counts) - Math.min(...counts) <= 1, `balanced: ${counts.join(', ')}`);
+    assert.equal(counts[3], 39, '159 replicas over 4 brokers: broker 3 gets 39 or 40');
+    assert.equal(plan.length, 39, 'each moved partition once, with one replica moved');
+    for (const p of after) assert.equal(new Set(p.replicas).size, 3, `${p.topic}/${p.partition} keeps three distinct replicas`);
+    assert.ok(
+      after.some((p) => p.replicas[0] === 3),
+      'broker 3 is the preferred leader of some',
+    );
+    assert.deepEqual(balancePlan(after, [0, 1, 2, 3]), [], 'nothing more to move once balanced');
+    assert.deepEqual(before[0].replicas, [0, 1, 2], 'the input is left alone');
+    // A replica on a broker outside the list (one that is leaving) neither counts nor moves: leave() handles it.
+    assert.deepEqual(balancePlan([{ topic: 't', partition: 0, replicas: [0, 9] }], [0, 1]), []);
   });
 });

@@ -9,8 +9,9 @@
 //   reads every acknowledged message back, and the member runs elsewhere;
 // - a rolling upgrade to another tag while producing: one broker at a time,
 //   every acknowledged message read back;
-// - scale 3 → 4 → 3: a broker that is not a controller registers; before
-//   it goes, its partitions move to the brokers that stay;
+// - scale 3 → 4 --rebalance → 3: a broker that is not a controller
+//   registers, replicas of every topic move onto it until each broker holds
+//   a fair share; before it goes, its partitions move to the brokers that stay;
 // - Kafka Connect workers against it (`--kafka kf`): refused without an
 //   ACTIVE Kafka, the Kafka refused deletion while they need it, a FileStream
 //   sink connector put through `service connector` writing every message of
@@ -62,6 +63,8 @@ describe('kafka', { timeout: 1_500_000 }, () => {
   let password = '';
   /** Batches of topic orders acknowledged so far. */
   let ordersAcked = 0;
+  /** And of topic orders-2, written during the upgrade. */
+  let orders2Acked = 0;
   const dead = new Set<number>();
   const live = () => [0, 1, 2].filter((i) => !dead.has(i));
   const context = () => serviceContext(bed, 'kf', live());
@@ -90,8 +93,8 @@ describe('kafka', { timeout: 1_500_000 }, () => {
     return JSON.parse(r.stdout) as ServiceView;
   };
   const dockerOf = (m: MemberView) => bed.nodes[ids.indexOf(m.node)].docker!;
-  /** kafka-topics.sh --describe of a topic, run in a member as admin. */
-  const describe = (m: MemberView, topic: string) =>
+  /** kafka-topics.sh --describe of a topic (all topics without one), run in a member as admin. */
+  const describe = (m: MemberView, topic?: string) =>
     docker(dockerOf(m), [
       'exec',
       `firecampd-kf-${m.name}`,
@@ -101,14 +104,13 @@ describe('kafka', { timeout: 1_500_000 }, () => {
       '--command-config',
       '/data/firecampd/client.properties',
       '--describe',
-      '--topic',
-      topic,
+      ...(topic ? ['--topic', topic] : []),
     ]);
   /** The leader of each partition of a topic. */
   const leaders = (m: MemberView, topic: string) =>
     [...describe(m, topic).matchAll(/Partition: (\d+)\s+Leader: (-?\d+)/g)].map((x) => ({ partition: Number(x[1]), leader: Number(x[2]) }));
   /** Each partition's replicas (broker ids), as kafka-topics.sh in a member describes them. */
-  const replicas = (m: MemberView, topic: string) =>
+  const replicas = (m: MemberView, topic?: string) =>
     [...describe(m, topic).matchAll(/Partition: \d+\s+Leader: -?\d+\s+Replicas: ([\d,]+)/g)].map((x) => x[1].split(',').map(Number));
   const allThere = async (topic: string, batches: number) => {
     const r = (await kafkaClient(topic, ['check', String(batches)])) as unknown as Check;
@@ -238,34 +240,44 @@ describe('kafka', { timeout: 1_500_000 }, () => {
       after.members.every((m) => m.image === NEXT_IMAGE),
       JSON.stringify(after.members),
     );
-    await allThere('orders-2', stats.acked[1]);
+    orders2Acked = stats.acked[1];
+    await allThere('orders-2', orders2Acked);
     await allThere('orders', ordersAcked);
   });
 
-  it('scales 3 → 4 → 3: the new member is a broker only; before it goes, its partitions move to the others', async () => {
-    const up = await cli(['service', 'scale', 'kf', '4', '--addr', bed.nodes[live()[0]].addr]);
+  it('scales 3 → 4 with --rebalance (replicas move onto the new broker until all hold a fair share) and back to 3 (its partitions move away first)', async (t) => {
+    const addr = () => bed.nodes[live()[0]].addr;
+    const started = Date.now();
+    const up = await cli(['service', 'scale', 'kf', '4', '--rebalance', '--addr', addr()]);
     assert.equal(up.code, 0, `${up.stderr}\n${context()}`);
+    t.diagnostic(`scale 3 → 4 with --rebalance: ${Date.now() - started} ms`);
     const s = await pollUntil(service, (v) => running(v, 4) && v.members.find((m) => m.name === 'kf-3')?.role === 'broker', {
       ms: 60_000,
       what: 'kf-3 a broker',
       context,
     });
     assert.equal(s.members.filter((m) => m.role?.includes('controller')).length, 3);
-    // Give the new broker replicas of its own: a topic made now spreads over all four.
-    assert.deepEqual(await kafkaClient('orders-3', ['topic', '4']), { created: true });
-    assert.deepEqual((await kafkaClient('orders-3', ['produce', '20'])).acked, [1, 20]);
-    const on3 = () => replicas(s.members[0], 'orders-3').filter((r) => r.includes(3)).length;
-    assert.ok(on3() > 0, 'kf-3 holds replicas of orders-3');
-    const down = await cli(['service', 'scale', 'kf', '3', '--addr', bed.nodes[live()[0]].addr]);
+    // Once the scale returned, the rebalance is done: every broker holds a fair share of all replicas, internal topics too.
+    const perBroker = new Map<number, number>();
+    for (const r of replicas(s.members[0])) for (const b of r) perBroker.set(b, (perBroker.get(b) ?? 0) + 1);
+    const counts = [0, 1, 2, 3].map((b) => perBroker.get(b) ?? 0);
+    t.diagnostic(`replicas per broker after the rebalance: ${counts.join(', ')}`);
+    assert.ok(Math.max(...counts) - Math.min(...counts) <= 1, `balanced: ${counts.join(', ')}`);
+    assert.ok(
+      replicas(s.members[0], 'orders').some((r) => r.includes(3)),
+      'kf-3 holds replicas of orders, made before it came',
+    );
+    await allThere('orders', ordersAcked);
+    const down = await cli(['service', 'scale', 'kf', '3', '--addr', addr()]);
     assert.equal(down.code, 0, `${down.stderr}\n${context()}`);
     const after = await pollUntil(service, (v) => running(v, 3), { ms: 60_000, what: 'three brokers', context });
     assert.deepEqual(
-      replicas(after.members[0], 'orders-3').filter((r) => r.includes(3)),
+      replicas(after.members[0]).filter((r) => r.includes(3)),
       [],
       'no replica left on kf-3',
     );
-    await allThere('orders-3', 20);
     await allThere('orders', ordersAcked);
+    await allThere('orders-2', orders2Acked);
   });
 
   it('runs Kafka Connect workers against it: a FileStream sink connector, put through the CLI, writes every message of a topic to a file', async (t) => {

@@ -436,9 +436,10 @@ export class Catalog {
     // The first time the type's initialization; after that (a scale out, a start after a stop) its join, which brings in members it lacks.
     const waiting = !svc.initialized
       ? await type.initialize(svc.spec, this.placed(have), this.typeContext(svc))
-      : await type.join?.(svc.spec, this.placed(have), this.typeContext(svc));
+      : ((await type.join?.(svc.spec, this.placed(have), this.typeContext(svc))) ??
+        (svc.rebalance ? await type.rebalance?.(svc.spec, this.placed(have), this.typeContext(svc)) : undefined));
     if (waiting) return this.setStatus(svc, rev, 'INITIALIZING', waiting);
-    return this.setStatus(svc, rev, 'ACTIVE', `${running}/${have.length} members running`, { initialized: true });
+    return this.setStatus(svc, rev, 'ACTIVE', `${running}/${have.length} members running`, { initialized: true, rebalance: undefined });
   }
 
   /**

@@ -24,7 +24,7 @@ import {
 } from './types.ts';
 
 const nameBody = z.object({ name: z.string().min(1) }).strict();
-const scaleBody = z.object({ name: z.string().min(1), replicas: z.number().int().min(1).max(64) }).strict();
+const scaleBody = z.object({ name: z.string().min(1), replicas: z.number().int().min(1).max(64), rebalance: z.boolean().optional() }).strict();
 const upgradeBody = z.object({ name: z.string().min(1), image: z.string().min(1).max(255) }).strict();
 const configBody = z.object({ name: z.string().min(1), set: z.record(z.string(), z.string()) }).strict();
 
@@ -227,11 +227,20 @@ export function registerServiceRoutes(api: ApiServer, db: ControlDb, o: ServiceR
   });
   api.route('GET', '/v1/service', async (req) => view((await get(req.query.get('name') ?? '')).svc));
   api.route('POST', '/v1/services/scale', async (req) => {
-    const { name, replicas } = parseBody(scaleBody, req.body);
+    const { name, replicas, rebalance } = parseBody(scaleBody, req.body);
     const { svc } = await get(name);
-    const why = SERVICE_TYPES[svc.spec.type].cannotScale(svc.spec, replicas, svc.state ?? {});
+    const type = SERVICE_TYPES[svc.spec.type];
+    const why = type.cannotScale(svc.spec, replicas, svc.state ?? {});
     if (why) throw new UserError(why, 400, 'cannot_scale');
-    return transition(name, ['ACTIVE'], 'SCALING', `to ${replicas} members`, (s) => ({ ...s, spec: { ...s.spec, replicas } }));
+    if (rebalance && !type.rebalance)
+      throw new UserError(`--rebalance is for the types that move data onto new members (kafka); ${svc.spec.type} does not`, 400, 'cannot_scale');
+    if (rebalance && replicas <= svc.spec.replicas)
+      throw new UserError(`--rebalance goes with a scale out: ${name} has ${svc.spec.replicas} members, and ${replicas} is not more`, 400, 'cannot_scale');
+    return transition(name, ['ACTIVE'], 'SCALING', `to ${replicas} members${rebalance ? ', then rebalancing' : ''}`, (s) => ({
+      ...s,
+      spec: { ...s.spec, replicas },
+      ...(rebalance ? { rebalance: true } : {}),
+    }));
   });
   const nextGeneration = (s: Service, spec: ServiceSpec): Service => ({ ...s, spec, generation: (s.generation ?? 0) + 1 });
   api.route('POST', '/v1/services/upgrade', async (req) => {

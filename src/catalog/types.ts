@@ -97,6 +97,8 @@ export interface Service {
   message: string;
   /** The type's one-time initialization (e.g. forming the Redis cluster) is done. */
   initialized?: boolean;
+  /** The scale under way was asked with --rebalance: the type moves data onto the new members before ACTIVE. */
+  rebalance?: boolean;
   /** Bumped by each upgrade, restart and config change; a member whose spec is of an older one is rolled. */
   generation?: number;
   /** What the type keeps of its own (PostgreSQL: which member is the primary). */
@@ -189,6 +191,12 @@ export interface ServiceType {
    * waits for, or undefined when done; idempotent, as initialize is.
    */
   join?(spec: ServiceSpec, members: PlacedMember[], ctx: TypeContext): Promise<string | undefined>;
+  /**
+   * After a scale out with --rebalance, once the new members joined: move
+   * data onto them (Kafka: partitions) until every member holds a fair share.
+   * Returns what it still waits for, or undefined when balanced; idempotent.
+   */
+  rebalance?(spec: ServiceSpec, members: PlacedMember[], ctx: TypeContext): Promise<string | undefined>;
   /**
    * Before a scale in removes `leaving`: take them out of the service first
    * (ZooKeeper: a reconfig without them), so that it never counts on members

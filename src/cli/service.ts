@@ -227,8 +227,15 @@ export function serviceCommands(y: Argv): Argv {
     .command(
       'scale <name> <replicas>',
       'change the number of members and wait until the service is ACTIVE again',
-      (c) => waitOptions(c.positional('name', { type: 'string', demandOption: true }).positional('replicas', { type: 'number', demandOption: true })),
-      (a: GlobalArgs) => change(a, '/v1/services/scale', { name: a.name, replicas: a.replicas }, 'ACTIVE'),
+      (c) =>
+        waitOptions(
+          c.positional('name', { type: 'string', demandOption: true }).positional('replicas', { type: 'number', demandOption: true }).option('rebalance', {
+            type: 'boolean',
+            default: false,
+            describe: 'after a scale out, move data onto the new members (Kafka: partitions) and wait until that is done too',
+          }),
+        ),
+      (a: GlobalArgs) => change(a, '/v1/services/scale', { name: a.name, replicas: a.replicas, ...(a.rebalance ? { rebalance: true } : {}) }, 'ACTIVE'),
     )
     .command(
       'upgrade <name>',

@@ -96,6 +96,74 @@ async function underReplicated(a: Admin): Promise<string[]> {
   return topics.flatMap((t) => t.partitions.filter((p) => p.isr.length < p.replicas.length).map((p) => `${t.name}/${p.partitionId}`));
 }
 
+/** A partition's replicas by broker id, in preference order (the first leads). */
+export interface PartitionReplicas {
+  topic: string;
+  partition: number;
+  replicas: number[];
+}
+
+/** How many replicas each of `brokers` holds. */
+function replicaCounts(partitions: PartitionReplicas[], brokers: number[]): Map<number, number> {
+  const load = new Map(brokers.map((b) => [b, 0]));
+  for (const p of partitions) for (const r of p.replicas) if (load.has(r)) load.set(r, load.get(r)! + 1);
+  return load;
+}
+
+/**
+ * The partitions to move so that no broker holds more than one replica over
+ * another: a replica at a time from the busiest broker to the idlest one
+ * that the partition lacks, in the same place of the list (a moved
+ * preferred leader makes the new broker lead). Only changed partitions,
+ * each once, with its final replicas.
+ */
+export function balancePlan(partitions: PartitionReplicas[], brokers: number[]): PartitionReplicas[] {
+  const current = partitions.map((p) => ({ ...p, replicas: [...p.replicas] })).sort((a, b) => a.topic.localeCompare(b.topic) || a.partition - b.partition);
+  const load = replicaCounts(current, brokers);
+  const changed = new Set<PartitionReplicas>();
+  // Each move narrows the spread; bounded by the number of replicas.
+  for (let moves = current.reduce((n, p) => n + p.replicas.length, 0); moves > 0; moves--) {
+    const byLoad = [...load.entries()].sort((a, b) => a[1] - b[1] || a[0] - b[0]);
+    const [idlest, low] = byLoad[0];
+    const [busiest, high] = byLoad[byLoad.length - 1];
+    if (high - low <= 1) break;
+    const p = current.find((x) => x.replicas.includes(busiest) && !x.replicas.includes(idlest));
+    if (!p) break;
+    p.replicas[p.replicas.indexOf(busiest)] = idlest;
+    load.set(busiest, high - 1);
+    load.set(idlest, low + 1);
+    changed.add(p);
+  }
+  return [...changed];
+}
+
+/**
+ * One step of a reassignment with kafka-reassign-partitions.sh in the member
+ * of lowest index: says `what` while one runs; otherwise asks `plan` for the
+ * partitions to move (given every partition's replicas) and starts that, or
+ * returns undefined when there is nothing to move.
+ */
+async function reassign(
+  members: PlacedMember[],
+  ctx: TypeContext,
+  what: string,
+  plan: (p: PartitionReplicas[]) => PartitionReplicas[],
+): Promise<string | undefined> {
+  const at = [...members].sort((a, b) => memberIndex(a.spec) - memberIndex(b.spec))[0];
+  const tool = ['/opt/kafka/bin/kafka-reassign-partitions.sh', '--bootstrap-server', `${at.spec.dnsName}:${KAFKA_PORT}`, '--command-config', CLIENT_CONFIG];
+  const active = await execOk(ctx.exec, at.spec, [...tool, '--list'], { timeoutMs: 60_000 });
+  if (/\S+-\d+: replicas/.test(active)) return what;
+  const { topics } = await withAdmin(members, ctx, (a) => a.fetchTopicMetadata());
+  const partitions = topics.flatMap((t) => t.partitions.map((p) => ({ topic: t.name, partition: p.partitionId, replicas: p.replicas })));
+  const moves = plan(partitions);
+  if (moves.length === 0) return undefined;
+  const file = '/tmp/firecampd-reassignment.json';
+  await execOk(ctx.exec, at.spec, ['sh', '-c', 'printf %s "$1" > "$2"', 'plan', JSON.stringify({ version: 1, partitions: moves }), file]);
+  await execOk(ctx.exec, at.spec, [...tool, '--reassignment-json-file', file, '--execute'], { timeoutMs: 60_000 });
+  ctx.log.info({ service: at.spec.service, partitions: moves.length }, `kafka: ${what}`);
+  return `${what}: ${moves.length} partitions`;
+}
+
 export const kafka: ServiceType = {
   image: 'apache/kafka:4.1.1',
   secrets: ['admin'],
@@ -250,32 +318,33 @@ export const kafka: ServiceType = {
   async leave(_spec, members, leaving, ctx) {
     const staying = members.filter((m) => !leaving.includes(m));
     const gone = new Set(leaving.map((m) => memberIndex(m.spec)));
-    const { topics } = await withAdmin(staying, ctx, (a) => a.fetchTopicMetadata());
-    const stranded = topics.flatMap((t) => t.partitions.filter((p) => p.replicas.some((r) => gone.has(r))).map((p) => ({ topic: t.name, p })));
-    if (stranded.length === 0) return undefined;
-    const at = staying.sort((a, b) => memberIndex(a.spec) - memberIndex(b.spec))[0];
-    const tool = ['/opt/kafka/bin/kafka-reassign-partitions.sh', '--bootstrap-server', `${at.spec.dnsName}:${KAFKA_PORT}`, '--command-config', CLIENT_CONFIG];
-    const active = await execOk(ctx.exec, at.spec, [...tool, '--list'], { timeoutMs: 60_000 });
-    if (/\S+-\d+: replicas/.test(active)) return `moving ${stranded.length} partitions off ${leaving.map((m) => m.spec.name).join(', ')}`;
-    // Each stranded replica goes to the staying broker with the fewest replicas that the partition lacks.
-    const load = new Map(staying.map((m) => [memberIndex(m.spec), 0]));
-    for (const t of topics) for (const p of t.partitions) for (const r of p.replicas) if (load.has(r)) load.set(r, load.get(r)! + 1);
-    const plan = stranded.map(({ topic, p }) => {
-      const replicas = p.replicas.map((r) => {
-        if (!gone.has(r)) return r;
-        const to = [...load.entries()].filter(([b]) => !p.replicas.includes(b)).sort((a, b) => a[1] - b[1] || a[0] - b[0])[0]?.[0];
-        if (to === undefined) throw new Error(`${topic}/${p.partitionId} has more replicas than the brokers that stay`);
-        load.set(to, load.get(to)! + 1);
-        p.replicas = p.replicas.map((x) => (x === r ? to : x));
-        return to;
-      });
-      return { topic, partition: p.partitionId, replicas };
+    const what = `moving partitions off ${leaving.map((m) => m.spec.name).join(', ')}`;
+    return reassign(staying, ctx, what, (partitions) => {
+      // Each stranded replica goes to the staying broker with the fewest replicas that the partition lacks.
+      const load = replicaCounts(
+        partitions,
+        staying.map((m) => memberIndex(m.spec)),
+      );
+      return partitions
+        .filter((p) => p.replicas.some((r) => gone.has(r)))
+        .map((p) => {
+          const replicas = [...p.replicas];
+          for (const [i, r] of replicas.entries()) {
+            if (!gone.has(r)) continue;
+            const to = [...load.entries()].filter(([b]) => !replicas.includes(b)).sort((a, b) => a[1] - b[1] || a[0] - b[0])[0]?.[0];
+            if (to === undefined) throw new Error(`${p.topic}/${p.partition} has more replicas than the brokers that stay`);
+            load.set(to, load.get(to)! + 1);
+            replicas[i] = to;
+          }
+          return { ...p, replicas };
+        });
     });
-    const file = '/tmp/firecampd-reassignment.json';
-    await execOk(ctx.exec, at.spec, ['sh', '-c', 'printf %s "$1" > "$2"', 'plan', JSON.stringify({ version: 1, partitions: plan }), file]);
-    await execOk(ctx.exec, at.spec, [...tool, '--reassignment-json-file', file, '--execute'], { timeoutMs: 60_000 });
-    ctx.log.info({ service: at.spec.service, partitions: plan.length, from: leaving.map((m) => m.spec.name) }, 'kafka: moving partitions off brokers that go');
-    return `moving ${stranded.length} partitions off ${leaving.map((m) => m.spec.name).join(', ')}`;
+  },
+
+  /** After a scale out with --rebalance: replicas move onto the new brokers until every broker holds a fair share (balancePlan). */
+  async rebalance(_spec, members, ctx) {
+    const brokers = members.map((m) => memberIndex(m.spec));
+    return reassign(members, ctx, 'moving partitions onto every broker evenly', (partitions) => balancePlan(partitions, brokers));
   },
 
   async notReady(_spec, m, ctx) {

@@ -111,29 +111,38 @@ function replicaCounts(partitions: PartitionReplicas[], brokers: number[]): Map<
 }
 
 /**
- * The partitions to move so that no broker holds more than one replica over
- * another: a replica at a time from the busiest broker to the idlest one
- * that the partition lacks, in the same place of the list (a moved
- * preferred leader makes the new broker lead). Only changed partitions,
- * each once, with its final replicas.
+ * The partitions to move so that each topic's replicas spread evenly over
+ * the brokers (none holds more than one over another), and then all
+ * replicas too: a replica at a time from the busiest broker to the idlest
+ * one that the partition lacks (ties go by the count over all topics), in
+ * the same place of the list, so a moved preferred leader makes the new
+ * broker lead. Only changed partitions, each once, with its final replicas.
  */
 export function balancePlan(partitions: PartitionReplicas[], brokers: number[]): PartitionReplicas[] {
   const current = partitions.map((p) => ({ ...p, replicas: [...p.replicas] })).sort((a, b) => a.topic.localeCompare(b.topic) || a.partition - b.partition);
-  const load = replicaCounts(current, brokers);
+  const total = replicaCounts(current, brokers);
   const changed = new Set<PartitionReplicas>();
-  // Each move narrows the spread; bounded by the number of replicas.
-  for (let moves = current.reduce((n, p) => n + p.replicas.length, 0); moves > 0; moves--) {
-    const byLoad = [...load.entries()].sort((a, b) => a[1] - b[1] || a[0] - b[0]);
-    const [idlest, low] = byLoad[0];
-    const [busiest, high] = byLoad[byLoad.length - 1];
-    if (high - low <= 1) break;
-    const p = current.find((x) => x.replicas.includes(busiest) && !x.replicas.includes(idlest));
-    if (!p) break;
-    p.replicas[p.replicas.indexOf(busiest)] = idlest;
-    load.set(busiest, high - 1);
-    load.set(idlest, low + 1);
-    changed.add(p);
+  const spread = (group: PartitionReplicas[], load: Map<number, number>) => {
+    // Each move narrows the spread; bounded by the number of replicas.
+    for (let moves = group.reduce((n, p) => n + p.replicas.length, 0); moves > 0; moves--) {
+      const order = [...load.keys()].sort((a, b) => load.get(a)! - load.get(b)! || total.get(a)! - total.get(b)! || a - b);
+      const [idlest, busiest] = [order[0], order[order.length - 1]];
+      if (load.get(busiest)! - load.get(idlest)! <= 1) return;
+      const p = group.find((x) => x.replicas.includes(busiest) && !x.replicas.includes(idlest));
+      if (!p) return;
+      p.replicas[p.replicas.indexOf(busiest)] = idlest;
+      for (const counts of new Set([load, total])) {
+        counts.set(busiest, counts.get(busiest)! - 1);
+        counts.set(idlest, counts.get(idlest)! + 1);
+      }
+      changed.add(p);
+    }
+  };
+  for (const topic of new Set(current.map((p) => p.topic))) {
+    const group = current.filter((p) => p.topic === topic);
+    spread(group, replicaCounts(group, brokers));
   }
+  spread(current, total);
   return [...changed];
 }
 

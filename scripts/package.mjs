@@ -1,11 +1,11 @@
 // npm run package: dist/firecampd-<version>-linux-x64.tar.gz with one
 // executable that needs no Node.js (a Node single executable application
-// carrying the bundle and the SQLite addon), the systemd unit, a sample
+// carrying the bundle, its chunks and the SQLite addon), the systemd unit, a sample
 // environment file and INSTALL.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { buildBundle, sqliteAddon } from '../esbuild.config.mjs';
+import { buildBundle, seaAssets } from '../esbuild.config.mjs';
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
 process.chdir(root);
@@ -18,7 +18,7 @@ await buildBundle();
 fs.rmSync(stage, { recursive: true, force: true });
 fs.mkdirSync(stage, { recursive: true });
 
-// 1. The SEA blob: the bundle (with a code cache for a faster start) and the addon as an asset.
+// 1. The SEA blob: the bundle (with a code cache for a faster start), the addon and the bundle's chunks as assets.
 const seaConfig = path.join('dist', 'sea-config.json');
 fs.writeFileSync(
   seaConfig,
@@ -27,7 +27,7 @@ fs.writeFileSync(
     output: 'dist/sea-prep.blob',
     disableExperimentalSEAWarning: true,
     useCodeCache: true,
-    assets: { 'better_sqlite3.node': sqliteAddon },
+    assets: seaAssets,
   }),
 );
 execFileSync(process.execPath, ['--experimental-sea-config', seaConfig], { stdio: 'inherit' });

@@ -5,15 +5,12 @@ import path from 'node:path';
 import type { NodeConfig } from '../../config.ts';
 import type { ControlDb } from '../../controldb/controldb.ts';
 import type { Logger } from '../../log.ts';
-import { EbsVolumes } from './aws-ebs.ts';
-import { AwsSecondaryIps } from './aws-ip.ts';
-import { awsContext, networkInterfaceId, type AwsContext } from './aws.ts';
+import type { AwsContext } from './aws.ts';
 import { BlockMounter } from './block-mount.ts';
 import { EmbeddedDns } from './embedded-dns.ts';
 import { LocalIps, NoIps } from './local-ip.ts';
 import { LocalVolumes } from './local-volume.ts';
 import { LoopVolumes } from './loop-volume.ts';
-import { Route53Dns } from './route53.ts';
 import type { DnsProvider, IpProvider, VolumeProvider } from './types.ts';
 
 export interface Providers {
@@ -40,7 +37,7 @@ export const mountRoot = (dataDir: string) => path.join(dataDir, 'mnt');
 export async function selectProviders(o: SelectOptions): Promise<Providers> {
   const { volumes, staticIps, dns } = o.config;
   let ctx: Promise<AwsContext> | undefined;
-  const aws = () => (ctx ??= (o.aws ?? awsContext)());
+  const aws = () => (ctx ??= o.aws ? o.aws() : import('./aws.ts').then((m) => m.awsContext()));
 
   const local =
     staticIps.kind === 'none'
@@ -52,23 +49,34 @@ export async function selectProviders(o: SelectOptions): Promise<Providers> {
       volumes.kind === 'loop'
         ? new LoopVolumes(volumes.dir, mountRoot(o.dataDir), o.nodeId)
         : volumes.kind === 'aws-ebs'
-          ? await aws().then(
-              (a) =>
-                new EbsVolumes({
-                  ec2: a.ec2,
-                  instanceId: a.instance.instanceId,
-                  zone: a.instance.zone,
-                  cluster: o.cluster,
-                  mounter: new BlockMounter(mountRoot(o.dataDir)),
-                }),
-            )
+          ? await ebsVolumes(await aws(), o)
           : new LocalVolumes(path.join(o.dataDir, 'volumes')),
-    ips:
-      staticIps.kind === 'aws'
-        ? await aws().then(async (a) => new AwsSecondaryIps(a.ec2, await networkInterfaceId(a.metadata, staticIps.iface), local))
-        : local,
-    dns: dns.kind === 'route53' ? new BothDns(embedded, await aws().then((a) => new Route53Dns(a.route53, dns.hostedZoneId))) : embedded,
+    ips: staticIps.kind === 'aws' ? await awsIps(await aws(), staticIps.iface, local) : local,
+    dns: dns.kind === 'route53' ? new BothDns(embedded, await route53Dns(await aws(), dns.hostedZoneId)) : embedded,
   };
+}
+
+// The AWS providers' modules are imported only when the configuration names one: they load the AWS SDK.
+
+async function ebsVolumes(a: AwsContext, o: SelectOptions): Promise<VolumeProvider> {
+  const { EbsVolumes } = await import('./aws-ebs.ts');
+  return new EbsVolumes({
+    ec2: a.ec2,
+    instanceId: a.instance.instanceId,
+    zone: a.instance.zone,
+    cluster: o.cluster,
+    mounter: new BlockMounter(mountRoot(o.dataDir)),
+  });
+}
+
+async function awsIps(a: AwsContext, iface: string, local: IpProvider): Promise<IpProvider> {
+  const [{ AwsSecondaryIps }, { networkInterfaceId }] = await Promise.all([import('./aws-ip.ts'), import('./aws.ts')]);
+  return new AwsSecondaryIps(a.ec2, await networkInterfaceId(a.metadata, iface), local);
+}
+
+async function route53Dns(a: AwsContext, hostedZoneId: string): Promise<DnsProvider> {
+  const { Route53Dns } = await import('./route53.ts');
+  return new Route53Dns(a.route53, hostedZoneId);
 }
 
 /**

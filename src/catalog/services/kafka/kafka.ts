@@ -19,7 +19,7 @@
 import dns from 'node:dns';
 import net from 'node:net';
 import { randomBytes } from 'node:crypto';
-import { Kafka, logLevel, type Admin } from 'kafkajs';
+import type { Admin } from 'kafkajs';
 import { memberIndex, type MemberSpec } from '../../../agent/members.ts';
 import { UserError, errorMessage } from '../../../errors.ts';
 import { execOk } from '../../member-exec.ts';
@@ -55,6 +55,8 @@ export const replicationFactor = (spec: ServiceSpec) => Math.min(3, spec.replica
  * up among the members' addresses first.
  */
 async function withAdmin<T>(members: PlacedMember[], ctx: TypeContext, fn: (a: Admin) => Promise<T>): Promise<T> {
+  // Imported here, not at the top: only the leader's catalog talks to Kafka, and only for a kafka service.
+  const { Kafka, logLevel } = await import('kafkajs');
   const kafka = new Kafka({
     clientId: 'firecampd',
     brokers: members.map((m) => `${m.host}:${KAFKA_PORT}`),

@@ -16,7 +16,7 @@
 //
 // Passwords (the postgres superuser's, the replication user's) come from the
 // service's secrets, into 0600 files on the volume.
-import pg from 'pg';
+import type pg from 'pg';
 import { memberIndex, type MemberSpec } from '../../../agent/members.ts';
 import { UserError, errorMessage } from '../../../errors.ts';
 import {
@@ -47,7 +47,9 @@ export const slotName = (member: string) => member.replace(/-/g, '_');
 
 /** Run `fn` on a short-lived superuser connection. */
 async function withPg<T>(host: string, password: string | undefined, fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const c = new pg.Client({
+  // Imported here, not at the top: only the leader's catalog talks to PostgreSQL, and only for a postgres service.
+  const { Client } = (await import('pg')).default;
+  const c = new Client({
     host,
     port: PG_PORT,
     user: 'postgres',

@@ -12,7 +12,7 @@
 // volume: data and cluster identity survive a move. Every member requires the
 // service's generated password (requirepass; masterauth for replication),
 // kept in a 0600 file on the volume, never in the member's spec or env.
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { memberIndex, type MemberSpec } from '../../../agent/members.ts';
 import { UserError, errorMessage } from '../../../errors.ts';
 import { memberResources, refuseHeap, type MemberContext, type RolloutStep, type ServiceSpec, type ServiceSpecInput, type ServiceType } from '../../types.ts';
@@ -28,6 +28,8 @@ const PASSWORD_FILE = '.password';
 
 /** Run `fn` on a short-lived connection that fails fast instead of retrying. */
 async function withRedis<T>(host: string, password: string | undefined, fn: (r: Redis) => Promise<T>): Promise<T> {
+  // Imported here, not at the top: only the leader's catalog talks to Redis, and only for a redis service.
+  const { Redis } = await import('ioredis');
   const r = new Redis({
     host,
     port: REDIS_PORT,

@@ -17,8 +17,8 @@
 // A batch is acknowledged once the send of all its messages returned: acks=all, so every in-sync
 // replica has it, and min.insync.replicas says how many that is at least.
 import dns from 'node:dns';
-import net from 'node:net';
 import { Kafka, logLevel } from 'kafkajs';
+import { resolvingSocketFactory } from '../../src/catalog/services/kafka/kafka.ts';
 import { writeLoop } from './write-loop.ts';
 
 const args = process.argv.slice(2);
@@ -43,21 +43,7 @@ const kafka = new Kafka({
   requestTimeout: 10_000,
   retry: { retries: 2, initialRetryTime: 200, maxRetryTime: 2000 },
   logLevel: logLevel.NOTHING,
-  socketFactory: ({ host, port, onConnect }) => {
-    const socket = net.connect({
-      host,
-      port,
-      lookup: (name, opts, cb) => {
-        resolver.resolve4(name).then(
-          // Node asks for every address (opts.all) when it may try several families.
-          (ips) => (opts.all ? (cb as unknown as (e: null, a: dns.LookupAddress[]) => void)(null, [{ address: ips[0], family: 4 }]) : cb(null, ips[0], 4)),
-          (err: NodeJS.ErrnoException) => cb(err, '', 4),
-        );
-      },
-    });
-    socket.once('connect', onConnect);
-    return socket;
-  },
+  socketFactory: resolvingSocketFactory(async (name) => (await resolver.resolve4(name))[0]),
 });
 
 const value = (batch: number, k: number) => `${batch}:${k}`;

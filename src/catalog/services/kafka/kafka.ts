@@ -19,7 +19,7 @@
 import dns from 'node:dns';
 import net from 'node:net';
 import { randomBytes } from 'node:crypto';
-import type { Admin } from 'kafkajs';
+import type { Admin, ISocketFactory } from 'kafkajs';
 import { memberIndex, type MemberSpec } from '../../../agent/members.ts';
 import { UserError, errorMessage } from '../../../errors.ts';
 import { execOk } from '../../member-exec.ts';
@@ -50,6 +50,31 @@ function newClusterId(): string {
 export const replicationFactor = (spec: ServiceSpec) => Math.min(3, spec.replicas);
 
 /**
+ * A kafkajs socket factory that finds each broker's address with `resolve`:
+ * brokers advertise their DNS names, which the caller's own resolver may not
+ * know (the catalog looks them up among the members, a test client asks the
+ * nodes' DNS servers), anew on every connection, as a member may have moved.
+ */
+export function resolvingSocketFactory(resolve: (name: string) => Promise<string>): ISocketFactory {
+  return ({ host, port, onConnect }) => {
+    const socket = net.connect({
+      host,
+      port,
+      lookup: (name, opts, cb) => {
+        resolve(name).then(
+          // Node asks for every address (opts.all) when it may try several families.
+          (ip) => (opts.all ? (cb as unknown as (e: null, a: dns.LookupAddress[]) => void)(null, [{ address: ip, family: 4 }]) : cb(null, ip, 4)),
+          (err: NodeJS.ErrnoException) => cb(err, '', 4),
+        );
+      },
+    });
+    socket.once('connect', onConnect);
+    socket.setKeepAlive(true, 10_000);
+    return socket;
+  };
+}
+
+/**
  * A short-lived admin client of the cluster. Brokers advertise their DNS
  * names, which the leader's own resolver may not know: each name is looked
  * up among the members' addresses first.
@@ -66,22 +91,7 @@ async function withAdmin<T>(members: PlacedMember[], ctx: TypeContext, fn: (a: A
     requestTimeout: 15_000,
     retry: { retries: 2, initialRetryTime: 300 },
     logLevel: logLevel.NOTHING,
-    socketFactory: ({ host, port, onConnect }) => {
-      const socket = net.connect({
-        host,
-        port,
-        lookup: (name, opts, cb) => {
-          const ip = ctx.lookup(name);
-          if (!ip) return dns.lookup(name, opts, cb);
-          // Node asks for every address (opts.all) when it may try several families.
-          if (opts.all) (cb as unknown as (e: null, a: dns.LookupAddress[]) => void)(null, [{ address: ip, family: 4 }]);
-          else cb(null, ip, 4);
-        },
-      });
-      socket.once('connect', onConnect);
-      socket.setKeepAlive(true, 10_000);
-      return socket;
-    },
+    socketFactory: resolvingSocketFactory(async (name) => ctx.lookup(name) ?? (await dns.promises.lookup(name, { family: 4 })).address),
   });
   const admin = kafka.admin();
   await admin.connect();

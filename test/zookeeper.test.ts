@@ -170,7 +170,19 @@ describe('zookeeper', { timeout: 1_500_000 }, () => {
       const killedAt = Date.now();
       bed.die(victim);
       dead.add(victim);
+      // The ensemble's election and the client's return, timed apart: a client connected to the dead server notices only when
+      // its reads time out (2/3 of its 15 s session), as a dead machine answers nothing.
+      const elected = pollUntil(service, (v) => v.members.some((m) => m.role === 'leader' && m.name !== leader.name), {
+        ms: 120_000,
+        what: 'another member leading (service get, refreshed every 3 s)',
+        context,
+      }).then(
+        () => `${Date.now() - killedAt} ms`,
+        // Only timed here: the wait for a settled ensemble below fails the test if there is none.
+        (err: Error) => `none seen (${err.message.split('\n')[0]})`,
+      );
       const resumed = await load.resumedAfter(killedAt, 120_000);
+      t.diagnostic(`kill of the leader's node → a new leader seen by the catalog: ${await elected} (its roles refresh every 3 s)`);
       t.diagnostic(`kill of the leader's node → first acknowledged create: ${resumed ? resumed - killedAt : 'no outage over 1 s'} ms`);
       const after = await pollUntil(service, (v) => settled(v, 3), { ms: 120_000, what: 'three members in the ensemble again, on the live nodes', context });
       const moved = after.members.find((m) => m.name === leader.name)!;

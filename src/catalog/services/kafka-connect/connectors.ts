@@ -11,7 +11,7 @@ import type { ControlDb } from '../../../controldb/controldb.ts';
 import { UserError, errorMessage } from '../../../errors.ts';
 import { placedMembers } from '../../catalog.ts';
 import { noSuchService, serviceKey, type Service } from '../../types.ts';
-import { CONNECT_PORT, connectAuth } from './kafka-connect.ts';
+import { connectRequest } from './kafka-connect.ts';
 
 const connectorName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, 'letters, digits, ".", "_" and "-", at most 128');
 const putBody = z
@@ -55,22 +55,10 @@ export function registerConnectorRoutes(api: ApiServer, db: ControlDb): void {
     for (let i = 0; Date.now() < deadline; i++) {
       const w = workers[i % workers.length];
       try {
-        const res = await fetch(`http://${w.host}:${CONNECT_PORT}${path}`, {
-          method,
-          headers: { authorization: connectAuth(secrets.admin ?? ''), ...(body ? { 'content-type': 'application/json' } : {}) },
-          ...(body ? { body: JSON.stringify(body) } : {}),
-          signal: AbortSignal.timeout(15_000),
-        });
-        const text = await res.text();
-        let parsed: unknown = null;
-        try {
-          parsed = text ? JSON.parse(text) : null;
-        } catch {
-          parsed = { message: text.slice(0, 200) };
-        }
+        const res = await connectRequest(w.host, secrets.admin ?? '', method, path, { body, timeoutMs: 15_000 });
         // 409: the group is rebalancing; 5xx: the worker could not reach the leader or Kafka. Both pass.
-        if (res.status !== 409 && res.status < 500) return { status: res.status, body: parsed };
-        last = `${w.spec.name} answered ${res.status}: ${(parsed as { message?: string } | null)?.message ?? text}`;
+        if (res.status !== 409 && res.status < 500) return res;
+        last = `${w.spec.name} answered ${res.status}: ${(res.body as { message?: string } | null)?.message ?? ''}`;
       } catch (err) {
         last = `${w.spec.name}: ${errorMessage(err)}`;
       }

@@ -42,20 +42,29 @@ const scram = (prefix: string) => [
   `${prefix}sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="${KAFKA_ADMIN}" password="{{kafka}}";`,
 ];
 
-/** GET a worker's REST path with the admin's login; the status and the body, parsed where it is JSON. */
-export async function connectGet(host: string, path: string, password: string, timeoutMs = 5000): Promise<{ status: number; body: unknown }> {
+/**
+ * A request to a worker's REST API with the admin's login: the status and the
+ * body, parsed where it is JSON ({"message": text} where it is not: a plain error page).
+ */
+export async function connectRequest(
+  host: string,
+  password: string,
+  method: string,
+  path: string,
+  o: { body?: unknown; timeoutMs?: number } = {},
+): Promise<{ status: number; body: unknown }> {
   const res = await fetch(`http://${host}:${CONNECT_PORT}${path}`, {
-    headers: { authorization: connectAuth(password) },
-    signal: AbortSignal.timeout(timeoutMs),
+    method,
+    headers: { authorization: connectAuth(password), ...(o.body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    ...(o.body !== undefined ? { body: JSON.stringify(o.body) } : {}),
+    signal: AbortSignal.timeout(o.timeoutMs ?? 5000),
   });
   const text = await res.text();
-  let body: unknown = text;
   try {
-    body = JSON.parse(text);
+    return { status: res.status, body: text ? (JSON.parse(text) as unknown) : null };
   } catch {
-    // Not JSON (a plain error page): kept as text.
+    return { status: res.status, body: { message: text.slice(0, 200) } };
   }
-  return { status: res.status, body };
 }
 
 export const kafkaConnect: ServiceType = {
@@ -153,7 +162,7 @@ export const kafkaConnect: ServiceType = {
 
   async notReady(_spec, m, ctx) {
     try {
-      const { status, body } = await connectGet(m.host, '/health', ctx.secrets.admin ?? '');
+      const { status, body } = await connectRequest(m.host, ctx.secrets.admin ?? '', 'GET', '/health');
       if (status === 200) return undefined;
       const message = (body as { message?: string } | null)?.message;
       return `its REST API answers ${status}${message ? `: ${message}` : ''}`;

@@ -46,6 +46,11 @@ export interface ImageMaven {
    * their runtime dependencies (Maven's nearest-wins: list the artifact whose dependency versions should win first).
    */
   artifacts: string[];
+  /**
+   * `group:artifact` (either may be `*`) left out of every artifact's dependencies, with all it brings (Maven's
+   * exclusions): for jars that another list of the image provides, e.g. a plugin's dependency on the server.
+   */
+  exclude?: string[];
 }
 
 /** A file written into the image: a launcher script, a default configuration. */

@@ -25,6 +25,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { image as elasticsearchImage } from '../src/catalog/services/elasticsearch/image.ts';
 import { image as kafkaImage } from '../src/catalog/services/kafka/image.ts';
 import { image as postgresImage } from '../src/catalog/services/postgres/image.ts';
 import { image as redisImage } from '../src/catalog/services/redis/image.ts';
@@ -43,9 +44,18 @@ export const POSTGRES_IMAGE = postgresImage.image;
 export const ZOOKEEPER_IMAGE = zookeeperImage.image;
 /** The Apache Kafka stand-in. */
 export const KAFKA_IMAGE = kafkaImage.image;
+/** The Elasticsearch type's stand-in: OpenSearch, under OpenSearch's image name. */
+export const ELASTICSEARCH_IMAGE = elasticsearchImage.image;
 
 /** Every image `npm run images` builds, in order. */
-export const RECIPES: readonly ImageRecipe[] = [{ image: BUSYBOX_IMAGE, packages: [] }, redisImage, postgresImage, zookeeperImage, kafkaImage];
+export const RECIPES: readonly ImageRecipe[] = [
+  { image: BUSYBOX_IMAGE, packages: [] },
+  redisImage,
+  postgresImage,
+  zookeeperImage,
+  kafkaImage,
+  elasticsearchImage,
+];
 
 /** The recipes of the named images (by recipe.image), in RECIPES' order; every recipe when no names are given. */
 export function selectRecipes(images?: readonly string[]): readonly ImageRecipe[] {
@@ -147,25 +157,33 @@ const ANSI_ESCAPE = new RegExp(`${String.fromCharCode(27)}\\[[\\d;]*m`, 'g');
 const resolved = new Map<string, string[]>();
 
 /**
- * The jars of these Maven artifacts and of their runtime dependencies, as absolute paths (in Maven's own
- * cache, ~/.m2). Maven runs on a small pom.xml in the cache dir unless the list it gave last time is there
- * and its jars still are.
+ * The jars of these Maven artifacts and of their runtime dependencies (less the `group:artifact`s of
+ * `exclude` and what they bring), as absolute paths (in Maven's own cache, ~/.m2). Maven runs on a small
+ * pom.xml in the cache dir unless the list it gave last time is there and its jars still are.
  */
-export function resolveMaven(artifacts: readonly string[]): string[] {
-  const key = JSON.stringify(artifacts);
+export function resolveMaven(artifacts: readonly string[], exclude: readonly string[] = []): string[] {
+  // A list without exclusions keeps the key (and cache dir) it had before there were any.
+  const key = JSON.stringify(exclude.length > 0 ? { artifacts, exclude } : artifacts);
   const made = resolved.get(key);
   if (made) return made;
   const dir = path.join(mavenCacheDir(), crypto.createHash('sha256').update(key).digest('hex').slice(0, 16));
   const listFile = path.join(dir, 'jars.json');
   try {
-    const cached = JSON.parse(fs.readFileSync(listFile, 'utf8')) as { artifacts: string[]; jars: string[] };
-    if (JSON.stringify(cached.artifacts) === key && cached.jars.length > 0 && cached.jars.every((j) => fs.existsSync(j))) {
+    const cached = JSON.parse(fs.readFileSync(listFile, 'utf8')) as { artifacts: string[]; exclude?: string[]; jars: string[] };
+    const cachedKey = JSON.stringify(cached.exclude?.length ? { artifacts: cached.artifacts, exclude: cached.exclude } : cached.artifacts);
+    if (cachedKey === key && cached.jars.length > 0 && cached.jars.every((j) => fs.existsSync(j))) {
       resolved.set(key, cached.jars);
       return cached.jars;
     }
   } catch {
     /* not resolved yet */
   }
+  const exclusions = exclude.map((coords) => {
+    const [groupId, artifactId, ...rest] = coords.split(':');
+    if (!groupId || !artifactId || rest.length > 0 || !/^[\w.*:-]+$/.test(coords)) throw new Error(`Maven exclusions are group:artifact, not ${coords}`);
+    return `<exclusion><groupId>${groupId}</groupId><artifactId>${artifactId}</artifactId></exclusion>`;
+  });
+  const excluded = exclusions.length > 0 ? `<exclusions>${exclusions.join('')}</exclusions>` : '';
   const deps = artifacts.map((coords) => {
     const [groupId, artifactId, version, classifier, ...rest] = coords.split(':');
     if (!groupId || !artifactId || !version || rest.length > 0 || !/^[\w.:-]+$/.test(coords)) {
@@ -173,7 +191,7 @@ export function resolveMaven(artifacts: readonly string[]): string[] {
     }
     const parts = { groupId, artifactId, version, ...(classifier ? { classifier } : {}) };
     const xml = Object.entries(parts).map(([k, v]) => `<${k}>${v}</${k}>`);
-    return `    <dependency>${xml.join('')}</dependency>`;
+    return `    <dependency>${xml.join('')}${excluded}</dependency>`;
   });
   fs.mkdirSync(dir, { recursive: true });
   const pom = [
@@ -203,7 +221,7 @@ export function resolveMaven(artifacts: readonly string[]): string[] {
   const jars = fs.readFileSync(classpath, 'utf8').trim().split(path.delimiter).filter(Boolean);
   const missing = jars.filter((j) => !fs.existsSync(j));
   if (jars.length === 0 || missing.length > 0) throw new Error(`mvn listed jars that are not there: ${missing.join(' ') || '(none listed)'}`);
-  fs.writeFileSync(listFile, JSON.stringify({ artifacts, jars }, null, 2) + '\n');
+  fs.writeFileSync(listFile, JSON.stringify({ artifacts, ...(exclude.length > 0 ? { exclude } : {}), jars }, null, 2) + '\n');
   resolved.set(key, jars);
   return jars;
 }
@@ -211,7 +229,7 @@ export function resolveMaven(artifacts: readonly string[]): string[] {
 /** Each Maven entry of the recipe: its directory in the image and the jars that go there. */
 function mavenJars(recipe: ImageRecipe): { dir: string; jars: string[] }[] {
   return (recipe.maven ?? []).map((m) => {
-    const jars = resolveMaven(m.artifacts);
+    const jars = resolveMaven(m.artifacts, m.exclude);
     const names = jars.map((j) => path.basename(j));
     const twice = names.filter((n, i) => names.indexOf(n) !== i);
     if (twice.length > 0) throw new Error(`${recipe.image}: two jars of ${m.dir} have the same name: ${[...new Set(twice)].join(', ')}`);

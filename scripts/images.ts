@@ -25,6 +25,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { image as cassandraImage } from '../src/catalog/services/cassandra/image.ts';
 import { image as elasticsearchImage } from '../src/catalog/services/elasticsearch/image.ts';
 import { image as kafkaImage } from '../src/catalog/services/kafka/image.ts';
 import { image as postgresImage } from '../src/catalog/services/postgres/image.ts';
@@ -44,6 +45,8 @@ export const POSTGRES_IMAGE = postgresImage.image;
 export const ZOOKEEPER_IMAGE = zookeeperImage.image;
 /** The Apache Kafka stand-in. */
 export const KAFKA_IMAGE = kafkaImage.image;
+/** The Cassandra 5.0 stand-in (also tagged with the exact version). */
+export const CASSANDRA_IMAGE = cassandraImage.image;
 /** The Elasticsearch type's stand-in: OpenSearch, under OpenSearch's image name. */
 export const ELASTICSEARCH_IMAGE = elasticsearchImage.image;
 
@@ -54,6 +57,7 @@ export const RECIPES: readonly ImageRecipe[] = [
   postgresImage,
   zookeeperImage,
   kafkaImage,
+  cassandraImage,
   elasticsearchImage,
 ];
 

@@ -52,7 +52,19 @@ async function main(): Promise<void> {
   if (mode === 'topic') {
     const admin = kafka.admin();
     await admin.connect();
-    const created = await admin.createTopics({ waitForLeaders: true, topics: [{ topic, numPartitions: Number(args.at(-1)), replicationFactor: 3 }] });
+    const partitions = Number(args.at(-1));
+    const created = await admin.createTopics({ waitForLeaders: false, topics: [{ topic, numPartitions: partitions, replicationFactor: 3 }] });
+    // Then a leader for every partition, asked until the brokers' metadata has them: a busy broker answers "does not
+    // host this topic-partition" for a while after the controller made it, which kafkajs's own wait retries only twice.
+    for (const deadline = Date.now() + 60_000; ;) {
+      const led = await admin
+        .fetchTopicMetadata({ topics: [topic] })
+        .then((m) => m.topics[0].partitions.filter((p) => p.leader >= 0).length)
+        .catch(() => 0);
+      if (led === partitions) break;
+      if (Date.now() > deadline) throw new Error(`topic ${topic}: ${led} of ${partitions} partitions have a leader after 60 s`);
+      await new Promise((r) => setTimeout(r, 500));
+    }
     await admin.disconnect();
     process.stdout.write(JSON.stringify({ created }) + '\n');
     return;

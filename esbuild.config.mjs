@@ -59,6 +59,7 @@ export const chunks = {
   kafkajs: { load: 'required', packages: ['kafkajs'] },
   pg: { load: 'required', packages: ['pg'] },
   ioredis: { load: 'required', packages: ['ioredis'] },
+  cassandra: { load: 'required', packages: ['cassandra-driver'] },
   ssh2: { load: 'used', packages: ['ssh2'] },
   buildkit: { load: 'used', packages: ['@grpc/grpc-js', '@grpc/proto-loader', 'protobufjs'] },
 };

@@ -1,4 +1,4 @@
-// npm run bench:failover -- [--type redis|postgres|kafka] [--runs 4] [--lease-ttl 5] [--json]
+// npm run bench:failover -- [--type redis|postgres|kafka|cassandra] [--runs 4] [--lease-ttl 5] [--json]
 // On the network-namespace test bed (3 nodes, a dockerd each, a client
 // namespace): create a Redis cluster (3 shards × a master and a replica),
 // time create→ACTIVE; write keys to one master (with the service's generated
@@ -29,22 +29,32 @@
 // has a replica there: acks=all waits until the controller fences it). Each
 // run's row names the members the dead node ran and the partitions of bench
 // it led.
+//
+// --type cassandra: create a Cassandra ring of 3 (one member a node: the bed
+// loads the Cassandra image), time create→ACTIVE; make a table of 3 replicas
+// with rows in it, kill the leader node or a follower node the same way, and
+// time until the member that node ran serves again on its address, elsewhere:
+// a CQL login as the service's superuser and a read of the table at ONE from
+// that member alone (test/helpers/cql-client.ts in the client namespace).
+// Clients of the other members never stop meanwhile (QUORUM needs 2 of 3):
+// this times the return of the lost copy.
 import { execFile, spawn } from 'node:child_process';
 import dns from 'node:dns';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { KAFKA_IMAGE } from '../scripts/images.ts';
+import { CASSANDRA_IMAGE, KAFKA_IMAGE } from '../scripts/images.ts';
 import { TestBed } from '../test/bed/bed.ts';
 import { REPO } from '../test/helpers/proc.ts';
 
 const execFileAsync = promisify(execFile);
 const KEYS = 1000;
 const TARGETS = { create_ms: 15_000, failover_ms: 10_000 };
-const TYPES = ['redis', 'postgres', 'kafka'] as const;
+const TYPES = ['redis', 'postgres', 'kafka', 'cassandra'] as const;
 const PG_CLIENT = path.join(REPO, 'test', 'helpers', 'pg-client.ts');
 const KAFKA_CLIENT = path.join(REPO, 'test', 'helpers', 'kafka-client.ts');
+const CQL_CLIENT = path.join(REPO, 'test', 'helpers', 'cql-client.ts');
 /** Every broker, by the name it advertises (a member keeps its name and address when it moves). */
 const KAFKA_BROKERS = 'kf-0.kf.fc.test:9092,kf-1.kf.fc.test:9092,kf-2.kf.fc.test:9092';
 const KAFKA_TOPIC = 'bench';
@@ -363,6 +373,70 @@ async function kafkaRun(leaseTtl: number, victimRole: 'leader' | 'follower'): Pr
   }
 }
 
+async function cassandraRun(leaseTtl: number, victimRole: 'leader' | 'follower'): Promise<Run> {
+  const bed = await startBed(leaseTtl, undefined, [CASSANDRA_IMAGE]);
+  try {
+    const status = async (i: number) => (await bed.api(i, 'GET', '/v1/cluster/status')).json;
+    const service = async (i = 0) => (await bed.api(i, 'GET', '/v1/service?name=cs')).json as { status: string; members: Member[] };
+    const ids = await bed.nodeIds();
+
+    // What `firecampd service create --type cassandra --name cs --replicas 3 --volume-size 512 --heap-mib 384` sends.
+    const t0 = Date.now();
+    const created = await bed.api(0, 'POST', '/v1/services', { type: 'cassandra', name: 'cs', replicas: 3, volumeSizeMiB: 512, heapMiB: 384 });
+    if (created.status !== 200) throw new Error(`create: ${JSON.stringify(created.json)}`);
+    await until(async () => (await service()).status === 'ACTIVE', 600_000, 'cs ACTIVE');
+    const create_ms = Date.now() - t0;
+
+    const creds = await bed.api(0, 'GET', '/v1/service/credentials?name=cs');
+    const password = (creds.json as { credentials?: { user?: string; value: string }[] }).credentials?.find((c) => c.user === 'admin')?.value;
+    if (creds.status !== 200 || !password)
+      throw new Error(`credentials: ${creds.status} ${creds.status === 200 ? 'no password of user admin' : JSON.stringify(creds.json)}`);
+    /** One run of the CQL client in the client namespace, asking these nodes' DNS servers: the JSON of its last line. */
+    const cql = async (dnsNodes: number[], args: string[]) => {
+      const cmd = [
+        `--net=/var/run/netns/${bed.client!.ns}`,
+        process.execPath,
+        '--import',
+        'tsx',
+        CQL_CLIENT,
+        '--dns',
+        dnsNodes.map((i) => `${bed.nodes[i].ip}:53`).join(','),
+        '--hosts',
+        'cs-0.cs.fc.test,cs-1.cs.fc.test,cs-2.cs.fc.test',
+        '--password',
+        password,
+        '--table',
+        'bench',
+        ...args,
+      ];
+      const { stdout } = await execFileAsync('nsenter', cmd, { cwd: REPO, encoding: 'utf8', timeout: 60_000 });
+      return JSON.parse(stdout.trim().split('\n').at(-1)!) as Record<string, unknown>;
+    };
+    await cql([0, 1, 2], ['setup']);
+    await cql([0, 1, 2], ['insert', String(KEYS)]);
+
+    // Every node runs one member: the node to kill is the Raft leader's or a follower's.
+    const leader = (await status(0)).leader as string;
+    const wanted = victimRole === 'leader' ? leader : ids.find((id) => id !== leader)!;
+    const victim = ids.indexOf(wanted);
+    if (victim < 0) throw new Error(`the Raft leader ${leader} is not a node of the bed`);
+    const lost = (await service()).members.find((m) => m.node === wanted)!;
+    const survivors = [0, 1, 2].filter((i) => i !== victim);
+    const victim_was_leader = (await status(survivors[0])).leader === wanted;
+    const t1 = Date.now();
+    bed.die(victim);
+    // Serving again: a login and every row read at ONE from the lost member alone, at its address.
+    await until(
+      async () => (await cql(survivors, ['check', String(KEYS), '--only', lost.ip, '--consistency', 'one'])).missingCount === 0,
+      600_000,
+      `${lost.name} serving again at ${lost.ip}`,
+    );
+    return { create_ms, victim_was_leader, victim_members: [lost.name], failover_ms: Date.now() - t1 };
+  } finally {
+    await bed.destroy();
+  }
+}
+
 interface PgView {
   status: string;
   state?: { primary?: string };
@@ -480,6 +554,7 @@ const TITLES: Record<(typeof TYPES)[number], string> = {
   redis: 'Redis, 3×2 cluster',
   postgres: 'PostgreSQL, 3 members (failover: kill → first acknowledged insert)',
   kafka: 'Kafka, 3 brokers (failover: kill → first acknowledged produce)',
+  cassandra: 'Cassandra, ring of 3 (failover: kill → the lost member serves its rows again)',
 };
 
 /** The median (the mean of the middle two of an even count); undefined for no runs. */
@@ -495,7 +570,7 @@ async function main(): Promise<void> {
     .option('type', {
       choices: TYPES,
       default: 'redis',
-      describe: "the service: a 3×2 Redis cluster, PostgreSQL's primary and 2 standbys, or 3 Kafka brokers (KRaft controllers too)",
+      describe: "the service: a 3×2 Redis cluster, PostgreSQL's primary and 2 standbys, 3 Kafka brokers (KRaft controllers too), or a Cassandra ring of 3",
     })
     .option('runs', { type: 'number', default: 4, describe: 'runs; they take turns killing a follower node and the leader node' })
     .option('lease-ttl', { type: 'number', default: 5, describe: "the nodes' --lease-ttl: failover waits for it to expire" })
@@ -504,12 +579,13 @@ async function main(): Promise<void> {
     .parseAsync();
   const runs: Run[] = [];
   for (let i = 0; i < argv.runs; i++) {
-    const run = argv.type === 'kafka' ? kafkaRun : argv.type === 'postgres' ? postgresRun : oneRun;
+    const runners: Record<(typeof TYPES)[number], typeof oneRun> = { redis: oneRun, postgres: postgresRun, kafka: kafkaRun, cassandra: cassandraRun };
+    const run = runners[argv.type as (typeof TYPES)[number]];
     runs.push(await run(argv.leaseTtl, i % 2 === 0 ? 'follower' : 'leader'));
     const r = runs.at(-1)!;
     // Kafka: what the dead node ran.
     const led = r.victim_led_partitions?.length ? r.victim_led_partitions.map((p) => `${KAFKA_TOPIC}/${p}`).join(', ') : 'no partition';
-    const ran = r.victim_members ? ` (it ran ${r.victim_members.join(', ')}, leader of ${led})` : '';
+    const ran = r.victim_members ? ` (it ran ${r.victim_members.join(', ')}${r.victim_led_partitions ? `, leader of ${led}` : ''})` : '';
     if (!argv.json)
       process.stderr.write(
         `run ${i + 1}/${argv.runs}: create ${r.create_ms} ms, failover ${r.failover_ms} ms${r.victim_was_leader ? ' (the dead node was the Raft leader)' : ''}${ran}\n`,

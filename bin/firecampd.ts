@@ -42,6 +42,7 @@ function daemonOptions(y: Argv) {
       .option('advertise', { type: 'string', describe: 'address other nodes use to reach this one', defaultDescription: 'first non-loopback IPv4' })
       .option('join', { type: 'string', array: true, describe: 'address of a node of the cluster to join (repeat or comma-separate)' })
       .option('zone', { type: 'string', describe: 'failure zone of this node', defaultDescription: 'default' })
+      .option('region', { type: 'string', describe: 'region of its zone (a Cassandra datacenter)', defaultDescription: 'default' })
       .option('labels', { type: 'string', array: true, describe: 'NAME=VALUE labels services may require (repeat or comma-separate), e.g. disk=ssd' })
       .option('name', { type: 'string', describe: 'node name', defaultDescription: 'hostname' })
       .option('dns-listen', { type: 'string', describe: 'embedded DNS server address', defaultDescription: '127.0.0.1:5353' })

@@ -21,6 +21,8 @@ export interface NodeConfig {
   join: HostPort[];
   token?: string;
   zone: string;
+  /** The region its zone is in (Cassandra's datacenter); members learn both from FIRECAMPD_REGION and FIRECAMPD_ZONE. */
+  region: string;
   /** Operator's labels for placement, e.g. disk=ssd. */
   labels: Record<string, string>;
   dnsListen: HostPort;
@@ -83,6 +85,10 @@ const rawSchema = z
     zone: z
       .string()
       .regex(/^[a-zA-Z0-9._-]+$/, 'zone may hold letters, digits, ".", "_" and "-"')
+      .optional(),
+    region: z
+      .string()
+      .regex(/^[a-zA-Z0-9._-]+$/, 'region may hold letters, digits, ".", "_" and "-"')
       .optional(),
     labels: z
       .union([z.string(), z.array(z.string())])
@@ -149,6 +155,7 @@ export function resolveNodeConfig(raw: RawNodeOptions): NodeConfig {
     join: joinList,
     token: o.token,
     zone: o.zone ?? 'default',
+    region: o.region ?? 'default',
     labels: Object.fromEntries((o.labels ?? []).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)])),
     dnsListen,
     dockerHost: o.dockerHost,

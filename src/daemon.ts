@@ -369,7 +369,7 @@ export class Daemon {
         nodeId: this.nodeId,
         nodeIp: c.advertise.host,
         hosts: new HostsFile(db, path.join(dir, 'hosts')),
-        containers: new Containers(docker, cluster, this.nodeId),
+        containers: new Containers(docker, cluster, this.nodeId, { zone: c.zone, region: c.region }),
         ...providers,
         lease,
         watchdog: new Watchdog({

@@ -1,8 +1,9 @@
-// The pure parts of the JVM service types: what ZooKeeper, Kafka and Kafka Connect refuse,
+// The pure parts of the JVM service types: what ZooKeeper, Kafka, Kafka Connect and Cassandra refuse,
 // and what their members' specs say (roles, listeners, the voters, secrets
 // as templates only), without a cluster. The test-bed files run them for real.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { cassandra, jmxPort, parseStatus } from '../src/catalog/services/cassandra/cassandra.ts';
 import { balancePlan, controllersFor, kafka } from '../src/catalog/services/kafka/kafka.ts';
 import { kafkaConnect } from '../src/catalog/services/kafka-connect/kafka-connect.ts';
 import { readConnectorConfig } from '../src/cli/connector.ts';
@@ -158,5 +159,56 @@ describe('JVM service types', () => {
     assert.deepEqual(before[0].replicas, [0, 1, 2], 'the input is left alone');
     // A replica on a broker outside the list (one that is leaving) neither counts nor moves: leave() handles it.
     assert.deepEqual(balancePlan([{ topic: 't', partition: 0, replicas: [0, 9] }], [0, 1]), []);
+  });
+  it('cassandra: 1 member or 3 and more, static IPs, never fewer than 3 once 3', () => {
+    assert.equal(cassandra.normalize({ type: 'cassandra', name: 'cs' }).replicas, 3);
+    assert.throws(() => cassandra.normalize({ type: 'cassandra', name: 'cs', replicas: 2 }), /1 member or 3 and more/);
+    const spec = cassandra.normalize({ type: 'cassandra', name: 'cs', replicas: 4 });
+    assert.equal(cassandra.cannotScale(spec, 5, {}), undefined);
+    assert.equal(cassandra.cannotScale(spec, 3, {}), undefined);
+    assert.match(cassandra.cannotScale(spec, 1, {})!, /keep at least 3/);
+    assert.match(cassandra.cannotScale(spec, 2, {})!, /1 member or 3 and more/);
+    assert.match(cassandra.needsStaticIps(spec)!, /--static-ips and --ip-pool/);
+  });
+
+  it('cassandra: the first 3 members seed, the others wait to bootstrap; each listens on its IP, JMX on a port of its own', () => {
+    const spec = cassandra.normalize({ type: 'cassandra', name: 'cs', replicas: 4, heapMiB: 512, journalVolumeSizeMiB: 128 });
+    const members = cassandra.members(spec, ctx(4));
+    const yaml = file(members[3], 'firecampd/cassandra.yaml');
+    assert.match(yaml, /^ {6}- seeds: "10\.0\.0\.200,10\.0\.0\.201,10\.0\.0\.202"$/m);
+    assert.match(yaml, /^listen_address: 10\.0\.0\.203$/m);
+    assert.match(yaml, /^rpc_address: 10\.0\.0\.203$/m);
+    assert.match(yaml, /^authenticator: PasswordAuthenticator$/m);
+    assert.match(yaml, /^commitlog_directory: \/var\/lib\/cassandra-commitlog\/commitlog$/m);
+    assert.match(file(members[3], 'firecampd/start.sh'), /until \[ -f "\$F\/bootstrap" \]/, 'a member that is not a seed waits for the go');
+    assert.doesNotMatch(file(members[2], 'firecampd/start.sh'), /bootstrap/, 'a seed never waits');
+    assert.equal(members[0].env!.MAX_HEAP_SIZE, '512M');
+    const ports = members.map((m) => Number(m.env!.JMX_PORT));
+    assert.equal(new Set(ports).size, 4, 'one JMX port per member');
+    assert.ok(ports.every((p) => p >= 7200 && p < 8000 && p === jmxPort(members[ports.indexOf(p)].ip!)));
+    // Addresses of one /24, or of a pool up to 800 wide, never share a port.
+    const wide = Array.from({ length: 800 }, (_, i) => jmxPort(`10.1.${Math.floor(i / 256)}.${i % 256}`));
+    assert.equal(new Set(wide).size, 800);
+  });
+
+  it("cassandra: reads each node's state from nodetool status", () => {
+    const out = [
+      'Datacenter: default',
+      '===================',
+      'Status=Up/Down',
+      '|/ State=Normal/Leaving/Joining/Moving',
+      '--  Address       Load        Tokens  Owns (effective)  Host ID                               Rack',
+      'UN  10.77.0.200   1.2 MiB     16      100.0%            0b0c…                                 default',
+      'UJ  10.77.0.203   88 KiB      16      ?                 1a2b…                                 default',
+      'DN  10.77.0.201   1.1 MiB     16      100.0%            3c4d…                                 default',
+    ].join('\n');
+    assert.deepEqual(
+      [...parseStatus(out)],
+      [
+        ['10.77.0.200', 'UN'],
+        ['10.77.0.203', 'UJ'],
+        ['10.77.0.201', 'DN'],
+      ],
+    );
   });
 });

@@ -51,6 +51,8 @@ export class Containers {
     readonly docker: Docker,
     private readonly cluster: string,
     private readonly node: string,
+    /** Where this node is, told to every member it runs (FIRECAMPD_ZONE, FIRECAMPD_REGION): Cassandra's rack and datacenter. */
+    private readonly where?: { zone: string; region: string },
   ) {}
 
   /** This node's member containers, running or not. */
@@ -75,7 +77,10 @@ export class Containers {
       name,
       Image: m.image,
       Cmd: m.command,
-      Env: Object.entries(m.env ?? {}).map(([k, v]) => `${k}=${v}`),
+      Env: Object.entries({
+        ...(this.where ? { FIRECAMPD_ZONE: this.where.zone, FIRECAMPD_REGION: this.where.region } : {}),
+        ...m.env,
+      }).map(([k, v]) => `${k}=${v}`),
       ...(m.user ? { User: m.user } : {}),
       ...(m.stopSignal ? { StopSignal: m.stopSignal } : {}),
       Labels: {

@@ -1,0 +1,266 @@
+// Cassandra end to end on the test bed (3 nodes with a dockerd each, loop
+// volumes on shared storage, static IPs, a client namespace), with the real
+// server in the cassandra:5.0 stand-in image and the DataStax Node.js driver
+// as the client:
+//
+// - create a ring of 3: every member Up and Normal, logins as the generated
+//   superuser only (cassandra/cassandra refused), system_auth replicated 3
+//   times; 10,000 rows written at QUORUM to a keyspace of 3 replicas;
+// - a node dies (every process killed, its link down) while a client writes
+//   and reads back at QUORUM: it keeps going, the member comes back on a
+//   live node with its address and its data (every row read from it alone),
+//   and every acknowledged row reads back at QUORUM;
+// - scale 3 → 4 while the client writes: the new member bootstraps, the
+//   others are cleaned up by firecampd, every row still there;
+// - a rolling upgrade to another tag while the client writes: one member at
+//   a time, drained first, nothing acknowledged lost.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { after, before, describe, it } from 'node:test';
+import { CASSANDRA_IMAGE } from '../scripts/images.ts';
+import { image as cassandraImage } from '../src/catalog/services/cassandra/image.ts';
+import type { TestBed } from './bed/bed.ts';
+import { docker } from './bed/docker.ts';
+import { REPO } from './helpers/proc.ts';
+import { serviceContext, startLoad, startServiceBed, type Cli } from './helpers/service-bed.ts';
+import { pollUntil } from './helpers/wait.ts';
+
+const execFileAsync = promisify(execFile);
+const LEASE_TTL = 8;
+const ROWS = 10_000;
+/** The same build under its exact version's tag: an upgrade restarts every member all the same. */
+const NEXT_IMAGE = cassandraImage.tags![0];
+const CLIENT = path.join(REPO, 'test', 'helpers', 'cql-client.ts');
+
+interface MemberView {
+  name: string;
+  node: string;
+  epoch: number;
+  ip: string;
+  image: string;
+  state: string;
+}
+interface ServiceView {
+  status: string;
+  message: string;
+  members: MemberView[];
+}
+interface CheckResult {
+  present: number;
+  missing: number[];
+  missingCount: number;
+  extra: number;
+}
+
+describe('cassandra', { timeout: 2_400_000 }, () => {
+  let bed: TestBed;
+  let cli: Cli;
+  let ids: string[] = [];
+  let password = '';
+  const dead = new Set<number>();
+  const live = () => [0, 1, 2].filter((i) => !dead.has(i));
+  const context = () => serviceContext(bed, 'cs', live());
+  // The client knows the seeds by name, as a client configured at create would.
+  const HOSTS = 'cs-0.cs.fc.test,cs-1.cs.fc.test,cs-2.cs.fc.test';
+  const clientArgs = (table: string, pw = password) => [
+    process.execPath,
+    '--import',
+    'tsx',
+    CLIENT,
+    '--dns',
+    bed.nodes.map((n) => `${n.ip}:53`).join(','),
+    '--hosts',
+    HOSTS,
+    '--password',
+    pw,
+    '--table',
+    table,
+  ];
+  const cql = async (table: string, args: string[], pw = password) => {
+    const { stdout } = await execFileAsync('nsenter', ['--net=/var/run/netns/' + bed.client!.ns, ...clientArgs(table, pw), ...args], {
+      cwd: REPO,
+      timeout: 600_000,
+    });
+    return JSON.parse(stdout.trim().split('\n').at(-1)!) as Record<string, unknown>;
+  };
+  const service = async () => {
+    const r = await cli(['service', 'get', 'cs', '--json', '--addr', bed.nodes[live()[0]].addr]);
+    if (r.code !== 0) throw new Error(r.stderr);
+    return JSON.parse(r.stdout) as ServiceView;
+  };
+  const dockerOf = (m: MemberView) => bed.nodes[ids.indexOf(m.node)].docker!;
+  const nodetool = (m: MemberView, args: string[]) => {
+    // The image's nodetool finds the member's JMX port in JMX_PORT, which firecampd sets.
+    return docker(dockerOf(m), ['exec', `firecampd-cs-${m.name}`, 'nodetool', ...args]);
+  };
+  /** Every member running on a live node, and Up and Normal as each one sees the ring. */
+  const settled = async (n: number) => {
+    const s = await service();
+    if (s.status !== 'ACTIVE' || s.members.length !== n || !s.members.every((m) => m.state === 'running' && !dead.has(ids.indexOf(m.node)))) return false;
+    return s.members.every((m) => {
+      const states = [...nodetool(m, ['status']).matchAll(/^([UD][NLJM])\s+(\S+)\s/gm)];
+      return states.length === n && states.every((x) => x[1] === 'UN');
+    });
+  };
+  const waitSettled = (n: number, ms: number, what: string) =>
+    pollUntil(
+      () => settled(n).catch(() => false),
+      (ok) => ok,
+      { ms, what, context },
+    );
+  const allThere = async (table: string, n: number, extra: string[] = []) => {
+    const r = (await pollUntil(
+      () => cql(table, ['check', String(n), ...extra]),
+      (c) => c.missingCount === 0,
+      { ms: 60_000, what: `every acknowledged row of t.${table} (1..${n}) ${extra.join(' ')}`, context },
+    )) as unknown as CheckResult;
+    assert.equal(r.present, n);
+    assert.equal(r.extra, 0, 'no row that was never written');
+  };
+
+  before(async () => {
+    ({ bed, cli, ids } = await startServiceBed({ leaseTtl: LEASE_TTL, images: [CASSANDRA_IMAGE] }));
+  });
+  after(async () => {
+    await bed?.destroy();
+  });
+
+  it('creates a ring of 3 that only its generated superuser logs in to, and takes 10,000 rows at QUORUM', async (t) => {
+    const started = Date.now();
+    const create = await cli([
+      'service',
+      'create',
+      '--type',
+      'cassandra',
+      '--name',
+      'cs',
+      '--replicas',
+      '3',
+      '--heap-mib',
+      '384',
+      '--volume-size',
+      '512',
+      '--journal-volume-size',
+      '128',
+      '--timeout',
+      '900',
+      '--addr',
+      bed.nodes[1].addr,
+    ]);
+    assert.equal(create.code, 0, `${create.stderr}\n${context()}`);
+    t.diagnostic(`create → ACTIVE: ${Date.now() - started} ms`);
+    const s = await service();
+    assert.equal(new Set(s.members.map((m) => m.node)).size, 3, 'one member per node');
+    await waitSettled(3, 60_000, 'three members Up and Normal');
+    for (const m of s.members) {
+      const where = docker(dockerOf(m), ['exec', `firecampd-cs-${m.name}`, 'cat', '/var/lib/cassandra/firecampd/rackdc.properties']);
+      assert.match(where, /^dc=default\nrack=default$/m, `${m.name}'s datacenter and rack: the node's region and zone`);
+      assert.match(
+        docker(dockerOf(m), ['exec', `firecampd-cs-${m.name}`, 'ls', '/var/lib/cassandra-commitlog/commitlog']),
+        /CommitLog/,
+        `${m.name}'s commit log on its journal volume`,
+      );
+    }
+
+    const creds = await cli(['service', 'credentials', 'cs', '--json', '--addr', bed.nodes[0].addr]);
+    assert.equal(creds.code, 0, creds.stderr);
+    password = (JSON.parse(creds.stdout) as { credentials: { user?: string; value: string }[] }).credentials.find((c) => c.user === 'admin')!.value;
+    assert.match(password, /^[A-Za-z0-9_-]{32}$/);
+    for (const n of bed.nodes) assert.ok(!n.logs.some((l) => l.includes(password)), `no secret in ${n.ns}'s log`);
+    await assert.rejects(cql('a', ['setup'], 'cassandra'), /authenticat|credentials|password|Provided username/i, 'the default cassandra login is refused');
+
+    const setup = await cql('a', ['setup']);
+    assert.deepEqual(setup, { ok: true, dcs: ['default'] });
+    const written = await cql('a', ['insert', String(ROWS)]);
+    assert.deepEqual([written.acked, written.errors], [[1, ROWS], 0], JSON.stringify(written));
+    await allThere('a', ROWS);
+  });
+
+  it('keeps answering at QUORUM while a node is dead; the member comes back elsewhere with its address and data', async (t) => {
+    const before = await service();
+    // Not the node the create went to: any member's node will do, and this one holds cs-? whichever placement chose.
+    const victimMember = before.members.find((m) => m.name === 'cs-1')!;
+    const victim = ids.indexOf(victimMember.node);
+    await cql('b', ['setup']);
+    const load = startLoad(bed, [...clientArgs('b'), 'load'], context);
+    try {
+      await load.ready();
+      const killedAt = Date.now();
+      bed.die(victim);
+      dead.add(victim);
+      // Writes and reads at QUORUM need 2 of 3 replicas: they go on while one is gone. Keep writing through the move.
+      const back = await pollUntil(service, (v) => v.members.some((m) => m.name === 'cs-1' && m.state === 'running' && m.node !== victimMember.node), {
+        ms: 180_000,
+        what: 'cs-1 running on a live node',
+        context,
+      });
+      t.diagnostic(`kill → cs-1 running on another node: ${Date.now() - killedAt} ms`);
+      assert.equal(back.members.find((m) => m.name === 'cs-1')!.ip, victimMember.ip, 'cs-1 kept its address');
+      await waitSettled(3, 240_000, 'three members Up and Normal again, on the live nodes');
+      t.diagnostic(`kill → cs-1 Up and Normal in the ring: ${Date.now() - killedAt} ms`);
+    } finally {
+      await load.stop();
+    }
+    const stats = load.result();
+    t.diagnostic(`during the failover: ${stats.acked[1]} written and read back at QUORUM, ${stats.errors} errors, longest gap ${stats.longestGapMs} ms`);
+    assert.ok(stats.acked[1] > 0, JSON.stringify(stats));
+    await allThere('a', ROWS);
+    await allThere('b', stats.acked[1]);
+    // Its own copy: the rows of table a read at ONE from cs-1 alone (3 replicas of 3 members: it holds every row).
+    await allThere('a', ROWS, ['--only', victimMember.ip, '--consistency', 'one']);
+  });
+
+  it('scales 3 → 4: the new member bootstraps, the others are cleaned up, every row still there', async (t) => {
+    const logsBefore = bed.nodes.map((n) => n.logs.length);
+    const load = startLoad(bed, [...clientArgs('c'), 'load'], context);
+    await cql('c', ['setup']);
+    try {
+      await load.ready();
+      const started = Date.now();
+      const up = await cli(['service', 'scale', 'cs', '4', '--timeout', '900', '--addr', bed.nodes[live()[0]].addr]);
+      assert.equal(up.code, 0, `${up.stderr}\n${context()}`);
+      t.diagnostic(`scale 3 → 4 (bootstrap and cleanup): ${Date.now() - started} ms`);
+    } finally {
+      await load.stop();
+    }
+    const stats = load.result();
+    t.diagnostic(`while scaling: ${stats.acked[1]} written and read back at QUORUM, ${stats.errors} errors, longest gap ${stats.longestGapMs} ms`);
+    await waitSettled(4, 60_000, 'four members Up and Normal');
+    const cleaned = bed.nodes
+      .flatMap((n, i) => n.logs.slice(logsBefore[i]))
+      .filter((l) => l.includes('cassandra: nodetool cleanup'))
+      .map((l) => (JSON.parse(l) as { member: string }).member)
+      .sort();
+    assert.deepEqual([...new Set(cleaned)], ['cs-0', 'cs-1', 'cs-2', 'cs-3'], 'every member cleaned up by firecampd');
+    await allThere('a', ROWS);
+    await allThere('c', stats.acked[1]);
+  });
+
+  it('upgrades one member at a time, each drained first, while a client writes at QUORUM, losing nothing acknowledged', async (t) => {
+    for (const i of live()) docker(bed.nodes[i].docker!, ['image', 'inspect', NEXT_IMAGE]);
+    await cql('d', ['setup']);
+    const load = startLoad(bed, [...clientArgs('d'), 'load'], context);
+    try {
+      await load.ready();
+      const started = Date.now();
+      const up = await cli(['service', 'upgrade', 'cs', '--image', NEXT_IMAGE, '--timeout', '1200', '--addr', bed.nodes[live()[0]].addr]);
+      assert.equal(up.code, 0, `${up.stderr}\n${context()}`);
+      t.diagnostic(`rolling upgrade of 4 members: ${Date.now() - started} ms`);
+    } finally {
+      await load.stop();
+    }
+    const stats = load.result();
+    t.diagnostic(`during the upgrade: ${stats.acked[1]} written and read back at QUORUM, ${stats.errors} errors, longest gap ${stats.longestGapMs} ms`);
+    assert.ok(stats.acked[1] > 0, JSON.stringify(stats));
+    const after = await service();
+    assert.ok(
+      after.members.every((m) => m.image === NEXT_IMAGE),
+      JSON.stringify(after.members),
+    );
+    await waitSettled(4, 60_000, 'four members Up and Normal after the upgrade');
+    await allThere('d', stats.acked[1]);
+    await allThere('a', ROWS);
+  });
+});

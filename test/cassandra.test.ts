@@ -155,7 +155,7 @@ describe('cassandra', { timeout: 2_400_000 }, () => {
     assert.equal(new Set(s.members.map((m) => m.node)).size, 3, 'one member per node');
     await waitSettled(3, 60_000, 'three members Up and Normal');
     for (const m of s.members) {
-      const where = docker(dockerOf(m), ['exec', `firecampd-cs-${m.name}`, 'cat', '/var/lib/cassandra/firecampd/rackdc.properties']);
+      const where = docker(dockerOf(m), ['exec', `firecampd-cs-${m.name}`, 'cat', '/var/lib/cassandra/member/rackdc.properties']);
       assert.match(where, /^dc=default\nrack=default$/m, `${m.name}'s datacenter and rack: the node's region and zone`);
       assert.match(
         docker(dockerOf(m), ['exec', `firecampd-cs-${m.name}`, 'ls', '/var/lib/cassandra-commitlog/commitlog']),

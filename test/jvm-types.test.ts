@@ -180,7 +180,7 @@ describe('JVM service types', () => {
     assert.match(yaml, /^rpc_address: 10\.0\.0\.203$/m);
     assert.match(yaml, /^authenticator: PasswordAuthenticator$/m);
     assert.match(yaml, /^commitlog_directory: \/var\/lib\/cassandra-commitlog\/commitlog$/m);
-    assert.match(file(members[3], 'firecampd/start.sh'), /until \[ -f "\$F\/bootstrap" \]/, 'a member that is not a seed waits for the go');
+    assert.match(file(members[3], 'firecampd/start.sh'), /until \[ -f "\$S\/bootstrap" \]/, 'a member that is not a seed waits for the go');
     assert.doesNotMatch(file(members[2], 'firecampd/start.sh'), /bootstrap/, 'a seed never waits');
     assert.equal(members[0].env!.MAX_HEAP_SIZE, '512M');
     const ports = members.map((m) => Number(m.env!.JMX_PORT));

@@ -39,7 +39,10 @@ const STORAGE_PORT = 7000;
 const CASSANDRA_USER = '999:999';
 const DATA = '/var/lib/cassandra';
 const JOURNAL = '/var/lib/cassandra-commitlog';
+/** firecampd's files, written by the agent (root's). */
 const FIRECAMPD = `${DATA}/firecampd`;
+/** What the member and the catalog's steps write, as the member's user: rack and datacenter, the bootstrap go, cleanup marks. */
+const STATE = `${DATA}/member`;
 const DEFAULT_HEAP_MIB = 1024;
 const MAX_SEEDS = 3;
 export const CASSANDRA_ADMIN = 'admin';
@@ -93,7 +96,7 @@ async function ringStep(members: PlacedMember[], ctx: TypeContext): Promise<stri
     if (state === 'UN') continue;
     if (state === 'UJ') return `waiting for ${m.spec.name} to bootstrap (it streams its ranges from the ring)`;
     if (state === undefined && !isSeed(memberIndex(m.spec))) {
-      await execOk(ctx.exec, m.spec, ['touch', `${FIRECAMPD}/bootstrap`]);
+      await execOk(ctx.exec, m.spec, ['sh', '-c', `mkdir -p ${STATE} && touch ${STATE}/bootstrap`]);
       return `${m.spec.name} may bootstrap now; waiting for it to join the ring`;
     }
     return `waiting for ${m.spec.name} to be Up and Normal in the ring (${state ?? 'not seen yet'} as ${r.from.spec.name} sees it)`;
@@ -194,7 +197,7 @@ async function authStep(members: PlacedMember[], ctx: TypeContext): Promise<stri
  * member's volume says it is done, whichever leader did it.
  */
 async function cleanupStep(members: PlacedMember[], ctx: TypeContext): Promise<string | undefined> {
-  const marker = `${FIRECAMPD}/cleaned-for-${members.length}`;
+  const marker = `${STATE}/cleaned-for-${members.length}`;
   for (const m of [...members].sort((a, b) => memberIndex(a.spec) - memberIndex(b.spec))) {
     const r = await ctx.exec(m.spec, ['test', '-f', marker]);
     if (r.exitCode === 0) continue;
@@ -208,7 +211,7 @@ async function cleanupStep(members: PlacedMember[], ctx: TypeContext): Promise<s
 
 /** Marks every member as clean for the ring's size: at create no range moved. */
 async function markClean(members: PlacedMember[], ctx: TypeContext): Promise<void> {
-  for (const m of members) await execOk(ctx.exec, m.spec, ['touch', `${FIRECAMPD}/cleaned-for-${members.length}`]);
+  for (const m of members) await execOk(ctx.exec, m.spec, ['sh', '-c', `mkdir -p ${STATE} && touch ${STATE}/cleaned-for-${members.length}`]);
 }
 
 const setting = (spec: ServiceSpec, k: string) => spec.settings?.[k] ?? cassandra.settings[k].default!;
@@ -371,25 +374,26 @@ function startScript(name: string, bootstraps: boolean): string {
   return `#!/bin/sh
 # Written by firecampd: starts Cassandra as ${name}.
 set -eu
-F=${FIRECAMPD}
-if [ ! -f "$F/rackdc.properties" ]; then
-  printf 'dc=%s\\nrack=%s\\n' "\${FIRECAMPD_REGION:-default}" "\${FIRECAMPD_ZONE:-default}" > "$F/rackdc.tmp"
-  mv "$F/rackdc.tmp" "$F/rackdc.properties"
+S=${STATE}
+mkdir -p "$S"
+if [ ! -f "$S/rackdc.properties" ]; then
+  printf 'dc=%s\\nrack=%s\\n' "\${FIRECAMPD_REGION:-default}" "\${FIRECAMPD_ZONE:-default}" > "$S/rackdc.tmp"
+  mv "$S/rackdc.tmp" "$S/rackdc.properties"
 fi
 ${
   bootstraps
-    ? `if [ ! -f "$F/bootstrap" ]; then
+    ? `if [ ! -f "$S/bootstrap" ]; then
   echo "firecampd: waiting for the catalog to let ${name} bootstrap (one member at a time)" >&2
-  until [ -f "$F/bootstrap" ]; do sleep 1; done
+  until [ -f "$S/bootstrap" ]; do sleep 1; done
 fi
 `
     : ''
-}conf="$F/conf"
+}conf="$S/conf"
 rm -rf "$conf"
 mkdir -p "$conf"
 cp -R /etc/cassandra/. "$conf/"
-cp "$F/cassandra.yaml" "$conf/cassandra.yaml"
-cp "$F/rackdc.properties" "$conf/cassandra-rackdc.properties"
+cp ${FIRECAMPD}/cassandra.yaml "$conf/cassandra.yaml"
+cp "$S/rackdc.properties" "$conf/cassandra-rackdc.properties"
 export CASSANDRA_CONF="$conf"
 exec cassandra -f
 `;

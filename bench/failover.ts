@@ -1,4 +1,4 @@
-// npm run bench:failover -- [--type redis|postgres|kafka|cassandra] [--runs 4] [--lease-ttl 5] [--json]
+// npm run bench:failover -- [--type redis|postgres|kafka|cassandra|elasticsearch] [--runs 4] [--lease-ttl 5] [--json]
 // On the network-namespace test bed (3 nodes, a dockerd each, a client
 // namespace): create a Redis cluster (3 shards × a master and a replica),
 // time create→ACTIVE; write keys to one master (with the service's generated
@@ -38,20 +38,27 @@
 // that member alone (test/helpers/cql-client.ts in the client namespace).
 // Clients of the other members never stop meanwhile (QUORUM needs 2 of 3):
 // this times the return of the lost copy.
+//
+// --type elasticsearch: create an Elasticsearch (OpenSearch) service of 3
+// members, one a node (the bed loads the OpenSearch image), time
+// create→ACTIVE; kill the leader node or a follower node the same way, and
+// time until the member that ran there runs on another node and answers at
+// its address as part of the cluster, with health not red (what the catalog
+// counts as serving).
 import { execFile, spawn } from 'node:child_process';
 import dns from 'node:dns';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { CASSANDRA_IMAGE, KAFKA_IMAGE } from '../scripts/images.ts';
+import { CASSANDRA_IMAGE, ELASTICSEARCH_IMAGE, KAFKA_IMAGE } from '../scripts/images.ts';
 import { TestBed } from '../test/bed/bed.ts';
 import { REPO } from '../test/helpers/proc.ts';
 
 const execFileAsync = promisify(execFile);
 const KEYS = 1000;
 const TARGETS = { create_ms: 15_000, failover_ms: 10_000 };
-const TYPES = ['redis', 'postgres', 'kafka', 'cassandra'] as const;
+const TYPES = ['redis', 'postgres', 'kafka', 'cassandra', 'elasticsearch'] as const;
 const PG_CLIENT = path.join(REPO, 'test', 'helpers', 'pg-client.ts');
 const KAFKA_CLIENT = path.join(REPO, 'test', 'helpers', 'kafka-client.ts');
 const CQL_CLIENT = path.join(REPO, 'test', 'helpers', 'cql-client.ts');
@@ -66,7 +73,7 @@ interface Run {
   failover_ms: number;
   /** Whether the node that died was also the Raft leader (an election comes first, and the new leader restarts every lease's TTL). */
   victim_was_leader: boolean;
-  /** kafka: the members the dead node ran. */
+  /** kafka, elasticsearch: the members the dead node ran. */
   victim_members?: string[];
   /** kafka: the partitions of the topic whose leader the dead node ran (as described before the load started). */
   victim_led_partitions?: number[];
@@ -437,6 +444,55 @@ async function cassandraRun(leaseTtl: number, victimRole: 'leader' | 'follower')
   }
 }
 
+/**
+ * Whether the member answers at `ip` as part of the cluster and health is not red, asked from the client namespace
+ * (a short Node script: the bed's namespaces need no curl).
+ */
+async function searchMemberServes(bed: TestBed, ip: string, name: string): Promise<boolean> {
+  const script = `const get = (p) => fetch('http://${ip}:9200' + p, { signal: AbortSignal.timeout(2000) }).then((r) => r.json());
+Promise.all([get('/_cluster/state/nodes?filter_path=nodes.*.name'), get('/_cluster/health')]).then(([s, h]) =>
+  console.log(JSON.stringify({ joined: Object.values(s.nodes ?? {}).some((n) => n.name === ${JSON.stringify(name)}), status: h.status })));`;
+  const { stdout } = await execFileAsync('nsenter', [`--net=/var/run/netns/${bed.client!.ns}`, process.execPath, '-e', script], {
+    encoding: 'utf8',
+    timeout: 5000,
+  });
+  const r = JSON.parse(stdout) as { joined: boolean; status?: string };
+  return r.joined && (r.status === 'green' || r.status === 'yellow');
+}
+
+async function elasticsearchRun(leaseTtl: number, victimRole: 'leader' | 'follower'): Promise<Run> {
+  const bed = await startBed(leaseTtl, () => [], [ELASTICSEARCH_IMAGE]);
+  try {
+    const service = async (i: number) => (await bed.api(i, 'GET', '/v1/service?name=es')).json as { status: string; members: Member[] };
+    const ids = await bed.nodeIds();
+    // What `firecampd service create --type elasticsearch --name es --replicas 3 --heap-mib 384 --volume-size 256` sends.
+    const t0 = Date.now();
+    const created = await bed.api(0, 'POST', '/v1/services', { type: 'elasticsearch', name: 'es', replicas: 3, heapMiB: 384, volumeSizeMiB: 256 });
+    if (created.status !== 200) throw new Error(`create: ${JSON.stringify(created.json)}`);
+    await until(async () => (await service(0)).status === 'ACTIVE', 300_000, 'es ACTIVE');
+    const create_ms = Date.now() - t0;
+
+    const leader = (await bed.api(0, 'GET', '/v1/cluster/status')).json.leader as string;
+    const members = (await service(0)).members;
+    const lost = members.find((m) => (m.node === leader) === (victimRole === 'leader'));
+    if (!lost) throw new Error(`no member on a ${victimRole} node: ${JSON.stringify(members)}`);
+    const victim = ids.indexOf(lost.node);
+    const t1 = Date.now();
+    bed.die(victim);
+    await until(
+      async () => {
+        const m = (await service((victim + 1) % 3)).members.find((x) => x.name === lost.name)!;
+        return m.node !== lost.node && m.state === 'running' && (await searchMemberServes(bed, m.ip, m.name));
+      },
+      300_000,
+      `${lost.name} serving again on another node`,
+    );
+    return { create_ms, failover_ms: Date.now() - t1, victim_was_leader: lost.node === leader, victim_members: [lost.name] };
+  } finally {
+    await bed.destroy();
+  }
+}
+
 interface PgView {
   status: string;
   state?: { primary?: string };
@@ -549,12 +605,22 @@ function ownerOf(nodes: string, slot: number): string {
   throw new Error(`no master serves slot ${slot}`);
 }
 
+/** One run of each --type. */
+const RUNS: Record<(typeof TYPES)[number], (leaseTtl: number, victimRole: 'leader' | 'follower') => Promise<Run>> = {
+  redis: oneRun,
+  postgres: postgresRun,
+  kafka: kafkaRun,
+  cassandra: cassandraRun,
+  elasticsearch: elasticsearchRun,
+};
+
 /** The table's first line, by --type. */
 const TITLES: Record<(typeof TYPES)[number], string> = {
   redis: 'Redis, 3×2 cluster',
   postgres: 'PostgreSQL, 3 members (failover: kill → first acknowledged insert)',
   kafka: 'Kafka, 3 brokers (failover: kill → first acknowledged produce)',
   cassandra: 'Cassandra, ring of 3 (failover: kill → the lost member serves its rows again)',
+  elasticsearch: 'Elasticsearch (OpenSearch), 3 members (failover: kill → the lost member in the cluster again elsewhere)',
 };
 
 /** The median (the mean of the middle two of an even count); undefined for no runs. */
@@ -570,7 +636,8 @@ async function main(): Promise<void> {
     .option('type', {
       choices: TYPES,
       default: 'redis',
-      describe: "the service: a 3×2 Redis cluster, PostgreSQL's primary and 2 standbys, 3 Kafka brokers (KRaft controllers too), or a Cassandra ring of 3",
+      describe:
+        "the service: a 3×2 Redis cluster, PostgreSQL's primary and 2 standbys, 3 Kafka brokers (KRaft controllers too), a Cassandra ring of 3, or 3 Elasticsearch (OpenSearch) members",
     })
     .option('runs', { type: 'number', default: 4, describe: 'runs; they take turns killing a follower node and the leader node' })
     .option('lease-ttl', { type: 'number', default: 5, describe: "the nodes' --lease-ttl: failover waits for it to expire" })
@@ -579,11 +646,10 @@ async function main(): Promise<void> {
     .parseAsync();
   const runs: Run[] = [];
   for (let i = 0; i < argv.runs; i++) {
-    const runners: Record<(typeof TYPES)[number], typeof oneRun> = { redis: oneRun, postgres: postgresRun, kafka: kafkaRun, cassandra: cassandraRun };
-    const run = runners[argv.type as (typeof TYPES)[number]];
+    const run = RUNS[argv.type as (typeof TYPES)[number]];
     runs.push(await run(argv.leaseTtl, i % 2 === 0 ? 'follower' : 'leader'));
     const r = runs.at(-1)!;
-    // Kafka: what the dead node ran.
+    // Kafka and Elasticsearch: what the dead node ran (and which partitions it led, for Kafka).
     const led = r.victim_led_partitions?.length ? r.victim_led_partitions.map((p) => `${KAFKA_TOPIC}/${p}`).join(', ') : 'no partition';
     const ran = r.victim_members ? ` (it ran ${r.victim_members.join(', ')}${r.victim_led_partitions ? `, leader of ${led}` : ''})` : '';
     if (!argv.json)

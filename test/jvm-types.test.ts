@@ -1,4 +1,4 @@
-// The pure parts of the JVM service types: what ZooKeeper, Kafka, Kafka Connect and Cassandra refuse,
+// The pure parts of the JVM service types: what ZooKeeper, Kafka, Kafka Connect, Cassandra and Elasticsearch refuse,
 // and what their members' specs say (roles, listeners, the voters, secrets
 // as templates only), without a cluster. The test-bed files run them for real.
 import assert from 'node:assert/strict';
@@ -7,14 +7,20 @@ import { cassandra, jmxPort, parseStatus } from '../src/catalog/services/cassand
 import { balancePlan, controllersFor, kafka } from '../src/catalog/services/kafka/kafka.ts';
 import { kafkaConnect } from '../src/catalog/services/kafka-connect/kafka-connect.ts';
 import { readConnectorConfig } from '../src/cli/connector.ts';
-import { fillSecrets } from '../src/agent/members.ts';
+import { fillSecrets, memberSpecSchema } from '../src/agent/members.ts';
+import { dockerUlimits } from '../src/agent/docker.ts';
+import { execFileSync } from 'node:child_process';
+import http from 'node:http';
+import { elasticsearch, startScript, upkeep } from '../src/catalog/services/elasticsearch/elasticsearch.ts';
+import { copiesShort, type ShardRow } from '../src/catalog/services/elasticsearch/cluster-api.ts';
+import { createLogger } from '../src/log.ts';
 import fs from 'node:fs';
 import path from 'node:path';
 import { tempDir } from './helpers/proc.ts';
 import { postgres } from '../src/catalog/services/postgres/postgres.ts';
 import { redis } from '../src/catalog/services/redis/redis.ts';
 import { zookeeper } from '../src/catalog/services/zookeeper/zookeeper.ts';
-import type { MemberContext } from '../src/catalog/types.ts';
+import type { MemberContext, PlacedMember, ServiceSpecInput, TypeContext } from '../src/catalog/types.ts';
 
 const ctx = (n: number, state: MemberContext['state'] = {}, staticIps = true): MemberContext => ({
   domain: 'fc.test',
@@ -24,6 +30,71 @@ const ctx = (n: number, state: MemberContext['state'] = {}, staticIps = true): M
   needed: {},
 });
 const file = (m: { configFiles?: { path: string; content: string }[] }, path: string) => m.configFiles!.find((f) => f.path === path)!.content;
+
+/**
+ * A stand-in for an OpenSearch cluster's REST API, just the calls the
+ * elasticsearch type makes, answered alike by every member (127.0.0.2 … on
+ * port 9200): enough to walk the type through a rollout and a scale in.
+ */
+class FakeCluster {
+  nodes = new Map([
+    ['es-0', 'p0'],
+    ['es-1', 'p1'],
+    ['es-2', 'p2'],
+  ]);
+  elected = 'es-1';
+  health = 'green';
+  dataNodes = 3;
+  persistent: Record<string, string> = {};
+  voting: string[] = [];
+  shards: ShardRow[] = [];
+  calls: string[] = [];
+  private servers: http.Server[] = [];
+
+  async start(hosts: string[]): Promise<void> {
+    for (const host of hosts) {
+      const server = http.createServer((req, res) => {
+        let body = '';
+        req.on('data', (d: Buffer) => (body += d.toString()));
+        req.on('end', () => {
+          const answer = this.answer(req.method!, new URL(req.url!, 'http://x'), body);
+          res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(answer));
+        });
+      });
+      await new Promise<void>((resolve, reject) => server.once('error', reject).listen(9200, host, resolve));
+      this.servers.push(server);
+    }
+  }
+
+  stop(): Promise<unknown> {
+    return Promise.all(this.servers.map((s) => new Promise((r) => s.close(r))));
+  }
+
+  private answer(method: string, url: URL, body: string): unknown {
+    if (method !== 'GET') this.calls.push(`${method} ${url.pathname}${url.search}`);
+    const route = `${method} ${url.pathname}`;
+    if (route === 'GET /_cluster/state/nodes')
+      return { nodes: Object.fromEntries([...this.nodes].map(([name, ephemeral_id]) => [`id-${name}`, { name, ephemeral_id }])) };
+    if (route === 'GET /_cluster/health') return { status: this.health, number_of_data_nodes: this.dataNodes, unassigned_shards: 0, initializing_shards: 0 };
+    if (route === 'GET /_cat/shards') return this.shards;
+    if (route === 'GET /_cat/cluster_manager') return [{ node: this.elected }];
+    if (route === 'GET /_cluster/settings') return { persistent: this.persistent };
+    if (route === 'PUT /_cluster/settings') {
+      for (const [k, v] of Object.entries((JSON.parse(body) as { persistent: Record<string, string | null> }).persistent)) {
+        if (v === null) delete this.persistent[k];
+        else this.persistent[k] = v;
+      }
+      return { acknowledged: true };
+    }
+    if (route === 'GET /_cluster/state/metadata')
+      return this.voting.length > 0
+        ? { metadata: { cluster_coordination: { voting_config_exclusions: this.voting.map((node_name) => ({ node_name })) } } }
+        : {};
+    if (route === 'POST /_cluster/voting_config_exclusions') this.voting.push(...url.searchParams.get('node_names')!.split(','));
+    if (route === 'DELETE /_cluster/voting_config_exclusions') this.voting = [];
+    return {};
+  }
+}
 
 describe('JVM service types', () => {
   it('zookeeper: an odd ensemble of up to 7, 3 by default, and --heap-mib for the JVM only', () => {
@@ -210,5 +281,212 @@ describe('JVM service types', () => {
         ['10.77.0.201', 'DN'],
       ],
     );
+  });
+  it('elasticsearch: names what to change when a spec cannot work, and other types refuse its option', () => {
+    const es = (x: Partial<ServiceSpecInput> = {}) => elasticsearch.normalize({ type: 'elasticsearch', name: 'es', ...x });
+    assert.equal(es().replicas, 3);
+    assert.throws(() => es({ elasticsearch: { dedicatedMasters: 2 } }), /--dedicated-masters is 0 or 3/);
+    assert.throws(() => es({ elasticsearch: { dedicatedMasters: 3 } }), /--replicas must be at least 4/);
+    assert.equal(es({ replicas: 5, elasticsearch: { dedicatedMasters: 3 } }).replicas, 5);
+    assert.throws(() => es({ journalVolumeSizeMiB: 64 }), /leave out --journal-volume-size/);
+    assert.throws(() => es({ postgres: { syncStandbys: 1 } }), /--sync-standbys is for PostgreSQL/);
+    assert.throws(() => es({ memoryMiB: 1024 }), /give --memory at least 1536 or a smaller --heap-mib/, 'the default heap of 1024 MiB does not fit');
+    assert.equal(es({ memoryMiB: 1024, heapMiB: 512 }).memoryMiB, 1024);
+    assert.throws(
+      () => es({ config: 'network.host: 0.0.0.0\nindices.query.bool.max_clause_count: 4096' }),
+      /--config may not set network\.host: firecampd writes it/,
+    );
+    assert.throws(() => es({ config: 'thread_pool.write.queue_size: 5' }), /use --set/);
+    assert.equal(es({ config: 'indices.query.bool.max_clause_count: 4096' }).config, 'indices.query.bool.max_clause_count: 4096');
+    assert.match(elasticsearch.needsStaticIps(es())!, /start the nodes with --static-ips and --ip-pool/);
+    const dedicated = es({ replicas: 4, elasticsearch: { dedicatedMasters: 3 } });
+    assert.match(elasticsearch.cannotScale(dedicated, 3, {})!, /dedicated cluster managers: keep at least 4/);
+    assert.equal(elasticsearch.cannotScale(es(), 1, {}), undefined);
+    for (const t of [redis, postgres, zookeeper, kafka, kafkaConnect])
+      assert.throws(() => t.normalize({ type: 'redis', name: 'x', elasticsearch: { dedicatedMasters: 3 } }), /--dedicated-masters is for Elasticsearch/);
+    assert.throws(() => redis.normalize({ type: 'redis', name: 'r', heapMiB: 256 }), /\(zookeeper, kafka, kafka-connect, cassandra, elasticsearch\)/);
+    assert.deepEqual(elasticsearch.secrets, []);
+    assert.match(elasticsearch.describeSecret('x').describe, /no secrets/);
+  });
+
+  it("elasticsearch: each member's opensearch.yml, roles, seeds by name, its own address, heap, open files", () => {
+    const spec = elasticsearch.normalize({
+      type: 'elasticsearch',
+      name: 'es',
+      replicas: 5,
+      heapMiB: 384,
+      settings: { 'indices.recovery.max_bytes_per_sec': '100' },
+    });
+    const members = elasticsearch.members(spec, ctx(5, elasticsearch.initialState!(spec)));
+    const yml = members.map((m) => file(m, 'firecampd/opensearch.yml'));
+    assert.deepEqual(
+      yml.map((y) => /^node\.roles: (.*)$/m.exec(y)![1]),
+      [...Array(3).fill('[cluster_manager, data, ingest]'), ...Array(2).fill('[data, ingest]')],
+      'the first three are cluster-manager-eligible',
+    );
+    for (const y of yml) {
+      assert.match(y, /^cluster\.name: es$/m);
+      assert.match(y, /^discovery\.seed_hosts: \[es-0\.es\.fc\.test:9300, es-1\.es\.fc\.test:9300, es-2\.es\.fc\.test:9300\]$/m);
+      assert.match(y, /^node\.store\.allow_mmap: false$/m, 'vm.max_map_count stays at the default on hosts: no mmap');
+      assert.match(y, /^cluster\.routing\.allocation\.awareness\.attributes: zone$/m);
+      assert.match(y, /^indices\.recovery\.max_bytes_per_sec: 100mb$/m);
+      assert.match(y, /^indices\.memory\.index_buffer_size: 10%$/m);
+      assert.doesNotMatch(y, /initial_cluster_manager_nodes/, 'only the start script may add it');
+    }
+    assert.match(yml[3], /^node\.name: es-3$/m);
+    assert.match(yml[3], /^network\.host: 10\.0\.0\.203$/m);
+    assert.equal(members[0].env!.OPENSEARCH_JAVA_OPTS, '-Xms384m -Xmx384m');
+    assert.equal(members[0].env!.DISABLE_SECURITY_PLUGIN, 'true');
+    assert.match(file(members[0], 'firecampd/start.sh'), /FIRECAMPD_ZONE:-default/);
+    assert.equal(members[0].port, 9200);
+    assert.deepEqual(members[0].ulimits, { nofile: { soft: 65535, hard: 65535 } });
+    assert.deepEqual(dockerUlimits(members[0].ulimits), [{ Name: 'nofile', Soft: 65535, Hard: 65535 }]);
+    const parsed = memberSpecSchema.parse({ ...members[0], node: 'n1', epoch: 1 });
+    assert.deepEqual(parsed.ulimits, members[0].ulimits, 'the agent reads the limits back from the spec');
+    assert.throws(() => memberSpecSchema.parse({ ...members[0], node: 'n1', epoch: 1, ulimits: { nofile: { soft: 2, hard: 1 } } }), /soft ≤ hard/);
+
+    const dedicated = elasticsearch.normalize({ type: 'elasticsearch', name: 'es', replicas: 5, elasticsearch: { dedicatedMasters: 3 } });
+    assert.deepEqual(
+      elasticsearch
+        .members(dedicated, ctx(5, elasticsearch.initialState!(dedicated)))
+        .map((m) => /^node\.roles: (.*)$/m.exec(file(m, 'firecampd/opensearch.yml'))![1]),
+      ['[cluster_manager]', '[cluster_manager]', '[cluster_manager]', '[data, ingest]', '[data, ingest]'],
+    );
+    assert.throws(() => elasticsearch.members(spec, ctx(5, {}, false)), /no static IP/);
+  });
+
+  it('elasticsearch: only the members named at create bootstrap the cluster, and only while their data directory is empty', () => {
+    const spec = elasticsearch.normalize({ type: 'elasticsearch', name: 'es' });
+    const state = elasticsearch.initialState!(spec);
+    assert.deepEqual(state, { initialManagers: 'es-0,es-1,es-2' });
+    assert.deepEqual(elasticsearch.initialState!(elasticsearch.normalize({ type: 'elasticsearch', name: 'one', replicas: 1 })), { initialManagers: 'one-0' });
+    // A scale out to 5 later: the kept state names the three of the create; the new members never bootstrap.
+    const grown = elasticsearch.members({ ...spec, replicas: 5 }, ctx(5, state));
+    assert.deepEqual(
+      grown.map((m) => file(m, 'firecampd/start.sh').includes('initial_cluster_manager_nodes')),
+      [true, true, true, false, false],
+    );
+    // The script itself, run by sh with the image's paths moved into a temporary directory and a stand-in for bin/opensearch.
+    const dir = tempDir();
+    const run = (env: Record<string, string> = {}) => {
+      const script = startScript('es-0', ['es-0', 'es-1', 'es-2']).replaceAll('/usr/share/opensearch', `${dir}/home`).replaceAll('/data', `${dir}/data`);
+      fs.writeFileSync(path.join(dir, 'start.sh'), script);
+      return execFileSync('sh', [path.join(dir, 'start.sh')], { encoding: 'utf8', env: { PATH: process.env.PATH, ...env } });
+    };
+    for (const d of ['data/firecampd', 'home/config', 'home/bin']) fs.mkdirSync(path.join(dir, d), { recursive: true });
+    fs.writeFileSync(path.join(dir, 'data/firecampd/opensearch.yml'), 'cluster.name: es\n');
+    fs.writeFileSync(path.join(dir, 'home/bin/opensearch'), `#!/bin/sh\necho "args: $*"\ncat ${dir}/home/config/opensearch.yml\n`, { mode: 0o755 });
+    const first = run();
+    assert.match(first, /^cluster\.initial_cluster_manager_nodes: \[es-0, es-1, es-2\]$/m, 'the first start bootstraps');
+    assert.match(first, /^node\.attr\.zone: 'default'$/m);
+    assert.match(first, /^args: $/m, 'no security plugin to disable in this image');
+    fs.mkdirSync(path.join(dir, 'data/opensearch/nodes/0'), { recursive: true });
+    const again = run({ FIRECAMPD_ZONE: "eu'1", DISABLE_SECURITY_PLUGIN: 'true' });
+    assert.doesNotMatch(again, /initial_cluster_manager_nodes/, 'a member with data never sees it again');
+    assert.match(again, /^node\.attr\.zone: 'eu''1'$/m, 'the zone, quoted for YAML');
+    fs.mkdirSync(path.join(dir, 'home/plugins/opensearch-security'), { recursive: true });
+    assert.match(
+      run({ DISABLE_SECURITY_PLUGIN: 'true' }),
+      /^args: -Eplugins\.security\.disabled=true$/m,
+      "upstream's image, which has the plugin, runs without it",
+    );
+  });
+
+  it('elasticsearch: copies that cannot be placed do not hold a rollout up; copies that can, do', () => {
+    const row = (index: string, shard: string, prirep: string, state: string) => ({
+      index,
+      shard,
+      prirep,
+      state,
+      node: state === 'UNASSIGNED' ? null : 'es-0',
+    });
+    // One replica on a single data node: yellow for good, nothing to wait for.
+    assert.equal(copiesShort([row('a', '0', 'p', 'STARTED'), row('a', '0', 'r', 'UNASSIGNED')], 1), 0);
+    // The same on two data nodes: the replica is one to wait for; so is one that is initializing.
+    assert.equal(copiesShort([row('a', '0', 'p', 'STARTED'), row('a', '0', 'r', 'UNASSIGNED')], 2), 1);
+    assert.equal(
+      copiesShort([row('a', '0', 'p', 'STARTED'), row('a', '0', 'r', 'INITIALIZING'), row('a', '1', 'p', 'RELOCATING'), row('a', '1', 'r', 'STARTED')], 3),
+      1,
+    );
+    // Two replicas on two data nodes: one copy can never be placed.
+    assert.equal(copiesShort([row('b', '0', 'p', 'STARTED'), row('b', '0', 'r', 'STARTED'), row('b', '0', 'r', 'UNASSIGNED')], 2), 0);
+  });
+  it('elasticsearch: a rollout step, allocation back once the member runs a new process, and a scale in drained before it goes (a fake cluster)', async () => {
+    const fake = new FakeCluster();
+    const hosts = ['127.0.0.2', '127.0.0.3', '127.0.0.4'];
+    await fake.start(hosts);
+    try {
+      const spec = elasticsearch.normalize({ type: 'elasticsearch', name: 'es' });
+      const specs = elasticsearch.members(spec, ctx(3, elasticsearch.initialState!(spec)));
+      const members: PlacedMember[] = specs.map((m, i) => ({ spec: { ...m, node: `n${i}`, epoch: 1 }, host: hosts[i] }));
+      const typeCtx = (state: TypeContext['state'] = {}): TypeContext => ({
+        state,
+        secrets: {},
+        log: createLogger({ level: 'fatal', pretty: false }),
+        released: () => true,
+        exec: () => Promise.reject(new Error('no exec here')),
+        lookup: () => undefined,
+      });
+      const allocation = () => fake.persistent['cluster.routing.allocation.enable'];
+
+      assert.equal(await elasticsearch.initialize(spec, members, typeCtx()), undefined, 'every member in, green');
+      assert.deepEqual(
+        Object.values(await elasticsearch.roles!(spec, members, typeCtx())).map((r) => r.role),
+        ['data, cluster_manager-eligible', 'cluster_manager', 'data, cluster_manager-eligible'],
+      );
+
+      // The elected cluster manager (es-1) goes last; before the restart, allocation to primaries only and a flush.
+      const step = await elasticsearch.rolloutStep(spec, members, members, typeCtx());
+      assert.deepEqual(step, { restart: 'es-0', state: { restarting: 'es-0', restartingProcess: 'p0' } });
+      assert.deepEqual(fake.calls, ['PUT /_cluster/settings', 'POST /_flush']);
+      assert.equal(allocation(), 'primaries');
+      const rolling = typeCtx(step.state);
+      await upkeep(spec, members, rolling);
+      assert.equal(allocation(), 'primaries', 'the old process still runs: its restart is ahead');
+      fake.nodes.delete('es-0');
+      await upkeep(spec, members, rolling);
+      assert.equal(allocation(), 'primaries', 'es-0 is away');
+      fake.nodes.set('es-0', 'p0-new');
+      await upkeep(spec, members, rolling);
+      assert.equal(allocation(), undefined, 'es-0 runs a new process: allocation is back to all shards');
+      // Copies of es-0 still recovering: the next restart waits for green.
+      fake.health = 'yellow';
+      fake.shards = [
+        { index: 'docs', shard: '0', prirep: 'p', state: 'STARTED', node: 'es-1' },
+        { index: 'docs', shard: '0', prirep: 'r', state: 'INITIALIZING', node: 'es-0' },
+      ];
+      const wait = await elasticsearch.rolloutStep(spec, members, members.slice(1), rolling);
+      assert.ok('wait' in wait && /1 shard copies to recover/.test(wait.wait), JSON.stringify(wait));
+      fake.health = 'green';
+      assert.deepEqual(await elasticsearch.rolloutStep(spec, members, members.slice(1), rolling), {
+        restart: 'es-2',
+        state: { restarting: 'es-2', restartingProcess: 'p2' },
+      });
+
+      // A scale in to 2: es-2 drained, then out of the voting configuration, then it may go.
+      delete fake.persistent['cluster.routing.allocation.enable'];
+      fake.calls = [];
+      const leave = () => elasticsearch.leave!(spec, members, [members[2]], typeCtx());
+      assert.match((await leave())!, /moving shards off es-2/);
+      assert.equal(fake.persistent['cluster.routing.allocation.exclude._name'], 'es-2');
+      fake.shards = [{ index: 'docs', shard: '0', prirep: 'r', state: 'RELOCATING', node: 'es-2 -> 10.0.0.200 id-es-0 es-0' }];
+      assert.match((await leave())!, /moving 1 shard copies off es-2/);
+      fake.shards = [{ index: 'docs', shard: '0', prirep: 'r', state: 'STARTED', node: 'es-0' }];
+      assert.match((await leave())!, /taking es-2 out of the voting configuration/);
+      assert.deepEqual(fake.voting, ['es-2']);
+      assert.equal(await leave(), undefined, 'drained and out of the voting configuration: it may go');
+      // Its container is still stopping: the exclusions stay; once it has left the cluster they go.
+      const staying = members.slice(0, 2);
+      await upkeep(spec, staying, typeCtx());
+      assert.equal(fake.persistent['cluster.routing.allocation.exclude._name'], 'es-2');
+      fake.nodes.delete('es-2');
+      await upkeep(spec, staying, typeCtx());
+      assert.equal(fake.persistent['cluster.routing.allocation.exclude._name'], undefined);
+      assert.deepEqual(fake.voting, []);
+      assert.match((await elasticsearch.initialize(spec, members, typeCtx()))!, /waiting for es-2 to join the cluster/);
+      assert.equal(await elasticsearch.notReady(spec, members[2], typeCtx()), 'not in the cluster');
+    } finally {
+      await fake.stop();
+    }
   });
 });

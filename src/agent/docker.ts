@@ -25,6 +25,11 @@ export interface Found {
   ip?: string;
 }
 
+/** A member's process limits as the Engine API takes them (HostConfig.Ulimits), by name as in `docker run --ulimit`. */
+export function dockerUlimits(limits: NonNullable<MemberSpec['ulimits']>): { Name: string; Soft: number; Hard: number }[] {
+  return Object.entries(limits).flatMap(([name, l]) => (l ? [{ Name: name, Soft: l.soft, Hard: l.hard }] : []));
+}
+
 export function dockerClient(host: string | undefined): Docker {
   const h = host ?? process.env.DOCKER_HOST ?? 'unix:///var/run/docker.sock';
   if (h.startsWith('unix://')) return new Docker({ socketPath: h.slice('unix://'.length) });
@@ -102,6 +107,7 @@ export class Containers {
         RestartPolicy: { Name: 'on-failure', MaximumRetryCount: 5 },
         ...(m.resources?.memoryMiB ? { Memory: m.resources.memoryMiB * 1024 * 1024 } : {}),
         ...(m.resources?.cpus ? { NanoCpus: Math.round(m.resources.cpus * 1e9) } : {}),
+        ...(m.ulimits ? { Ulimits: dockerUlimits(m.ulimits) } : {}),
       },
       // Durations in nanoseconds. A member is unhealthy after three failed checks in a row.
       ...(m.healthCheck ? { Healthcheck: { Test: ['CMD', ...m.healthCheck], Interval: 1e9, Timeout: 2e9, Retries: 3 } } : {}),

@@ -60,6 +60,12 @@ export const memberSpecSchema = z
     /** The service's rollout generation this spec was made for (upgrade, restart, config change). */
     generation: z.number().int().nonnegative().optional(),
     resources: z.object({ cpus: z.number().positive().optional(), memoryMiB: z.number().int().positive().optional() }).optional(),
+    /** Process limits of the container (Docker's --ulimit), where the service checks them at start (Elasticsearch: 65535 open files). */
+    ulimits: z
+      .object({ nofile: z.object({ soft: z.number().int().positive(), hard: z.number().int().positive() }).refine((l) => l.soft <= l.hard, 'soft ≤ hard') })
+      .partial()
+      .strict()
+      .optional(),
     /** A command Docker runs in the container every second; its exit status is the member's health. */
     healthCheck: z.array(z.string()).min(1).optional(),
     /** The zone the member must stay in, where its volume or address is zonal (EBS, an AWS subnet). */

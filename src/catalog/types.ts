@@ -18,7 +18,7 @@ export type ServiceStatus = 'CREATING' | 'INITIALIZING' | 'ACTIVE' | 'SCALING' |
 const labelName = z.string().regex(/^[a-zA-Z0-9._/-]{1,63}$/, 'label names hold letters, digits, ".", "_", "/" and "-"');
 
 /** The service types by the name users give in --type (SERVICE_TYPES' keys); here so that the CLI offers them without loading the types' modules. */
-export const SERVICE_TYPE_NAMES = ['redis', 'postgres', 'zookeeper', 'kafka', 'kafka-connect', 'cassandra'] as const;
+export const SERVICE_TYPE_NAMES = ['redis', 'postgres', 'zookeeper', 'kafka', 'kafka-connect', 'cassandra', 'elasticsearch'] as const;
 
 /** The kinds of service another may need (`--zookeeper NAME`, `--kafka NAME`): each is a type of its own. */
 export const NEED_KINDS = ['zookeeper', 'kafka'] as const;
@@ -40,7 +40,7 @@ export const serviceSpecSchema = z
       .max(1 << 20)
       .optional(),
     cpus: z.number().positive().max(256).optional(),
-    /** The JVM's heap (-Xmx and -Xms), for the types that run on one (ZooKeeper, Kafka, Kafka Connect, Cassandra). */
+    /** The JVM's heap (-Xmx and -Xms), for the types that run on one (ZooKeeper, Kafka, Kafka Connect, Cassandra, Elasticsearch). */
     heapMiB: z
       .number()
       .int()
@@ -75,6 +75,11 @@ export const serviceSpecSchema = z
     /** PostgreSQL: a commit is acknowledged once this many standbys have it. */
     postgres: z
       .object({ syncStandbys: z.number().int().min(0).max(16) })
+      .strict()
+      .optional(),
+    /** Elasticsearch: this many of the first members are dedicated cluster managers (no data); 0 or 3. */
+    elasticsearch: z
+      .object({ dedicatedMasters: z.number().int().min(0).max(16) })
       .strict()
       .optional(),
     /** Services this one needs, by kind (Kafka Connect: the Kafka service its workers use); each must be ACTIVE at create. */
@@ -216,7 +221,7 @@ export interface ServiceType {
 /** For the types that do not run on a JVM: --heap-mib means nothing to them. */
 export function refuseHeap(spec: ServiceSpecInput, what: string): void {
   if (spec.heapMiB !== undefined)
-    throw new UserError(`--heap-mib is for the types that run on a JVM (zookeeper, kafka, kafka-connect, cassandra); ${what} takes --memory`);
+    throw new UserError(`--heap-mib is for the types that run on a JVM (zookeeper, kafka, kafka-connect, cassandra, elasticsearch); ${what} takes --memory`);
 }
 
 /** What a type's steps get besides the spec and members. */

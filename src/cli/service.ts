@@ -156,9 +156,14 @@ export function serviceCommands(y: Argv): Argv {
                 describe: 'PostgreSQL: a commit is acknowledged once this many standbys have it',
                 defaultDescription: '0: commits do not wait for standbys',
               })
+              .option('dedicated-masters', {
+                type: 'number',
+                describe: 'Elasticsearch: the first N members (0 or 3) are cluster managers only, the others data and ingest',
+                defaultDescription: '0: the first 3 members are cluster-manager-eligible and hold data too',
+              })
               .option('heap-mib', {
                 type: 'number',
-                describe: 'MiB of JVM heap per member (ZooKeeper, Kafka, Kafka Connect)',
+                describe: 'MiB of JVM heap per member (ZooKeeper, Kafka, Kafka Connect, Cassandra, Elasticsearch)',
                 defaultDescription: "the type's own",
               })
               .option('kafka', { type: 'string', describe: 'the Kafka service this one needs (kafka-connect); it must be ACTIVE' })
@@ -174,6 +179,10 @@ export function serviceCommands(y: Argv): Argv {
           throw new UserError('give --shards (Redis cluster mode) or --replicas (a primary and replicas), not both');
         if (a.syncStandbys !== undefined && a.type !== 'postgres')
           throw new UserError(`--sync-standbys is for PostgreSQL services only (--type postgres); a ${String(a.type)} service has no synchronous standbys`);
+        if (a.dedicatedMasters !== undefined && a.type !== 'elasticsearch')
+          throw new UserError(
+            `--dedicated-masters is for Elasticsearch services only (--type elasticsearch); a ${String(a.type)} service has no cluster managers`,
+          );
         const required = labels(a.requireLabel);
         const set = settings(a.set);
         const needs = { ...(a.kafka ? { kafka: a.kafka as string } : {}), ...(a.zookeeper ? { zookeeper: a.zookeeper as string } : {}) };
@@ -187,6 +196,7 @@ export function serviceCommands(y: Argv): Argv {
           ...(a.volumeSize ? { volumeSizeMiB: a.volumeSize } : {}),
           ...(a.journalVolumeSize !== undefined ? { journalVolumeSizeMiB: a.journalVolumeSize } : {}),
           ...(a.syncStandbys !== undefined ? { postgres: { syncStandbys: a.syncStandbys } } : {}),
+          ...(a.dedicatedMasters !== undefined ? { elasticsearch: { dedicatedMasters: a.dedicatedMasters } } : {}),
           ...(set ? { settings: set } : {}),
           ...(a.image ? { image: a.image } : {}),
           ...(a.config ? { config: a.config } : {}),

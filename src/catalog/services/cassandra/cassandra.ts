@@ -267,6 +267,7 @@ export const cassandra: ServiceType = {
     if (replicas === 2) throw new UserError('a Cassandra service has 1 member or 3 and more (replication factor 3 needs 3): --replicas 2');
     if (spec.redis) throw new UserError('--shards and --replicas-per-shard are for Redis; Cassandra takes --replicas');
     if (spec.postgres) throw new UserError('--sync-standbys is for PostgreSQL services');
+    if (spec.elasticsearch) throw new UserError('--dedicated-masters is for Elasticsearch services');
     return { ...spec, replicas };
   },
 

@@ -269,6 +269,8 @@ rootLogger.appenderRef.console.ref = console
 
 export const image: ImageRecipe = {
   image: `opensearchproject/opensearch:${VERSION}`,
+  // The same build under its minor version's name too: an upgrade from one name to the other restarts every member (the tests' rolling upgrade).
+  tags: [`opensearchproject/opensearch:${VERSION.split('.').slice(0, 2).join('.')}`],
   packages: [...JRE_17.packages],
   trees: [...JRE_17.trees],
   maven: [

@@ -84,6 +84,7 @@ export const kafkaConnect: ServiceType = {
   normalize(spec: ServiceSpecInput): ServiceSpec {
     if (spec.redis) throw new UserError('--shards and --replicas-per-shard are for Redis; Kafka Connect takes --replicas (workers)');
     if (spec.postgres) throw new UserError('--sync-standbys is for PostgreSQL services');
+    if (spec.elasticsearch) throw new UserError('--dedicated-masters is for Elasticsearch services');
     if (spec.journalVolumeSizeMiB !== undefined)
       throw new UserError('Kafka Connect workers keep nothing on disk but their config: leave out --journal-volume-size');
     return { ...spec, replicas: spec.replicas ?? 2 };

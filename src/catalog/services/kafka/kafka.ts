@@ -211,6 +211,7 @@ export const kafka: ServiceType = {
     const replicas = spec.replicas ?? 3;
     if (spec.redis) throw new UserError('--shards and --replicas-per-shard are for Redis; Kafka takes --replicas');
     if (spec.postgres) throw new UserError('--sync-standbys is for PostgreSQL services');
+    if (spec.elasticsearch) throw new UserError('--dedicated-masters is for Elasticsearch services');
     if (spec.needs?.zookeeper)
       throw new UserError(
         'Kafka 4 has no ZooKeeper mode (removed in 4.0): a kafka service runs KRaft with a controller quorum of its own members; leave out --zookeeper',

@@ -128,6 +128,7 @@ export const postgres: ServiceType = {
       );
     }
     if (spec.redis) throw new UserError('--shards and --replicas-per-shard are for Redis; PostgreSQL takes --replicas');
+    if (spec.elasticsearch) throw new UserError('--dedicated-masters is for Elasticsearch services');
     return { ...spec, replicas };
   },
 

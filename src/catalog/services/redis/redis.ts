@@ -117,6 +117,7 @@ export const redis: ServiceType = {
     refuseHeap(spec, 'Redis');
     if (spec.journalVolumeSizeMiB !== undefined) throw new UserError('Redis keeps its append-only file on the data volume: leave out --journal-volume-size');
     if (spec.postgres) throw new UserError('--sync-standbys is for PostgreSQL services');
+    if (spec.elasticsearch) throw new UserError('--dedicated-masters is for Elasticsearch services');
     if (spec.redis) {
       const replicas = spec.redis.shards * (1 + spec.redis.replicasPerShard);
       if (spec.replicas !== undefined && spec.replicas !== replicas) {

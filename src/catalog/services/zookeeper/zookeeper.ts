@@ -115,6 +115,7 @@ export const zookeeper: ServiceType = {
     }
     if (spec.redis) throw new UserError('--shards and --replicas-per-shard are for Redis; ZooKeeper takes --replicas');
     if (spec.postgres) throw new UserError('--sync-standbys is for PostgreSQL services');
+    if (spec.elasticsearch) throw new UserError('--dedicated-masters is for Elasticsearch services');
     return { ...spec, replicas };
   },
 

@@ -301,8 +301,8 @@ describe('JVM service types', () => {
     assert.match(elasticsearch.needsStaticIps(es())!, /start the nodes with --static-ips and --ip-pool/);
     const dedicated = es({ replicas: 4, elasticsearch: { dedicatedMasters: 3 } });
     assert.match(elasticsearch.cannotScale(dedicated, 3, {})!, /dedicated cluster managers: keep at least 4/);
-    assert.equal(elasticsearch.cannotScale(es(), 1, {}), undefined);
-    for (const t of [redis, postgres, zookeeper, kafka, kafkaConnect])
+    assert.equal(elasticsearch.cannotScale(es(), 2, {}), undefined);
+    for (const t of [redis, postgres, zookeeper, kafka, kafkaConnect, cassandra])
       assert.throws(() => t.normalize({ type: 'redis', name: 'x', elasticsearch: { dedicatedMasters: 3 } }), /--dedicated-masters is for Elasticsearch/);
     assert.throws(() => redis.normalize({ type: 'redis', name: 'r', heapMiB: 256 }), /\(zookeeper, kafka, kafka-connect, cassandra, elasticsearch\)/);
     assert.deepEqual(elasticsearch.secrets, []);
@@ -355,11 +355,28 @@ describe('JVM service types', () => {
     assert.throws(() => elasticsearch.members(spec, ctx(5, {}, false)), /no static IP/);
   });
 
+  it('elasticsearch: a service of one member is a single-node cluster: no peers, no bootstrap list, no open-files demand, never scaled', () => {
+    const one = elasticsearch.normalize({ type: 'elasticsearch', name: 'es', replicas: 1 });
+    const state = elasticsearch.initialState!(one);
+    assert.equal(state.initialManagers, '');
+    const [m] = elasticsearch.members(one, ctx(1, state));
+    const yml = file(m, 'firecampd/opensearch.yml');
+    assert.match(yml, /^discovery\.type: single-node$/m);
+    assert.doesNotMatch(yml, /discovery\.seed_hosts/);
+    assert.doesNotMatch(file(m, 'firecampd/start.sh'), /initial_cluster_manager_nodes/);
+    assert.equal(m.ulimits, undefined);
+    assert.match(elasticsearch.cannotScale(one, 3, state)!, /single-node cluster/);
+    const three = elasticsearch.normalize({ type: 'elasticsearch', name: 'es', replicas: 3 });
+    assert.match(elasticsearch.cannotScale(three, 1, {})!, /cannot become a single-node one/);
+    assert.equal(elasticsearch.cannotScale(three, 4, {}), undefined);
+  });
+
   it('elasticsearch: only the members named at create bootstrap the cluster, and only while their data directory is empty', () => {
     const spec = elasticsearch.normalize({ type: 'elasticsearch', name: 'es' });
     const state = elasticsearch.initialState!(spec);
     assert.deepEqual(state, { initialManagers: 'es-0,es-1,es-2' });
-    assert.deepEqual(elasticsearch.initialState!(elasticsearch.normalize({ type: 'elasticsearch', name: 'one', replicas: 1 })), { initialManagers: 'one-0' });
+    // One member alone is a single-node cluster, which bootstraps itself (see the test of single nodes).
+    assert.deepEqual(elasticsearch.initialState!(elasticsearch.normalize({ type: 'elasticsearch', name: 'one', replicas: 1 })), { initialManagers: '' });
     // A scale out to 5 later: the kept state names the three of the create; the new members never bootstrap.
     const grown = elasticsearch.members({ ...spec, replicas: 5 }, ctx(5, state));
     assert.deepEqual(

@@ -53,6 +53,13 @@ const DEDICATED_CHOICES = [0, 3];
 const ALLOCATION_ENABLE = 'cluster.routing.allocation.enable';
 const ALLOCATION_EXCLUDE = 'cluster.routing.allocation.exclude._name';
 
+/**
+ * A service of one member is a single-node cluster (discovery.type:
+ * single-node): it elects itself, never looks for peers, and OpenSearch does
+ * not enforce its bootstrap checks on it. It cannot take more nodes later, so
+ * it never scales: create a service of 3 for that.
+ */
+const singleNode = (spec: ServiceSpec) => spec.replicas === 1;
 const dedicatedOf = (spec: ServiceSpec | ServiceSpecInput) => spec.elasticsearch?.dedicatedMasters ?? 0;
 /** How many of the first members are cluster-manager-eligible (a bound on the index: a smaller service has fewer). */
 const eligibleBound = (spec: ServiceSpec | ServiceSpecInput) => dedicatedOf(spec) || ELIGIBLE_MEMBERS;
@@ -168,7 +175,7 @@ export const elasticsearch: ServiceType = {
 
   /** The members that bootstrap the cluster, once: the eligible ones at create (see startScript). */
   initialState: (spec) => ({
-    initialManagers: eligibleIndexes(spec)
+    initialManagers: (singleNode(spec) ? [] : eligibleIndexes(spec))
       .map((i) => memberName(spec, i))
       .join(','),
   }),
@@ -177,6 +184,10 @@ export const elasticsearch: ServiceType = {
     'each Elasticsearch member listens on ports 9200 (HTTP) and 9300 (transport) of an address of its own, and two may share a node: start the nodes with --static-ips and --ip-pool',
 
   cannotScale(spec, replicas) {
+    if (singleNode(spec) !== (replicas === 1))
+      return singleNode(spec)
+        ? 'a service of one member is a single-node cluster, which cannot take more nodes: create a service of 3 and move the data'
+        : 'a cluster of several members cannot become a single-node one: keep at least 2';
     const dedicated = dedicatedOf(spec);
     if (dedicated > 0 && replicas <= dedicated)
       return `the first ${dedicated} members are dedicated cluster managers: keep at least ${dedicated + 1}, so that one holds data`;
@@ -207,7 +218,8 @@ export const elasticsearch: ServiceType = {
           // What upstream's image reads to run without its security plugin (none is installed here); the start script honours it too.
           DISABLE_SECURITY_PLUGIN: 'true',
         },
-        ulimits: { nofile: { soft: OPEN_FILES, hard: OPEN_FILES } },
+        // What the file-descriptor bootstrap check wants of a node that has peers; a single node is not checked and keeps the engine's limit.
+        ...(singleNode(spec) ? {} : { ulimits: { nofile: { soft: OPEN_FILES, hard: OPEN_FILES } } }),
         volume: { id: name, sizeMiB: spec.volumeSizeMiB ?? 1024, mountPath: DATA },
         dnsName: dnsName(spec, i, ctx.domain),
         ip,
@@ -433,7 +445,7 @@ export function opensearchYml(spec: ServiceSpec, index: number, ip: string, seed
       `http.port: ${HTTP_PORT}`,
       `transport.port: ${TRANSPORT_PORT}`,
       // By name: a member that moves keeps its name and address. OpenSearch looks the names up again on each discovery round.
-      `discovery.seed_hosts: [${seeds.join(', ')}]`,
+      ...(singleNode(spec) ? ['discovery.type: single-node'] : [`discovery.seed_hosts: [${seeds.join(', ')}]`]),
       // Copies of a shard go to members in different zones (node.attr.zone) when there are several.
       'cluster.routing.allocation.awareness.attributes: zone',
       ...Object.keys(elasticsearch.settings).map((k) => `${k}: ${setting(k)}`),

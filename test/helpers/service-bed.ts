@@ -82,7 +82,13 @@ export function startLoad(bed: TestBed, command: string[], context: () => string
   let out = '';
   proc.stdout.on('data', (d) => (out += String(d)));
   let exited = false;
-  const done = new Promise((r) => proc.once('close', r)).then(() => (exited = true));
+  let exit = '';
+  const done = new Promise<void>((r) =>
+    proc.once('close', (code, signal) => {
+      exit = signal ? `killed by ${signal}` : `exit code ${code}`;
+      r();
+    }),
+  ).then(() => (exited = true));
   const lines = () =>
     out
       .split('\n')
@@ -114,6 +120,14 @@ export function startLoad(bed: TestBed, command: string[], context: () => string
       proc.stdin.end();
       await done;
     },
-    result: () => lines().at(-1) as unknown as LoadResult,
+    /** Its totals (its last line with "acked"); a client that never printed them is an error that says how it ended. */
+    result: () => {
+      const totals = lines()
+        .filter((l) => Array.isArray(l.acked))
+        .at(-1);
+      if (!totals)
+        throw new Error(`the load client printed no totals (${exit || 'still running'}); its last lines: ${out.trim().split('\n').slice(-3).join(' | ')}`);
+      return totals as unknown as LoadResult;
+    },
   };
 }

@@ -175,9 +175,7 @@ export const elasticsearch: ServiceType = {
 
   /** The members that bootstrap the cluster, once: the eligible ones at create (see startScript). */
   initialState: (spec) => ({
-    initialManagers: (singleNode(spec) ? [] : eligibleIndexes(spec))
-      .map((i) => memberName(spec, i))
-      .join(','),
+    initialManagers: (singleNode(spec) ? [] : eligibleIndexes(spec)).map((i) => memberName(spec, i)).join(','),
   }),
 
   needsStaticIps: () =>

@@ -368,7 +368,7 @@ export class Daemon {
         db,
         nodeId: this.nodeId,
         nodeIp: c.advertise.host,
-        hosts: new HostsFile(db, path.join(dir, 'hosts')),
+        hosts: new HostsFile(db, path.join(dir, 'hosts'), c.advertise.host),
         containers: new Containers(docker, cluster, this.nodeId, { zone: c.zone, region: c.region }),
         ...providers,
         lease,

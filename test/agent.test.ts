@@ -9,6 +9,7 @@ import { promisify } from 'node:util';
 import dns from 'node:dns';
 import fs from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
 import { after, before, describe, it } from 'node:test';
 import { TestBed } from './bed/bed.ts';
 import { BUSYBOX_IMAGE, POSTGRES_IMAGE, REDIS_IMAGE, docker, runningContainers } from './bed/docker.ts';
@@ -142,6 +143,10 @@ describe('agent', { timeout: 300_000 }, () => {
     const labels = JSON.parse(docker(bed.nodes[0].docker!, ['inspect', '--format', '{{json .Config.Labels}}', CONTAINER]));
     assert.equal(labels['firecampd.epoch'], '1');
     assert.equal(labels['firecampd.member'], 'web-0');
+    // Members share the host's hostname (host networking): their /etc/hosts names it, with the node's address, as a host's own
+    // file would; left to a resolver that does not answer, a JVM's lookup of it (RMI's, on each nodetool call) takes 10 s.
+    const hosts = docker(bed.nodes[0].docker!, ['exec', CONTAINER, 'cat', '/etc/hosts']);
+    assert.ok(hosts.split('\n').includes(`${bed.nodes[0].ip}\t${os.hostname()}`), `the member's /etc/hosts names the host:\n${hosts}`);
     for (let i = 0; i < 3; i++) await waitFor(async () => (await resolveOn(i)).join() === IP, 10_000, `DNS on node ${i}`);
     // The agent reports "running" only after the container started: the member may answer, and its name resolve, before the report is in.
     const status = await pollUntil(

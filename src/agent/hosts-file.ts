@@ -6,7 +6,14 @@
 // with its current address, rewritten from the controldb's DNS records as
 // they change. It is rewritten in place, never replaced, so that the bind
 // mount in running containers sees each new version.
+//
+// It also names the host itself, as the host's own /etc/hosts would: members
+// share the host's hostname, and a JVM looks it up (RMI does, for every
+// nodetool call). Left to DNS, that lookup waits for a resolver that may
+// never answer: 10 s on each nodetool call.
 import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
 import type { ControlDb } from '../controldb/controldb.ts';
 import { DNS_PREFIX } from './providers/embedded-dns.ts';
 
@@ -17,6 +24,8 @@ export class HostsFile {
   constructor(
     private readonly db: ControlDb,
     readonly path: string,
+    /** The node's own address: its hostname resolves to it (to 127.0.1.1, Debian's way, when the node is reached by name). */
+    private readonly nodeAddress: string,
   ) {}
 
   start(): void {
@@ -34,6 +43,7 @@ export class HostsFile {
       "# Written by firecampd: the cluster's names, as its DNS records say now.",
       '127.0.0.1\tlocalhost',
       '::1\tlocalhost ip6-localhost ip6-loopback',
+      `${net.isIP(this.nodeAddress) ? this.nodeAddress : '127.0.1.1'}\t${os.hostname()}`,
       ...records,
       '',
     ].join('\n');

@@ -15,6 +15,9 @@ import { importImages, RECIPES } from '../../scripts/images.ts';
 import { block, createNetwork, destroyNetwork, removeLeftovers, requireTools, sh, unblockAll, type Network } from './netns.ts';
 
 export const PORT = 27040;
+/** Set FCB_LOG_DIR to keep every line each node logs (its file survives the bed), to study a run afterwards. */
+const LOG_DIR = process.env.FCB_LOG_DIR;
+if (LOG_DIR) fs.mkdirSync(LOG_DIR, { recursive: true });
 
 export interface BedNode {
   index: number;
@@ -146,6 +149,7 @@ export class TestBed {
       readline.createInterface({ input: proc.stderr }).on('line', (line) => {
         n.logs.push(line);
         if (n.logs.length > 2000) n.logs.shift();
+        if (LOG_DIR) fs.appendFileSync(path.join(LOG_DIR, `${n.ns}.log`), line + '\n');
         if (line.includes('"firecampd started"')) {
           clearTimeout(timer);
           resolve();

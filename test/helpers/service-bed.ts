@@ -78,9 +78,15 @@ export interface LoadResult {
  * progress every 20 writes, and its totals last.
  */
 export function startLoad(bed: TestBed, command: string[], context: () => string) {
-  const proc = spawn('nsenter', ['--net=/var/run/netns/' + bed.client!.ns, ...command], { cwd: REPO, stdio: ['pipe', 'pipe', 'inherit'] });
+  const proc = spawn('nsenter', ['--net=/var/run/netns/' + bed.client!.ns, ...command], { cwd: REPO, stdio: ['pipe', 'pipe', 'pipe'] });
   let out = '';
   proc.stdout.on('data', (d) => (out += String(d)));
+  // Its stderr goes on to ours, and its last lines into the error of a client that ended without totals.
+  let err = '';
+  proc.stderr.on('data', (d) => {
+    process.stderr.write(d as Buffer);
+    err = (err + String(d)).slice(-2000);
+  });
   let exited = false;
   let exit = '';
   const done = new Promise<void>((r) =>
@@ -126,7 +132,9 @@ export function startLoad(bed: TestBed, command: string[], context: () => string
         .filter((l) => Array.isArray(l.acked))
         .at(-1);
       if (!totals)
-        throw new Error(`the load client printed no totals (${exit || 'still running'}); its last lines: ${out.trim().split('\n').slice(-3).join(' | ')}`);
+        throw new Error(
+          `the load client printed no totals (${exit || 'still running'}); its last lines: ${out.trim().split('\n').slice(-3).join(' | ')}; its stderr: ${err.trim() || '(nothing)'}`,
+        );
       return totals as unknown as LoadResult;
     },
   };

@@ -94,14 +94,24 @@ async function main(): Promise<void> {
     start: 1,
     ...(mode === 'create' ? { end: Number(args.at(-1)) } : {}),
     write: (id) => create(`${prefix}/${id}`),
-    // A session that expired (no member reachable for its timeout) never comes back: start a new one.
+    // A session that expired (no member reachable for its timeout) never comes back, nor one whose library threw: start a new one.
     afterError: async () => {
-      if (client.getState() !== zookeeper.State.EXPIRED) return;
+      if (client.getState() !== zookeeper.State.EXPIRED && !libraryThrew) return;
+      libraryThrew = false;
       client.close();
       await connect(hosts).catch(() => {});
     },
   });
 }
+
+// node-zookeeper-client can throw from its socket handlers on a reply it does not expect; a client
+// that died of that would print no totals. Say so, and let the loop start a new session: the write
+// under way then times out and is retried, and only a create the ensemble answered counts.
+let libraryThrew = false;
+process.on('uncaughtException', (err) => {
+  process.stderr.write(`zk-client: the client library threw, starting a new session: ${err.stack ?? String(err)}\n`);
+  libraryThrew = true;
+});
 
 main()
   .then(() => client?.close())

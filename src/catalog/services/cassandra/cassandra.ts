@@ -137,9 +137,10 @@ function authReplication(c: Client): Record<string, string> {
 }
 
 /**
- * system_auth replicated as it should be, repaired on every member after a
- * change so that each replica holds every role (logins read at quorum).
- * Returns whether it changed.
+ * system_auth replicated as it should be, repaired after a change so that
+ * each replica holds every role (logins read at quorum). Each member repairs
+ * its primary ranges (-pr): together they cover the ring once. Returns
+ * whether it changed.
  */
 async function replicateAuth(c: Client, members: PlacedMember[], ctx: TypeContext): Promise<boolean> {
   const want = authReplication(c);
@@ -152,7 +153,7 @@ async function replicateAuth(c: Client, members: PlacedMember[], ctx: TypeContex
     .join(', ');
   ctx.log.info({ service: members[0]?.spec.service, replication: want }, 'cassandra: replicating system_auth');
   await c.execute(`ALTER KEYSPACE system_auth WITH replication = {${map}}`);
-  for (const m of members) await nodetool(m, ctx, ['repair', '--full', 'system_auth'], 600_000);
+  for (const m of members) await nodetool(m, ctx, ['repair', '--full', '-pr', 'system_auth'], 600_000);
   return true;
 }
 

@@ -21,7 +21,10 @@ async function bundledCommand(): Promise<string[]> {
   } finally {
     process.chdir(cwd);
   }
-  return [process.execPath, path.join(REPO, 'dist', 'firecampd.cjs')];
+  // BENCH_NODE_FLAGS: node's own flags for the daemons (`--cpu-prof --cpu-prof-dir=DIR` to profile them;
+  // node refuses --cpu-prof in NODE_OPTIONS; no FIRECAMPD_ prefix, the daemon reads those as its flags). A profile is written when a daemon exits on the bench's SIGTERM.
+  const flags = (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+  return [process.execPath, ...flags, path.join(REPO, 'dist', 'firecampd.cjs')];
 }
 
 export interface BenchCluster {

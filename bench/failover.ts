@@ -1,4 +1,4 @@
-// npm run bench:failover -- [--type redis|postgres|kafka|cassandra|elasticsearch] [--runs 4] [--lease-ttl 5] [--json]
+// npm run bench:failover -- [--type redis|postgres|kafka|cassandra|elasticsearch] [--runs 4] [--lease-ttl S (the daemon's default)] [--json]
 // On the network-namespace test bed (3 nodes, a dockerd each, a client
 // namespace): create a Redis cluster (3 shards × a master and a replica),
 // time create→ACTIVE; write keys to one master (with the service's generated
@@ -51,6 +51,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
+import { DEFAULT_LEASE_TTL } from '../src/config.ts';
 import { CASSANDRA_IMAGE, ELASTICSEARCH_IMAGE, KAFKA_IMAGE } from '../scripts/images.ts';
 import { TestBed } from '../test/bed/bed.ts';
 import { REPO } from '../test/helpers/proc.ts';
@@ -640,7 +641,11 @@ async function main(): Promise<void> {
         "the service: a 3×2 Redis cluster, PostgreSQL's primary and 2 standbys, 3 Kafka brokers (KRaft controllers too), a Cassandra ring of 3, or 3 Elasticsearch (OpenSearch) members",
     })
     .option('runs', { type: 'number', default: 4, describe: 'runs; they take turns killing a follower node and the leader node' })
-    .option('lease-ttl', { type: 'number', default: 5, describe: "the nodes' --lease-ttl: failover waits for it to expire" })
+    .option('lease-ttl', {
+      type: 'number',
+      default: DEFAULT_LEASE_TTL,
+      describe: "the nodes' --lease-ttl (the daemon's default unless given): failover waits for it to expire",
+    })
     .option('json', { type: 'boolean', default: false })
     .strict()
     .parseAsync();

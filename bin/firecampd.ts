@@ -2,6 +2,7 @@
 import fs from 'node:fs';
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
+import { DEFAULT_LEASE_TTL } from '../src/config.ts';
 import { UserError, errorMessage } from '../src/errors.ts';
 import { clusterCommands } from '../src/cli/cluster.ts';
 import { kvCommands, leaseCommands } from '../src/cli/kv.ts';
@@ -69,7 +70,11 @@ function daemonOptions(y: Argv) {
         describe: 'static IPs the catalog gives members: FIRST-LAST (e.g. 10.0.0.200-10.0.0.250)',
         defaultDescription: 'none',
       })
-      .option('lease-ttl', { type: 'number', describe: "seconds without contact before a node's members move elsewhere", defaultDescription: '10' })
+      .option('lease-ttl', {
+        type: 'number',
+        describe: "seconds without contact before a node's members move elsewhere",
+        defaultDescription: String(DEFAULT_LEASE_TTL),
+      })
       // A test-only fault switch (FIRECAMPD_UNSAFE_STALE_READS=true): reads skip ReadIndex.
       .option('unsafe-stale-reads', { type: 'boolean', hidden: true, default: false })
       .config('config', 'JSON file with any of these options (keys as flags)')

@@ -8,6 +8,8 @@ import { UserError } from './errors.ts';
 
 export const DEFAULT_PORT = 27040;
 export const DEFAULT_DNS_LISTEN = '127.0.0.1:5353';
+/** Seconds without a confirmed keepalive before a node's lease expires and its members move elsewhere. */
+export const DEFAULT_LEASE_TTL = 10;
 
 export interface HostPort {
   host: string;
@@ -169,7 +171,7 @@ export function resolveNodeConfig(raw: RawNodeOptions): NodeConfig {
     staticIps: parseStaticIps(o.staticIps),
     dns: o.dns?.startsWith('route53:') ? { kind: 'route53', hostedZoneId: o.dns.slice('route53:'.length) } : { kind: 'embedded' },
     dnsDomain: o.dnsDomain ?? 'firecamp.local',
-    leaseTtl: o.leaseTtl ?? 10,
+    leaseTtl: o.leaseTtl ?? DEFAULT_LEASE_TTL,
     ipPool: o.ipPool ? ipRange(o.ipPool) : [],
   };
 }

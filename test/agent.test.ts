@@ -347,4 +347,45 @@ describe('agent', { timeout: 300_000 }, () => {
     ]);
     assert.match(pg, /^1\npg_basebackup \(PostgreSQL\) 15\.\d+.*\npg_rewind \(PostgreSQL\) 15\./);
   });
+
+  // Last: it kills a node for good.
+  it("keeps the survivors' members running when the Raft leader's node dies: they renew their leases with the new leader in time", async (t) => {
+    const leader = await pollUntil(
+      async () => ids.indexOf((await bed.api(0, 'GET', '/v1/cluster/status')).json.leader as string),
+      (l) => l >= 0,
+      { ms: 30_000, what: 'a leader', context: () => bed.logs(10) },
+    );
+    const survivors = [0, 1, 2].filter((i) => i !== leader);
+    const sleeper = (i: number) => ({
+      service: 'keep',
+      name: `keep-${i}`,
+      node: ids[i],
+      epoch: 1,
+      image: BUSYBOX_IMAGE,
+      command: ['sh', '-c', "trap 'exit 0' TERM; sleep 600 & wait"],
+    });
+    const via = survivors[0];
+    for (const i of survivors) {
+      const r = await bed.api(via, 'POST', '/v1/kv/put', { key: `/members/keep/keep-${i}`, value: JSON.stringify(sleeper(i)) });
+      assert.equal(r.status, 200, JSON.stringify(r.json));
+    }
+    const started = (i: number) =>
+      docker(bed.nodes[i].docker!, ['inspect', '--format', '{{.Id}} {{.State.StartedAt}} {{.State.Running}}', `firecampd-keep-keep-${i}`]);
+    for (const i of survivors) await waitFor(() => started(i).endsWith(' true'), 20_000, `keep-${i} to run on node ${i}`);
+    const before = survivors.map(started);
+    const killedAt = Date.now();
+    bed.die(leader);
+    const next = await pollUntil(
+      async () => ids.indexOf((await bed.api(via, 'GET', '/v1/cluster/status')).json.leader as string),
+      (l) => survivors.includes(l),
+      { ms: 30_000, what: 'a new leader among the survivors', context: () => bed.logs(10) },
+    );
+    t.diagnostic(`the leader's node died; node ${next} leads ${Date.now() - killedAt} ms later`);
+    // The point of the test: past every survivor's fence deadline (half a TTL after its last keepalive before the kill)
+    // and a whole TTL, nothing may have stopped: a survivor that renewed too late would have killed its member.
+    await new Promise((r) => setTimeout(r, LEASE_TTL * 1000));
+    const fenced = survivors.flatMap((i) => bed.nodes[i].logs.filter((l) => l.includes('(fenced)')).map((l) => `node ${i}: ${l}`));
+    assert.deepEqual(fenced, [], 'no survivor fenced itself');
+    assert.deepEqual(survivors.map(started), before, 'the same containers, never restarted');
+  });
 });

@@ -14,6 +14,8 @@ import { withTimeout } from '../timeout.ts';
 
 /** Stop members this far into the TTL without a confirmed keepalive: leaves half the TTL to stop them. */
 export const FENCE_FRACTION = 0.5;
+/** At most this long between keepalives: a survivor of the leader's death renews soon after the election, well inside its fence deadline. */
+const RENEW_EVERY_MS = 500;
 
 export class NodeLease {
   private id = 0;
@@ -21,6 +23,8 @@ export class NodeLease {
   private lastSent = 0;
   private timer?: NodeJS.Timeout;
   private stopped = false;
+  private granting = false;
+  private lastWarned = 0;
   private readonly file: string;
 
   constructor(
@@ -60,24 +64,43 @@ export class NodeLease {
     this.schedule();
   }
 
+  /**
+   * A keepalive every RENEW_EVERY_MS (a sixth of the TTL when that is
+   * shorter), each on its own: one forwarded to a leader that just died hangs
+   * until its timeout, and the next must not wait behind it, or this node
+   * would pass its fence deadline while a new leader is already there to
+   * answer (the survivors of a leader's death would all stop their members).
+   */
   private schedule(): void {
     if (this.stopped) return;
-    this.timer = setTimeout(() => void this.renew().finally(() => this.schedule()), (this.ttlSeconds * 1000) / 6);
+    this.timer = setTimeout(
+      () => {
+        void this.renew();
+        this.schedule();
+      },
+      Math.min(RENEW_EVERY_MS, (this.ttlSeconds * 1000) / 6),
+    );
   }
 
   private async renew(): Promise<void> {
     const sent = Date.now();
     try {
       if (this.id === 0) throw new UserError('no lease yet', 404, 'lease_not_found');
-      // A keepalive forwarded to a leader that just died would wait for its full forwarding timeout;
-      // give up early, so that the next one goes to the new leader in time.
       await withTimeout(this.db.leaseKeepAlive(this.id), (this.ttlSeconds * 1000) / 4, 'the leader');
-      this.lastSent = sent;
+      // Attempts overlap: an older one that answered late does not move the time back.
+      this.lastSent = Math.max(this.lastSent, sent);
     } catch (err) {
       if (!(err instanceof UserError && err.code === 'lease_not_found')) {
-        this.log.warn({ err: errorMessage(err) }, 'could not renew the node lease');
+        // One warning a TTL: during an election every attempt fails.
+        if (sent - this.lastWarned >= this.ttlSeconds * 1000) {
+          this.lastWarned = sent;
+          this.log.warn({ err: errorMessage(err) }, 'could not renew the node lease');
+        }
         return;
       }
+      // One new lease at a time: overlapping attempts that all found it gone must not take several.
+      if (this.granting) return;
+      this.granting = true;
       try {
         const { id } = await this.db.leaseGrant(this.ttlSeconds);
         await this.db.txn({ compare: [], success: [{ put: { key: ALIVE_PREFIX + this.nodeId, value: new Date().toISOString(), lease: id } }], failure: [] });
@@ -88,6 +111,8 @@ export class NodeLease {
         this.onNewLease(id);
       } catch (e) {
         this.log.warn({ err: errorMessage(e) }, 'could not take a node lease');
+      } finally {
+        this.granting = false;
       }
     }
   }

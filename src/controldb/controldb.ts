@@ -103,10 +103,14 @@ export class ControlDb {
   }
 
   async leaseKeepAlive(id: number, forwarded = false): Promise<{ id: number; ttl: number }> {
-    return this.onLeader('/v1/lease/keepalive', { id }, forwarded, () => {
+    return this.onLeader('/v1/lease/keepalive', { id }, forwarded, async () => {
       const lease = this.store.lease(id);
       if (!lease || this.revoking.has(id)) throw new UserError(`lease ${id} does not exist (expired or revoked)`, 404, 'lease_not_found');
       this.deadlines.set(id, this.now() + lease.ttl * 1000);
+      // Answered only once a quorum confirms that this node still leads (ReadIndex): a deposed leader that does not know it
+      // yet must not confirm a keepalive, since the new one counts the lease's TTL from its own election. So a confirmed
+      // keepalive was sent before the next leader was elected, and the lease cannot expire before it was sent + TTL.
+      await this.raft.readIndex();
       return { id, ttl: lease.ttl };
     });
   }

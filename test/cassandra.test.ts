@@ -15,38 +15,23 @@
 // - scale 3 → 4 while the client writes: the new member bootstraps, the
 //   others are cleaned up by firecampd, every row still there.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { CASSANDRA_IMAGE } from '../scripts/images.ts';
 import { image as cassandraImage } from '../src/catalog/services/cassandra/image.ts';
 import type { TestBed } from './bed/bed.ts';
 import { docker } from './bed/docker.ts';
 import { REPO } from './helpers/proc.ts';
-import { serviceContext, startLoad, startServiceBed, type Cli } from './helpers/service-bed.ts';
+import type { Cli, MemberView } from './helpers/service-bed.ts';
+import { dockerOf, getService, runClient, serviceContext, servicePassword, startLoad, startServiceBed } from './helpers/service-bed.ts';
 import { pollUntil } from './helpers/wait.ts';
 
-const execFileAsync = promisify(execFile);
 const LEASE_TTL = 8;
 const ROWS = 10_000;
 /** The same build under its exact version's tag: an upgrade restarts every member all the same. */
 const NEXT_IMAGE = cassandraImage.tags![0];
 const CLIENT = path.join(REPO, 'test', 'helpers', 'cql-client.ts');
 
-interface MemberView {
-  name: string;
-  node: string;
-  epoch: number;
-  ip: string;
-  image: string;
-  state: string;
-}
-interface ServiceView {
-  status: string;
-  message: string;
-  members: MemberView[];
-}
 interface CheckResult {
   present: number;
   missing: number[];
@@ -78,22 +63,11 @@ describe('cassandra', { timeout: 2_400_000 }, () => {
     '--table',
     table,
   ];
-  const cql = async (table: string, args: string[], pw = password) => {
-    const { stdout } = await execFileAsync('nsenter', ['--net=/var/run/netns/' + bed.client!.ns, ...clientArgs(table, pw), ...args], {
-      cwd: REPO,
-      timeout: 600_000,
-    });
-    return JSON.parse(stdout.trim().split('\n').at(-1)!) as Record<string, unknown>;
-  };
-  const service = async () => {
-    const r = await cli(['service', 'get', 'cs', '--json', '--addr', bed.nodes[live()[0]].addr]);
-    if (r.code !== 0) throw new Error(r.stderr);
-    return JSON.parse(r.stdout) as ServiceView;
-  };
-  const dockerOf = (m: MemberView) => bed.nodes[ids.indexOf(m.node)].docker!;
+  const cql = async (table: string, args: string[], pw = password) => runClient<Record<string, unknown>>(bed, [...clientArgs(table, pw), ...args], 600_000);
+  const service = async () => getService(cli, 'cs', bed.nodes[live()[0]].addr);
   const nodetool = (m: MemberView, args: string[]) => {
     // The image's nodetool finds the member's JMX port in JMX_PORT, which firecampd sets.
-    return docker(dockerOf(m), ['exec', `firecampd-cs-${m.name}`, 'nodetool', ...args]);
+    return docker(dockerOf(bed, ids, m), ['exec', `firecampd-cs-${m.name}`, 'nodetool', ...args]);
   };
   /** Every member running on a live node, and Up and Normal as each one sees the ring. */
   const settled = async (n: number) => {
@@ -155,18 +129,16 @@ describe('cassandra', { timeout: 2_400_000 }, () => {
     assert.equal(new Set(s.members.map((m) => m.node)).size, 3, 'one member per node');
     await waitSettled(3, 60_000, 'three members Up and Normal');
     for (const m of s.members) {
-      const where = docker(dockerOf(m), ['exec', `firecampd-cs-${m.name}`, 'cat', '/var/lib/cassandra/member/rackdc.properties']);
+      const where = docker(dockerOf(bed, ids, m), ['exec', `firecampd-cs-${m.name}`, 'cat', '/var/lib/cassandra/member/rackdc.properties']);
       assert.match(where, /^dc=default\nrack=default$/m, `${m.name}'s datacenter and rack: the node's region and zone`);
       assert.match(
-        docker(dockerOf(m), ['exec', `firecampd-cs-${m.name}`, 'ls', '/var/lib/cassandra-commitlog/commitlog']),
+        docker(dockerOf(bed, ids, m), ['exec', `firecampd-cs-${m.name}`, 'ls', '/var/lib/cassandra-commitlog/commitlog']),
         /CommitLog/,
         `${m.name}'s commit log on its journal volume`,
       );
     }
 
-    const creds = await cli(['service', 'credentials', 'cs', '--json', '--addr', bed.nodes[0].addr]);
-    assert.equal(creds.code, 0, creds.stderr);
-    password = (JSON.parse(creds.stdout) as { credentials: { user?: string; value: string }[] }).credentials.find((c) => c.user === 'admin')!.value;
+    password = await servicePassword(cli, 'cs', 'admin', bed.nodes[0].addr);
     assert.match(password, /^[A-Za-z0-9_-]{32}$/);
     for (const n of bed.nodes) assert.ok(!n.logs.some((l) => l.includes(password)), `no secret in ${n.ns}'s log`);
     await assert.rejects(cql('a', ['setup'], 'cassandra'), /authenticat|credentials|password|Provided username/i, 'the default cassandra login is refused');

@@ -13,28 +13,21 @@
 // - a rolling upgrade to another tag: the member on the new image, every
 //   document there.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { ELASTICSEARCH_IMAGE } from '../scripts/images.ts';
 import { image as elasticsearchImage } from '../src/catalog/services/elasticsearch/image.ts';
 import type { TestBed } from './bed/bed.ts';
 import { REPO } from './helpers/proc.ts';
-import { serviceContext, startServiceBed, type Cli } from './helpers/service-bed.ts';
+import { getService, runClient, serviceContext, startServiceBed, type Cli } from './helpers/service-bed.ts';
 import { pollUntil } from './helpers/wait.ts';
 
-const execFileAsync = promisify(execFile);
 const LEASE_TTL = 8;
 const DOCS = 10_000;
 /** The same build under another tag: an upgrade restarts the member all the same. */
 const NEXT_IMAGE = elasticsearchImage.tags![0];
 const CLIENT = path.join(REPO, 'test', 'helpers', 'search-client.ts');
 
-interface ServiceView {
-  status: string;
-  members: { name: string; node: string; ip: string; image: string; state: string; role: string | null }[];
-}
 interface ClusterView {
   status: string;
   nodes: string[];
@@ -56,17 +49,9 @@ describe('elasticsearch (single node)', { timeout: 900_000 }, () => {
   const context = () => serviceContext(bed, 'es', live());
   const searchClient = async <T>(index: string, args: string[]): Promise<T> => {
     const cmd = [process.execPath, '--import', 'tsx', CLIENT, '--dns', bed.nodes.map((n) => `${n.ip}:53`).join(','), '--hosts', 'es-0.es.fc.test'];
-    const { stdout } = await execFileAsync('nsenter', ['--net=/var/run/netns/' + bed.client!.ns, ...cmd, '--index', index, ...args], {
-      cwd: REPO,
-      timeout: 300_000,
-    });
-    return JSON.parse(stdout.trim().split('\n').at(-1)!) as T;
+    return runClient<T>(bed, [...cmd, '--index', index, ...args], 300_000);
   };
-  const service = async () => {
-    const r = await cli(['service', 'get', 'es', '--json', '--addr', bed.nodes[live()[0]].addr]);
-    if (r.code !== 0) throw new Error(r.stderr);
-    return JSON.parse(r.stdout) as ServiceView;
-  };
+  const service = async () => getService(cli, 'es', bed.nodes[live()[0]].addr);
   /** Every document 1 … DOCS found, once the node answers (a single node is the whole cluster: its health is its own). */
   const allThere = async () => {
     const c = await pollUntil(

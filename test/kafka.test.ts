@@ -17,19 +17,17 @@
 //   sink connector put through `service connector` writing every message of
 //   a topic into a file on a worker's volume.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { KAFKA_IMAGE } from '../scripts/images.ts';
 import type { TestBed } from './bed/bed.ts';
 import { docker } from './bed/docker.ts';
 import { REPO, tempDir } from './helpers/proc.ts';
-import { serviceContext, startLoad, startServiceBed, type Cli } from './helpers/service-bed.ts';
+import type { Cli, MemberView, ServiceView } from './helpers/service-bed.ts';
+import { dockerOf, getService, runClient, serviceContext, servicePassword, startLoad, startServiceBed } from './helpers/service-bed.ts';
 import { pollUntil } from './helpers/wait.ts';
 
-const execFileAsync = promisify(execFile);
 const LEASE_TTL = 8;
 /** Batches of 100 messages: 20,000 messages. */
 const BATCHES = 200;
@@ -37,19 +35,8 @@ const NEXT_IMAGE = `${KAFKA_IMAGE}-next`;
 const CLIENT = path.join(REPO, 'test', 'helpers', 'kafka-client.ts');
 const BROKERS = 'kf-0.kf.fc.test:9092,kf-1.kf.fc.test:9092,kf-2.kf.fc.test:9092';
 
-interface MemberView {
-  name: string;
-  node: string;
-  ip: string;
-  image: string;
-  state: string;
-  role: string | null;
-}
-interface ServiceView {
-  status: string;
-  message: string;
-  members: MemberView[];
-}
+/** A member with its role (broker, controller), as `service get` shows it. */
+type Member = MemberView & { role: string | null };
 interface Check {
   present: number;
   missingCount: number;
@@ -82,20 +69,11 @@ describe('kafka', { timeout: 1_500_000 }, () => {
     '--topic',
     topic,
   ];
-  const inClient = (cmd: string[]) => ['--net=/var/run/netns/' + bed.client!.ns, ...cmd];
-  const kafkaClient = async (topic: string, args: string[]) => {
-    const { stdout } = await execFileAsync('nsenter', inClient([...clientArgs(topic), ...args]), { cwd: REPO, timeout: 300_000 });
-    return JSON.parse(stdout.trim().split('\n').at(-1)!) as Record<string, unknown>;
-  };
-  const service = async () => {
-    const r = await cli(['service', 'get', 'kf', '--json', '--addr', bed.nodes[live()[0]].addr]);
-    if (r.code !== 0) throw new Error(r.stderr);
-    return JSON.parse(r.stdout) as ServiceView;
-  };
-  const dockerOf = (m: MemberView) => bed.nodes[ids.indexOf(m.node)].docker!;
+  const kafkaClient = async (topic: string, args: string[]) => runClient<Record<string, unknown>>(bed, [...clientArgs(topic), ...args], 300_000);
+  const service = async () => getService<ServiceView<Member>>(cli, 'kf', bed.nodes[live()[0]].addr);
   /** kafka-topics.sh --describe of a topic (all topics without one), run in a member as admin. */
   const describe = (m: MemberView, topic?: string) =>
-    docker(dockerOf(m), [
+    docker(dockerOf(bed, ids, m), [
       'exec',
       `firecampd-kf-${m.name}`,
       '/opt/kafka/bin/kafka-topics.sh',
@@ -146,9 +124,7 @@ describe('kafka', { timeout: 1_500_000 }, () => {
     ]);
     assert.equal(create.code, 0, `${create.stderr}\n${context()}`);
     t.diagnostic(`create → ACTIVE: ${Date.now() - started} ms`);
-    const creds = await cli(['service', 'credentials', 'kf', '--json', '--addr', bed.nodes[0].addr]);
-    assert.equal(creds.code, 0, creds.stderr);
-    password = (JSON.parse(creds.stdout) as { credentials: { user?: string; value: string }[] }).credentials.find((c) => c.user === 'admin')!.value;
+    password = await servicePassword(cli, 'kf', 'admin', bed.nodes[0].addr);
     const s = await pollUntil(service, (v) => running(v, 3) && v.members.some((m) => m.role === 'broker, active controller'), {
       ms: 30_000,
       what: 'three brokers, one the active controller',
@@ -338,7 +314,7 @@ describe('kafka', { timeout: 1_500_000 }, () => {
     assert.ok(member, `the task's worker ${worker} is a member of kc: ${kc}`);
     const lines = () => {
       try {
-        return docker(dockerOf(member), ['exec', `firecampd-kc-${worker}`, 'cat', '/data/sink.txt'])
+        return docker(dockerOf(bed, ids, member), ['exec', `firecampd-kc-${worker}`, 'cat', '/data/sink.txt'])
           .split('\n')
           .filter(Boolean);
       } catch {

@@ -20,7 +20,8 @@ import { after, before, describe, it } from 'node:test';
 import type { TestBed } from './bed/bed.ts';
 import { docker } from './bed/docker.ts';
 import { REPO } from './helpers/proc.ts';
-import { serviceContext, startLoad, startServiceBed, type Cli } from './helpers/service-bed.ts';
+import type { Cli, MemberView, ServiceView } from './helpers/service-bed.ts';
+import { dockerOf, getService, inClientNamespace, runClient, serviceContext, serviceCredentials, startLoad, startServiceBed } from './helpers/service-bed.ts';
 import { pollUntil } from './helpers/wait.ts';
 
 const execFileAsync = promisify(execFile);
@@ -30,22 +31,11 @@ const NEXT_IMAGE = 'postgres:15.18';
 const CLIENT = path.join(REPO, 'test', 'helpers', 'pg-client.ts');
 const PRIMARY = 'primary.pg.fc.test';
 
-interface MemberView {
-  name: string;
-  node: string;
-  epoch: number;
-  ip: string;
-  image: string;
-  state: string;
-  health: string | null;
-  role: string | null;
-  lag_bytes: number | null;
-}
-interface ServiceView {
-  status: string;
-  message: string;
+/** A member with its health and role (primary, standby), as `service get` shows it. */
+type Member = MemberView & { health: string | null; role: string | null };
+/** And the service with the member that is primary. */
+interface PgView extends ServiceView<Member> {
   state?: { primary?: string };
-  members: MemberView[];
 }
 
 describe('postgres', { timeout: 1_500_000 }, () => {
@@ -56,7 +46,6 @@ describe('postgres', { timeout: 1_500_000 }, () => {
   let replicationPassword = '';
   const dead = new Set<number>();
   const live = () => [0, 1, 2].filter((i) => !dead.has(i));
-  const inClient = (cmd: string[]) => ['--net=/var/run/netns/' + bed.client!.ns, ...cmd];
   const clientArgs = (user = 'postgres', pw = password) => [
     process.execPath,
     '--import',
@@ -71,27 +60,20 @@ describe('postgres', { timeout: 1_500_000 }, () => {
     '--password',
     pw,
   ];
-  const pgClient = async (args: string[], user?: string, pw?: string) => {
-    const { stdout } = await execFileAsync('nsenter', inClient([...clientArgs(user, pw), ...args]), { cwd: REPO, timeout: 300_000 });
-    return JSON.parse(stdout.trim().split('\n').at(-1)!);
-  };
+  const pgClient = async (args: string[], user?: string, pw?: string) => runClient<any>(bed, [...clientArgs(user, pw), ...args], 300_000);
   /** SQL as the superuser on one member, from the client namespace (psql from Debian's postgresql-client). */
   const psql = async (ip: string, sql: string) =>
     (
-      await execFileAsync('nsenter', inClient(['psql', '-h', ip, '-U', 'postgres', '-d', 'postgres', '-AtX', '-c', sql]), {
+      await execFileAsync('nsenter', inClientNamespace(bed, ['psql', '-h', ip, '-U', 'postgres', '-d', 'postgres', '-AtX', '-c', sql]), {
         encoding: 'utf8',
         timeout: 15_000,
         env: { ...process.env, PGPASSWORD: password, PGCONNECT_TIMEOUT: '3' },
       })
     ).stdout.trim();
-  const service = async () => {
-    const r = await cli(['service', 'get', 'pg', '--json', '--addr', bed.nodes[live()[0]].addr]);
-    if (r.code !== 0) throw new Error(r.stderr);
-    return JSON.parse(r.stdout) as ServiceView;
-  };
-  const primaryMember = (s: ServiceView) => s.members.find((m) => m.name === s.state?.primary)!;
+  const service = async () => getService<PgView>(cli, 'pg', bed.nodes[live()[0]].addr);
+  const primaryMember = (s: PgView) => s.members.find((m) => m.name === s.state?.primary)!;
   /** Every other member streams from the primary, as the primary itself sees it. */
-  const allStreaming = async (s: ServiceView) => {
+  const allStreaming = async (s: PgView) => {
     const primary = primaryMember(s);
     if ((await psql(primary.ip, 'SELECT pg_is_in_recovery()')) !== 'f') return false;
     const streaming = (await psql(primary.ip, "SELECT application_name FROM pg_stat_replication WHERE state = 'streaming'")).split('\n').filter(Boolean);
@@ -128,9 +110,7 @@ describe('postgres', { timeout: 1_500_000 }, () => {
     t.diagnostic(`create → ACTIVE: ${Date.now() - started} ms`);
     assert.match(create.stdout, /pg: ACTIVE/);
 
-    const creds = await cli(['service', 'credentials', 'pg', '--json', '--addr', bed.nodes[0].addr]);
-    assert.equal(creds.code, 0, creds.stderr);
-    const list = (JSON.parse(creds.stdout) as { credentials: { secret: string; user?: string; value: string }[] }).credentials;
+    const list = (await serviceCredentials(cli, 'pg', bed.nodes[0].addr)).credentials;
     password = list.find((c) => c.user === 'postgres')!.value;
     replicationPassword = list.find((c) => c.user === 'replicator')!.value;
     assert.match(password, /^[A-Za-z0-9_-]{32}$/);
@@ -147,7 +127,7 @@ describe('postgres', { timeout: 1_500_000 }, () => {
     assert.equal(new Set(s.members.map((m) => m.node)).size, 3, 'one member per node');
     // WAL lives on the journal volume.
     for (const m of s.members) {
-      const d = bed.nodes[ids.indexOf(m.node)].docker!;
+      const d = dockerOf(bed, ids, m);
       assert.equal(
         docker(d, ['exec', `firecampd-pg-${m.name}`, 'readlink', '/data/pgdata/pg_wal']),
         '/journal/pg_wal',

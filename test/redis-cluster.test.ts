@@ -16,6 +16,7 @@ import { after, before, describe, it } from 'node:test';
 import { TestBed } from './bed/bed.ts';
 import { REDIS_IMAGE, docker } from './bed/docker.ts';
 import { REPO, runCli, tempDir } from './helpers/proc.ts';
+import { inClientNamespace, serviceCredentials, type MemberView, type ServiceView } from './helpers/service-bed.ts';
 import { pollUntil } from './helpers/wait.ts';
 
 const execFileAsync = promisify(execFile);
@@ -25,16 +26,8 @@ const KEYS = 10_000;
 const NEXT_IMAGE = `${REDIS_IMAGE}-next`;
 const CLIENT = path.join(REPO, 'test', 'helpers', 'redis-cluster-client.ts');
 
-interface MemberView {
-  name: string;
-  node: string;
-  epoch: number;
-  ip: string;
-  dns: string;
-  image: string;
-  state: string;
-  health: string | null;
-}
+/** A member with its DNS name and health, as `service get` shows it. */
+type Member = MemberView & { dns: string; health: string | null };
 
 describe('redis cluster', { timeout: 900_000 }, () => {
   let bed: TestBed;
@@ -48,7 +41,7 @@ describe('redis cluster', { timeout: 900_000 }, () => {
       await new Promise((r) => setTimeout(r, 250));
     }
   };
-  const inClient = (cmd: string[]) => ['--net=/var/run/netns/' + bed.client!.ns, ...cmd];
+  const inClient = (cmd: string[]) => inClientNamespace(bed, cmd);
   /** The service's password, from `firecampd service credentials cache --json` once it is ACTIVE. */
   let password = '';
   /** A message without the password: a failed command's message names its command line. */
@@ -78,7 +71,7 @@ describe('redis cluster', { timeout: 900_000 }, () => {
       })
     ).stdout.trim();
   const service = async (via: number) =>
-    JSON.parse((await cli(['service', 'get', 'cache', '--json', '--addr', bed.nodes[via].addr])).stdout) as { status: string; members: MemberView[] };
+    JSON.parse((await cli(['service', 'get', 'cache', '--json', '--addr', bed.nodes[via].addr])).stdout) as ServiceView<Member>;
   const clusterOk = async (ips: string[]) => {
     for (const ip of ips) if (!(await redisCli(ip, ['CLUSTER', 'INFO'])).includes('cluster_state:ok')) return false;
     return true;
@@ -147,9 +140,7 @@ describe('redis cluster', { timeout: 900_000 }, () => {
     assert.match(create.stderr, /CREATING|INITIALIZING/, 'progress was shown while waiting');
     assert.match(create.stdout, /cache: ACTIVE/);
     // Every member requires the password the service was made with; a client gets it as a user would.
-    const creds = await cli(['service', 'credentials', 'cache', '--json', '--addr', bed.nodes[2].addr]);
-    assert.equal(creds.code, 0, creds.stderr);
-    const shown = JSON.parse(creds.stdout) as { name: string; credentials: { secret: string; user?: string; value: string }[] };
+    const shown = await serviceCredentials(cli, 'cache', bed.nodes[2].addr);
     assert.deepEqual([shown.name, shown.credentials.map((c) => [c.secret, c.user])], ['cache', [['password', 'default']]]);
     password = shown.credentials[0].value;
     assert.match(password, /^[A-Za-z0-9_-]{32}$/, 'a generated password');

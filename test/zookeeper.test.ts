@@ -12,39 +12,25 @@
 // - a rolling upgrade to another tag while a client writes: the followers
 //   first, the leader last, nothing acknowledged lost.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { ZOOKEEPER_IMAGE } from '../scripts/images.ts';
 import { image as zookeeperImage } from '../src/catalog/services/zookeeper/image.ts';
 import type { TestBed } from './bed/bed.ts';
 import { docker } from './bed/docker.ts';
 import { REPO } from './helpers/proc.ts';
-import { serviceContext, startLoad, startServiceBed, type Cli } from './helpers/service-bed.ts';
+import type { Cli, MemberView, ServiceView } from './helpers/service-bed.ts';
+import { dockerOf, getService, runClient, serviceContext, servicePassword, startLoad, startServiceBed } from './helpers/service-bed.ts';
 import { pollUntil } from './helpers/wait.ts';
 
-const execFileAsync = promisify(execFile);
 const LEASE_TTL = 8;
 const ZNODES = 2000;
 /** The same build under its exact version's tag: an upgrade restarts every member all the same. */
 const NEXT_IMAGE = zookeeperImage.tags![0];
 const CLIENT = path.join(REPO, 'test', 'helpers', 'zk-client.ts');
 
-interface MemberView {
-  name: string;
-  node: string;
-  epoch: number;
-  ip: string;
-  image: string;
-  state: string;
-  role: string | null;
-}
-interface ServiceView {
-  status: string;
-  message: string;
-  members: MemberView[];
-}
+/** A member with its role in the ensemble (leader, follower), as `service get` shows it. */
+type Member = MemberView & { role: string | null };
 
 describe('zookeeper', { timeout: 1_500_000 }, () => {
   let bed: TestBed;
@@ -67,36 +53,26 @@ describe('zookeeper', { timeout: 1_500_000 }, () => {
     '--prefix',
     prefix,
   ];
-  const zkClient = async (prefix: string, args: string[]) => {
-    const { stdout } = await execFileAsync('nsenter', ['--net=/var/run/netns/' + bed.client!.ns, ...clientArgs(prefix), ...args], {
-      cwd: REPO,
-      timeout: 300_000,
-    });
-    return JSON.parse(stdout.trim().split('\n').at(-1)!) as {
+  const zkClient = async (prefix: string, args: string[]) =>
+    runClient<{
       acked?: [number, number];
       errors?: number;
       present?: number;
       missing?: string[];
       missingCount?: number;
-    };
-  };
-  const service = async () => {
-    const r = await cli(['service', 'get', 'zk', '--json', '--addr', bed.nodes[live()[0]].addr]);
-    if (r.code !== 0) throw new Error(r.stderr);
-    return JSON.parse(r.stdout) as ServiceView;
-  };
-  const dockerOf = (m: MemberView) => bed.nodes[ids.indexOf(m.node)].docker!;
+    }>(bed, [...clientArgs(prefix), ...args], 300_000);
+  const service = async () => getService<ServiceView<Member>>(cli, 'zk', bed.nodes[live()[0]].addr);
   /** The voters' myids as the ensemble has them (/zookeeper/config), asked in one member. */
   const voters = (m: MemberView) =>
     [
-      ...docker(dockerOf(m), ['exec', `firecampd-zk-${m.name}`, 'zkCli.sh', '-server', `${m.name}.zk.fc.test:2181`, 'config']).matchAll(
+      ...docker(dockerOf(bed, ids, m), ['exec', `firecampd-zk-${m.name}`, 'zkCli.sh', '-server', `${m.name}.zk.fc.test:2181`, 'config']).matchAll(
         /^server\.(\d+)=.*:participant/gm,
       ),
     ]
       .map((x) => Number(x[1]))
       .sort();
   /** One leader, every other member a follower, as `service get` shows them. */
-  const settled = (s: ServiceView, n: number) =>
+  const settled = (s: ServiceView<Member>, n: number) =>
     s.status === 'ACTIVE' &&
     s.members.length === n &&
     s.members.every((m) => m.state === 'running' && !dead.has(ids.indexOf(m.node))) &&
@@ -143,15 +119,13 @@ describe('zookeeper', { timeout: 1_500_000 }, () => {
     const s = await pollUntil(service, (v) => settled(v, 3), { ms: 30_000, what: 'a leader and two followers in service get', context });
     assert.equal(new Set(s.members.map((m) => m.node)).size, 3, 'one member per node');
     for (const m of s.members) {
-      const d = dockerOf(m);
+      const d = dockerOf(bed, ids, m);
       assert.equal(docker(d, ['exec', `firecampd-zk-${m.name}`, 'cat', '/data/zk/myid']), String(Number(m.name.split('-')[1]) + 1), `${m.name}'s myid`);
       assert.match(docker(d, ['exec', `firecampd-zk-${m.name}`, 'ls', '/datalog/zk']), /version-2/, `${m.name}'s transaction log on its journal volume`);
     }
     assert.deepEqual(voters(s.members[0]), [1, 2, 3]);
 
-    const creds = await cli(['service', 'credentials', 'zk', '--json', '--addr', bed.nodes[0].addr]);
-    assert.equal(creds.code, 0, creds.stderr);
-    const superPassword = (JSON.parse(creds.stdout) as { credentials: { user?: string; value: string }[] }).credentials.find((c) => c.user === 'super')!.value;
+    const superPassword = await servicePassword(cli, 'zk', 'super', bed.nodes[0].addr);
     assert.match(superPassword, /^[A-Za-z0-9_-]{32}$/);
     for (const n of bed.nodes) assert.ok(!n.logs.some((l) => l.includes(superPassword)), `no secret in ${n.ns}'s log`);
 

@@ -1,14 +1,20 @@
 // What the end-to-end tests of a service type share: a test bed of three
 // nodes that run members (a dockerd each, loop volumes, static IPs, a client
-// namespace), the CLI pointed at it, a load client driven through the
-// client namespace, and the context a failing assertion prints.
-import { execFileSync, spawn } from 'node:child_process';
+// namespace), the CLI pointed at it, what `service get` and `service
+// credentials` answer, the dockerd a member runs on, test clients run once or
+// driven as a load through the client namespace, and the context a failing
+// assertion prints.
+import assert from 'node:assert/strict';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { TestBed } from '../bed/bed.ts';
 import { docker } from '../bed/docker.ts';
 import { REPO, runCli, tempDir } from './proc.ts';
 import { pollUntil } from './wait.ts';
+
+const execFileAsync = promisify(execFile);
 
 export type Cli = (args: string[]) => Promise<{ code: number | null; stdout: string; stderr: string }>;
 
@@ -37,6 +43,77 @@ export async function startServiceBed(o: { leaseTtl: number; images?: string[] }
     await bed.destroy();
     throw err;
   }
+}
+
+/**
+ * A member as `service get --json` shows it: the fields the tests of every
+ * type read. A test that reads more of it says so with its own type,
+ * `MemberView & { role: string | null }`.
+ */
+export interface MemberView {
+  name: string;
+  node: string;
+  epoch: number;
+  ip: string;
+  image: string;
+  state: string;
+}
+
+/** A service as `service get --json` shows it; M is the test's own member type where it reads more than MemberView. */
+export interface ServiceView<M extends MemberView = MemberView> {
+  status: string;
+  message: string;
+  members: M[];
+}
+
+/**
+ * `service get NAME --json`, asked of the node at `addr` (a live one: a dead
+ * node answers nothing). A failed command throws its stderr, so that a poll
+ * counts it as not yet and shows the CLI's own words as what it last saw.
+ */
+export async function getService<V extends ServiceView = ServiceView>(cli: Cli, name: string, addr: string): Promise<V> {
+  const r = await cli(['service', 'get', name, '--json', '--addr', addr]);
+  if (r.code !== 0) throw new Error(r.stderr);
+  return JSON.parse(r.stdout) as V;
+}
+
+export interface Credential {
+  secret: string;
+  user?: string;
+  value: string;
+}
+
+/** The service's generated secrets as a user gets them (`service credentials NAME --json`); a failed command fails the test with its stderr. */
+export async function serviceCredentials(cli: Cli, name: string, addr: string): Promise<{ name: string; credentials: Credential[] }> {
+  const r = await cli(['service', 'credentials', name, '--json', '--addr', addr]);
+  assert.equal(r.code, 0, r.stderr);
+  return JSON.parse(r.stdout) as { name: string; credentials: Credential[] };
+}
+
+/** The generated password of `user` (admin, super…): what the test's clients log in with, and what no log may hold. */
+export async function servicePassword(cli: Cli, name: string, user: string, addr: string): Promise<string> {
+  return (await serviceCredentials(cli, name, addr)).credentials.find((c) => c.user === user)!.value;
+}
+
+/** The dockerd of the node member `m` runs on, to look into its container: a member names its node by id, the bed its nodes by index (`ids`). */
+export function dockerOf(bed: TestBed, ids: string[], m: { node: string }) {
+  return bed.nodes[ids.indexOf(m.node)].docker!;
+}
+
+/** nsenter's arguments that run `command` in the client namespace: outside every node, where a client finds the members as a user's would. */
+export function inClientNamespace(bed: TestBed, command: string[]): string[] {
+  return ['--net=/var/run/netns/' + bed.client!.ns, ...command];
+}
+
+/**
+ * Runs a test client (test/helpers/*-client.ts) once in the client namespace
+ * and gives the JSON of its last stdout line, the result it prints last. A
+ * client that fails or outlives `timeoutMs` rejects with execFile's error,
+ * which holds its stderr.
+ */
+export async function runClient<T = unknown>(bed: TestBed, command: string[], timeoutMs: number): Promise<T> {
+  const { stdout } = await execFileAsync('nsenter', inClientNamespace(bed, command), { cwd: REPO, timeout: timeoutMs });
+  return JSON.parse(stdout.trim().split('\n').at(-1)!) as T;
 }
 
 /** The nodes' last log lines and the last lines of each container of `service` on the live nodes. */
@@ -78,7 +155,7 @@ export interface LoadResult {
  * progress every 20 writes, and its totals last.
  */
 export function startLoad(bed: TestBed, command: string[], context: () => string) {
-  const proc = spawn('nsenter', ['--net=/var/run/netns/' + bed.client!.ns, ...command], { cwd: REPO, stdio: ['pipe', 'pipe', 'pipe'] });
+  const proc = spawn('nsenter', inClientNamespace(bed, command), { cwd: REPO, stdio: ['pipe', 'pipe', 'pipe'] });
   let out = '';
   proc.stdout.on('data', (d) => (out += String(d)));
   // Its stderr goes on to ours, and its last lines into the error of a client that ended without totals.

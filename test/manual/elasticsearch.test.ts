@@ -23,19 +23,17 @@
 //   searches: the elected cluster manager last, searches answered throughout
 //   (the longest gap reported), nothing acknowledged lost.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { ELASTICSEARCH_IMAGE } from '../../scripts/images.ts';
 import { image as elasticsearchImage } from '../../src/catalog/services/elasticsearch/image.ts';
 import type { TestBed } from '../bed/bed.ts';
 import { docker } from '../bed/docker.ts';
 import { REPO } from '../helpers/proc.ts';
-import { serviceContext, startLoad, startServiceBed, type Cli } from '../helpers/service-bed.ts';
+import type { Cli, MemberView, ServiceView } from '../helpers/service-bed.ts';
+import { dockerOf, getService, runClient, serviceContext, startLoad, startServiceBed } from '../helpers/service-bed.ts';
 import { pollUntil } from '../helpers/wait.ts';
 
-const execFileAsync = promisify(execFile);
 const LEASE_TTL = 8;
 const DOCS = 10_000;
 /** The same build under another tag: an upgrade restarts every member all the same. */
@@ -45,20 +43,8 @@ const CLIENT = path.join(REPO, 'test', 'helpers', 'search-client.ts');
 const ELECTED = 'cluster_manager';
 const ELIGIBLE = 'data, cluster_manager-eligible';
 
-interface MemberView {
-  name: string;
-  node: string;
-  epoch: number;
-  ip: string;
-  image: string;
-  state: string;
-  role: string | null;
-}
-interface ServiceView {
-  status: string;
-  message: string;
-  members: MemberView[];
-}
+/** A member with its role (ELECTED, ELIGIBLE), as `service get` shows it. */
+type Member = MemberView & { role: string | null };
 interface ClusterView {
   status: string;
   nodes: string[];
@@ -91,21 +77,11 @@ describe('elasticsearch', { timeout: 1_200_000 }, () => {
     '--index',
     index,
   ];
-  const searchClient = async <T>(index: string, args: string[]): Promise<T> => {
-    const { stdout } = await execFileAsync('nsenter', ['--net=/var/run/netns/' + bed.client!.ns, ...clientArgs(index), ...args], {
-      cwd: REPO,
-      timeout: 300_000,
-    });
-    return JSON.parse(stdout.trim().split('\n').at(-1)!) as T;
-  };
+  const searchClient = async <T>(index: string, args: string[]): Promise<T> => runClient<T>(bed, [...clientArgs(index), ...args], 300_000);
   const clusterView = () => searchClient<ClusterView>('-', ['cluster']);
-  const service = async () => {
-    const r = await cli(['service', 'get', 'es', '--json', '--addr', bed.nodes[live()[0]].addr]);
-    if (r.code !== 0) throw new Error(r.stderr);
-    return JSON.parse(r.stdout) as ServiceView;
-  };
+  const service = async () => getService<ServiceView<Member>>(cli, 'es', bed.nodes[live()[0]].addr);
   /** ACTIVE, every member running on a live node, one elected cluster manager and the others eligible, as `service get` shows them. */
-  const settled = (s: ServiceView) =>
+  const settled = (s: ServiceView<Member>) =>
     s.status === 'ACTIVE' &&
     s.members.length === 3 &&
     s.members.every((m) => m.state === 'running' && !dead.has(ids.indexOf(m.node))) &&
@@ -164,7 +140,7 @@ describe('elasticsearch', { timeout: 1_200_000 }, () => {
     assert.equal(c.clusterManager, s.members.find((m) => m.role === ELECTED)!.name, 'service get names the elected cluster manager');
     assert.deepEqual(Object.values(c.zones), ['default', 'default', 'default'], 'node.attr.zone from FIRECAMPD_ZONE, "default" without one');
     for (const m of s.members) {
-      const d = bed.nodes[ids.indexOf(m.node)].docker!;
+      const d = dockerOf(bed, ids, m);
       // The bootstrap setting was for the first start, and the data directory has the cluster now.
       assert.match(docker(d, ['exec', `firecampd-es-${m.name}`, 'ls', '/data/opensearch']), /nodes/, `${m.name}'s data on its volume`);
       assert.match(docker(d, ['exec', `firecampd-es-${m.name}`, 'sh', '-c', 'ulimit -n']), /^65535/, `${m.name}'s open files`);

@@ -371,7 +371,15 @@ describe('agent', { timeout: 300_000 }, () => {
     }
     const started = (i: number) =>
       docker(bed.nodes[i].docker!, ['inspect', '--format', '{{.Id}} {{.State.StartedAt}} {{.State.Running}}', `firecampd-keep-keep-${i}`]);
-    for (const i of survivors) await waitFor(async () => started(i).endsWith(' true'), 20_000, `keep-${i} to run on node ${i}`);
+    // Not there at first: docker inspect fails until the agent made the container.
+    const running = (i: number) => {
+      try {
+        return started(i).endsWith(' true');
+      } catch {
+        return false;
+      }
+    };
+    for (const i of survivors) await waitFor(() => running(i), 20_000, `keep-${i} to run on node ${i}`);
     const before = survivors.map(started);
     const killedAt = Date.now();
     bed.die(leader);

@@ -7,6 +7,9 @@ import { Raft } from './raft.ts';
 import type { RaftStorage } from './storage.ts';
 import { RaftError, type ConfChange, type Entry, type Message, type NodeId, type Ready, type Snapshot, type Status } from './types.ts';
 
+/** An append without entries: it only carries the leader's commit index. */
+const commitOnly = (m: Message) => m.type === 'append' && m.entries.length === 0;
+
 /** The write may or may not have been applied: the caller must not assume either. */
 export class OutcomeUnknownError extends Error {
   constructor(message: string) {
@@ -191,14 +194,26 @@ export class RaftNode {
   }
 
   private handle(rd: Ready): void {
+    // A leader's appends that carry no entries only tell the followers the new commit index: they go out after the
+    // committed entries are applied and their callers answered (a macrotask later, once the answers' promise chains ran),
+    // not before, so that the clients' path holds no socket write that is not needed for the commit. A message may
+    // always be late in Raft. To a follower that gets other messages now, they go along in the same frame.
+    let later: Message[] = [];
+    let now = rd.messages;
+    if (rd.sendBeforePersist && rd.committed.length > 0) {
+      const busy = new Set(rd.messages.filter((m) => !commitOnly(m)).map((m) => m.to));
+      later = rd.messages.filter((m) => commitOnly(m) && !busy.has(m.to));
+      if (later.length > 0) now = rd.messages.filter((m) => !later.includes(m));
+    }
     if (rd.sendBeforePersist) {
       // The followers write while we do: one fsync fewer on the commit path.
-      this.opts.send(rd.messages);
+      this.opts.send(now);
       this.opts.storage.save(rd);
     } else {
       this.opts.storage.save(rd);
-      this.opts.send(rd.messages);
+      this.opts.send(now);
     }
+    if (later.length > 0) setImmediate(() => !this.stopped && this.opts.send(later));
     if (rd.snapshot) {
       this.opts.restore(rd.snapshot);
       this.lastSnapshotIndex = rd.snapshot.meta.index;

@@ -67,6 +67,8 @@ const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 export type Validation = { ok: true; id: string } | { ok: false; reason: string };
 
 export class Tokens {
+  private hasCa = false;
+
   constructor(
     private readonly db: ControlDb,
     private readonly caDigest: () => string,
@@ -180,7 +182,9 @@ export class Tokens {
   }
 
   initialized(): boolean {
-    return this.db.store.get(CA_KEY) !== undefined;
+    // Asked on every API request: once the cluster has its CA it keeps it, so stop reading it (a few KiB of JSON) then.
+    this.hasCa ||= this.db.store.get(CA_KEY) !== undefined;
+    return this.hasCa;
   }
 
   private mint(kind: TokenKind, opts: { ttlSeconds?: number; description?: string }): { record: TokenRecord; token: string } {

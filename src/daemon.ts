@@ -267,9 +267,7 @@ export class Daemon {
     if (unsafeStaleReads) this.log.warn('FIRECAMPD_UNSAFE_STALE_READS is set: reads are NOT linearizable (a test fault)');
     this.controldb = new ControlDb({ store, raft: this.raft, forward, log: this.log, unsafeStaleReads });
     this.membership = new Membership(this.controldb, this.raft, this.nodeId, forward, this.log);
-    // Parsed once: every API request with a token compares it.
-    const digest = caDigest(tls.caPem);
-    this.tokens = new Tokens(this.controldb, () => digest);
+    this.tokens = new Tokens(this.controldb, caDigest(tls.caPem));
     const execDeps = { db: this.controldb, selfId: this.nodeId, docker: () => this.docker };
     this.catalog = new Catalog({
       db: this.controldb,

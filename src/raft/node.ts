@@ -202,8 +202,9 @@ export class RaftNode {
     let now = rd.messages;
     if (rd.sendBeforePersist && rd.committed.length > 0) {
       const busy = new Set(rd.messages.filter((m) => !commitOnly(m)).map((m) => m.to));
-      later = rd.messages.filter((m) => commitOnly(m) && !busy.has(m.to));
-      if (later.length > 0) now = rd.messages.filter((m) => !later.includes(m));
+      const deferred = (m: Message) => commitOnly(m) && !busy.has(m.to);
+      later = rd.messages.filter(deferred);
+      if (later.length > 0) now = rd.messages.filter((m) => !deferred(m));
     }
     if (rd.sendBeforePersist) {
       // The followers write while we do: one fsync fewer on the commit path.

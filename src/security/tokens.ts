@@ -71,7 +71,8 @@ export class Tokens {
 
   constructor(
     private readonly db: ControlDb,
-    private readonly caDigest: () => string,
+    /** The cluster CA's digest, which tokens carry (parsed once by the caller: every API request compares it). */
+    private readonly caDigest: string,
   ) {}
 
   /** The cluster CA with its key, from the local replica. */
@@ -89,7 +90,7 @@ export class Tokens {
         reason: kind === 'join' ? 'this is an API token, not a join token (get one with "firecampd token join")' : 'a join token cannot be used for the API',
       };
     }
-    if (t.caDigest && t.caDigest !== this.caDigest()) return { ok: false, reason: 'the token belongs to another cluster (its CA digest does not match)' };
+    if (t.caDigest && t.caDigest !== this.caDigest) return { ok: false, reason: 'the token belongs to another cluster (its CA digest does not match)' };
     const rec = this.record(t.id);
     if (!rec || rec.kind !== kind || !timingSafeEqual(Buffer.from(rec.hash, 'hex'), Buffer.from(sha256(t.secret), 'hex'))) {
       return { ok: false, reason: 'unknown or revoked token' };
@@ -193,7 +194,7 @@ export class Tokens {
     const record: TokenRecord = { id, kind, hash: sha256(secret), created_at: new Date().toISOString() };
     if (opts.ttlSeconds !== undefined) record.expires_at = Date.now() + opts.ttlSeconds * 1000;
     if (opts.description) record.description = opts.description;
-    return { record, token: formatToken(kind, this.caDigest(), id, secret) };
+    return { record, token: formatToken(kind, this.caDigest, id, secret) };
   }
 
   private put(r: TokenRecord): RequestOp {

@@ -86,6 +86,22 @@ function rssMiB(pid: number): number {
   return m ? Math.round(Number(m[1]) / 1024) : NaN;
 }
 
+/**
+ * The RSS of an idle process once it has settled: sampled each second until it has not fallen for 3 s (at most 30 s).
+ * What a node holds while it idles for hours, not the moments after its start: V8 gives the startup's garbage back
+ * some seconds later (its memory reducer).
+ */
+async function settledRssMiB(pid: number): Promise<number> {
+  const samples = [rssMiB(pid)];
+  while (samples.length < 30) {
+    await sleep(1000);
+    samples.push(rssMiB(pid));
+    const last = samples.slice(-4);
+    if (last.length === 4 && Math.min(...last.slice(1)) >= last[0]) break;
+  }
+  return samples[samples.length - 1];
+}
+
 /** User + system CPU seconds of the processes (/proc/PID/stat, in clock ticks of 1/100 s on Linux). */
 function cpuSeconds(pids: number[]): number {
   let ticks = 0;
@@ -198,12 +214,15 @@ async function main(): Promise<void> {
     const otherOf = (s: System) => clusters[s === 'firecampd' ? 'etcd' : 'firecampd'];
     const leaderPid = async (c: BenchCluster) => c.pids[c.endpoints.indexOf(await c.leader())];
 
-    await sleep(2000);
     // Before any load: what a quiet node holds.
     const fcLeader = fc.endpoints.indexOf(await fc.leader());
-    const idleRss = { firecampd: rssMiB(fc.pids[fcLeader]), etcd: rssMiB(await leaderPid(etcd)) };
     const watchdog = fc.watchdogPid?.(fcLeader);
-    const watchdogRss = watchdog === undefined ? null : rssMiB(watchdog);
+    const [fcIdle, etcdIdle, watchdogRss] = await Promise.all([
+      settledRssMiB(fc.pids[fcLeader]),
+      leaderPid(etcd).then(settledRssMiB),
+      watchdog === undefined ? null : settledRssMiB(watchdog),
+    ]);
+    const idleRss = { firecampd: fcIdle, etcd: etcdIdle };
     // Warm-up: connections (one per client), JIT, caches.
     for (const s of SYSTEMS) await workload(clusters[s], otherOf(s), maxClients, 1, argv.spread);
 

@@ -58,7 +58,10 @@ import { REPO } from '../test/helpers/proc.ts';
 
 const execFileAsync = promisify(execFile);
 const KEYS = 1000;
-const TARGETS = { create_ms: 15_000, failover_ms: 10_000 };
+// Issue #16's, for the Redis cluster at the daemon's defaults: create → ACTIVE, and kill → serving when a follower's
+// node dies and when the leader's does (its death costs an election first).
+const TARGETS = { create_ms: 5_000, failover_ms: 5_000 };
+const TARGETS_BY_VICTIM = { follower: 5_000, leader: 7_000 };
 const TYPES = ['redis', 'postgres', 'kafka', 'cassandra', 'elasticsearch'] as const;
 const PG_CLIENT = path.join(REPO, 'test', 'helpers', 'pg-client.ts');
 const KAFKA_CLIENT = path.join(REPO, 'test', 'helpers', 'kafka-client.ts');
@@ -673,6 +676,7 @@ async function main(): Promise<void> {
       leader: median(runs.filter((r) => r.victim_was_leader).map((r) => r.failover_ms)) ?? null,
     },
     targets: TARGETS,
+    targets_by_victim: TARGETS_BY_VICTIM,
   };
   if (argv.json) {
     process.stdout.write(JSON.stringify(result) + '\n');
@@ -686,7 +690,7 @@ async function main(): Promise<void> {
   const byVictim = result.median_failover_ms_by_victim;
   process.stdout.write(
     `${TITLES[argv.type as (typeof TYPES)[number]]}, lease TTL ${argv.leaseTtl} s, ${argv.runs} runs\n${'what'.padEnd(12)}${'median'.padStart(8)}   ${'runs'.padEnd(24)}${'target'.padStart(8)}\n${row('create_ms')}\n${row('failover_ms')}\n` +
-      `failover median when the dead node was a follower: ${byVictim.follower ?? '-'} ms, the leader: ${byVictim.leader ?? '-'} ms\n`,
+      `failover median when the dead node was a follower: ${byVictim.follower ?? '-'} ms (target ${TARGETS_BY_VICTIM.follower}), the leader: ${byVictim.leader ?? '-'} ms (target ${TARGETS_BY_VICTIM.leader})\n`,
   );
 }
 

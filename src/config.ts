@@ -8,8 +8,12 @@ import { UserError } from './errors.ts';
 
 export const DEFAULT_PORT = 27040;
 export const DEFAULT_DNS_LISTEN = '127.0.0.1:5353';
-/** Seconds without a confirmed keepalive before a node's lease expires and its members move elsewhere. */
-export const DEFAULT_LEASE_TTL = 10;
+/**
+ * Seconds without a confirmed keepalive before a node's lease expires and its members move elsewhere. A node stops its
+ * members a quarter second before that (src/agent/lease.ts): it rides out a pause, or the election after the leader's
+ * death (0.5 to 1 s), of up to about 1.5 s. Slower hosts, or daemon restarts that take longer, want a larger TTL.
+ */
+export const DEFAULT_LEASE_TTL = 2;
 
 export interface HostPort {
   host: string;

@@ -33,6 +33,7 @@ import {
 } from './members.ts';
 import type { DnsProvider, IpProvider, VolumeProvider } from './providers/types.ts';
 import type { Watchdog } from './watchdog.ts';
+import { execInContainer } from '../catalog/member-exec.ts';
 
 export interface AgentOptions {
   db: ControlDb;
@@ -73,6 +74,8 @@ export class Agent {
   private timer?: NodeJS.Timeout;
   private fenceTimer?: NodeJS.Timeout;
   private readonly cancelWatches: (() => void)[] = [];
+  /** The volume attachment in progress, if any: the next waits for it. */
+  private attaching: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly o: AgentOptions) {}
 
@@ -165,17 +168,20 @@ export class Agent {
       const w = wanted.get(k);
       if (!w || w.epoch !== l.spec.epoch) await this.stopMember(l, w ? 'a new epoch' : 'assigned elsewhere');
     }
-    for (const spec of wanted.values()) {
-      if (this.stopped || Date.now() >= this.o.lease.fenceDeadline()) return;
-      try {
-        await this.ensure(spec);
-      } catch (err) {
-        this.o.log.warn({ member: key(spec), err: errorMessage(err) }, 'could not start member; will retry');
-        await this.report(spec, 'failed', errorMessage(err)).catch(() => {});
-      }
-    }
+    // Side by side: a member's start is mostly Docker's, and one member need not wait for another's.
+    await Promise.all(
+      [...wanted.values()].map(async (spec) => {
+        if (this.stopped || Date.now() >= this.o.lease.fenceDeadline()) return;
+        try {
+          await this.ensure(spec);
+        } catch (err) {
+          this.o.log.warn({ member: key(spec), err: errorMessage(err) }, 'could not start member; will retry');
+          await this.report(spec, 'failed', errorMessage(err)).catch(() => {});
+        }
+      }),
+    );
     // A member on its way to healthy is looked at again soon: the catalog waits for it.
-    if ([...this.local.values()].some((l) => l.spec.healthCheck && l.health !== 'healthy')) setTimeout(() => this.kick(), 500).unref();
+    if ([...this.local.values()].some((l) => l.spec.healthCheck && l.health !== 'healthy')) setTimeout(() => this.kick(), 200).unref();
   }
 
   private assigned(): Map<string, MemberSpec> {
@@ -204,9 +210,10 @@ export class Agent {
     if (have) {
       const st = await this.o.containers.state(containerName(spec));
       if (st?.running) {
-        if (st.health !== have.health) {
-          have.health = st.health;
-          await this.report(spec, 'running', st.health === 'unhealthy' ? 'health check failing' : undefined, have.container, st.health);
+        const health = st.health === 'starting' && (have.health === 'healthy' || (await this.passesHealthCheck(spec))) ? 'healthy' : st.health;
+        if (health !== have.health) {
+          have.health = health;
+          await this.report(spec, 'running', health === 'unhealthy' ? 'health check failing' : undefined, have.container, health);
         }
         return;
       }
@@ -228,8 +235,26 @@ export class Agent {
     await this.report(spec, 'running', undefined, id);
   }
 
+  /**
+   * Docker runs a member's first health check an interval (1 s) after the start, and Docker 20.10 cannot start sooner:
+   * until it has, the agent runs the check itself, so that a member ready at once is seen healthy at once. Once one
+   * passed, the member counts as healthy until Docker says otherwise.
+   */
+  private async passesHealthCheck(spec: MemberSpec): Promise<boolean> {
+    if (!spec.healthCheck) return false;
+    const r = await execInContainer(this.o.containers.docker, spec, spec.healthCheck, 2000).catch(() => undefined);
+    return r?.exitCode === 0;
+  }
+
   /** Attach the member's data and journal volumes; each one's root belongs to the member's user. */
   private async attachVolumes(spec: MemberSpec, holder: { node: string; epoch: number }): Promise<{ volumeDir?: string; journalDir?: string }> {
+    // One at a time: two `losetup --find` at once may pick the same free device.
+    const turn = this.attaching.then(() => this.attachVolumesNow(spec, holder));
+    this.attaching = turn.catch(() => {});
+    return turn;
+  }
+
+  private async attachVolumesNow(spec: MemberSpec, holder: { node: string; epoch: number }): Promise<{ volumeDir?: string; journalDir?: string }> {
     const out: { volumeDir?: string; journalDir?: string } = {};
     if (spec.volume) out.volumeDir = await this.o.volumes.attach(spec.volume, holder);
     if (spec.journal) out.journalDir = await this.o.volumes.attach(spec.journal, holder);

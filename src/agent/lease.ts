@@ -2,8 +2,8 @@
 // attached to the lease) once it has heard no keepalive for a TTL. The lease
 // can only expire at the leader a TTL after the last keepalive that the
 // leader received, and that keepalive was sent after `lastSent`; so if this
-// node stops its members by lastSent + TTL × FENCE_FRACTION, they are down
-// before anyone else may start them.
+// node stops its members by lastSent + TTL − fenceMarginMs(TTL), they are
+// down before anyone else may start them.
 import fs from 'node:fs';
 import path from 'node:path';
 import type { ControlDb } from '../controldb/controldb.ts';
@@ -12,10 +12,25 @@ import type { Logger } from '../log.ts';
 import { ALIVE_PREFIX } from './members.ts';
 import { withTimeout } from '../timeout.ts';
 
-/** Stop members this far into the TTL without a confirmed keepalive: leaves half the TTL to stop them. */
-export const FENCE_FRACTION = 0.5;
-/** At most this long between keepalives: a survivor of the leader's death renews soon after the election, well inside its fence deadline. */
-const RENEW_EVERY_MS = 500;
+/**
+ * How long before the lease can expire at the leader this node stops its
+ * members: an eighth of the TTL, at most a second. Killing a container takes
+ * milliseconds (the watchdog signals its processes itself); the margin is for
+ * a fence check that runs late on a busy node. After the expiry the member
+ * still waits for the revoke, the catalog's grace and its new node's claim.
+ */
+export function fenceMarginMs(ttlSeconds: number): number {
+  return Math.min(1000, (ttlSeconds * 1000) / 8);
+}
+
+/**
+ * At most this long between keepalives (a twelfth of the TTL when that is
+ * shorter): a node rides out a pause or a leader's death as long as the
+ * fence allows, less this.
+ */
+export function renewEveryMs(ttlSeconds: number): number {
+  return Math.min(500, (ttlSeconds * 1000) / 12);
+}
 
 export class NodeLease {
   private id = 0;
@@ -45,7 +60,7 @@ export class NodeLease {
 
   /** Until when this node may run members, as far as it can tell (epoch ms); 0 if not at all. */
   fenceDeadline(): number {
-    return this.lastSent === 0 ? 0 : this.lastSent + this.ttlSeconds * 1000 * FENCE_FRACTION;
+    return this.lastSent === 0 ? 0 : this.lastSent + this.ttlSeconds * 1000 - fenceMarginMs(this.ttlSeconds);
   }
 
   /**
@@ -59,27 +74,23 @@ export class NodeLease {
       await this.renew();
       if (this.lastSent === 0) await new Promise((r) => setTimeout(r, Math.min(100 * 2 ** attempt, 1000)));
     }
-    // How long a restart took to confirm the lease matters: a watchdog left by the last run fences at half a TTL.
+    // How long a restart took to confirm the lease matters: a watchdog left by the last run fences at its deadline.
     this.log.info({ lease: this.id, since_process_start_ms: Math.round(process.uptime() * 1000) }, 'node lease confirmed');
     this.schedule();
   }
 
   /**
-   * A keepalive every RENEW_EVERY_MS (a sixth of the TTL when that is
-   * shorter), each on its own: one forwarded to a leader that just died hangs
+   * A keepalive every renewEveryMs(TTL), each on its own: one forwarded to a leader that just died hangs
    * until its timeout, and the next must not wait behind it, or this node
    * would pass its fence deadline while a new leader is already there to
    * answer (the survivors of a leader's death would all stop their members).
    */
   private schedule(): void {
     if (this.stopped) return;
-    this.timer = setTimeout(
-      () => {
-        void this.renew();
-        this.schedule();
-      },
-      Math.min(RENEW_EVERY_MS, (this.ttlSeconds * 1000) / 6),
-    );
+    this.timer = setTimeout(() => {
+      void this.renew();
+      this.schedule();
+    }, renewEveryMs(this.ttlSeconds));
   }
 
   private async renew(): Promise<void> {

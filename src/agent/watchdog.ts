@@ -96,7 +96,9 @@ export async function runWatchdog(opts: { dockerHost?: string; cluster: string; 
     })
     .on('close', () => (parentGone = true));
   for (;;) {
-    await new Promise((r) => setTimeout(r, 100));
+    // Every 100 ms, and on the deadline itself.
+    const untilDeadline = deadline > 0 ? deadline - Date.now() : 100;
+    await new Promise((r) => setTimeout(r, Math.max(0, Math.min(100, untilDeadline))));
     // In the background: a hung dockerd must not hold up the deadline below.
     if (!looking && Date.now() - lastLook > 1000 && (deadline === 0 || Date.now() < deadline)) {
       lastLook = Date.now();
@@ -132,27 +134,33 @@ async function look(containers: Containers): Promise<Seen[]> {
   return out;
 }
 
-/** Kill every member container (through Docker, else by pid), drop their IPs; returns their names. */
+/**
+ * Kill every member container, through Docker and, where Docker is slow, by
+ * the pids last seen; drop their IPs; returns their names.
+ */
 async function fence(containers: Containers, seen: Seen[], ips: IpProvider): Promise<string[]> {
-  // Docker gets a second at most: it may be dead or hung, and the pids below do not need it.
-  const running = await withTimeout(
+  // `docker kill` marks a container as stopped on purpose: its restart policy (on-failure) leaves it down. A process
+  // killed behind Docker's back would be started again; so Docker first, the pids only if it has not acted in time.
+  const kill = (id: string) =>
+    containers.docker
+      .getContainer(id)
+      .kill()
+      .catch(() => {});
+  const killedSeen = Promise.all(seen.map((s) => kill(s.id)));
+  // Containers started since the last look, which only Docker knows of.
+  const others = withTimeout(
     containers.list().then((l) => l.filter((c) => c.running)),
     DOCKER_WAIT_MS,
     'Docker',
-  ).catch(() => undefined);
-  // `docker kill` marks a container as stopped on purpose: its restart policy leaves it down.
-  await withTimeout(
-    Promise.all(
-      (running ?? []).map((c) =>
-        containers.docker
-          .getContainer(c.id)
-          .kill()
-          .catch(() => {}),
-      ),
-    ),
-    DOCKER_WAIT_MS,
-    'Docker',
-  ).catch(() => {});
+  ).then(
+    async (running) => {
+      await Promise.all(running.filter((c) => !seen.some((s) => s.id === c.id)).map((c) => kill(c.id)));
+      return running;
+    },
+    () => undefined,
+  );
+  // The lease may expire at the leader a fraction of a second from now: a Docker that is dead or hung gets little time.
+  await withTimeout(killedSeen, PID_FALLBACK_MS, 'Docker').catch(() => {});
   for (const s of seen) {
     // Only the process that is still this container's (its cgroup names the container id): a pid may have been reused.
     const cgroup = readOr(`/proc/${s.pid}/cgroup`);
@@ -164,11 +172,14 @@ async function fence(containers: Containers, seen: Seen[], ips: IpProvider): Pro
       }
     }
   }
+  const running = await withTimeout(others, DOCKER_WAIT_MS, 'Docker').catch(() => undefined);
   const addrs = new Set([...seen.flatMap((s) => (s.ip ? [s.ip] : [])), ...(running ?? []).flatMap((c) => (c.ip ? [c.ip] : []))]);
   for (const ip of addrs) await ips.remove(ip).catch(() => {});
   return [...new Set([...seen.map((s) => s.name), ...(running ?? []).map((c) => c.name)])];
 }
 
+/** How long `docker kill` of a known container may take before its processes are killed directly. */
+const PID_FALLBACK_MS = 150;
 const DOCKER_WAIT_MS = 1000;
 
 function readOr(file: string): string {

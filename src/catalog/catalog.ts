@@ -56,10 +56,12 @@ export interface CatalogOptions {
   zonal?: boolean;
   log: Logger;
   /**
-   * How long after a node's lease is gone its members are moved. Safety does
-   * not rest on it: the old node's claims went with its lease, and its agent
-   * stopped the members half a TTL before the lease could expire. It only
-   * gives a node that was slow, not dead, a moment to take a new lease.
+   * How long after a node's lease is gone its members are moved (default
+   * 100 ms). Safety does not rest on it alone: the old node's claims went
+   * with its lease, and its agent stopped the members a fence margin (an
+   * eighth of the TTL) before the lease could expire. It widens that margin
+   * a little and gives a node that was slow, not dead, a moment to take a
+   * new lease.
    */
   graceMs?: number;
   /** Runs a program in a member's container, wherever it runs (the types' tools: reconfig, nodetool…). */
@@ -80,7 +82,9 @@ export function placedMembers(db: ControlDb, specs: MemberSpec[]): PlacedMember[
 
 export class Catalog {
   private timer?: NodeJS.Timeout;
-  private stopWatch?: () => void;
+  private stopWatches: (() => void)[] = [];
+  /** A pass is due shortly, for a change the catalog waits on. */
+  private soon?: NodeJS.Timeout;
   private busy = false;
   /** A pass was asked for while one ran. */
   private passAgain = false;
@@ -92,24 +96,38 @@ export class Catalog {
   leadershipChanged(isLeader: boolean): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
-    this.stopWatch?.();
-    this.stopWatch = undefined;
+    for (const stop of this.stopWatches) stop();
+    this.stopWatches = [];
     this.goneSince.clear();
     if (!isLeader) return;
     this.timer = setInterval(() => void this.pass(), 500);
     this.timer.unref();
     // A node's lease going is what a failover waits for: note the moment, and act once the grace is over rather than on the next tick.
-    this.stopWatch = this.o.db.watch(ALIVE_PREFIX, true, 0, (_rev, events) => {
-      for (const e of events) {
-        if (e.type !== 'delete') continue;
-        this.goneSince.set(e.kv.key.slice(ALIVE_PREFIX.length), Date.now());
-        setTimeout(() => void this.pass(), this.grace() + 10).unref();
-      }
-    });
+    this.stopWatches.push(
+      this.o.db.watch(ALIVE_PREFIX, true, 0, (_rev, events) => {
+        for (const e of events) {
+          if (e.type !== 'delete') continue;
+          this.goneSince.set(e.kv.key.slice(ALIVE_PREFIX.length), Date.now());
+          setTimeout(() => void this.pass(), this.grace() + 10).unref();
+        }
+      }),
+    );
+    // A service asked for, and a member's state reported by its agent, are what most steps wait on: act on them now
+    // rather than on the next tick. The catalog's own writes come back here too; a pass that changes nothing writes nothing.
+    for (const prefix of [SERVICES_PREFIX, STATUS_PREFIX]) this.stopWatches.push(this.o.db.watch(prefix, true, 0, () => this.passSoon()));
+  }
+
+  private passSoon(): void {
+    if (this.soon || !this.timer) return;
+    this.soon = setTimeout(() => {
+      this.soon = undefined;
+      void this.pass();
+    }, 20);
+    this.soon.unref();
   }
 
   private grace(): number {
-    return this.o.graceMs ?? 250;
+    return this.o.graceMs ?? 100;
   }
 
   private async pass(): Promise<void> {

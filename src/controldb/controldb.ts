@@ -136,7 +136,7 @@ export class ControlDb {
     if (!isLeader) return;
     const now = this.now();
     for (const l of this.store.leases()) this.deadlines.set(l.id, now + l.ttl * 1000);
-    this.leaseTimer = setInterval(() => this.expireLeases(), 200);
+    this.leaseTimer = setInterval(() => this.expireLeases(), 50);
     this.leaseTimer.unref();
   }
 

@@ -19,6 +19,20 @@ import { memberResources, refuseHeap, type MemberContext, type RolloutStep, type
 
 export const REDIS_PORT = 6379;
 const SLOTS = 16_384;
+/**
+ * How long a cluster member goes unanswered before the others count it failed (and a replica takes over its slots).
+ * Longer than a failover takes, so that a master that moves with its data comes back as master: nothing acknowledged
+ * is lost. It is also how long a new master waits, once it stops being alone, before it serves (Redis's rejoin delay),
+ * so a new cluster forms with a short one (INIT_NODE_TIMEOUT_MS) and gets this one once it is whole.
+ */
+const NODE_TIMEOUT_MS = 5000;
+const INIT_NODE_TIMEOUT_MS = 1000;
+
+/** The node timeout the members' config gives: ours, unless the service's own config lines set another (the last wins). */
+function nodeTimeoutOf(spec: ServiceSpec): number {
+  const set = [...(spec.config ?? '').matchAll(/^\s*cluster-node-timeout\s+(\d+)\s*$/gm)];
+  return set.length > 0 ? Number(set[set.length - 1][1]) : NODE_TIMEOUT_MS;
+}
 
 /** The upstream image's user: redis, uid and gid 999. */
 const REDIS_USER = '999:999';
@@ -161,7 +175,7 @@ export const redis: ServiceType = {
         ...Object.keys(redis.settings).map((k) => `${k} ${spec.settings?.[k] ?? redis.settings[k].default}`),
         ...(spec.memoryMiB ? [`maxmemory ${Math.floor(spec.memoryMiB * 0.8)}mb`] : []),
         ...(isCluster(spec)
-          ? ['cluster-enabled yes', 'cluster-config-file nodes.conf', 'cluster-node-timeout 5000', `cluster-announce-ip ${ip}`]
+          ? ['cluster-enabled yes', 'cluster-config-file nodes.conf', `cluster-node-timeout ${NODE_TIMEOUT_MS}`, `cluster-announce-ip ${ip}`]
           : i > 0
             ? [`replicaof ${primary} ${REDIS_PORT}`]
             : []),
@@ -205,6 +219,9 @@ export const redis: ServiceType = {
     const views = await Promise.all(byIndex.map((m) => withRedis(m.host, pw, async (r) => ({ m, nodes: parseNodes(await call(r, 'CLUSTER', 'NODES')) }))));
     const myself = (v: (typeof views)[number]) => v.nodes.find((n) => n.flags.includes('myself'))!;
     const shards = spec.redis!.shards;
+    const nodeTimeout = (ms: number) => Promise.all(byIndex.map((m) => withRedis(m.host, pw, (r) => call(r, 'CONFIG', 'SET', 'cluster-node-timeout', ms))));
+    // A cluster not formed yet: no member has slots.
+    if (views.every((v) => myself(v).slots.length === 0)) await nodeTimeout(INIT_NODE_TIMEOUT_MS);
     for (let s = 0; s < shards; s++) {
       const v = views[s * perShard(spec)];
       const me = myself(v);
@@ -255,7 +272,9 @@ export const redis: ServiceType = {
       const replicas = v.nodes.filter((n) => n.flags.includes('slave')).length;
       return !(healthy && v.nodes.length === views.length && masters === shards && replicas === views.length - shards);
     });
-    return unsettled.length > 0 ? `waiting for ${unsettled.map((v) => v.m.spec.name).join(', ')} to see every shard's master and replicas` : undefined;
+    if (unsettled.length > 0) return `waiting for ${unsettled.map((v) => v.m.spec.name).join(', ')} to see every shard's master and replicas`;
+    await nodeTimeout(nodeTimeoutOf(spec));
+    return undefined;
   },
 
   async notReady(spec, m, { secrets }) {

@@ -87,20 +87,10 @@ function rssMiB(pid: number): number {
 }
 
 /**
- * The RSS of an idle process once it has settled: sampled each second until it has not fallen for 3 s (at most 30 s).
- * What a node holds while it idles for hours, not the moments after its start: V8 gives the startup's garbage back
- * some seconds later (its memory reducer).
+ * How long the clusters idle before their RSS is read: what a node holds while it idles for hours, not in the seconds
+ * after its start. V8 gives the startup's garbage back some seconds later (its memory reducer, about 8 s in).
  */
-async function settledRssMiB(pid: number): Promise<number> {
-  const samples = [rssMiB(pid)];
-  while (samples.length < 30) {
-    await sleep(1000);
-    samples.push(rssMiB(pid));
-    const last = samples.slice(-4);
-    if (last.length === 4 && Math.min(...last.slice(1)) >= last[0]) break;
-  }
-  return samples[samples.length - 1];
-}
+const IDLE_SETTLE_MS = 20_000;
 
 /** User + system CPU seconds of the processes (/proc/PID/stat, in clock ticks of 1/100 s on Linux). */
 function cpuSeconds(pids: number[]): number {
@@ -217,12 +207,9 @@ async function main(): Promise<void> {
     // Before any load: what a quiet node holds.
     const fcLeader = fc.endpoints.indexOf(await fc.leader());
     const watchdog = fc.watchdogPid?.(fcLeader);
-    const [fcIdle, etcdIdle, watchdogRss] = await Promise.all([
-      settledRssMiB(fc.pids[fcLeader]),
-      leaderPid(etcd).then(settledRssMiB),
-      watchdog === undefined ? null : settledRssMiB(watchdog),
-    ]);
-    const idleRss = { firecampd: fcIdle, etcd: etcdIdle };
+    await sleep(IDLE_SETTLE_MS);
+    const idleRss = { firecampd: rssMiB(fc.pids[fcLeader]), etcd: rssMiB(await leaderPid(etcd)) };
+    const watchdogRss = watchdog === undefined ? null : rssMiB(watchdog);
     // Warm-up: connections (one per client), JIT, caches.
     for (const s of SYSTEMS) await workload(clusters[s], otherOf(s), maxClients, 1, argv.spread);
 

@@ -75,6 +75,8 @@ export class KvStore {
   private db!: DB;
   private stmts!: ReturnType<KvStore['prepare']>;
   private readonly listeners = new Set<EventListener>();
+  /** How many snapshots replaced the state: a restore changes keys without events, so caches of them start over. */
+  restores = 0;
   private readonly eventRetention: number;
   private readonly requestRetention: number;
   private rev = 1;
@@ -377,6 +379,7 @@ export class KvStore {
     for (const suffix of ['-wal', '-shm']) fs.rmSync(this.file + suffix, { force: true });
     fs.renameSync(tmp, this.file);
     this.open();
+    this.restores++;
   }
 
   close(): void {

@@ -68,12 +68,22 @@ export type Validation = { ok: true; id: string } | { ok: false; reason: string 
 
 export class Tokens {
   private hasCa = false;
+  /**
+   * Token records by id, as the local replica has them: every API request looks one up. Kept in step by the
+   * store's events (a revoke takes effect here when it is applied, as before); a restored snapshot empties it.
+   */
+  private readonly records = new Map<string, TokenRecord>();
+  private recordsAfterRestore = 0;
 
   constructor(
     private readonly db: ControlDb,
     /** The cluster CA's digest, which tokens carry (parsed once by the caller: every API request compares it). */
     private readonly caDigest: string,
-  ) {}
+  ) {
+    db.store.onEvents((_rev, events) => {
+      for (const e of events) if (e.kv.key.startsWith(TOKENS_PREFIX)) this.records.delete(e.kv.key.slice(TOKENS_PREFIX.length));
+    });
+  }
 
   /** The cluster CA with its key, from the local replica. */
   ca(): CaPem | undefined {
@@ -100,8 +110,17 @@ export class Tokens {
   }
 
   private record(id: string): TokenRecord | undefined {
+    if (this.recordsAfterRestore !== this.db.store.restores) {
+      this.records.clear();
+      this.recordsAfterRestore = this.db.store.restores;
+    }
+    const cached = this.records.get(id);
+    if (cached) return cached;
     const kv = this.db.store.get(TOKENS_PREFIX + id);
-    return kv ? (JSON.parse(kv.value) as TokenRecord) : undefined;
+    if (!kv) return undefined; // not kept: unknown ids are anyone's to make up
+    const rec = JSON.parse(kv.value) as TokenRecord;
+    this.records.set(id, rec);
+    return rec;
   }
 
   list(): TokenInfo[] {

@@ -19,6 +19,8 @@ import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import type { TestBed } from './bed/bed.ts';
 import { docker } from './bed/docker.ts';
+import { imageNames } from '../scripts/images.ts';
+import { image as postgresImage } from '../src/catalog/services/postgres/image.ts';
 import { REPO } from './helpers/proc.ts';
 import type { Cli, MemberView, ServiceView } from './helpers/service-bed.ts';
 import { dockerOf, getService, inClientNamespace, runClient, serviceContext, serviceCredentials, startLoad, startServiceBed } from './helpers/service-bed.ts';
@@ -27,7 +29,9 @@ import { pollUntil } from './helpers/wait.ts';
 const execFileAsync = promisify(execFile);
 const LEASE_TTL = 8;
 const ROWS = 10_000;
-const NEXT_IMAGE = 'postgres:15.18';
+// The same stand-in under its exact version's name (postgres:15.N, from this machine's Debian package): an upgrade to it
+// is an upgrade to a new image name, as from a registry.
+const NEXT_IMAGE = imageNames(postgresImage).find((n) => /^postgres:15\.\d+$/.test(n))!;
 const CLIENT = path.join(REPO, 'test', 'helpers', 'pg-client.ts');
 const PRIMARY = 'primary.pg.fc.test';
 

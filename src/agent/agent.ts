@@ -210,7 +210,7 @@ export class Agent {
     if (have) {
       const st = await this.o.containers.state(containerName(spec));
       if (st?.running) {
-        const health = st.health === 'starting' && (have.health === 'healthy' || (await this.passesHealthCheck(spec))) ? 'healthy' : st.health;
+        const health = st.health === 'starting' && (await this.passesHealthCheck(spec)) ? 'healthy' : st.health;
         if (health !== have.health) {
           have.health = health;
           await this.report(spec, 'running', health === 'unhealthy' ? 'health check failing' : undefined, have.container, health);
@@ -236,9 +236,9 @@ export class Agent {
   }
 
   /**
-   * Docker runs a member's first health check an interval (1 s) after the start, and Docker 20.10 cannot start sooner:
-   * until it has, the agent runs the check itself, so that a member ready at once is seen healthy at once. Once one
-   * passed, the member counts as healthy until Docker says otherwise.
+   * Docker runs a member's first health check an interval (1 s) after the start (and after each restart), and Docker
+   * 20.10 cannot start sooner: while Docker has no verdict yet, the agent runs the check itself, so that a member ready
+   * at once is seen healthy at once.
    */
   private async passesHealthCheck(spec: MemberSpec): Promise<boolean> {
     if (!spec.healthCheck) return false;

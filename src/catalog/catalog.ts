@@ -98,6 +98,8 @@ export class Catalog {
     this.timer = undefined;
     for (const stop of this.stopWatches) stop();
     this.stopWatches = [];
+    if (this.soon) clearTimeout(this.soon);
+    this.soon = undefined;
     this.goneSince.clear();
     if (!isLeader) return;
     this.timer = setInterval(() => void this.pass(), 500);
@@ -131,6 +133,7 @@ export class Catalog {
   }
 
   private async pass(): Promise<void> {
+    if (!this.timer) return; // no longer the leader: a pass asked for before that is void
     if (this.busy) {
       this.passAgain = true;
       return;

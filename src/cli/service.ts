@@ -74,6 +74,8 @@ async function waitUntil(api: ApiClient, a: GlobalArgs, s: ServiceView, until: S
       s = await api.request<ServiceView>('GET', `/v1/service?name=${encodeURIComponent(s.spec.name)}`);
     } catch (err) {
       if (until === 'GONE' && err instanceof UserError && err.status === 404) return undefined;
+      // The cluster is electing a leader, or this node is briefly out of reach: the operation goes on; look again.
+      if (err instanceof UserError && err.status === 503) continue;
       throw err;
     }
   }

@@ -30,7 +30,8 @@ export function decodeMessages(frame: Uint8Array): Message[] | undefined {
   } catch {
     return undefined;
   }
-  if (!Array.isArray(value)) return undefined;
+  // A frame carries at least one message (Transport.send sends none empty): an empty list is garbage that happened to parse.
+  if (!Array.isArray(value) || value.length === 0) return undefined;
   for (const m of value) if (!isMessage(m)) return undefined;
   return value as Message[];
 }

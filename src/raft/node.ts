@@ -250,6 +250,14 @@ export class RaftNode {
       }
     }
     if (rd.softState) {
+      // A read not confirmed yet never will be: the leader it waited on is gone, or this node no longer leads. It fails
+      // now, as retryable, rather than at its timeout (after which a caller waiting out an election has given up).
+      for (const [ctx, r] of this.reads) {
+        if (r.index !== undefined) continue;
+        this.reads.delete(ctx);
+        clearTimeout(r.timer);
+        r.reject(new RaftError('not_leader', 'the leader changed before the read was confirmed', this.raft.leader));
+      }
       const isLeader = rd.softState.role === 'leader';
       this.opts.log.info({ leader: rd.softState.leader, role: rd.softState.role, term: this.raft.term }, 'raft role changed');
       this.opts.onLeaderChange?.(rd.softState.leader, isLeader);

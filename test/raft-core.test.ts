@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Cluster } from '../sim/cluster.ts';
 import { calmCluster, elect } from '../sim/scenarios.ts';
-import { RaftError, type Message } from '../src/raft/types.ts';
+import { Raft } from '../src/raft/raft.ts';
+import { encodeConf, RaftError, type Message } from '../src/raft/types.ts';
 
 function started(voters = 3, spares = 0, flow = { maxEntriesPerMessage: 64, maxInflight: 4 }): Cluster {
   const c = calmCluster(voters, spares, undefined, flow);
@@ -167,5 +168,23 @@ describe('raft core', () => {
     c.runUntil(() => false, 15);
     assert.equal(c.stats.readsServed, served, 'a leader without its quorum cannot confirm a read');
     assert.deepEqual(c.violations, []);
+  });
+
+  it('restarts with a state machine ahead of the stored commit index (lost to power loss) and applies nothing twice', () => {
+    const conf = { voters: ['n1', 'n2', 'n3'], learners: [] };
+    const entries = [
+      { index: 1, term: 1, type: 'config' as const, data: encodeConf(conf) },
+      ...[2, 3, 4, 5].map((index) => ({ index, term: 1, type: 'normal' as const, data: new Uint8Array([index]) })),
+    ];
+    // The commit index was last made durable at 3; the state machine had applied through 5.
+    const r = new Raft({ id: 'n2', random: () => 0.5 }, { hardState: { term: 1, vote: null, commit: 3 }, snapshot: null, entries, applied: 5 });
+    assert.deepEqual(r.hasReady() ? r.ready().committed : [], [], 'nothing the state machine holds is delivered again');
+    assert.deepEqual([r.status().commit, r.status().applied], [5, 5]);
+    // Behind its log, it is handed what it lacks, once.
+    const behind = new Raft({ id: 'n2', random: () => 0.5 }, { hardState: { term: 1, vote: null, commit: 3 }, snapshot: null, entries, applied: 2 });
+    assert.deepEqual(
+      behind.ready().committed.map((e) => e.index),
+      [3],
+    );
   });
 });

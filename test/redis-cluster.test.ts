@@ -161,6 +161,9 @@ describe('redis cluster', { timeout: 900_000 }, () => {
         `shard ${shard}'s master and replica on different nodes`,
       );
     assert.ok(await clusterOk(ips), 'cluster_state:ok on every member');
+    // The cluster formed with a 1 s node timeout; by ACTIVE every member is back at 5 s, longer than firecampd takes to
+    // bring a dead master back with its data, so that no replica takes its slots (and loses its last writes) meanwhile.
+    for (const ip of ips) assert.equal(await redisCli(ip, ['CONFIG', 'GET', 'cluster-node-timeout']), 'cluster-node-timeout\n5000', `${ip}'s node timeout`);
     const nodesSeen = (await redisCli(ips[0], ['CLUSTER', 'NODES'])).split('\n');
     assert.equal(nodesSeen.filter((l) => l.includes('master')).length, 3);
     assert.equal(nodesSeen.filter((l) => l.includes('slave')).length, 3);

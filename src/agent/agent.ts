@@ -14,7 +14,7 @@ import path from 'node:path';
 import type { ControlDb } from '../controldb/controldb.ts';
 import { errorMessage } from '../errors.ts';
 import type { Logger } from '../log.ts';
-import type { Containers } from './docker.ts';
+import { execInContainer, type Containers } from './docker.ts';
 import type { HostsFile } from './hosts-file.ts';
 import type { NodeLease } from './lease.ts';
 import {
@@ -33,7 +33,6 @@ import {
 } from './members.ts';
 import type { DnsProvider, IpProvider, VolumeProvider } from './providers/types.ts';
 import type { Watchdog } from './watchdog.ts';
-import { execInContainer } from '../catalog/member-exec.ts';
 
 export interface AgentOptions {
   db: ControlDb;

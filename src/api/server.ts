@@ -172,8 +172,7 @@ export class ApiServer {
     if (local) return { kind: 'local' };
     if (access === 'public') return { kind: 'anonymous' };
     const remote = req.socket.remoteAddress ?? 'unknown';
-    const tls = req.socket as TLSSocket;
-    const nodeId = tls.authorized ? tls.getPeerCertificate().subject?.CN : undefined;
+    const nodeId = peerNodeId(req.socket as TLSSocket);
     // Member nodes are known by their certificates and never rate-limited.
     if (typeof nodeId === 'string' && access !== 'join' && this.opts.auth.isMember(nodeId)) return { kind: 'node', id: nodeId };
     const limited = this.failures.get(remote);
@@ -302,4 +301,16 @@ async function readJsonBody(req: http.IncomingMessage): Promise<unknown> {
   } catch (err) {
     throw new UserError(`request body is not valid JSON: ${errorMessage(err)}`, 400, 'bad_json');
   }
+}
+
+/** The node a kept-alive connection's client certificate names, by socket: getPeerCertificate() builds a whole object. */
+const peerNodeIds = new WeakMap<TLSSocket, string | undefined>();
+
+function peerNodeId(tls: TLSSocket): string | undefined {
+  if (!tls.authorized) return undefined;
+  if (!peerNodeIds.has(tls)) {
+    const cn = tls.getPeerCertificate().subject?.CN;
+    peerNodeIds.set(tls, typeof cn === 'string' ? cn : undefined);
+  }
+  return peerNodeIds.get(tls);
 }

@@ -6,23 +6,15 @@
 // step never lands on a copy the cluster has already moved elsewhere, and
 // runs the program with `docker exec`.
 import type Docker from 'dockerode';
-import { PassThrough } from 'node:stream';
 import { z } from 'zod';
 import type { ApiServer } from '../api/server.ts';
 import type { ControlDb } from '../controldb/controldb.ts';
 import type { Forwarder } from '../controldb/controldb.ts';
 import { UserError } from '../errors.ts';
-import { containerName, memberKey, memberSpecSchema, type MemberSpec } from '../agent/members.ts';
+import { execInContainer, type ExecResult } from '../agent/docker.ts';
+import { memberKey, memberSpecSchema, type MemberSpec } from '../agent/members.ts';
 
 export const EXEC_PATH = '/v1/member/exec';
-/** Output kept of each stream: a tool's answer, not a log. */
-const MAX_OUTPUT = 256 << 10;
-
-export interface ExecResult {
-  exitCode: number;
-  stdout: string;
-  stderr: string;
-}
 
 export interface ExecOptions {
   /** Given up after this long (the program itself is stopped by `timeout` in the container). Default 60 s. */
@@ -41,49 +33,6 @@ const execBody = z
     user: z.string().optional(),
   })
   .strict();
-
-/** Run `cmd` in the member's container on this node; the answer once it exits. */
-export async function execInContainer(docker: Docker, spec: MemberSpec, cmd: string[], timeoutMs: number, user?: string): Promise<ExecResult> {
-  const seconds = Math.max(1, Math.ceil(timeoutMs / 1000));
-  // `timeout` (busybox's and coreutils' alike) ends the program in the container: Docker cannot stop an exec itself.
-  const exec = await docker.getContainer(containerName(spec)).exec({
-    Cmd: ['timeout', String(seconds), ...cmd],
-    AttachStdout: true,
-    AttachStderr: true,
-    User: user ?? spec.user ?? '',
-  });
-  const stream = await exec.start({ hijack: true, stdin: false });
-  const out = collect();
-  const err = collect();
-  docker.modem.demuxStream(stream, out.sink, err.sink);
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      stream.destroy();
-      reject(new Error(`${cmd[0]} in ${spec.name} did not finish in ${seconds} s`));
-    }, timeoutMs + 5000);
-    stream.on('end', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-    stream.on('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-  });
-  const info = await exec.inspect();
-  return { exitCode: info.ExitCode ?? -1, stdout: out.text(), stderr: err.text() };
-}
-
-function collect(): { sink: PassThrough; text: () => string } {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  const sink = new PassThrough();
-  sink.on('data', (c: Buffer) => {
-    if (size < MAX_OUTPUT) chunks.push(c);
-    size += c.length;
-  });
-  return { sink, text: () => Buffer.concat(chunks).toString('utf8').slice(0, MAX_OUTPUT) };
-}
 
 export interface ExecDeps {
   db: ControlDb;

@@ -10,6 +10,12 @@ import { RaftError, type ConfChange, type Entry, type Message, type NodeId, type
 /** An append without entries: it only carries the leader's commit index. */
 const commitOnly = (m: Message) => m.type === 'append' && m.entries.length === 0;
 
+/**
+ * How long a commit-only append may wait for another message to the same follower to share its frame. Under load the
+ * next append comes well within this; an idle cluster's followers learn a commit this much later.
+ */
+const COMMIT_NOTICE_HOLD_MS = 5;
+
 /** The write may or may not have been applied: the caller must not assume either. */
 export class OutcomeUnknownError extends Error {
   constructor(message: string) {
@@ -66,6 +72,9 @@ export class RaftNode {
   private batch: { data: Uint8Array; resolve: (v: unknown) => void; reject: (e: Error) => void }[] = [];
   private scheduled = false;
   private ticker: NodeJS.Timeout | null = null;
+  /** Commit-only appends held back, by follower, oldest first. */
+  private held = new Map<NodeId, Message[]>();
+  private heldTimer: NodeJS.Timeout | null = null;
   private readSeq = 0;
   private lastSnapshotIndex: number;
   private stopped = false;
@@ -199,18 +208,7 @@ export class RaftNode {
   }
 
   private handle(rd: Ready): void {
-    // A leader's appends that carry no entries only tell the followers the new commit index: they go out after the
-    // committed entries are applied and their callers answered (a macrotask later, once the answers' promise chains ran),
-    // not before, so that the clients' path holds no socket write that is not needed for the commit. A message may
-    // always be late in Raft. To a follower that gets other messages now, they go along in the same frame.
-    let later: Message[] = [];
-    let now = rd.messages;
-    if (rd.sendBeforePersist && rd.committed.length > 0) {
-      const busy = new Set(rd.messages.filter((m) => !commitOnly(m)).map((m) => m.to));
-      const deferred = (m: Message) => commitOnly(m) && !busy.has(m.to);
-      later = rd.messages.filter(deferred);
-      if (later.length > 0) now = rd.messages.filter((m) => !deferred(m));
-    }
+    const now = this.withHeld(rd.messages);
     if (rd.sendBeforePersist) {
       // The followers write while we do: one fsync fewer on the commit path.
       this.opts.send(now);
@@ -219,7 +217,6 @@ export class RaftNode {
       this.opts.storage.save(rd);
       this.opts.send(now);
     }
-    if (later.length > 0) setImmediate(() => !this.stopped && this.opts.send(later));
     if (rd.snapshot) {
       this.opts.restore(rd.snapshot);
       this.lastSnapshotIndex = rd.snapshot.meta.index;
@@ -264,6 +261,39 @@ export class RaftNode {
     }
   }
 
+  /**
+   * What to send now of `msgs`. A leader's append that carries no entries only tells a follower the new commit index.
+   * Sent on its own it costs a frame each way and a turn of the follower's loop, once per commit: at one client that
+   * doubled the Raft frames on the commit path. So it waits, briefly, for the next message to that follower (the next
+   * append, a heartbeat or a read's answer) and goes in the same frame, first, as the leader produced them. A message
+   * may always be late in Raft, so holding one back is safe; the timer bounds how late.
+   */
+  private withHeld(msgs: readonly Message[]): readonly Message[] {
+    const going = new Set<NodeId>();
+    for (const m of msgs) if (!commitOnly(m)) going.add(m.to);
+    const now: Message[] = [];
+    for (const to of going) {
+      const held = this.held.get(to);
+      if (held) {
+        now.push(...held);
+        this.held.delete(to);
+      }
+    }
+    for (const m of msgs) {
+      if (going.has(m.to)) now.push(m);
+      else this.held.set(m.to, [...(this.held.get(m.to) ?? []), m]);
+    }
+    if (this.held.size > 0 && !this.heldTimer) {
+      this.heldTimer = setTimeout(() => {
+        this.heldTimer = null;
+        const late = [...this.held.values()].flat();
+        this.held.clear();
+        if (!this.stopped && late.length > 0) this.opts.send(late);
+      }, COMMIT_NOTICE_HOLD_MS);
+    }
+    return now;
+  }
+
   private snapshot(index: number): void {
     const snap: Snapshot = { meta: this.raft.snapshotMetaAt(index), data: this.opts.takeSnapshot() };
     this.raft.compact(snap);
@@ -276,6 +306,8 @@ export class RaftNode {
     if (this.stopped) return;
     this.stopped = true;
     if (this.ticker) clearInterval(this.ticker);
+    if (this.heldTimer) clearTimeout(this.heldTimer);
+    this.held.clear();
     const err = new RaftError('stopped', 'node is stopping');
     for (const w of this.waiters.values()) {
       clearTimeout(w.timer);

@@ -78,6 +78,22 @@ describe('controldb cluster', () => {
     );
     assert.equal(r.status, 200);
     assert.deepEqual(r.json.kvs.map((kv: { key: string }) => kv.key).sort(), acked.sort());
+    // Each key was written once: on every replica, once it has caught up, each has version 1 and the same
+    // mod_revision. A restarted node that applied an entry a second time (its state machine was ahead of the commit
+    // index its log had stored) would show a version 2 and revisions shifted from there on.
+    const shape = (kvs: { key: string; version: number; mod_revision: number }[]) => kvs.map((kv) => `${kv.key}@${kv.mod_revision}v${kv.version}`).sort();
+    const truth = shape(r.json.kvs);
+    assert.ok(
+      r.json.kvs.every((kv: { version: number }) => kv.version === 1),
+      `each key at version 1: ${truth.join(' ')}`,
+    );
+    for (let i = 0; i < 3; i++) {
+      await pollUntil(
+        () => c.request(i, 'POST', '/v1/kv/range', { key: 'durable/', prefix: true, serializable: true }),
+        (res) => res.status === 200 && JSON.stringify(shape(res.json.kvs)) === JSON.stringify(truth),
+        { ms: 20_000, what: `node ${i}'s own replica to hold each key once, as the linearizable read did (${truth.slice(-2).join(' ')}…)` },
+      );
+    }
   });
 
   it('expires leases that are not kept alive, keeps those that are, and watches see it all in order', async () => {

@@ -62,22 +62,18 @@ export class RaftStorage {
   }
 
   /**
-   * Persist what a Ready asks for, in one transaction. It is fsynced unless it
-   * only moves the commit index: a lost commit index is learned again from
-   * the leader, so, as etcd does, that alone is not worth a sync. (In WAL
-   * mode the next synced commit makes the earlier frames durable too.)
+   * Persist what a Ready asks for, in one transaction, fsynced. A Ready that only moves the commit index is not written
+   * at all: Raft needs no durable commit index (a restarted node learns it again from the leader, and the state
+   * machine's own applied index says what was applied; see RaftLog), so it rides along with the next write of entries,
+   * term or vote. Writing it alone cost the leader a SQLite transaction between a follower's ack and the answer.
    */
   save(rd: Pick<Ready, 'hardState' | 'entries' | 'snapshot'>): void {
     if (!rd.hardState && rd.entries.length === 0 && !rd.snapshot) return;
     const prev = this.saved;
-    const mustSync =
-      rd.entries.length > 0 || !!rd.snapshot || (!!rd.hardState && (!prev || prev.term !== rd.hardState.term || prev.vote !== rd.hardState.vote));
-    if (!mustSync) this.db.pragma('synchronous = OFF');
-    try {
-      this.write(rd);
-    } finally {
-      if (!mustSync) this.db.pragma('synchronous = FULL');
-    }
+    const commitOnly =
+      rd.entries.length === 0 && !rd.snapshot && !!prev && !!rd.hardState && prev.term === rd.hardState.term && prev.vote === rd.hardState.vote;
+    if (commitOnly) return;
+    this.write(rd);
     if (rd.hardState) this.saved = rd.hardState;
   }
 

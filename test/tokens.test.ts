@@ -23,10 +23,14 @@ function replica() {
 }
 
 describe('token records', () => {
-  it('a revoke applied from the log refuses the token at once', async () => {
+  it('checks the secret on every request, and a revoke applied from the log refuses the token at once', async () => {
     const { tokens, store } = replica();
     const { id, token } = await tokens.create('api');
     assert.deepEqual(tokens.validate(token, 'api'), { ok: true, id });
+    assert.deepEqual(tokens.validate(token, 'api'), { ok: true, id }, 'again, from what the first check kept');
+    const forged = token.slice(0, -1) + (token.endsWith('A') ? 'B' : 'A');
+    assert.deepEqual(tokens.validate(forged, 'api'), { ok: false, reason: 'unknown or revoked token' }, 'the same id with another secret');
+    assert.deepEqual(tokens.validate(token.slice(0, -1), 'api'), { ok: false, reason: 'unknown or revoked token' }, 'a prefix of the secret');
     await tokens.revoke(id);
     assert.deepEqual(tokens.validate(token, 'api'), { ok: false, reason: 'unknown or revoked token' });
     store.close();

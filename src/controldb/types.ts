@@ -18,7 +18,9 @@ export const compareSchema = z
     key,
     target: z.enum(['value', 'version', 'mod_revision', 'create_revision', 'exists']),
     op: z.enum(['=', '!=', '<', '>']).default('='),
-    value: z.union([z.string(), z.number().int(), z.boolean()]),
+    // Revisions first, then writes first below: a union tries its options in turn, and a compare-and-set (a
+    // mod_revision compare, then a put) is the request it sees most.
+    value: z.union([z.number().int(), z.string(), z.boolean()]),
   })
   .strict()
   .superRefine((c, ctx) => {
@@ -31,9 +33,9 @@ export const putSchema = z.object({ key, value, lease: z.number().int().positive
 export const deleteSchema = z.object({ key, prefix: z.boolean().default(false) }).strict();
 
 export const requestOpSchema = z.union([
-  z.object({ range: rangeSchema }).strict(),
   z.object({ put: putSchema }).strict(),
   z.object({ delete: deleteSchema }).strict(),
+  z.object({ range: rangeSchema }).strict(),
 ]);
 
 export const txnSchema = z

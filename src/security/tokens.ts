@@ -74,6 +74,7 @@ export class Tokens {
    */
   private readonly records = new Map<string, TokenRecord>();
   private recordsAfterRestore = 0;
+  private readonly verified = new WeakMap<TokenRecord, Buffer>();
 
   constructor(
     private readonly db: ControlDb,
@@ -102,11 +103,24 @@ export class Tokens {
     }
     if (t.caDigest && t.caDigest !== this.caDigest) return { ok: false, reason: 'the token belongs to another cluster (its CA digest does not match)' };
     const rec = this.record(t.id);
-    if (!rec || rec.kind !== kind || !timingSafeEqual(Buffer.from(rec.hash, 'hex'), Buffer.from(sha256(t.secret), 'hex'))) {
+    if (!rec || rec.kind !== kind || !this.secretMatches(rec, t.secret)) {
       return { ok: false, reason: 'unknown or revoked token' };
     }
     if (rec.expires_at !== undefined && rec.expires_at <= Date.now()) return { ok: false, reason: 'the token has expired' };
     return { ok: true, id: rec.id };
+  }
+
+  /**
+   * A kept-alive client sends the same token with every request: a secret that matched a record is kept beside that
+   * record (and goes when the record is replaced or dropped), so that the next request compares it rather than hash it.
+   */
+  private secretMatches(rec: TokenRecord, secret: string): boolean {
+    const given = Buffer.from(secret);
+    const known = this.verified.get(rec);
+    if (known && known.length === given.length && timingSafeEqual(known, given)) return true;
+    if (!timingSafeEqual(Buffer.from(rec.hash, 'hex'), Buffer.from(sha256(secret), 'hex'))) return false;
+    this.verified.set(rec, given);
+    return true;
   }
 
   private record(id: string): TokenRecord | undefined {

@@ -22,9 +22,9 @@ export class RaftLog {
       if (this.entries[i].index !== this.snapshot.index + 1 + i) throw new Error('raft log: entries are not contiguous after the snapshot');
     }
     this.stable = this.lastIndex();
-    // A durable state machine may be ahead of the stored commit index: that index is written without a sync, so power
-    // loss can take it and leave the state machine's own record. What it applied was committed (and is in this log,
-    // which is synced before any entry is acknowledged), so start from there rather than deliver it a second time.
+    // A durable state machine is often ahead of the stored commit index, which storage writes only along with entries,
+    // term or vote. What it applied was committed (and is in this log, which is synced before any entry is
+    // acknowledged), so start from there rather than deliver it a second time.
     this.committed = Math.max(committed, this.snapshot.index, Math.min(applied, this.lastIndex()));
     this.applied = Math.max(this.snapshot.index, Math.min(applied, this.committed));
   }

@@ -170,7 +170,7 @@ describe('raft core', () => {
     assert.deepEqual(c.violations, []);
   });
 
-  it('restarts with a state machine ahead of the stored commit index (lost to power loss) and applies nothing twice', () => {
+  it('restarts with a state machine ahead of the stored commit index and applies nothing twice', () => {
     const conf = { voters: ['n1', 'n2', 'n3'], learners: [] };
     const entries = [
       { index: 1, term: 1, type: 'config' as const, data: encodeConf(conf) },

@@ -214,7 +214,7 @@ export class Daemon {
     this.port = addr.port;
     if (this.config.advertise.port === 0) this.config.advertise.port = addr.port;
 
-    this.storage = RaftStorage.open(path.join(dir, 'raft.db'));
+    this.storage = RaftStorage.open(dir);
     this.store = new KvStore(path.join(dir, 'state.db'));
     this.tls = loadNodeTls(dir);
     if (!this.tls) {

@@ -53,6 +53,36 @@ describe('raft node', () => {
     assert.deepEqual(back.applied, leader()!.applied);
   });
 
+  it('tells followers of a commit soon, even when no other message to them would carry it', async () => {
+    // Heartbeats every 3 s: only the held commit notice's own timer can tell a follower of a commit within a second.
+    const tuning = { tickMs: 50, heartbeatTicks: 60, electionTicks: 100 };
+    const ids = ['d', 'e', 'f'];
+    const trio: Member[] = [];
+    for (const id of ids) {
+      const m = await startMember(id, tempDir('raft-notice-'), ids, 0, tuning);
+      trio.push(m);
+      members.push(m);
+    }
+    const roles = () => trio.map((m) => `${m.id}:${m.node.status().role}`);
+    await until(() => trio.some((m) => m.node.status().role === 'leader'), 30_000, 'a leader', roles);
+    const leader = trio.find((m) => m.node.status().role === 'leader')!;
+    // Each write waits for the last to be applied everywhere, so no later append carries its commit. Without the timer a
+    // follower would see each commit only with a heartbeat: about one write in three would make it within the second.
+    for (let i = 0; i < 6; i++) {
+      await leader.node.propose(Buffer.from(`notice-${i}`));
+      await until(
+        () => trio.every((m) => m.applied.length === i + 1),
+        1_000,
+        `every member to apply write ${i}`,
+        () => trio.map((m) => m.applied.length),
+      );
+    }
+    for (const m of trio) {
+      await stopMember(m);
+      members.splice(members.indexOf(m), 1);
+    }
+  });
+
   it('ignores a peer whose certificate is not from the cluster CA', async () => {
     const target = members[0];
     const termBefore = target.node.status().term;

@@ -40,7 +40,7 @@ export function restoreSnapshot(file: string, dataDir: string): RestoreResult {
     const data = store.snapshot();
     const revision = store.revision();
     store.close();
-    const storage = RaftStorage.open(path.join(dataDir, 'raft.db'));
+    const storage = RaftStorage.open(dataDir);
     const conf = { voters: [dir.nodeId], learners: [] };
     storage.compact({ meta: { index, term, conf }, data });
     storage.save({ entries: [], hardState: { term, vote: null, commit: index } });

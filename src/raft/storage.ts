@@ -1,10 +1,14 @@
-// Durable Raft state in SQLite: the log, the hard state (term, vote, commit)
-// and the latest snapshot. Every save is one transaction, fsynced before it
-// returns (synchronous=FULL), so nothing is acknowledged or voted before it
-// is on disk.
+// Durable Raft state. The entries live in an EntryLog of our own (raft-log/):
+// they are the write every commit waits for. The hard state (term, vote) and
+// the latest snapshot live in SQLite (raft.db, synchronous=FULL). Every save
+// is on disk before it returns, so nothing is acknowledged or voted before it
+// is durable.
+import path from 'node:path';
 import { openDatabase, type DB } from '../sqlite.ts';
+import { EntryLog, type LogPoint, type ReplayedLog } from './entry-log.ts';
 import { encodeConf, type ConfState, type DurableState, type Entry, type HardState, type Ready, type Snapshot } from './types.ts';
 
+// `entries` is where releases before the EntryLog kept the log; open() moves what it still holds into the EntryLog.
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS entries (idx INTEGER PRIMARY KEY, term INTEGER NOT NULL, type TEXT NOT NULL, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS hard_state (id INTEGER PRIMARY KEY CHECK (id = 1), term INTEGER NOT NULL, vote TEXT, commit_index INTEGER NOT NULL);
@@ -14,17 +18,18 @@ CREATE TABLE IF NOT EXISTS snapshot (id INTEGER PRIMARY KEY CHECK (id = 1), idx 
 export class RaftStorage {
   private readonly db: DB;
   private readonly stmts;
+  private log: EntryLog;
+  /** What the log held when last opened. */
+  private replayed: ReplayedLog;
   private saved: HardState | undefined;
 
-  private constructor(file: string) {
-    this.db = openDatabase(file);
+  private constructor(private readonly dir: string) {
+    this.db = openDatabase(path.join(dir, 'raft.db'));
     this.db.exec(SCHEMA);
     const db = this.db;
     this.stmts = {
-      insert: db.prepare<[number, number, string, Uint8Array]>('INSERT INTO entries (idx, term, type, data) VALUES (?, ?, ?, ?)'),
-      truncateFrom: db.prepare<[number]>('DELETE FROM entries WHERE idx >= ?'),
-      dropThrough: db.prepare<[number]>('DELETE FROM entries WHERE idx <= ?'),
-      all: db.prepare<[], { idx: number; term: number; type: Entry['type']; data: Buffer }>('SELECT * FROM entries ORDER BY idx'),
+      legacyEntries: db.prepare<[], { idx: number; term: number; type: Entry['type']; data: Buffer }>('SELECT * FROM entries ORDER BY idx'),
+      dropLegacyEntries: db.prepare('DELETE FROM entries'),
       hard: db.prepare<[number, string | null, number]>(
         'INSERT INTO hard_state (id, term, vote, commit_index) VALUES (1, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET term = excluded.term, vote = excluded.vote, commit_index = excluded.commit_index',
       ),
@@ -34,14 +39,17 @@ export class RaftStorage {
       ),
       getSnap: db.prepare<[], { idx: number; term: number; conf: string; data: Buffer }>('SELECT * FROM snapshot WHERE id = 1'),
     };
+    ({ log: this.log, replayed: this.replayed } = EntryLog.open(this.logDir()));
+    this.moveLegacyEntries();
   }
 
-  static open(file: string): RaftStorage {
-    return new RaftStorage(file);
+  /** The node's Raft state in `dir`: raft.db and raft-log/. */
+  static open(dir: string): RaftStorage {
+    return new RaftStorage(dir);
   }
 
   isEmpty(): boolean {
-    return !this.stmts.getHard.get() && !this.stmts.getSnap.get() && this.stmts.all.all().length === 0;
+    return !this.stmts.getHard.get() && !this.stmts.getSnap.get() && this.log.lastIndex() === 0;
   }
 
   snapshot(): Snapshot | null {
@@ -49,69 +57,96 @@ export class RaftStorage {
     return s ? { meta: { index: s.idx, term: s.term, conf: JSON.parse(s.conf) as ConfState }, data: new Uint8Array(s.data) } : null;
   }
 
+  /**
+   * What the node starts from. The entries are those after the snapshot, if the log holds the snapshot's own entry
+   * (or begins right at it). Otherwise the snapshot replaced the log, as a leader's snapshot does, and the node crashed
+   * before the log said so: none of its entries belong after the snapshot, and the log is told so now.
+   */
   load(): DurableState {
     const h = this.stmts.getHard.get();
     if (h) this.saved = { term: h.term, vote: h.vote, commit: h.commit_index };
     const snapshot = this.snapshot();
-    const entries: Entry[] = this.stmts.all
-      .all()
-      .filter((e) => e.idx > (snapshot?.meta.index ?? 0))
-      .map((e) => ({ index: e.idx, term: e.term, type: e.type, data: new Uint8Array(e.data) }));
+    const at: LogPoint = snapshot ? { index: snapshot.meta.index, term: snapshot.meta.term } : { index: 0, term: 0 };
+    this.reopenLog(); // replay what is on disk now, bootstrap's entry included
+    const { base, entries: all } = this.replayed;
+    let entries: readonly Entry[];
+    if (at.index >= base.index && termIn(this.replayed, at.index) === at.term) {
+      entries = all.slice(at.index - base.index);
+    } else {
+      this.log.write({ base: at, entries: [] });
+      entries = [];
+    }
     const hardState: HardState = h ? { term: h.term, vote: h.vote, commit: h.commit_index } : { term: 0, vote: null, commit: 0 };
     return { hardState, snapshot, entries };
   }
 
   /**
-   * Persist what a Ready asks for, in one transaction, fsynced. A Ready that only moves the commit index is not written
-   * at all: Raft needs no durable commit index (a restarted node learns it again from the leader, and the state
-   * machine's own applied index says what was applied; see RaftLog), so it rides along with the next write of entries,
-   * term or vote. Writing it alone cost the leader a SQLite transaction between a follower's ack and the answer.
+   * Persist what a Ready asks for. SQLite is written only when the snapshot, the term or the vote changed: the commit
+   * index alone is not worth a write, as Raft needs none durable (a restarted node learns it again from the leader, and
+   * the state machine's own applied index says what was applied; see RaftLog). When it is written, it is capped at what
+   * the log already holds, so that a crash before the entries are on disk cannot leave it pointing past them.
    */
   save(rd: Pick<Ready, 'hardState' | 'entries' | 'snapshot'>): void {
-    if (!rd.hardState && rd.entries.length === 0 && !rd.snapshot) return;
+    const hs = rd.hardState;
     const prev = this.saved;
-    const commitOnly =
-      rd.entries.length === 0 && !rd.snapshot && !!prev && !!rd.hardState && prev.term === rd.hardState.term && prev.vote === rd.hardState.vote;
-    if (commitOnly) return;
-    this.write(rd);
-    if (rd.hardState) this.saved = rd.hardState;
+    const termOrVote = !!hs && (!prev || prev.term !== hs.term || prev.vote !== hs.vote);
+    if (rd.snapshot || termOrVote) {
+      this.db.transaction(() => {
+        if (rd.snapshot) this.putSnapshot(rd.snapshot);
+        if (hs) this.stmts.hard.run(hs.term, hs.vote, Math.min(hs.commit, this.log.lastIndex()));
+      })();
+    }
+    if (hs) this.saved = hs;
+    const meta = rd.snapshot?.meta;
+    this.log.write({ base: meta && { index: meta.index, term: meta.term }, entries: rd.entries });
   }
 
-  private write(rd: Pick<Ready, 'hardState' | 'entries' | 'snapshot'>): void {
-    this.db.transaction(() => {
-      if (rd.snapshot) {
-        this.putSnapshot(rd.snapshot);
-        this.stmts.truncateFrom.run(0); // a received snapshot replaces the whole log
-      }
-      if (rd.entries.length > 0) {
-        this.stmts.truncateFrom.run(rd.entries[0].index);
-        for (const e of rd.entries) this.stmts.insert.run(e.index, e.term, e.type, e.data);
-      }
-      if (rd.hardState) this.stmts.hard.run(rd.hardState.term, rd.hardState.vote, rd.hardState.commit);
-    })();
-  }
-
-  /** The state machine took a snapshot: keep it and drop the entries it covers. */
+  /** The state machine took a snapshot: keep it, then drop the log segments it covers. */
   compact(snapshot: Snapshot): void {
-    this.db.transaction(() => {
-      this.putSnapshot(snapshot);
-      this.stmts.dropThrough.run(snapshot.meta.index);
-    })();
+    this.putSnapshot(snapshot);
+    this.log.compact(snapshot.meta.index);
   }
 
   /** A new cluster's first entry: its initial configuration, committed by definition. */
   bootstrap(conf: ConfState): void {
-    this.save({
-      entries: [{ index: 1, term: 1, type: 'config', data: encodeConf(conf) }],
-      hardState: { term: 1, vote: null, commit: 1 },
-    });
+    this.log.write({ entries: [{ index: 1, term: 1, type: 'config', data: encodeConf(conf) }] });
+    this.save({ entries: [], hardState: { term: 1, vote: null, commit: 1 } });
+  }
+
+  close(): void {
+    this.log.close();
+    this.db.close();
   }
 
   private putSnapshot(s: Snapshot): void {
     this.stmts.snap.run(s.meta.index, s.meta.term, JSON.stringify(s.meta.conf), s.data);
   }
 
-  close(): void {
-    this.db.close();
+  private logDir(): string {
+    return path.join(this.dir, 'raft-log');
   }
+
+  /**
+   * A node last run by a release that kept its entries in SQLite: write them to the EntryLog, then delete them. A crash
+   * in between repeats the move, which is harmless (each entry replaces the same one).
+   */
+  private moveLegacyEntries(): void {
+    const legacy = this.stmts.legacyEntries.all();
+    if (legacy.length === 0) return;
+    const snap = this.stmts.getSnap.get();
+    const rows = legacy.filter((e) => e.idx > (snap?.idx ?? 0));
+    const base = rows.length > 0 && rows[0].idx === 1 ? { index: 0, term: 0 } : { index: snap?.idx ?? 0, term: snap?.term ?? 0 };
+    this.log.write({ base, entries: rows.map((e) => ({ index: e.idx, term: e.term, type: e.type, data: new Uint8Array(e.data) })) });
+    this.stmts.dropLegacyEntries.run();
+  }
+
+  private reopenLog(): void {
+    this.log.close();
+    ({ log: this.log, replayed: this.replayed } = EntryLog.open(this.logDir()));
+  }
+}
+
+function termIn(log: ReplayedLog, index: number): number | undefined {
+  if (index === log.base.index) return log.base.term;
+  return log.entries[index - log.base.index - 1]?.term;
 }

@@ -1,6 +1,5 @@
 // In-process Raft members on real parts (SQLite storage, WebSocket transport
 // on loopback) with a small in-memory state machine; for tests and bench:raft.
-import path from 'node:path';
 import { ApiServer } from '../../src/api/server.ts';
 import { createLogger } from '../../src/log.ts';
 import { RaftNode } from '../../src/raft/node.ts';
@@ -38,7 +37,7 @@ export async function startMember(
   dir: string,
   bootstrap: string[] | null,
   port = 0,
-  tuning: { tickMs?: number; snapshotEvery?: number } = {},
+  tuning: { tickMs?: number; snapshotEvery?: number; heartbeatTicks?: number; electionTicks?: number } = {},
 ): Promise<Member> {
   const api = new ApiServer({
     log,
@@ -48,7 +47,7 @@ export async function startMember(
   const tls = await nodeTls(id);
   api.enableTls(tls);
   ports.set(id, addr.port);
-  const storage = RaftStorage.open(path.join(dir, 'raft.db'));
+  const storage = RaftStorage.open(dir);
   if (bootstrap && storage.isEmpty()) storage.bootstrap({ voters: bootstrap, learners: [] });
   const m = { id, dir, api, port: addr.port, storage, applied: [] as string[], restores: 0 } as Member;
   m.transport = new Transport({
@@ -78,6 +77,8 @@ export async function startMember(
     takeSnapshot: () => Buffer.from(JSON.stringify(m.applied)),
     tickMs: tuning.tickMs ?? 100,
     snapshotEvery: tuning.snapshotEvery ?? 10_000,
+    heartbeatTicks: tuning.heartbeatTicks,
+    electionTicks: tuning.electionTicks,
   });
   m.node.start();
   return m;

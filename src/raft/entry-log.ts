@@ -31,6 +31,12 @@ const FIXED = 13;
 const KIND = { normal: 1, config: 2, base: 3 } as const;
 const SEGMENT_NAME = /^([0-9a-f]{16})\.seg$/;
 const SPARE = 'spare.tmp';
+/**
+ * Segments are zero-filled, scanned and zeroed through this one buffer, never a whole segment at once: glibc keeps a
+ * freed 4 MiB block in the process (its mmap threshold rises to the size of the last block it freed), and an idle node's
+ * RSS would carry it.
+ */
+const ZEROS = Buffer.alloc(64 << 10);
 
 export interface LogPoint {
   readonly index: number;
@@ -82,14 +88,14 @@ export class EntryLog {
     let tailOffset = 0;
     for (const [i, seq] of seqs.entries()) {
       const file = path.join(dir, segmentName(seq));
-      const buf = fs.readFileSync(file);
+      const { buf, size } = readWritten(file);
       const { end, torn, base } = replay.segment(buf, file);
       segments.push({ seq, base });
       const isLast = i === seqs.length - 1;
       if (torn && !isLast) throw new Error(`raft log: ${file} is corrupt at offset ${end}`);
       if (isLast) {
         tailOffset = end;
-        if (torn) zeroFrom(file, end, buf.length);
+        if (torn) zeroFrom(file, end, size);
       }
     }
     const replayed = replay.result();
@@ -170,7 +176,7 @@ export class EntryLog {
     } else {
       const fd = fs.openSync(file, 'w');
       try {
-        fs.writeSync(fd, Buffer.alloc(SEGMENT_BYTES));
+        for (let at = 0; at < SEGMENT_BYTES; at += ZEROS.length) fs.writeSync(fd, ZEROS, 0, ZEROS.length, at);
         fs.fdatasyncSync(fd);
       } finally {
         fs.closeSync(fd);
@@ -193,7 +199,7 @@ export class EntryLog {
     void (async () => {
       const fh = await fs.promises.open(path.join(this.dir, SPARE), 'w');
       try {
-        await fh.write(Buffer.alloc(SEGMENT_BYTES), 0, SEGMENT_BYTES, 0);
+        for (let at = 0; at < SEGMENT_BYTES; at += ZEROS.length) await fh.write(ZEROS, 0, ZEROS.length, at);
         await fh.datasync();
       } finally {
         await fh.close();
@@ -240,9 +246,8 @@ class Replay {
       }
       at += HEAD + len;
     }
-    // Past the last record there are only zeros, unless a write was torn.
-    const rest = buf.subarray(at);
-    return { end: at, torn: !rest.equals(Buffer.alloc(rest.length)), base };
+    // `buf` ends at the segment's last non-zero byte: anything past the last record is what a torn write left.
+    return { end: at, torn: at < buf.length, base };
   }
 
   result(): ReplayedLog {
@@ -291,10 +296,32 @@ function segmentName(seq: number): string {
   return `${seq.toString(16).padStart(16, '0')}.seg`;
 }
 
+/** A segment's bytes up to its last non-zero one (the zeros after are space not yet written), and its size. */
+function readWritten(file: string): { buf: Buffer; size: number } {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const size = fs.fstatSync(fd).size;
+    const chunk = Buffer.allocUnsafe(ZEROS.length);
+    let written = 0;
+    for (let at = 0; at < size; at += chunk.length) {
+      const n = fs.readSync(fd, chunk, 0, chunk.length, at);
+      if (chunk.subarray(0, n).equals(ZEROS.subarray(0, n))) continue;
+      let last = n - 1;
+      while (chunk[last] === 0) last--;
+      written = at + last + 1;
+    }
+    const buf = Buffer.allocUnsafe(written);
+    if (written > 0) fs.readSync(fd, buf, 0, written, 0);
+    return { buf, size };
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 function zeroFrom(file: string, from: number, to: number): void {
   const fd = fs.openSync(file, 'r+');
   try {
-    fs.writeSync(fd, Buffer.alloc(to - from), 0, to - from, from);
+    for (let at = from; at < to; at += ZEROS.length) fs.writeSync(fd, ZEROS, 0, Math.min(ZEROS.length, to - at), at);
     fs.fdatasyncSync(fd);
   } finally {
     fs.closeSync(fd);

@@ -280,8 +280,13 @@ export class RaftNode {
       }
     }
     for (const m of msgs) {
-      if (going.has(m.to)) now.push(m);
-      else this.held.set(m.to, [...(this.held.get(m.to) ?? []), m]);
+      if (going.has(m.to)) {
+        now.push(m);
+        continue;
+      }
+      const held = this.held.get(m.to);
+      if (held) held.push(m);
+      else this.held.set(m.to, [m]);
     }
     if (this.held.size > 0 && !this.heldTimer) {
       this.heldTimer = setTimeout(() => {

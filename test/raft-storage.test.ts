@@ -52,6 +52,29 @@ test('entries come back after a restart, later ones replacing earlier ones from 
   assert.deepEqual(text(replayed.entries), ['1@1:v1.1', '2@1:v2.1', '3@2:v3.2', '4@2:v4.2']);
 });
 
+test('a last record that ends in zero bytes (a no-op, a base, data ending in zeros) survives a restart', (t) => {
+  const dir = tmpDir(t);
+  const { log } = EntryLog.open(dir);
+  log.write({ entries: [entry(1, 1), entry(2, 1), entry(3, 1)] });
+  // A leader's no-op has no data: its record ends with the term's high bytes, all zero.
+  log.write({ entries: [{ index: 4, term: 2, type: 'normal', data: new Uint8Array(0) }] });
+  log.close();
+  let r = reopen(dir);
+  assert.deepEqual(
+    r.replayed.entries.map((e) => `${e.index}@${e.term}`),
+    ['1@1', '2@1', '3@1', '4@2'],
+  );
+  const again = EntryLog.open(dir);
+  again.log.write({ entries: [{ index: 5, term: 2, type: 'normal', data: new Uint8Array([7, 0, 0, 0]) }] });
+  again.log.write({ base: { index: 3, term: 1 }, entries: [] }); // the log ends at 3 now
+  again.log.close();
+  r = reopen(dir);
+  assert.deepEqual(
+    r.replayed.entries.map((e) => `${e.index}@${e.term}`),
+    ['1@1', '2@1', '3@1'],
+  );
+});
+
 test('a torn last batch is dropped, and what it left behind never reappears after the next write', (t) => {
   const dir = tmpDir(t);
   const { log } = EntryLog.open(dir);

@@ -31,11 +31,7 @@ const FIXED = 13;
 const KIND = { normal: 1, config: 2, base: 3 } as const;
 const SEGMENT_NAME = /^([0-9a-f]{16})\.seg$/;
 const SPARE = 'spare.tmp';
-/**
- * Segments are zero-filled, scanned and zeroed through this one buffer, never a whole segment at once: glibc keeps a
- * freed 4 MiB block in the process (its mmap threshold rises to the size of the last block it freed), and an idle node's
- * RSS would carry it.
- */
+/** Segments are zero-filled, checked and zeroed through this one buffer rather than a zeroed copy of a whole segment. */
 const ZEROS = Buffer.alloc(64 << 10);
 
 export interface LogPoint {
@@ -88,14 +84,14 @@ export class EntryLog {
     let tailOffset = 0;
     for (const [i, seq] of seqs.entries()) {
       const file = path.join(dir, segmentName(seq));
-      const { buf, size } = readWritten(file);
+      const buf = fs.readFileSync(file);
       const { end, torn, base } = replay.segment(buf, file);
       segments.push({ seq, base });
       const isLast = i === seqs.length - 1;
       if (torn && !isLast) throw new Error(`raft log: ${file} is corrupt at offset ${end}`);
       if (isLast) {
         tailOffset = end;
-        if (torn) zeroFrom(file, end, size);
+        if (torn) zeroFrom(file, end, buf.length);
       }
     }
     const replayed = replay.result();
@@ -246,8 +242,8 @@ class Replay {
       }
       at += HEAD + len;
     }
-    // `buf` ends at the segment's last non-zero byte: anything past the last record is what a torn write left.
-    return { end: at, torn: at < buf.length, base };
+    // Past the last record there are only zeros, unless a write was torn.
+    return { end: at, torn: !allZero(buf.subarray(at)), base };
   }
 
   result(): ReplayedLog {
@@ -296,26 +292,12 @@ function segmentName(seq: number): string {
   return `${seq.toString(16).padStart(16, '0')}.seg`;
 }
 
-/** A segment's bytes up to its last non-zero one (the zeros after are space not yet written), and its size. */
-function readWritten(file: string): { buf: Buffer; size: number } {
-  const fd = fs.openSync(file, 'r');
-  try {
-    const size = fs.fstatSync(fd).size;
-    const chunk = Buffer.allocUnsafe(ZEROS.length);
-    let written = 0;
-    for (let at = 0; at < size; at += chunk.length) {
-      const n = fs.readSync(fd, chunk, 0, chunk.length, at);
-      if (chunk.subarray(0, n).equals(ZEROS.subarray(0, n))) continue;
-      let last = n - 1;
-      while (chunk[last] === 0) last--;
-      written = at + last + 1;
-    }
-    const buf = Buffer.allocUnsafe(written);
-    if (written > 0) fs.readSync(fd, buf, 0, written, 0);
-    return { buf, size };
-  } finally {
-    fs.closeSync(fd);
+function allZero(buf: Buffer): boolean {
+  for (let at = 0; at < buf.length; at += ZEROS.length) {
+    const part = buf.subarray(at, at + ZEROS.length);
+    if (!part.equals(ZEROS.subarray(0, part.length))) return false;
   }
+  return true;
 }
 
 function zeroFrom(file: string, from: number, to: number): void {

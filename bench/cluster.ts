@@ -27,6 +27,17 @@ async function bundledCommand(): Promise<string[]> {
   return [process.execPath, ...flags, path.join(REPO, 'dist', 'firecampd.cjs')];
 }
 
+/**
+ * The malloc settings of the shipped systemd unit (packaging/firecampd.service), so that the bench measures a node as it
+ * runs there. They change only its memory: see docs/performance.md, "A small node".
+ */
+function unitEnvironment(): NodeJS.ProcessEnv {
+  const unit = fs.readFileSync(path.join(REPO, 'packaging', 'firecampd.service'), 'utf8');
+  const tunables = /^Environment=GLIBC_TUNABLES=(\S+)$/m.exec(unit);
+  if (!tunables) throw new Error('packaging/firecampd.service sets no GLIBC_TUNABLES');
+  return { GLIBC_TUNABLES: tunables[1] };
+}
+
 export interface BenchCluster {
   name: 'firecampd' | 'etcd';
   /** "https://127.0.0.1:PORT" of each node; pids[i] is endpoints[i]'s process. */
@@ -113,7 +124,8 @@ export async function startFirecampd(nodes: number, maxSockets: number, token = 
   };
   try {
     dirs.push(tempDir('fc-bench-'));
-    const first = await startDaemon(['--data-dir', dirs[0]], command, { FIRECAMPD_TOKEN: token });
+    const env = unitEnvironment();
+    const first = await startDaemon(['--data-dir', dirs[0]], command, { ...env, FIRECAMPD_TOKEN: token });
     running.push(first);
     client = new BenchClient(fs.readFileSync(path.join(dirs[0], 'tls', 'ca.crt'), 'utf8'), { authorization: `Bearer ${token}` }, maxSockets);
     const c = client;
@@ -125,7 +137,7 @@ export async function startFirecampd(nodes: number, maxSockets: number, token = 
     });
     for (let i = 1; i < nodes; i++) {
       dirs.push(tempDir('fc-bench-'));
-      running.push(await startDaemon(['--data-dir', dirs[i], '--join', `127.0.0.1:${first.port}`], command, { FIRECAMPD_TOKEN: join }));
+      running.push(await startDaemon(['--data-dir', dirs[i], '--join', `127.0.0.1:${first.port}`], command, { ...env, FIRECAMPD_TOKEN: join }));
     }
     const endpoints = running.map((r) => `https://127.0.0.1:${r.port}`);
     await poll(`firecampd cluster did not reach ${nodes} voters`, 60_000, async () => {

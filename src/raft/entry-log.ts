@@ -51,6 +51,12 @@ interface Segment {
   base: LogPoint | null;
 }
 
+/** The term of the entry at `index` in a replayed log (its base's term at the base), or undefined if it holds none there. */
+export function termIn(log: ReplayedLog, index: number): number | undefined {
+  if (index === log.base.index) return log.base.term;
+  return log.entries[index - log.base.index - 1]?.term;
+}
+
 export class EntryLog {
   private segments: Segment[] = [];
   private fd = -1;
@@ -250,15 +256,10 @@ class Replay {
     return { base: this.base, entries: this.entries };
   }
 
-  private termAt(index: number): number | undefined {
-    if (index === this.base.index) return this.base.term;
-    return this.entries[index - this.base.index - 1]?.term;
-  }
-
   /** The log ends at `p`: cut it there if it holds `p`, else it restarts from `p`. */
   private rebase(p: LogPoint): void {
     this.started = true;
-    if (p.index >= this.base.index && this.termAt(p.index) === p.term) {
+    if (p.index >= this.base.index && termIn(this.result(), p.index) === p.term) {
       this.entries.length = p.index - this.base.index;
     } else {
       this.base = p;

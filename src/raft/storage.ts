@@ -5,7 +5,7 @@
 // is durable.
 import path from 'node:path';
 import { openDatabase, type DB } from '../sqlite.ts';
-import { EntryLog, type LogPoint, type ReplayedLog } from './entry-log.ts';
+import { EntryLog, termIn, type LogPoint, type ReplayedLog } from './entry-log.ts';
 import { encodeConf, type ConfState, type DurableState, type Entry, type HardState, type Ready, type Snapshot } from './types.ts';
 
 // `entries` is where releases before the EntryLog kept the log; open() moves what it still holds into the EntryLog.
@@ -19,8 +19,11 @@ export class RaftStorage {
   private readonly db: DB;
   private readonly stmts;
   private log: EntryLog;
-  /** What the log held when last opened. */
-  private replayed: ReplayedLog;
+  /**
+   * What the log held when it was opened, until load() hands it on (the entries then belong to the Raft core). Null once
+   * anything was written since: load() must read the log again.
+   */
+  private replayed: ReplayedLog | null;
   private saved: HardState | undefined;
 
   private constructor(private readonly dir: string) {
@@ -67,13 +70,13 @@ export class RaftStorage {
     if (h) this.saved = { term: h.term, vote: h.vote, commit: h.commit_index };
     const snapshot = this.snapshot();
     const at: LogPoint = snapshot ? { index: snapshot.meta.index, term: snapshot.meta.term } : { index: 0, term: 0 };
-    this.reopenLog(); // replay what is on disk now, bootstrap's entry included
-    const { base, entries: all } = this.replayed;
+    const replayed = this.replayed ?? this.reopenLog(); // what is on disk now, bootstrap's entry included
+    this.replayed = null;
     let entries: readonly Entry[];
-    if (at.index >= base.index && termIn(this.replayed, at.index) === at.term) {
-      entries = all.slice(at.index - base.index);
+    if (at.index >= replayed.base.index && termIn(replayed, at.index) === at.term) {
+      entries = replayed.entries.slice(at.index - replayed.base.index);
     } else {
-      this.log.write({ base: at, entries: [] });
+      this.writeLog({ base: at, entries: [] });
       entries = [];
     }
     const hardState: HardState = h ? { term: h.term, vote: h.vote, commit: h.commit_index } : { term: 0, vote: null, commit: 0 };
@@ -98,7 +101,7 @@ export class RaftStorage {
     }
     if (hs) this.saved = hs;
     const meta = rd.snapshot?.meta;
-    this.log.write({ base: meta && { index: meta.index, term: meta.term }, entries: rd.entries });
+    this.writeLog({ base: meta && { index: meta.index, term: meta.term }, entries: rd.entries });
   }
 
   /** The state machine took a snapshot: keep it, then drop the log segments it covers. */
@@ -109,7 +112,7 @@ export class RaftStorage {
 
   /** A new cluster's first entry: its initial configuration, committed by definition. */
   bootstrap(conf: ConfState): void {
-    this.log.write({ entries: [{ index: 1, term: 1, type: 'config', data: encodeConf(conf) }] });
+    this.writeLog({ entries: [{ index: 1, term: 1, type: 'config', data: encodeConf(conf) }] });
     this.save({ entries: [], hardState: { term: 1, vote: null, commit: 1 } });
   }
 
@@ -136,17 +139,20 @@ export class RaftStorage {
     const snap = this.stmts.getSnap.get();
     const rows = legacy.filter((e) => e.idx > (snap?.idx ?? 0));
     const base = rows.length > 0 && rows[0].idx === 1 ? { index: 0, term: 0 } : { index: snap?.idx ?? 0, term: snap?.term ?? 0 };
-    this.log.write({ base, entries: rows.map((e) => ({ index: e.idx, term: e.term, type: e.type, data: new Uint8Array(e.data) })) });
+    this.writeLog({ base, entries: rows.map((e) => ({ index: e.idx, term: e.term, type: e.type, data: new Uint8Array(e.data) })) });
     this.stmts.dropLegacyEntries.run();
   }
 
-  private reopenLog(): void {
-    this.log.close();
-    ({ log: this.log, replayed: this.replayed } = EntryLog.open(this.logDir()));
+  private writeLog(batch: Parameters<EntryLog['write']>[0]): void {
+    if (!batch.base && batch.entries.length === 0) return;
+    this.replayed = null;
+    this.log.write(batch);
   }
-}
 
-function termIn(log: ReplayedLog, index: number): number | undefined {
-  if (index === log.base.index) return log.base.term;
-  return log.entries[index - log.base.index - 1]?.term;
+  private reopenLog(): ReplayedLog {
+    this.log.close();
+    let replayed: ReplayedLog;
+    ({ log: this.log, replayed } = EntryLog.open(this.logDir()));
+    return replayed;
+  }
 }

@@ -102,7 +102,9 @@ async function main(): Promise<void> {
         const row = (await client.execute(select, [id], options)).first();
         // Not an error to retry: a quorum read that misses a quorum write is the fault this test looks for.
         if (row?.get('v') !== `row ${id}`) {
-          process.stdout.write(JSON.stringify({ violation: `row ${id} acknowledged at QUORUM but not read back at QUORUM` }) + '\n');
+          process.stdout.write(
+            JSON.stringify({ violation: `row ${id} acknowledged at QUORUM but not read back at QUORUM`, at: new Date().toISOString() }) + '\n',
+          );
           process.exit(3);
         }
       },

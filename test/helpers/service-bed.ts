@@ -203,14 +203,17 @@ export function startLoad(bed: TestBed, command: string[], context: () => string
       proc.stdin.end();
       await done;
     },
-    /** Its totals (its last line with "acked"); a client that never printed them is an error that says how it ended. */
+    /**
+     * Its totals (its last line with "acked"); a client that never printed them is an error that says how it ended, with
+     * the nodes' and members' last log lines (a violation is found only after the fact: they are what there is to go on).
+     */
     result: () => {
       const totals = lines()
         .filter((l) => Array.isArray(l.acked))
         .at(-1);
       if (!totals)
         throw new Error(
-          `the load client printed no totals (${exit || 'still running'}); its last lines: ${out.trim().split('\n').slice(-3).join(' | ')}; its stderr: ${err.trim() || '(nothing)'}`,
+          `the load client printed no totals (${exit || 'still running'}); its last lines: ${out.trim().split('\n').slice(-3).join(' | ')}; its stderr: ${err.trim() || '(nothing)'}\n${context()}`,
         );
       return totals as unknown as LoadResult;
     },

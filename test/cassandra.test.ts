@@ -178,6 +178,8 @@ describe('cassandra', { timeout: 2_400_000 }, () => {
     const stats = load.result();
     t.diagnostic(`during the failover: ${stats.acked[1]} written and read back at QUORUM, ${stats.errors} errors, longest gap ${stats.longestGapMs} ms`);
     assert.ok(stats.acked[1] > 0, JSON.stringify(stats));
+    // No range moves in a failover: every coordinator has the same ring, so a quorum read must find a quorum write at once.
+    assert.deepEqual(load.reported('staleRead'), [], 'no quorum read missed a quorum write');
     await allThere('a', ROWS);
     await allThere('b', stats.acked[1]);
     // Its own copy: the rows of table a read at ONE from cs-1 alone (3 replicas of 3 members: it holds every row).
@@ -200,6 +202,7 @@ describe('cassandra', { timeout: 2_400_000 }, () => {
     const stats = load.result();
     t.diagnostic(`during the upgrade: ${stats.acked[1]} written and read back at QUORUM, ${stats.errors} errors, longest gap ${stats.longestGapMs} ms`);
     assert.ok(stats.acked[1] > 0, JSON.stringify(stats));
+    assert.deepEqual(load.reported('staleRead'), [], 'no quorum read missed a quorum write');
     const after = await service();
     assert.ok(
       after.members.every((m) => m.image === NEXT_IMAGE),
@@ -224,6 +227,9 @@ describe('cassandra', { timeout: 2_400_000 }, () => {
     }
     const stats = load.result();
     t.diagnostic(`while scaling: ${stats.acked[1]} written and read back at QUORUM, ${stats.errors} errors, longest gap ${stats.longestGapMs} ms`);
+    // While cs-3 turns from joining to normal, coordinators learn it by gossip a moment apart (Cassandra 5.0): a read
+    // may miss a write for that moment, and the client then reads until the row shows (a row that never does fails it).
+    t.diagnostic(`quorum reads that missed a quorum write at first, and found it later: ${JSON.stringify(load.reported('staleRead'))}`);
     await waitSettled(4, 60_000, 'four members Up and Normal');
     const cleaned = bed.nodes
       .flatMap((n, i) => n.logs.slice(logsBefore[i]))

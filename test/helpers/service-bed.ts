@@ -199,6 +199,8 @@ export function startLoad(bed: TestBed, command: string[], context: () => string
         (n) => n >= id || exited,
         { ms, what: `the load client's write ${id} acknowledged`, context },
       ),
+    /** The lines it printed that carry `key` (a client's own reports, such as cql-client's staleRead). */
+    reported: (key: string) => lines().filter((l) => key in l),
     stop: async () => {
       proc.stdin.end();
       await done;

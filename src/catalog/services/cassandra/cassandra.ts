@@ -199,9 +199,22 @@ async function authStep(members: PlacedMember[], ctx: TypeContext): Promise<stri
  */
 async function cleanupStep(members: PlacedMember[], ctx: TypeContext): Promise<string | undefined> {
   const marker = `${STATE}/cleaned-for-${members.length}`;
-  for (const m of [...members].sort((a, b) => memberIndex(a.spec) - memberIndex(b.spec))) {
-    const r = await ctx.exec(m.spec, ['test', '-f', marker]);
-    if (r.exitCode === 0) continue;
+  const ordered = [...members].sort((a, b) => memberIndex(a.spec) - memberIndex(b.spec));
+  const clean = await Promise.all(ordered.map(async (m) => (await ctx.exec(m.spec, ['test', '-f', marker])).exitCode === 0));
+  if (!clean.includes(true)) {
+    // Before the first cleanup, every member must see the new ring itself: gossip brings it to each at its own time,
+    // and a coordinator that still has the old one would send reads and writes to the ranges a cleanup drops.
+    for (const m of ordered) {
+      const status = parseStatus(await nodetool(m, ctx, ['status']));
+      const missing = ordered.find((o) => status.get(o.spec.ip!) !== 'UN');
+      if (missing) {
+        const seen = status.get(missing.spec.ip!) ?? 'not in its ring';
+        return `waiting for every member to see the whole ring Up and Normal before cleanup: ${m.spec.name} sees ${missing.spec.name} ${seen}`;
+      }
+    }
+  }
+  for (const [i, m] of ordered.entries()) {
+    if (clean[i]) continue;
     ctx.log.info({ member: m.spec.name }, 'cassandra: nodetool cleanup');
     await nodetool(m, ctx, ['cleanup'], 3_600_000);
     await execOk(ctx.exec, m.spec, ['touch', marker]);

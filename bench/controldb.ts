@@ -1,13 +1,16 @@
-// npm run bench:controldb -- [--json] [--seconds 10] [--runs 3] [--spread] [--clients 1 64]
+// npm run bench:controldb -- [--json] [--seconds 10] [--slice 2] [--runs 3] [--spread] [--clients 1 64]
 //
 // firecampd's controldb side by side with etcd: a 3-node cluster of each on
 // this machine, both up for the whole bench. Each client owns one key and
 // loops compare-and-set on it: one txn (compare mod_revision == the last one
 // it wrote, then put a 100-byte value) — one HTTP request per operation. Each
-// run measures every client count (default 1 and 64) on both systems, taking
-// turns at going first; the report gives, per client count, the medians over
-// the runs of ops/s, p50 and p99 of each system and firecampd/etcd ratios,
-// plus the RSS of the leader's process of each.
+// run measures every client count (default 1 and 64) on both systems: the
+// run's seconds of each are cut into slices (default 2 s) that alternate
+// between the two, taking turns at going first, so that a swing in the host's
+// speed (this VM's moved a system from 230 to 464 ops/s between one 10-s
+// window and the next) falls on both alike. The report gives, per client
+// count, the medians over the runs of ops/s, p50 and p99 of each system and
+// firecampd/etcd ratios, plus the RSS of the leader's process of each.
 //
 // The same for both: one client implementation (https-client.ts: Node's https
 // module, a kept-alive agent with a socket per client, JSON bodies); HTTPS to
@@ -105,8 +108,17 @@ function cpuSeconds(pids: number[]): number {
 
 let measurement = 0;
 
+/** What one slice of load measured, to be added up over a run's slices. */
+interface Slice {
+  latencies: number[];
+  elapsed: number;
+  cpu: number;
+  otherCpu: number;
+  failures: number;
+}
+
 /** `clients` loops of compare-and-set for `seconds`; each stops by itself at the deadline or on the first error of any. */
-async function workload(cluster: BenchCluster, other: BenchCluster, clients: number, seconds: number, spread: boolean): Promise<Result> {
+async function workload(cluster: BenchCluster, other: BenchCluster, clients: number, seconds: number, spread: boolean): Promise<Slice> {
   const targets = spread ? cluster.endpoints : [await cluster.leader()];
   const run = ++measurement; // fresh keys each time, so that every first compare is against an absent key (mod_revision 0)
   const latencies: number[] = [];
@@ -142,16 +154,23 @@ async function workload(cluster: BenchCluster, other: BenchCluster, clients: num
   const otherCpu = cpuSeconds(other.pids) - otherCpu0;
   const error = loops.find((l) => l.status === 'rejected');
   if (error) throw error.reason;
-  latencies.sort((a, b) => a - b);
+  return { latencies, elapsed, cpu, otherCpu, failures };
+}
+
+/** A run's slices of one system, added up: its operations over its own time, its percentiles over all its latencies. */
+function result(slices: Slice[]): Result {
+  const latencies = slices.flatMap((x) => x.latencies).sort((a, b) => a - b);
+  const sum = (f: (x: Slice) => number) => slices.reduce((acc, x) => acc + f(x), 0);
+  const elapsed = sum((x) => x.elapsed);
   const q = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))];
   return {
     ops_per_sec: Math.round(latencies.length / elapsed),
     p50_ms: round(q(0.5)),
     p99_ms: round(q(0.99)),
     ops: latencies.length,
-    cas_failures: failures,
-    cpu_ms_per_op: round((cpu * 1000) / Math.max(1, latencies.length)),
-    other_cpu_pct: round((otherCpu / elapsed) * 100),
+    cas_failures: sum((x) => x.failures),
+    cpu_ms_per_op: round((sum((x) => x.cpu) * 1000) / Math.max(1, latencies.length)),
+    other_cpu_pct: round((sum((x) => x.otherCpu) / elapsed) * 100),
   };
 }
 
@@ -174,9 +193,10 @@ async function main(): Promise<void> {
     .option('json', { type: 'boolean', default: false, describe: 'print one JSON line instead of the table' })
     .option('seconds', { type: 'number', default: 10, describe: 'length of each measurement' })
     .option('runs', { type: 'number', default: 3, describe: 'runs; the report gives their medians' })
+    .option('slice', { type: 'number', default: 2, describe: 'seconds of load on one system before the other takes its turn, within a run' })
     .option('spread', { type: 'boolean', default: false, describe: 'spread clients over all nodes instead of all on the leader' })
     .option('clients', { type: 'number', array: true, default: [1, 64], describe: 'client counts to measure in each run' })
-    .check((a) => a.seconds > 0 && a.runs >= 1 && a.clients.length > 0 && a.clients.every((n) => Number.isInteger(n) && n >= 1))
+    .check((a) => a.seconds > 0 && a.slice > 0 && a.runs >= 1 && a.clients.length > 0 && a.clients.every((n) => Number.isInteger(n) && n >= 1))
     .strict()
     .parseAsync();
   const counts = [...new Set(argv.clients)].sort((a, b) => a - b);
@@ -214,9 +234,16 @@ async function main(): Promise<void> {
     for (const s of SYSTEMS) await workload(clusters[s], otherOf(s), maxClients, 1, argv.spread);
 
     const results = new Map<number, Record<System, Result[]>>(counts.map((n) => [n, { firecampd: [], etcd: [] }]));
+    const slices = Math.max(1, Math.round(argv.seconds / argv.slice));
     for (let r = 0; r < argv.runs; r++) {
-      const order = r % 2 === 0 ? SYSTEMS : [...SYSTEMS].reverse();
-      for (const n of counts) for (const s of order) results.get(n)![s].push(await workload(clusters[s], otherOf(s), n, argv.seconds, argv.spread));
+      for (const n of counts) {
+        const run: Record<System, Slice[]> = { firecampd: [], etcd: [] };
+        for (let k = 0; k < slices; k++) {
+          const order = (r * slices + k) % 2 === 0 ? SYSTEMS : [...SYSTEMS].reverse();
+          for (const s of order) run[s].push(await workload(clusters[s], otherOf(s), n, argv.seconds / slices, argv.spread));
+        }
+        for (const s of SYSTEMS) results.get(n)![s].push(result(run[s]));
+      }
     }
     const afterLoadRss = rssMiB(await leaderPid(fc));
 
@@ -245,6 +272,7 @@ async function main(): Promise<void> {
       firecampd_watchdog_idle_rss_mib: watchdogRss,
       nodes: NODES,
       seconds: argv.seconds,
+      slice_seconds: argv.seconds / slices,
       runs: argv.runs,
       spread: argv.spread,
     };
@@ -256,7 +284,7 @@ async function main(): Promise<void> {
       const cell = (x: string | number, i: number) => (typeof x === 'number' && i > 2 ? x.toFixed(2) : String(x));
       const cells = (xs: (string | number)[]) => xs.map((x, i) => (i === 1 ? cell(x, i).padEnd(15) : cell(x, i).padStart(i === 0 ? 7 : 9))).join('  ');
       const lines = [
-        `firecampd and etcd, ${NODES} nodes each, clients on ${argv.spread ? 'all nodes' : 'the leader'}, ${argv.seconds} s per measurement, median of ${argv.runs} run${argv.runs === 1 ? '' : 's'}`,
+        `firecampd and etcd, ${NODES} nodes each, clients on ${argv.spread ? 'all nodes' : 'the leader'}, ${argv.seconds} s per measurement in slices of ${argv.seconds / slices} s taking turns, median of ${argv.runs} run${argv.runs === 1 ? '' : 's'}`,
         cells(['clients', 'system', 'ops/s', 'p50 ms', 'p99 ms', 'CPU ms/op']),
       ];
       for (const n of counts) {

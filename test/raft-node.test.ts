@@ -4,6 +4,8 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, describe, it } from 'node:test';
 import { decodeMessages, encodeMessages } from '../src/raft/codec.ts';
+import { RaftNode } from '../src/raft/node.ts';
+import { RaftStorage } from '../src/raft/storage.ts';
 import { Transport } from '../src/raft/transport.ts';
 import type { Message } from '../src/raft/types.ts';
 import { createCa } from '../src/security/pki.ts';
@@ -80,6 +82,42 @@ describe('raft node', () => {
     for (const m of trio) {
       await stopMember(m);
       members.splice(members.indexOf(m), 1);
+    }
+  });
+
+  it('snapshots a large state only once the log has grown by as much, and at ten times the count at the latest', async () => {
+    const storage = RaftStorage.open(tempDir('raft-snap-'));
+    storage.bootstrap({ voters: ['solo'], learners: [] });
+    // A state machine whose image is 2 MiB however few entries it holds: past the size where snapshots are sized.
+    const node = new RaftNode({
+      id: 'solo',
+      storage,
+      send: () => {},
+      log,
+      applied: 0,
+      apply: (entries) => entries.map(() => undefined),
+      restore: () => {},
+      takeSnapshot: () => new Uint8Array(2 << 20),
+      tickMs: 20,
+      snapshotEvery: 10,
+    });
+    node.start();
+    try {
+      await until(() => node.status().role === 'leader', 5_000, 'the lone voter to lead');
+      const write = async (n: number) => {
+        for (let i = 0; i < n; i++) await node.propose(new Uint8Array(1000));
+      };
+      // The first snapshot comes by the count (there was none to size against); from then on 2 MiB of entries are due.
+      await write(12);
+      const first = node.status().snapshotIndex;
+      assert.ok(first >= 10 && first <= 13, `a snapshot after the first 10 entries, at ${first}`);
+      await write(60);
+      assert.equal(node.status().snapshotIndex, first, 'no snapshot while the log holds far less than the 2 MiB image');
+      await write(40);
+      assert.ok(node.status().snapshotIndex >= first + 100, `one at ten times the count at the latest, at ${node.status().snapshotIndex}`);
+    } finally {
+      node.stop();
+      storage.close();
     }
   });
 

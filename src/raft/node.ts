@@ -16,6 +16,15 @@ const commitOnly = (m: Message) => m.type === 'append' && m.entries.length === 0
  */
 const COMMIT_NOTICE_HOLD_MS = 5;
 
+/**
+ * A snapshot copies the whole state machine, on every node at about the same index, and stalls each node's loop while
+ * it does (a 15 MiB store: 40 to 130 ms). Up to this size the log is compacted every `snapshotEvery` entries; past it the
+ * log also waits until the entries applied since the last snapshot add up to that snapshot's size, so that snapshots
+ * write no more than the log itself (snapshotted every 10,000 entries of 300 bytes, that store wrote five times as much
+ * for its snapshots as for its log).
+ */
+const SNAPSHOT_SIZED_ABOVE = 1 << 20;
+
 /** The write may or may not have been applied: the caller must not assume either. */
 export class OutcomeUnknownError extends Error {
   constructor(message: string) {
@@ -43,7 +52,7 @@ export interface RaftNodeOptions {
    */
   electionTicks?: number;
   heartbeatTicks?: number;
-  /** Take a snapshot and compact the log every this many applied entries. */
+  /** Take a snapshot and compact the log every this many applied entries (at the least; see SNAPSHOT_SIZED_ABOVE). */
   snapshotEvery?: number;
   proposalTimeoutMs?: number;
   readTimeoutMs?: number;
@@ -77,6 +86,9 @@ export class RaftNode {
   private heldTimer: NodeJS.Timeout | null = null;
   private readSeq = 0;
   private lastSnapshotIndex: number;
+  /** The size of the last snapshot's image, and the bytes of the entries applied since it. */
+  private lastSnapshotBytes: number;
+  private appliedBytes = 0;
   private stopped = false;
   private readonly proposalTimeoutMs: number;
   private readonly readTimeoutMs: number;
@@ -94,6 +106,8 @@ export class RaftNode {
       { ...durable, applied: opts.applied },
     );
     this.lastSnapshotIndex = durable.snapshot?.meta.index ?? 0;
+    this.lastSnapshotBytes = durable.snapshot?.data.length ?? 0;
+    for (const e of durable.entries) if (e.index <= opts.applied) this.appliedBytes += e.data.length;
     // A state machine behind the log's snapshot (fresh, or it crashed between
     // storing a received snapshot and installing it) starts from the snapshot.
     if (durable.snapshot && opts.applied < durable.snapshot.meta.index) opts.restore(durable.snapshot);
@@ -203,7 +217,7 @@ export class RaftNode {
       this.raft.advance(rd);
       // After advance, so that the core counts these entries as applied.
       const applied = this.raft.log.applied;
-      if (applied - this.lastSnapshotIndex >= this.snapshotEvery) this.snapshot(applied);
+      if (this.snapshotDue(applied)) this.snapshot(applied);
     }
   }
 
@@ -220,8 +234,11 @@ export class RaftNode {
     if (rd.snapshot) {
       this.opts.restore(rd.snapshot);
       this.lastSnapshotIndex = rd.snapshot.meta.index;
+      this.lastSnapshotBytes = rd.snapshot.data.length;
+      this.appliedBytes = 0;
     }
     const results = rd.committed.length > 0 ? this.opts.apply(rd.committed) : [];
+    for (const e of rd.committed) this.appliedBytes += e.data.length;
     for (let i = 0; i < rd.committed.length; i++) {
       const e = rd.committed[i];
       const result = results[i];
@@ -299,11 +316,20 @@ export class RaftNode {
     return now;
   }
 
+  private snapshotDue(applied: number): boolean {
+    const since = applied - this.lastSnapshotIndex;
+    if (since < this.snapshotEvery) return false;
+    // The core keeps the log since the last snapshot in memory: ten times the count at the most, whatever the sizes.
+    return this.lastSnapshotBytes <= SNAPSHOT_SIZED_ABOVE || this.appliedBytes >= this.lastSnapshotBytes || since >= 10 * this.snapshotEvery;
+  }
+
   private snapshot(index: number): void {
     const snap: Snapshot = { meta: this.raft.snapshotMetaAt(index), data: this.opts.takeSnapshot() };
     this.raft.compact(snap);
     this.opts.storage.compact(snap);
     this.lastSnapshotIndex = index;
+    this.lastSnapshotBytes = snap.data.length;
+    this.appliedBytes = 0;
     this.opts.log.info({ index, bytes: snap.data.length }, 'snapshot taken, log compacted');
   }
 

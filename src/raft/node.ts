@@ -132,10 +132,18 @@ export class RaftNode {
     return this.raft.status();
   }
 
+  /**
+   * A follower steps what arrives and handles it once this turn of the loop has read all it can: appends that came
+   * together share one fsync. A leader handles each frame at once: its frames are answers, which write nothing, and an
+   * ack that commits gets the client its answer before the next frame (often the other follower's ack, read in the
+   * same poll) is decoded. At one client that was 8 % more writes a second in paired runs; at 64 no change showed.
+   * Proposals still wait for the end of the turn, to share their fsync.
+   */
   receive(msgs: readonly Message[]): void {
     if (this.stopped) return;
     for (const m of msgs) this.raft.step(m);
-    this.schedule();
+    if (this.raft.role === 'leader') this.drain();
+    else this.schedule();
   }
 
   /** Resolves with the state machine's result once the entry is applied here. */
@@ -211,6 +219,12 @@ export class RaftNode {
   private process(): void {
     if (this.stopped) return;
     this.flushProposals();
+    this.drain();
+  }
+
+  /** Handle every Ready the core has, in order. */
+  private drain(): void {
+    if (this.stopped) return;
     while (this.raft.hasReady()) {
       const rd = this.raft.ready();
       this.handle(rd);

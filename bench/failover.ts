@@ -52,9 +52,14 @@ import { promisify } from 'node:util';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { DEFAULT_LEASE_TTL } from '../src/config.ts';
-import { CASSANDRA_IMAGE, ELASTICSEARCH_IMAGE, KAFKA_IMAGE } from '../scripts/images.ts';
+import { cassandra as cassandraType } from '../src/catalog/services/cassandra/cassandra.ts';
+import { elasticsearch as elasticsearchType } from '../src/catalog/services/elasticsearch/elasticsearch.ts';
+import { kafka as kafkaType } from '../src/catalog/services/kafka/kafka.ts';
 import { TestBed } from '../test/bed/bed.ts';
 import { REPO } from '../test/helpers/proc.ts';
+const CASSANDRA_IMAGE = cassandraType.image;
+const ELASTICSEARCH_IMAGE = elasticsearchType.image;
+const KAFKA_IMAGE = kafkaType.image;
 
 const execFileAsync = promisify(execFile);
 const KEYS = 1000;

@@ -25,40 +25,23 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { image as cassandraImage } from '../src/catalog/services/cassandra/image.ts';
-import { image as elasticsearchImage } from '../src/catalog/services/elasticsearch/image.ts';
-import { image as kafkaImage } from '../src/catalog/services/kafka/image.ts';
-import { image as postgresImage } from '../src/catalog/services/postgres/image.ts';
-import { image as redisImage } from '../src/catalog/services/redis/image.ts';
-import { image as zookeeperImage } from '../src/catalog/services/zookeeper/image.ts';
+import { typeNames } from '../src/catalog/registry.ts';
 import type { ImageRecipe } from './image-recipe.ts';
 
 export type { ImageRecipe } from './image-recipe.ts';
 
 export const BUSYBOX_IMAGE = 'firecampd/busybox:1';
-/** The Redis type's default image. */
-export const REDIS_IMAGE = redisImage.image;
-/** The PostgreSQL 15 stand-in (also tagged with the exact version: see imageNames). */
-export const POSTGRES_IMAGE = postgresImage.image;
-
-/** The ZooKeeper 3.9 stand-in (also tagged with the exact version). */
-export const ZOOKEEPER_IMAGE = zookeeperImage.image;
-/** The Apache Kafka stand-in. */
-export const KAFKA_IMAGE = kafkaImage.image;
-/** The Cassandra 5.0 stand-in (also tagged with the exact version). */
-export const CASSANDRA_IMAGE = cassandraImage.image;
-/** The Elasticsearch type's stand-in: OpenSearch, under OpenSearch's image name. */
-export const ELASTICSEARCH_IMAGE = elasticsearchImage.image;
-
-/** Every image `npm run images` builds, in order. */
+/**
+ * Every image `npm run images` builds, in order: busybox, then each type's stand-in, from the image.ts of its folder
+ * (a type that runs another's image, as Kafka Connect runs Kafka's, has none of its own).
+ */
 export const RECIPES: readonly ImageRecipe[] = [
   { image: BUSYBOX_IMAGE, packages: [] },
-  redisImage,
-  postgresImage,
-  zookeeperImage,
-  kafkaImage,
-  cassandraImage,
-  elasticsearchImage,
+  ...(await Promise.all(
+    typeNames()
+      .filter((name) => fs.existsSync(fileURLToPath(new URL(`../src/catalog/services/${name}/image.ts`, import.meta.url))))
+      .map(async (name) => ((await import(`../src/catalog/services/${name}/image.ts`)) as { image: ImageRecipe }).image),
+  )),
 ];
 
 /** The recipes of the named images (by recipe.image), in RECIPES' order; every recipe when no names are given. */

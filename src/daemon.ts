@@ -1,5 +1,6 @@
 // One firecampd node: the data dir, the API server, Raft and the controldb,
 // wired together and taken down in reverse order on shutdown.
+import { readMembers } from './catalog/records.ts';
 import { timingSafeEqual } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -44,7 +45,6 @@ import { DnsServer, type DnsAnswer } from './agent/dns-server.ts';
 import { HostsFile } from './agent/hosts-file.ts';
 import { Containers, dockerClient } from './agent/docker.ts';
 import { NodeLease } from './agent/lease.ts';
-import { MEMBERS_PREFIX, memberSpecSchema } from './agent/members.ts';
 import { DNS_PREFIX } from './agent/providers/embedded-dns.ts';
 import { mountRoot, selectProviders } from './agent/providers/select.ts';
 import { Watchdog } from './agent/watchdog.ts';
@@ -312,14 +312,9 @@ export class Daemon {
       const a = store.get(DNS_PREFIX + name)?.value;
       // SRV: the members of a service, asked as <service>.<domain> or _x._tcp.<service>.<domain>.
       const service = name.replace(/^(_[^.]+\.)+/, '');
-      const srv = store
-        .range({ key: MEMBERS_PREFIX, prefix: true, limit: 0 })
-        .kvs.map((kv) => memberSpecSchema.safeParse(JSON.parse(kv.value)))
-        .flatMap((p) =>
-          p.success && p.data.dnsName?.endsWith(`.${service}`) && store.get(DNS_PREFIX + p.data.dnsName)
-            ? [{ target: p.data.dnsName, port: p.data.port ?? 0 }]
-            : [],
-        );
+      const srv = readMembers(store).flatMap(({ value: m }) =>
+        m.dnsName?.endsWith(`.${service}`) && store.get(DNS_PREFIX + m.dnsName) ? [{ target: m.dnsName, port: m.port ?? 0 }] : [],
+      );
       if (!a && srv.length === 0) return undefined;
       return { ...(a ? { a: [a] } : {}), srv };
     };

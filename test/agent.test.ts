@@ -106,7 +106,7 @@ describe('agent', { timeout: 300_000 }, () => {
   };
 
   /** Write an assignment through any node that answers (during an election, or with a node cut off, some do not). */
-  const putMember = async (spec: { service: string; name: string; node: string }) => {
+  const putMember = async (spec: { service: string; name: string; node: string; stopped?: boolean }) => {
     for (let attempt = 0; attempt < 50; attempt++) {
       for (let i = 0; i < bed.nodes.length; i++) {
         const r = await bed.api(i, 'POST', '/v1/kv/put', { key: `/members/${spec.service}/${spec.name}`, value: JSON.stringify(spec) }).catch(() => null);
@@ -398,7 +398,7 @@ describe('agent', { timeout: 300_000 }, () => {
     await waitFor(async () => (await status('pull-0'))?.state === 'failed', 30_000, 'the pull to fail');
     assert.match(
       (await status('pull-0'))!.message!,
-      /^image 10\.77\.0\.1:\d+\/firecampd\/not-loaded:1 is not on this node's Docker engine and could not be pulled \(.+\); load it on every node/,
+      /^image step: image 10\.77\.0\.1:\d+\/firecampd\/not-loaded:1 is not on this node's Docker engine and could not be pulled \(.+\); load it on every node/,
     );
     docker(bed.nodes[1].docker!, ['tag', BUSYBOX_IMAGE, image]);
     await waitFor(async () => (await status('pull-0'))?.state === 'running', 20_000, 'the member to start once its image is loaded');
@@ -451,6 +451,30 @@ describe('agent', { timeout: 300_000 }, () => {
   });
 
   // Last: it kills a node for good.
+  it("takes a member's DNS name away when its assignment is gone, and keeps it while the member is only stopped", async () => {
+    const name = 'named-2.named.fc.test';
+    const resolves = async (i: number) => {
+      const r = new dns.promises.Resolver({ timeout: 1000, tries: 1 });
+      r.setServers([`${bed.nodes[i].ip}:53`]);
+      return (await r.resolve4(name).catch(() => [])).join();
+    };
+    const spec = { ...sleeper('named', 2), dnsName: name };
+    await putMember(spec);
+    await waitFor(() => isRunning(2, 'firecampd-named-named-2'), 20_000, 'named-2 to run on node 2');
+    for (let i = 0; i < 3; i++) await waitFor(async () => (await resolves(i)) === bed.nodes[2].ip, 10_000, `node ${i} to resolve ${name}`);
+    // Stopped (a service stop): the container goes, the name stays for when it runs again.
+    await putMember({ ...spec, stopped: true });
+    await waitFor(() => !runningContainers(bed.nodes[2].docker!).includes('firecampd-named-named-2'), 20_000, 'named-2 to stop');
+    await waitFor(async () => (await bed.api(0, 'POST', '/v1/kv/range', { key: '/claims/named/named-2' })).json.kvs.length === 0, 10_000, 'its claim to go');
+    for (let i = 0; i < 3; i++) assert.equal(await resolves(i), bed.nodes[2].ip, `node ${i} still resolves the stopped member's name`);
+    // Running again, then gone: the agent's name step takes the record away.
+    await putMember(spec);
+    await waitFor(() => isRunning(2, 'firecampd-named-named-2'), 20_000, 'named-2 to run again');
+    assert.equal((await bed.api(0, 'POST', '/v1/kv/delete', { key: '/members/named/named-2' })).status, 200);
+    for (let i = 0; i < 3; i++) await waitFor(async () => (await resolves(i)) === '', 20_000, `node ${i} to stop resolving ${name}`);
+    assert.ok(!runningContainers(bed.nodes[2].docker!).includes('firecampd-named-named-2'));
+  });
+
   it("keeps the survivors' members running when the Raft leader's node dies: they renew their leases with the new leader in time", async (t) => {
     const leader = await pollUntil(
       async () => ids.indexOf((await bed.api(0, 'GET', '/v1/cluster/status')).json.leader as string),

@@ -184,16 +184,19 @@ describe('aws providers (mocked AWS)', () => {
     await assert.rejects(p.remove('10.0.0.50'), /throttled/);
   });
 
-  it('Route 53: UPSERT of an A record with a short TTL; DELETE with the current value, nothing when absent', async () => {
+  it('Route 53: UPSERT of an A record with a short TTL; DELETE with the current value, nothing when absent or pointing elsewhere', async () => {
     r53.on(ChangeResourceRecordSetsCommand).resolves({});
+    const record = (ip: string) => ({ ResourceRecordSets: [{ Name: 'cache-0.cache.fc.test.', Type: 'A' as const, TTL: 5, ResourceRecords: [{ Value: ip }] }] });
     r53
       .on(ListResourceRecordSetsCommand)
-      .resolvesOnce({ ResourceRecordSets: [{ Name: 'cache-0.cache.fc.test.', Type: 'A', TTL: 5, ResourceRecords: [{ Value: '10.0.0.50' }] }] })
+      .resolvesOnce(record('10.0.0.51'))
+      .resolvesOnce(record('10.0.0.50'))
       .resolves({ ResourceRecordSets: [{ Name: 'other.fc.test.', Type: 'A' }] });
     const p = new Route53Dns(new Route53Client({ region: 'us-east-1' }), 'Z1');
     await p.upsert('cache-0.cache.fc.test', '10.0.0.50');
-    await p.remove('cache-0.cache.fc.test');
-    await p.remove('cache-0.cache.fc.test');
+    await p.remove('cache-0.cache.fc.test', '10.0.0.50'); // another node pointed it at .51 meanwhile: kept
+    await p.remove('cache-0.cache.fc.test', '10.0.0.50');
+    await p.remove('cache-0.cache.fc.test', '10.0.0.50');
     const changes = r53.commandCalls(ChangeResourceRecordSetsCommand).map((c) => c.args[0].input.ChangeBatch!.Changes![0]);
     assert.deepEqual(changes, [
       { Action: 'UPSERT', ResourceRecordSet: { Name: 'cache-0.cache.fc.test.', Type: 'A', TTL: 5, ResourceRecords: [{ Value: '10.0.0.50' }] } },

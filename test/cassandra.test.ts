@@ -17,7 +17,7 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { CASSANDRA_IMAGE } from '../scripts/images.ts';
+import { cassandra as cassandraType } from '../src/catalog/services/cassandra/cassandra.ts';
 import { image as cassandraImage } from '../src/catalog/services/cassandra/image.ts';
 import type { TestBed } from './bed/bed.ts';
 import { docker } from './bed/docker.ts';
@@ -25,6 +25,7 @@ import { REPO } from './helpers/proc.ts';
 import type { Cli, MemberView } from './helpers/service-bed.ts';
 import { dockerOf, getService, runClient, serviceContext, servicePassword, startLoad, startServiceBed } from './helpers/service-bed.ts';
 import { pollUntil } from './helpers/wait.ts';
+const CASSANDRA_IMAGE = cassandraType.image;
 
 const LEASE_TTL = 8;
 const ROWS = 10_000;

@@ -6,7 +6,7 @@ import { describe, it } from 'node:test';
 import { cassandra, jmxPort, parseStatus } from '../src/catalog/services/cassandra/cassandra.ts';
 import { balancePlan, controllersFor, kafka } from '../src/catalog/services/kafka/kafka.ts';
 import { kafkaConnect } from '../src/catalog/services/kafka-connect/kafka-connect.ts';
-import { readConnectorConfig } from '../src/cli/connector.ts';
+import { readConnectorConfig } from '../src/catalog/services/kafka-connect/cli.ts';
 import { fillSecrets, memberSpecSchema } from '../src/agent/members.ts';
 import { dockerUlimits } from '../src/agent/docker.ts';
 import { execFileSync } from 'node:child_process';
@@ -18,6 +18,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { tempDir } from './helpers/proc.ts';
 import { postgres } from '../src/catalog/services/postgres/postgres.ts';
+import { completeSpec } from '../src/catalog/spec.ts';
 import { redis } from '../src/catalog/services/redis/redis.ts';
 import { zookeeper } from '../src/catalog/services/zookeeper/zookeeper.ts';
 import type { MemberContext, PlacedMember, ServiceSpecInput, TypeContext } from '../src/catalog/types.ts';
@@ -102,8 +103,8 @@ describe('JVM service types', () => {
     assert.throws(() => zookeeper.normalize({ type: 'zookeeper', name: 'zk', replicas: 4 }), /1, 3, 5 or 7 members/);
     assert.equal(zookeeper.cannotScale(zookeeper.normalize({ type: 'zookeeper', name: 'zk' }), 5, {}), undefined);
     assert.match(zookeeper.cannotScale(zookeeper.normalize({ type: 'zookeeper', name: 'zk' }), 2, {})!, /1, 3, 5 or 7/);
-    assert.throws(() => redis.normalize({ type: 'redis', name: 'r', heapMiB: 256 }), /--heap-mib is for the types that run on a JVM/);
-    assert.throws(() => postgres.normalize({ type: 'postgres', name: 'pg', heapMiB: 256 }), /--heap-mib is for the types that run on a JVM/);
+    assert.throws(() => completeSpec({ type: 'redis', name: 'r', heapMiB: 256 }), /--heap-mib is for the types that run on a JVM/);
+    assert.throws(() => completeSpec({ type: 'postgres', name: 'pg', heapMiB: 256 }), /--heap-mib is for the types that run on a JVM/);
   });
 
   it('zookeeper: myid N+1, voters by DNS name, a static IP listened on alone, the heap, the superuser as a template', () => {
@@ -187,7 +188,10 @@ describe('JVM service types', () => {
     assert.equal(fillSecrets(members[0].secretFiles!.find((f) => f.path === 'firecampd/rest-users.properties')!.template, secrets), 'admin: rest-password\n');
     assert.doesNotMatch(JSON.stringify(members), /password=\\"(?!\{\{kafka\}\})/, 'the Kafka password only as a {{kafka}} template');
     assert.throws(() => kafkaConnect.members(spec, ctx(2)), /the Kafka service kf that kc needs is gone/);
-    assert.throws(() => kafkaConnect.normalize({ type: 'kafka-connect', name: 'kc', journalVolumeSizeMiB: 64 }), /leave out --journal-volume-size/);
+    assert.throws(
+      () => completeSpec({ type: 'kafka-connect', name: 'kc', journalVolumeSizeMiB: 64 }),
+      /Kafka Connect has no second volume for a log: leave out --journal-volume-size/,
+    );
   });
 
   it('kafka-connect: a connector file is its settings or the shape of POST /connectors, with a connector.class', () => {
@@ -288,8 +292,9 @@ describe('JVM service types', () => {
     assert.throws(() => es({ elasticsearch: { dedicatedMasters: 2 } }), /--dedicated-masters is 0 or 3/);
     assert.throws(() => es({ elasticsearch: { dedicatedMasters: 3 } }), /--replicas must be at least 4/);
     assert.equal(es({ replicas: 5, elasticsearch: { dedicatedMasters: 3 } }).replicas, 5);
-    assert.throws(() => es({ journalVolumeSizeMiB: 64 }), /leave out --journal-volume-size/);
-    assert.throws(() => es({ postgres: { syncStandbys: 1 } }), /--sync-standbys is for PostgreSQL/);
+    const complete = (x: Partial<ServiceSpecInput>) => completeSpec({ type: 'elasticsearch', name: 'es', ...x });
+    assert.throws(() => complete({ journalVolumeSizeMiB: 64 }), /leave out --journal-volume-size/);
+    assert.throws(() => complete({ postgres: { syncStandbys: 1 } }), /--sync-standbys is for PostgreSQL services \(--type postgres\)/);
     assert.throws(() => es({ memoryMiB: 1024 }), /give --memory at least 1536 or a smaller --heap-mib/, 'the default heap of 1024 MiB does not fit');
     assert.equal(es({ memoryMiB: 1024, heapMiB: 512 }).memoryMiB, 1024);
     assert.throws(
@@ -303,8 +308,8 @@ describe('JVM service types', () => {
     assert.match(elasticsearch.cannotScale(dedicated, 3, {})!, /dedicated cluster managers: keep at least 4/);
     assert.equal(elasticsearch.cannotScale(es(), 2, {}), undefined);
     for (const t of [redis, postgres, zookeeper, kafka, kafkaConnect, cassandra])
-      assert.throws(() => t.normalize({ type: 'redis', name: 'x', elasticsearch: { dedicatedMasters: 3 } }), /--dedicated-masters is for Elasticsearch/);
-    assert.throws(() => redis.normalize({ type: 'redis', name: 'r', heapMiB: 256 }), /\(zookeeper, kafka, kafka-connect, cassandra, elasticsearch\)/);
+      assert.throws(() => completeSpec({ type: t.name, name: 'x', elasticsearch: { dedicatedMasters: 3 } }), /--dedicated-masters is for Elasticsearch/);
+    assert.throws(() => completeSpec({ type: 'redis', name: 'r', heapMiB: 256 }), /\(zookeeper, kafka, kafka-connect, cassandra, elasticsearch\)/);
     assert.deepEqual(elasticsearch.secrets, []);
     assert.match(elasticsearch.describeSecret('x').describe, /no secrets/);
   });

@@ -20,13 +20,14 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { KAFKA_IMAGE } from '../scripts/images.ts';
+import { kafka as kafkaType } from '../src/catalog/services/kafka/kafka.ts';
 import type { TestBed } from './bed/bed.ts';
 import { docker } from './bed/docker.ts';
 import { REPO, tempDir } from './helpers/proc.ts';
 import type { Cli, MemberView, ServiceView } from './helpers/service-bed.ts';
 import { dockerOf, getService, runClient, serviceContext, servicePassword, startLoad, startServiceBed } from './helpers/service-bed.ts';
 import { pollUntil } from './helpers/wait.ts';
+const KAFKA_IMAGE = kafkaType.image;
 
 const LEASE_TTL = 8;
 /** Batches of 100 messages: 20,000 messages. */

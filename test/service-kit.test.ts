@@ -6,6 +6,7 @@ import { fillSecrets } from '../src/agent/members.ts';
 import { generateSecrets } from '../src/catalog/secrets.ts';
 import { postgres, slotName } from '../src/catalog/services/postgres/postgres.ts';
 import { redis } from '../src/catalog/services/redis/redis.ts';
+import { completeSpec } from '../src/catalog/spec.ts';
 import type { MemberContext } from '../src/catalog/types.ts';
 
 const ctx = (state: Record<string, string> = { primary: 'pg-0' }): MemberContext => ({
@@ -68,7 +69,14 @@ describe('service kit', () => {
   });
 
   it('redis: refuses what it has no use for, and requires its password', () => {
-    assert.throws(() => redis.normalize({ type: 'redis', name: 'c', journalVolumeSizeMiB: 64 }), /--journal-volume-size/);
+    assert.throws(
+      () => completeSpec({ type: 'redis', name: 'c', journalVolumeSizeMiB: 64 }),
+      /Redis has no second volume for a log: leave out --journal-volume-size/,
+    );
+    assert.throws(
+      () => completeSpec({ type: 'redis', name: 'c', postgres: { syncStandbys: 1 } }),
+      /--sync-standbys is for PostgreSQL services \(--type postgres\); leave it out for a Redis service/,
+    );
     const spec = redis.normalize({ type: 'redis', name: 'c', replicas: 2 });
     const [m] = redis.members(spec, ctx());
     assert.match(m.configFiles![0].content, /^include \/data\/auth\.conf$/m);

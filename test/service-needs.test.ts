@@ -1,5 +1,6 @@
-// Services that need others (`--kafka NAME`, `--zookeeper NAME`): what
-// create refuses, and how, on one real node. Its agent has no Docker engine,
+// Services that need others (`--kafka NAME`): what create refuses, and how,
+// on one real node; and the create flags and defaults each type's folder
+// gives, through the CLI as a user meets them. Its agent has no Docker engine,
 // so the services made here never leave CREATING: just what the refusals
 // need. The Kafka end-to-end file covers the rest with running services
 // (a dependent created, the needed one refused deletion, both directions in
@@ -41,7 +42,61 @@ describe('services that need others', () => {
 
   it('refuses a need the type has no use for', async () => {
     await refusal(['--type', 'redis', '--name', 'r2', '--kafka', 'kf'], /--kafka is not for a redis service: it needs no kafka service/);
-    await refusal(['--type', 'kafka', '--name', 'kf2', '--zookeeper', 'zk'], /Kafka 4 has no ZooKeeper mode .*leave out --zookeeper/);
+    // No type needs a ZooKeeper service (Kafka 4 runs KRaft): the CLI has no such flag.
+    await refusal(['--type', 'kafka', '--name', 'kf2', '--zookeeper', 'zk'], /Unknown argument: zookeeper/);
+  });
+
+  it("gives a service its type's member count when --replicas is left out", async () => {
+    for (const [type, name, replicas] of [
+      ['kafka', 'kfd', 3],
+      ['zookeeper', 'zkd', 3],
+      ['postgres', 'pgd', 1],
+    ] as const) {
+      const r = await create('--type', type, '--name', name);
+      assert.equal(r.code, 0, r.stderr);
+      const s = JSON.parse((await cli(['service', 'get', name, '--json'])).stdout) as { spec: { replicas: number } };
+      assert.equal(s.spec.replicas, replicas, `${type} without --replicas`);
+    }
+  });
+
+  it("says each type's defaults in create's help, and refuses one type's flags for another, naming them", async () => {
+    const help = await cli(['service', 'create', '--help']);
+    assert.equal(help.code, 0, help.stderr);
+    const text = help.stdout.replace(/\s+/g, ' ');
+    assert.match(
+      text,
+      /--volume-size MiB of disk per member \[number\] \[default: redis 256, postgres 1024, zookeeper 1024, kafka 1024, kafka-connect 64, cassandra 4096, elasticsearch 1024\]/,
+    );
+    assert.match(text, /--replicas .*\[default: redis 1, postgres 1, zookeeper 3, kafka 3, kafka-connect 2, cassandra 3, elasticsearch 3\]/);
+    await refusal(
+      ['--type', 'redis', '--name', 'r3', '--sync-standbys', '1'],
+      /--sync-standbys is for PostgreSQL services \(--type postgres\); leave it out for a Redis service/,
+    );
+    await refusal(['--type', 'postgres', '--name', 'p3', '--shards', '3'], /--shards, --replicas-per-shard are for Redis services \(--type redis\)/);
+    await refusal(
+      ['--type', 'redis', '--name', 'r3', '--heap-mib', '256'],
+      /--heap-mib is for the types that run on a JVM \(zookeeper, kafka, kafka-connect, cassandra, elasticsearch\); Redis takes --memory/,
+    );
+  });
+
+  it('shows, in service get, why a service cannot be placed: its conditions', async () => {
+    // This node's agent has no Docker engine, so it holds no liveness lease: no node can take a member.
+    const r = await cli(['service', 'get', 'kfd', '--json']);
+    const s = JSON.parse(r.stdout) as {
+      status: string;
+      conditions: { type: string; status: string; reason: string; message: string; observedGeneration: number }[];
+    };
+    assert.equal(s.status, 'CREATING');
+    const byType = Object.fromEntries(s.conditions.map((c) => [c.type, c]));
+    assert.deepEqual(Object.keys(byType), ['Ready', 'Progressing', 'Degraded', 'Stalled']);
+    assert.equal(byType.Ready.status, 'False');
+    assert.equal(byType.Progressing.status, 'True');
+    assert.equal(byType.Stalled.status, 'True');
+    assert.equal(byType.Stalled.reason, 'Unschedulable');
+    assert.match(byType.Stalled.message, /no node can run kfd-0: .* is not live \(no node lease/);
+    assert.equal(byType.Stalled.observedGeneration, 0);
+    const human = await cli(['service', 'get', 'kfd']);
+    assert.match(human.stdout, /^Stalled +True +Unschedulable /m);
   });
 
   it('shows, in service get, that nothing needs a service yet', async () => {

@@ -312,4 +312,72 @@ describe('service', { timeout: 600_000 }, () => {
     );
     for (const n of bed.nodes) assert.ok(!n.logs.some((l) => l.includes(password)), `${n.ns} logged the password`);
   });
+  it('says why a placement cannot be made (Stalled, IPPoolExhausted), gets out of it with a smaller count, and takes the names of members that go away', async () => {
+    // The node the test before killed is gone for good (proc null).
+    const live = bed.nodes.flatMap((n, i) => (n.proc ? [i] : []));
+    const via = live[0];
+    const get = async () => JSON.parse((await cli(['service', 'get', 'big', '--json', '--addr', bed.nodes[via].addr])).stdout);
+    const condition = (s: { conditions: { type: string; status: string; reason: string; message: string }[] }, type: string) =>
+      s.conditions.find((c) => c.type === type)!;
+    // More members than the pool (21 addresses, some in use) has addresses for.
+    const create = await cli([
+      'service',
+      'create',
+      '--type',
+      'redis',
+      '--name',
+      'big',
+      '--replicas',
+      '30',
+      '--volume-size',
+      '16',
+      '--addr',
+      bed.nodes[via].addr,
+    ]);
+    assert.notEqual(create.code, 0, 'the create gives up while the service is stalled');
+    assert.match(
+      create.stderr,
+      /cannot go on \(IPPoolExhausted\): the static IP pool is exhausted: 30 members need an address .*widen --ip-pool.*firecampd service scale big N/,
+    );
+    let s = await get();
+    assert.equal(s.status, 'CREATING', 'no dead end: the service waits for a change');
+    assert.equal(condition(s, 'Stalled').status, 'True');
+    assert.equal(condition(s, 'Stalled').reason, 'IPPoolExhausted');
+    assert.equal(condition(s, 'Ready').status, 'False');
+    // The way out: ask for fewer.
+    const scaled = await cli(['service', 'scale', 'big', '2', '--addr', bed.nodes[via].addr]);
+    assert.equal(scaled.code, 0, `${scaled.stderr}\n${bed.logs(10)}`);
+    s = await get();
+    assert.equal(s.status, 'ACTIVE');
+    assert.deepEqual(
+      s.conditions.map((c: { type: string; status: string }) => `${c.type}=${c.status}`),
+      ['Ready=True', 'Progressing=False', 'Degraded=False', 'Stalled=False'],
+    );
+    for (const i of live) {
+      await resolved(i, 'big-0.big.fc.test');
+      await resolved(i, 'big-1.big.fc.test');
+    }
+    // A scale in takes the leaving member's name away; a delete, every name.
+    const gone = async (name: string) =>
+      pollUntil(
+        async () =>
+          Promise.all(
+            live.map((i) =>
+              resolve(i, name).then(
+                () => 'resolves',
+                () => 'gone',
+              ),
+            ),
+          ),
+        (r) => r.every((x) => x === 'gone'),
+        { ms: 20_000, what: `every live node's DNS server to stop answering for ${name}`, context: () => bed.logs(10) },
+      );
+    const shrunk = await cli(['service', 'scale', 'big', '1', '--addr', bed.nodes[via].addr]);
+    assert.equal(shrunk.code, 0, shrunk.stderr);
+    await gone('big-1.big.fc.test');
+    assert.equal(await resolve(live[0], 'big-0.big.fc.test'), s.members[0].ip, 'the staying member keeps its name');
+    const deleted = await cli(['service', 'delete', 'big', '--addr', bed.nodes[via].addr]);
+    assert.equal(deleted.code, 0, deleted.stderr);
+    await gone('big-0.big.fc.test');
+  });
 });

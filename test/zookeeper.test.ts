@@ -14,7 +14,7 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { ZOOKEEPER_IMAGE } from '../scripts/images.ts';
+import { zookeeper as zookeeperType } from '../src/catalog/services/zookeeper/zookeeper.ts';
 import { image as zookeeperImage } from '../src/catalog/services/zookeeper/image.ts';
 import type { TestBed } from './bed/bed.ts';
 import { docker } from './bed/docker.ts';
@@ -22,6 +22,7 @@ import { REPO } from './helpers/proc.ts';
 import type { Cli, MemberView, ServiceView } from './helpers/service-bed.ts';
 import { dockerOf, getService, runClient, serviceContext, servicePassword, startLoad, startServiceBed } from './helpers/service-bed.ts';
 import { pollUntil } from './helpers/wait.ts';
+const ZOOKEEPER_IMAGE = zookeeperType.image;
 
 const LEASE_TTL = 8;
 const ZNODES = 2000;

@@ -204,6 +204,21 @@ export class Containers {
       if ((err as { statusCode?: number }).statusCode !== 404) throw err;
     }
   }
+
+  /** SIGKILL, and Docker marks the container stopped on purpose (its restart policy leaves it down). */
+  async kill(nameOrId: string): Promise<void> {
+    await this.docker.getContainer(nameOrId).kill();
+  }
+
+  /** The host pid of the container's first process. */
+  async pid(nameOrId: string): Promise<number> {
+    return (await this.docker.getContainer(nameOrId).inspect()).State.Pid;
+  }
+
+  /** Run `cmd` in the member's container (see execInContainer). */
+  exec(m: MemberSpec, cmd: string[], timeoutMs: number, user?: string): Promise<ExecResult> {
+    return execInContainer(this.docker, m, cmd, timeoutMs, user);
+  }
 }
 
 /** Output kept of each stream: a tool's answer, not a log. */

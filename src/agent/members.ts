@@ -105,6 +105,13 @@ export const memberIndex = (m: { name: string }) => Number(m.name.slice(m.name.l
 /** The Docker container of a member: one name per member, whichever node runs it. */
 export const containerName = (m: { service: string; name: string }) => `firecampd-${m.service}-${m.name}`;
 
+/** The member's user as numbers, for the files and volume roots given to it. */
+export function ownerOf(spec: MemberSpec): { uid: number; gid: number } | undefined {
+  if (!spec.user) return undefined;
+  const [uid, gid] = spec.user.split(':').map(Number);
+  return { uid, gid };
+}
+
 /** A service's generated secrets (passwords, keyfiles), by name: under the prefix the KV API never serves. */
 export const serviceSecretsKey = (service: string) => `${SECRET_PREFIX}services/${service}`;
 

@@ -128,7 +128,7 @@ export async function runWatchdog(opts: { dockerHost?: string; cluster: string; 
 async function look(containers: Containers): Promise<Seen[]> {
   const out: Seen[] = [];
   for (const c of (await containers.list()).filter((x) => x.running)) {
-    const pid = (await containers.docker.getContainer(c.id).inspect()).State.Pid;
+    const pid = await containers.pid(c.id);
     out.push({ id: c.id, name: c.name, pid, ...(c.ip ? { ip: c.ip } : {}) });
   }
   return out;
@@ -141,11 +141,7 @@ async function look(containers: Containers): Promise<Seen[]> {
 async function fence(containers: Containers, seen: Seen[], ips: IpProvider): Promise<string[]> {
   // `docker kill` marks a container as stopped on purpose: its restart policy (on-failure) leaves it down. A process
   // killed behind Docker's back would be started again; so Docker first, the pids only if it has not acted in time.
-  const kill = (id: string) =>
-    containers.docker
-      .getContainer(id)
-      .kill()
-      .catch(() => {});
+  const kill = (id: string) => containers.kill(id).catch(() => {});
   const killedSeen = Promise.all(seen.map((s) => kill(s.id)));
   // Containers started since the last look, which only Docker knows of.
   const others = withTimeout(

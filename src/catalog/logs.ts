@@ -1,6 +1,7 @@
 // `firecampd service logs`: a member's container logs, from whichever node
 // runs it. The node asked streams them itself if the member is its own, or
 // relays the stream from the member's node over mutual TLS.
+import { readMember } from './records.ts';
 import https from 'node:https';
 import { PassThrough, Readable } from 'node:stream';
 import type Docker from 'dockerode';
@@ -8,7 +9,7 @@ import { StreamResponse, type ApiServer } from '../api/server.ts';
 import type { ControlDb } from '../controldb/controldb.ts';
 import { UserError } from '../errors.ts';
 import type { NodeTls } from '../security/pki.ts';
-import { containerName, memberKey, memberSpecSchema } from '../agent/members.ts';
+import { containerName } from '../agent/members.ts';
 import { noSuchService, serviceKey } from './types.ts';
 
 export interface LogsDeps {
@@ -28,9 +29,8 @@ export function registerLogRoutes(api: ApiServer, d: LogsDeps): void {
     const tail = Number(req.query.get('tail') ?? 100);
     await d.db.linearize();
     if (!d.db.store.get(serviceKey(service))) throw noSuchService(service);
-    const kv = d.db.store.get(memberKey(service, member));
-    if (!kv) throw new UserError(`no member ${member} in service ${service} (see "firecampd service get ${service}")`, 404, 'not_found');
-    const spec = memberSpecSchema.parse(JSON.parse(kv.value));
+    const spec = readMember(d.db.store, service, member)?.value;
+    if (!spec) throw new UserError(`no member ${member} in service ${service} (see "firecampd service get ${service}")`, 404, 'not_found');
     if (spec.node !== d.selfId) return relay(d, spec.node, req.raw.url!);
     const docker = d.docker();
     if (!docker) throw new UserError('this node cannot reach its Docker engine', 503, 'unavailable');

@@ -5,6 +5,7 @@
 // checks that it runs the member at the epoch the leader meant, so that a
 // step never lands on a copy the cluster has already moved elsewhere, and
 // runs the program with `docker exec`.
+import { readMember } from './records.ts';
 import type Docker from 'dockerode';
 import { z } from 'zod';
 import type { ApiServer } from '../api/server.ts';
@@ -12,7 +13,7 @@ import type { ControlDb } from '../controldb/controldb.ts';
 import type { Forwarder } from '../controldb/controldb.ts';
 import { UserError } from '../errors.ts';
 import { execInContainer, type ExecResult } from '../agent/docker.ts';
-import { memberKey, memberSpecSchema, type MemberSpec } from '../agent/members.ts';
+import type { MemberSpec } from '../agent/members.ts';
 
 export const EXEC_PATH = '/v1/member/exec';
 
@@ -48,9 +49,8 @@ export function registerExecRoute(api: ApiServer, d: ExecDeps): void {
     EXEC_PATH,
     async (req) => {
       const b = execBody.parse(req.body);
-      const kv = d.db.store.get(memberKey(b.service, b.member));
-      if (!kv) throw new UserError(`no member ${b.member} in service ${b.service}`, 404, 'not_found');
-      const spec = memberSpecSchema.parse(JSON.parse(kv.value));
+      const spec = readMember(d.db.store, b.service, b.member)?.value;
+      if (!spec) throw new UserError(`no member ${b.member} in service ${b.service}`, 404, 'not_found');
       // This node's replica may lag the leader's by a little; a member it does not hold at that epoch is refused, and the leader asks again.
       if (spec.node !== d.selfId || spec.epoch !== b.epoch) {
         throw new UserError(`${b.member} at epoch ${b.epoch} is not this node's (${d.selfId}) as far as it knows`, 409, 'moved');

@@ -6,22 +6,11 @@ import type { ApiServer } from '../api/server.ts';
 import { parseBody } from '../api/validate.ts';
 import type { ControlDb } from '../controldb/controldb.ts';
 import { UserError } from '../errors.ts';
-import { MEMBERS_PREFIX, STATUS_PREFIX, memberSpecSchema, serviceSecretsKey, type MemberStatus } from '../agent/members.ts';
-import { SERVICE_TYPES } from './registry.ts';
+import { put, readMembers, readRoles, readSecrets, readService, readServices, readStatus } from './records.ts';
+import { serviceType, serviceTypes } from './registry.ts';
 import { generateSecrets } from './secrets.ts';
-import { registerConnectorRoutes } from './services/kafka-connect/connectors.ts';
-import {
-  ROLES_PREFIX,
-  SERVICES_PREFIX,
-  noSuchService,
-  serviceKey,
-  serviceSpecSchema,
-  type MemberRole,
-  NEED_KINDS,
-  type Service,
-  type ServiceSpec,
-  type ServiceStatus,
-} from './types.ts';
+import { completeSpec, neededTypes, serviceSpecSchema } from './spec.ts';
+import { noSuchService, serviceKey, type Service, type ServiceSpec, type ServiceStatus } from './types.ts';
 
 const nameBody = z.object({ name: z.string().min(1) }).strict();
 const scaleBody = z.object({ name: z.string().min(1), replicas: z.number().int().min(1).max(64), rebalance: z.boolean().optional() }).strict();
@@ -61,7 +50,7 @@ export interface ServiceRouteOptions {
 
 /** Each setting the type lets change, with the service's value and the default. */
 function settingsView(spec: ServiceSpec): SettingView[] {
-  return Object.entries(SERVICE_TYPES[spec.type].settings).map(([name, s]) => ({
+  return Object.entries(serviceType(spec.type).settings).map(([name, s]) => ({
     name,
     value: spec.settings?.[name] ?? s.default ?? '',
     default: s.default ?? null,
@@ -71,7 +60,7 @@ function settingsView(spec: ServiceSpec): SettingView[] {
 
 /** Throws, naming the setting and what it takes, on an unknown setting or a bad value. */
 function checkSettings(spec: ServiceSpec): void {
-  const known = SERVICE_TYPES[spec.type].settings;
+  const known = serviceType(spec.type).settings;
   for (const [k, v] of Object.entries(spec.settings ?? {})) {
     const setting = known[k];
     if (!setting) {
@@ -93,24 +82,24 @@ function neededBy(all: Service[], name: string): string[] {
 }
 
 export function registerServiceRoutes(api: ApiServer, db: ControlDb, o: ServiceRouteOptions): void {
-  const allServices = () => db.store.range({ key: SERVICES_PREFIX, prefix: true, limit: 0 }).kvs.map((kv) => JSON.parse(kv.value) as Service);
+  const allServices = () => readServices(db.store).map((s) => s.value);
   /**
    * The services `spec` needs, each checked: it exists, is of its kind and ACTIVE. Returns their records'
    * revisions, which the create compares and bumps so that a delete of one of them racing the create fails.
    */
   const neededRecords = (spec: ServiceSpec) => {
-    const wanted = SERVICE_TYPES[spec.type].needs ?? [];
-    for (const kind of NEED_KINDS) {
+    const wanted = serviceType(spec.type).needs ?? [];
+    for (const kind of neededTypes()) {
       const given = spec.needs?.[kind];
       if (given !== undefined && !wanted.includes(kind)) throw new UserError(`--${kind} is not for a ${spec.type} service: it needs no ${kind} service`);
       if (given === undefined && wanted.includes(kind))
         throw new UserError(`a ${spec.type} service needs a ${kind} service: name it with --${kind} NAME (see "firecampd service list")`);
     }
     return wanted.map((kind) => {
-      const name = spec.needs![kind]!;
-      const kv = db.store.get(serviceKey(name));
-      if (!kv) throw new UserError(`${spec.name} needs the ${kind} service ${name}, and there is none: create it first`, 400, 'needs_missing');
-      const needed = JSON.parse(kv.value) as Service;
+      const name = spec.needs![kind];
+      const stored = readService(db.store, name);
+      if (!stored) throw new UserError(`${spec.name} needs the ${kind} service ${name}, and there is none: create it first`, 400, 'needs_missing');
+      const needed = stored.value;
       if (needed.spec.type !== kind) throw new UserError(`--${kind} ${name}: ${name} is a ${needed.spec.type} service, not ${kind}`, 400, 'needs_missing');
       if (needed.status !== 'ACTIVE')
         throw new UserError(
@@ -118,17 +107,14 @@ export function registerServiceRoutes(api: ApiServer, db: ControlDb, o: ServiceR
           409,
           'needs_not_ready',
         );
-      return { key: kv.key, value: kv.value, rev: kv.mod_revision };
+      return { key: stored.key, value: stored.raw, rev: stored.rev };
     });
   };
   const view = (svc: Service, all = allServices()): ServiceView => {
     const name = svc.spec.name;
-    const rolesKv = db.store.get(ROLES_PREFIX + name);
-    const roles = rolesKv ? (JSON.parse(rolesKv.value) as Record<string, MemberRole>) : {};
-    const members = db.store.range({ key: `${MEMBERS_PREFIX}${name}/`, prefix: true, limit: 0 }).kvs.map((kv) => {
-      const m = memberSpecSchema.parse(JSON.parse(kv.value));
-      const st = db.store.get(`${STATUS_PREFIX}${name}/${m.name}`);
-      const status = st ? (JSON.parse(st.value) as MemberStatus) : undefined;
+    const roles = readRoles(db.store, name);
+    const members = readMembers(db.store, name).map(({ value: m }) => {
+      const status = readStatus(db.store, name, m.name);
       const current = status && status.epoch === m.epoch && status.node === m.node;
       const state = m.stopped && !current ? 'stopped' : current ? status.state : 'pending';
       return {
@@ -149,9 +135,9 @@ export function registerServiceRoutes(api: ApiServer, db: ControlDb, o: ServiceR
   };
   const get = async (name: string): Promise<{ svc: Service; rev: number }> => {
     await db.linearize();
-    const kv = db.store.get(serviceKey(name));
-    if (!kv) throw noSuchService(name);
-    return { svc: JSON.parse(kv.value) as Service, rev: kv.mod_revision };
+    const stored = readService(db.store, name);
+    if (!stored) throw noSuchService(name);
+    return { svc: stored.value, rev: stored.rev };
   };
   /** Move a service to a new status, if nobody changed it meanwhile (two operators at once get a clear 409). */
   /** `guard` may refuse after the read whose revision the change compares (delete: while others need the service). */
@@ -169,7 +155,7 @@ export function registerServiceRoutes(api: ApiServer, db: ControlDb, o: ServiceR
     const next: Service = { ...change(svc), status: to, message, updated_at: new Date().toISOString() };
     const r = await db.txn({
       compare: [{ key: serviceKey(name), target: 'mod_revision', op: '=', value: rev }],
-      success: [{ put: { key: serviceKey(name), value: JSON.stringify(next) } }],
+      success: [put.service(next)],
       failure: [],
     });
     if (!r.succeeded) throw new UserError(`service ${name} changed meanwhile; look at "firecampd service get ${name}" and try again`, 409, 'conflict');
@@ -177,9 +163,8 @@ export function registerServiceRoutes(api: ApiServer, db: ControlDb, o: ServiceR
   };
 
   api.route('POST', '/v1/services', async (req) => {
-    const input = parseBody(serviceSpecSchema, req.body);
-    const type = SERVICE_TYPES[input.type];
-    const spec = type.normalize(input);
+    const spec = completeSpec(parseBody(serviceSpecSchema(), req.body));
+    const type = serviceType(spec.type);
     const needs = o.ipPool.length === 0 ? type.needsStaticIps(spec) : undefined;
     if (needs) throw new UserError(needs, 400, 'needs_static_ips');
     checkSettings(spec);
@@ -196,9 +181,7 @@ export function registerServiceRoutes(api: ApiServer, db: ControlDb, o: ServiceR
     // Secrets are made with the service, in its transaction, so that they exist before any member does.
     // Those of an earlier service of this name are kept: its volumes, which hold data made with them, are kept too.
     await db.linearize();
-    const secretKey = serviceSecretsKey(spec.name);
-    const kept = db.store.get(secretKey);
-    const secrets = generateSecrets(type.secrets, kept ? (JSON.parse(kept.value) as Record<string, string>) : {});
+    const secrets = generateSecrets(type.secrets, readSecrets(db.store, spec.name)?.value ?? {});
     const needed = neededRecords(spec);
     const r = await db.txn({
       compare: [
@@ -206,8 +189,8 @@ export function registerServiceRoutes(api: ApiServer, db: ControlDb, o: ServiceR
         ...needed.map((n) => ({ key: n.key, target: 'mod_revision' as const, op: '=' as const, value: n.rev })),
       ],
       success: [
-        { put: { key: serviceKey(spec.name), value: JSON.stringify(svc) } },
-        { put: { key: secretKey, value: JSON.stringify(secrets) } },
+        put.service(svc),
+        put.secrets(spec.name, secrets),
         // Written unchanged: a new revision, which a delete of the needed service that read it before this create compares and fails on.
         ...needed.map((n) => ({ put: { key: n.key, value: n.value } })),
       ],
@@ -229,14 +212,25 @@ export function registerServiceRoutes(api: ApiServer, db: ControlDb, o: ServiceR
   api.route('POST', '/v1/services/scale', async (req) => {
     const { name, replicas, rebalance } = parseBody(scaleBody, req.body);
     const { svc } = await get(name);
-    const type = SERVICE_TYPES[svc.spec.type];
+    const type = serviceType(svc.spec.type);
     const why = type.cannotScale(svc.spec, replicas, svc.state ?? {});
     if (why) throw new UserError(why, 400, 'cannot_scale');
     if (rebalance && !type.rebalance)
-      throw new UserError(`--rebalance is for the types that move data onto new members (kafka); ${svc.spec.type} does not`, 400, 'cannot_scale');
+      throw new UserError(
+        `--rebalance is for the types that move data onto new members (${serviceTypes()
+          .filter((t) => t.rebalance !== undefined)
+          .map((t) => t.name)
+          .join(', ')}); ${svc.spec.type} does not`,
+        400,
+        'cannot_scale',
+      );
     if (rebalance && replicas <= svc.spec.replicas)
       throw new UserError(`--rebalance goes with a scale out: ${name} has ${svc.spec.replicas} members, and ${replicas} is not more`, 400, 'cannot_scale');
-    return transition(name, ['ACTIVE'], 'SCALING', `to ${replicas} members${rebalance ? ', then rebalancing' : ''}`, (s) => ({
+    // A placement that is stalled (no addresses or nodes for that many) may ask for another count: the way out without a delete.
+    const stalled = svc.conditions?.some((c) => c.type === 'Stalled' && c.status === 'True');
+    const from: ServiceStatus[] = stalled ? ['ACTIVE', 'CREATING', 'SCALING', 'FAILED'] : ['ACTIVE'];
+    const to: ServiceStatus = svc.status === 'CREATING' || svc.status === 'FAILED' ? 'CREATING' : 'SCALING';
+    return transition(name, from, to, `to ${replicas} members${rebalance ? ', then rebalancing' : ''}`, (s) => ({
       ...s,
       spec: { ...s.spec, replicas },
       ...(rebalance ? { rebalance: true } : {}),
@@ -268,9 +262,8 @@ export function registerServiceRoutes(api: ApiServer, db: ControlDb, o: ServiceR
   // The service's generated secrets, for a holder of an API token (never logged, never in `service get`).
   api.route('GET', '/v1/service/credentials', async (req) => {
     const { svc } = await get(req.query.get('name') ?? '');
-    const kv = db.store.get(serviceSecretsKey(svc.spec.name));
-    const secrets = kv ? (JSON.parse(kv.value) as Record<string, string>) : {};
-    const type = SERVICE_TYPES[svc.spec.type];
+    const secrets = readSecrets(db.store, svc.spec.name)?.value ?? {};
+    const type = serviceType(svc.spec.type);
     return {
       name: svc.spec.name,
       credentials: Object.entries(secrets).map(([secret, value]) => ({ secret, ...type.describeSecret(secret), value })),
@@ -290,5 +283,5 @@ export function registerServiceRoutes(api: ApiServer, db: ControlDb, o: ServiceR
     };
     return transition(name, [svc.status], 'DELETING', 'stopping members', (s) => s, notNeeded);
   });
-  registerConnectorRoutes(api, db);
+  for (const type of serviceTypes()) type.routes?.(api, db);
 }

@@ -2,10 +2,13 @@
 // implements. All of a service's state is in its record and its members'
 // records, so a new leader carries on where the old one stopped.
 import { z } from 'zod';
+import { UserError } from '../errors.ts';
+import type { Argv } from 'yargs';
 import type { MemberSpec } from '../agent/members.ts';
+import type { ApiServer } from '../api/server.ts';
+import type { ControlDb } from '../controldb/controldb.ts';
 import type { Logger } from '../log.ts';
 import type { MemberExec } from './member-exec.ts';
-import { UserError } from '../errors.ts';
 
 export const SERVICES_PREFIX = '/services/';
 /** Each service's members' roles and lag, as the catalog last saw them. */
@@ -15,86 +18,57 @@ export const noSuchService = (name: string) => new UserError(`no service named $
 
 export type ServiceStatus = 'CREATING' | 'INITIALIZING' | 'ACTIVE' | 'SCALING' | 'UPGRADING' | 'RESTARTING' | 'STOPPING' | 'STOPPED' | 'DELETING' | 'FAILED';
 
-const labelName = z.string().regex(/^[a-zA-Z0-9._/-]{1,63}$/, 'label names hold letters, digits, ".", "_", "/" and "-"');
+/**
+ * A service as a user asks for it: the fields every type shares, checked by the spec schema of spec.ts, which the
+ * registry's types complete. A type's own options sit under its name (spec.redis, spec.postgres), checked by the
+ * schema the type declares (ServiceType.options): only its own module reads them, through typeOptions.
+ */
+export interface ServiceSpecInput {
+  type: string;
+  name: string;
+  /** Members in all; a type may work it out from its own options (Redis cluster: shards × (1 + replicas per shard)). */
+  replicas?: number;
+  image?: string;
+  memoryMiB?: number;
+  cpus?: number;
+  /** The JVM's heap (-Xmx and -Xms), for the types that run on one (ServiceType.jvm). */
+  heapMiB?: number;
+  volumeSizeMiB?: number;
+  /** A second volume per member for the write-ahead log, commit log or journal, where the type has one (ServiceType.journal). */
+  journalVolumeSizeMiB?: number;
+  /** Options the type lets change after create (`firecampd service config --set KEY=VALUE`). */
+  settings?: Record<string, string>;
+  /** Extra lines appended to the service's config file. */
+  config?: string;
+  /** Services this one needs, by the type of each (Kafka Connect: the kafka service its workers use); each must be ACTIVE at create. */
+  needs?: Record<string, string>;
+  /** Only nodes that carry every one of these labels (firecampd --labels) may run the members. */
+  placement?: { labels: Record<string, string> };
+  /** The type's own options block, under the type's name. */
+  [typeOptions: string]: unknown;
+}
 
-/** The service types by the name users give in --type (SERVICE_TYPES' keys); here so that the CLI offers them without loading the types' modules. */
-export const SERVICE_TYPE_NAMES = ['redis', 'postgres', 'zookeeper', 'kafka', 'kafka-connect', 'cassandra', 'elasticsearch'] as const;
-
-/** The kinds of service another may need (`--zookeeper NAME`, `--kafka NAME`): each is a type of its own. */
-export const NEED_KINDS = ['zookeeper', 'kafka'] as const;
-export type NeedKind = (typeof NEED_KINDS)[number];
-
-const serviceName = z.string().regex(/^[a-z][a-z0-9-]{0,30}$/, 'must start with a letter; lower-case letters, digits and "-", at most 31');
-
-export const serviceSpecSchema = z
-  .object({
-    type: z.enum(SERVICE_TYPE_NAMES),
-    name: serviceName,
-    /** Members in all; a type may work it out from its own options (Redis cluster: shards × (1 + replicas per shard)). */
-    replicas: z.number().int().min(1).max(64).optional(),
-    image: z.string().min(1).optional(),
-    memoryMiB: z
-      .number()
-      .int()
-      .min(16)
-      .max(1 << 20)
-      .optional(),
-    cpus: z.number().positive().max(256).optional(),
-    /** The JVM's heap (-Xmx and -Xms), for the types that run on one (ZooKeeper, Kafka, Kafka Connect, Cassandra, Elasticsearch). */
-    heapMiB: z
-      .number()
-      .int()
-      .min(64)
-      .max(1 << 20)
-      .optional(),
-    volumeSizeMiB: z
-      .number()
-      .int()
-      .min(16)
-      .max(16 << 20)
-      .optional(),
-    /** A second volume per member for the write-ahead log, commit log or journal, where the type has one. */
-    journalVolumeSizeMiB: z
-      .number()
-      .int()
-      .min(16)
-      .max(16 << 20)
-      .optional(),
-    /** Options the type lets change after create (`firecampd service config --set KEY=VALUE`). */
-    settings: z.record(z.string().regex(/^[a-z][a-z0-9_.-]{0,63}$/), z.string().max(1024)).optional(),
-    /** Extra lines appended to the service's config file. */
-    config: z.string().max(16_384).optional(),
-    /** Redis cluster mode: shards × (a master and its replicas). */
-    redis: z
-      .object({
-        shards: z.number().int().min(3, 'a Redis cluster needs at least 3 shards (masters)').max(64),
-        replicasPerShard: z.number().int().min(0).max(5),
-      })
-      .strict()
-      .optional(),
-    /** PostgreSQL: a commit is acknowledged once this many standbys have it. */
-    postgres: z
-      .object({ syncStandbys: z.number().int().min(0).max(16) })
-      .strict()
-      .optional(),
-    /** Elasticsearch: this many of the first members are dedicated cluster managers (no data); 0 or 3. */
-    elasticsearch: z
-      .object({ dedicatedMasters: z.number().int().min(0).max(16) })
-      .strict()
-      .optional(),
-    /** Services this one needs, by kind (Kafka Connect: the Kafka service its workers use); each must be ACTIVE at create. */
-    needs: z.object({ zookeeper: serviceName.optional(), kafka: serviceName.optional() }).strict().optional(),
-    /** Only nodes that carry every one of these labels (firecampd --labels) may run the members. */
-    placement: z
-      .object({ labels: z.record(labelName, z.string().max(255)) })
-      .strict()
-      .optional(),
-  })
-  .strict();
-
-export type ServiceSpecInput = z.infer<typeof serviceSpecSchema>;
 /** A spec once its type has completed it: the member count is known. */
 export type ServiceSpec = ServiceSpecInput & { replicas: number };
+
+/** A type's own options block of a spec, as its schema checked it when the spec was made (and the records layer when it was read). */
+export const typeOptions = <T>(spec: ServiceSpecInput, type: { name: string; options?: TypeOptions<T> }): T | undefined => spec[type.name] as T | undefined;
+
+/** A flag of `firecampd service create` that a type adds for its own options. */
+export interface TypeFlag {
+  type: 'number' | 'string';
+  describe: string;
+  defaultDescription?: string;
+}
+
+/** A type's own options: a block of the spec under the type's name, and the create flags that fill it. */
+export interface TypeOptions<T = unknown> {
+  schema: z.ZodType<T>;
+  /** By flag name (`sync-standbys`); no two types share a flag. */
+  flags: Readonly<Record<string, TypeFlag>>;
+  /** The block from the flags given (by flag name; absent when not given), or undefined when none was. */
+  fromFlags(given: Record<string, unknown>): T | undefined;
+}
 
 export interface Service {
   spec: ServiceSpec;
@@ -108,8 +82,24 @@ export interface Service {
   generation?: number;
   /** What the type keeps of its own (PostgreSQL: which member is the primary). */
   state?: TypeState;
+  /** What the catalog last found of the service, a condition per concern (Ready, Progressing, Stalled), as Kubernetes keeps them. */
+  conditions?: Condition[];
   created_at: string;
   updated_at: string;
+}
+
+/**
+ * One concern's last verdict on a service, in the manner of Kubernetes' status conditions: `status` says whether
+ * `type` holds, `reason` says why in one CamelCase word a script may match, `message` says it for people. The time
+ * moves only when the status flips; `observedGeneration` is the service's generation the verdict was made for.
+ */
+export interface Condition {
+  type: string;
+  status: 'True' | 'False' | 'Unknown';
+  reason: string;
+  message: string;
+  lastTransitionTime: string;
+  observedGeneration: number;
 }
 
 export type TypeState = Record<string, string | number | boolean | undefined>;
@@ -123,7 +113,7 @@ export interface MemberContext {
   /** Every node's address: where members without static IPs may run. */
   nodeAddrs: string[];
   /** The specs of the services this one needs (spec.needs), by kind. */
-  needed: Partial<Record<NeedKind, ServiceSpec>>;
+  needed: Record<string, ServiceSpec>;
 }
 
 /** A placed member and the address the leader reaches it at. */
@@ -161,13 +151,30 @@ export interface Setting {
 
 /** One module per service type: its folder under src/catalog/services/ holds it with its image recipe and doc. */
 export interface ServiceType {
+  /** The name users give in --type; the type's folder has it too. */
+  readonly name: string;
+  /** How messages name it: "PostgreSQL". */
+  readonly title: string;
+  /** The upstream image, pinned; the stand-in recipe of the folder's image.ts builds the same name. */
   readonly image: string;
+  /** What a service gets when its spec leaves these out. */
+  readonly defaults: { readonly replicas: number; readonly volumeSizeMiB: number };
+  /** It runs on a JVM: --heap-mib is for it. */
+  readonly jvm?: boolean;
+  /** What its second volume holds (--journal-volume-size), where it has one: "the write-ahead log". */
+  readonly journal?: string;
+  /** Options of its own, under its name in the spec, and their create flags. */
+  readonly options?: TypeOptions;
+  /** HTTP routes of its own (Kafka Connect: its connectors). */
+  routes?(api: ApiServer, db: ControlDb): void;
+  /** `firecampd service` subcommands of its own (Kafka Connect: connector). */
+  readonly commands?: readonly { command: string; describe: string; builder: (y: Argv) => Argv }[];
   /** Secrets generated once per service (passwords, keyfiles), kept under the controldb's secret prefix. */
   readonly secrets: readonly string[];
   /** Settings a user may change after create, by name. */
   readonly settings: Readonly<Record<string, Setting>>;
-  /** The kinds of service this type needs (`--kafka NAME`): create refuses without one of each, ACTIVE. */
-  readonly needs?: readonly NeedKind[];
+  /** The types of service this one needs (`--kafka NAME`): create refuses without one of each, ACTIVE. */
+  readonly needs?: readonly string[];
   /** Check and complete a user's spec; throws UserError with what to change. */
   normalize(spec: ServiceSpecInput): ServiceSpec;
   /** The type state a new service starts with. */
@@ -216,12 +223,6 @@ export interface ServiceType {
   roles?(spec: ServiceSpec, members: PlacedMember[], ctx: TypeContext): Promise<Record<string, MemberRole>>;
   /** How `service credentials` names each secret (e.g. "password of the postgres superuser"). */
   describeSecret(name: string): { user?: string; describe: string };
-}
-
-/** For the types that do not run on a JVM: --heap-mib means nothing to them. */
-export function refuseHeap(spec: ServiceSpecInput, what: string): void {
-  if (spec.heapMiB !== undefined)
-    throw new UserError(`--heap-mib is for the types that run on a JVM (zookeeper, kafka, kafka-connect, cassandra, elasticsearch); ${what} takes --memory`);
 }
 
 /** What a type's steps get besides the spec and members. */

@@ -1,11 +1,12 @@
 // firecampd service create|list|get|scale|upgrade|restart|config|credentials|stop|start|delete|logs|connector
-import type { Argv } from 'yargs';
+import type { Argv, Options } from 'yargs';
 import type { ApiClient } from '../client.ts';
 import type { ServiceView, SettingView } from '../catalog/routes.ts';
-// Only the type names: the registry would load every type's client (pg, ioredis) into each CLI start.
-import { SERVICE_TYPE_NAMES, type ServiceStatus } from '../catalog/types.ts';
+// The types' modules load their clients (pg, ioredis) only when they talk to a service: the registry is light.
+import { serviceTypes, typeNames, typesWith } from '../catalog/registry.ts';
+import { neededTypes } from '../catalog/spec.ts';
+import type { ServiceStatus, ServiceType } from '../catalog/types.ts';
 import { UserError } from '../errors.ts';
-import { connectorCommands } from './connector.ts';
 import { client, print, table, type GlobalArgs } from './output.ts';
 
 /** Bytes for people: 0 B, 512 B, 12 KiB, 3.4 MiB; '-' when unknown. */
@@ -21,6 +22,18 @@ export function humanBytes(n: number | null | undefined): string {
   if (u === 0) return `${v} B`;
   const shown = Math.abs(v) < 10 ? v.toFixed(1).replace(/\.0$/, '') : String(Math.round(v));
   return `${shown} ${units[u]}`;
+}
+
+/** How long a wait goes on while the service is Stalled, before it gives up and says why. */
+const STALLED_WAIT_MS = 10_000;
+
+/** The service's conditions, for people: those that hold, or the one that says it is ready. */
+function conditionsTable(s: ServiceView): string {
+  const shown = (s.conditions ?? []).filter((c) => c.status === 'True' || c.type === 'Ready');
+  return table(
+    ['CONDITION', 'STATUS', 'REASON', 'SINCE', 'MESSAGE'],
+    shown.map((c) => [c.type, c.status, c.reason, c.lastTransitionTime, c.message]),
+  );
 }
 
 function members(s: ServiceView): string {
@@ -58,8 +71,17 @@ async function waitUntil(api: ApiClient, a: GlobalArgs, s: ServiceView, until: S
   const timeout = (a.timeout as number | undefined) ?? 300;
   const deadline = Date.now() + timeout * 1000;
   let last = '';
+  /** When this wait first saw the service Stalled for its current reason. */
+  let stalledSince: { reason: string; at: number } | undefined;
   while (s.status !== until) {
     if (s.status === 'FAILED' && until !== 'GONE') throw new UserError(`service ${s.spec.name} FAILED: ${s.message}`);
+    const stalled = s.conditions?.find((c) => c.type === 'Stalled' && c.status === 'True');
+    if (!stalled || stalled.reason !== stalledSince?.reason) stalledSince = stalled ? { reason: stalled.reason, at: Date.now() } : undefined;
+    // A while, not at once: "no node to run it on" may be a node that is joining.
+    if (stalled && stalledSince && Date.now() - stalledSince.at >= STALLED_WAIT_MS && until !== 'GONE')
+      throw new UserError(
+        `service ${s.spec.name} cannot go on (${stalled.reason}): ${stalled.message}. It stays ${s.status}, and firecampd tries again on its own once that changes; see "firecampd service get ${s.spec.name}"`,
+      );
     if (Date.now() > deadline)
       throw new UserError(
         `service ${s.spec.name} is still ${s.status} after ${timeout} s: ${s.message}; see "firecampd service get ${s.spec.name}" (the operation goes on)`,
@@ -80,6 +102,49 @@ async function waitUntil(api: ApiClient, a: GlobalArgs, s: ServiceView, until: S
     }
   }
   return s;
+}
+
+/** "redis 1, postgres 1, kafka 3": a default per type, for a flag's help. */
+const perType = (value: (t: ServiceType) => string | number) =>
+  serviceTypes()
+    .map((t) => `${t.name} ${value(t)}`)
+    .join(', ');
+/** The subcommands types add of their own (Kafka Connect: connector), for the list of commands. */
+const ownCommands = () => serviceTypes().flatMap((t) => t.commands ?? []);
+
+/** The create flags that differ by type, from the registry: the shared ones with each type's defaults, then each type's own. */
+function typeFlags(): Record<string, Options> {
+  const out: Record<string, Options> = {
+    replicas: { type: 'number', describe: 'members in all (a primary and replicas, brokers, nodes…)', defaultDescription: perType((t) => t.defaults.replicas) },
+    memory: { type: 'number', describe: 'MiB of memory per member' },
+    cpus: { type: 'number', describe: 'CPUs per member' },
+    'volume-size': { type: 'number', describe: 'MiB of disk per member', defaultDescription: perType((t) => t.defaults.volumeSizeMiB) },
+    'journal-volume-size': {
+      type: 'number',
+      describe: `MiB of a second volume per member for its log: ${serviceTypes()
+        .filter((t) => t.journal)
+        .map((t) => `${t.name}, ${t.journal}`)
+        .join('; ')}`,
+      defaultDescription: 'none: the log stays on the data volume',
+    },
+    'heap-mib': { type: 'number', describe: `MiB of JVM heap per member (${typesWith((t) => !!t.jvm)})`, defaultDescription: "the type's own" },
+  };
+  for (const t of serviceTypes())
+    for (const [flag, f] of Object.entries(t.options?.flags ?? {})) out[flag] = { ...f, describe: `${t.title} (--type ${t.name}): ${f.describe}` };
+  for (const needed of neededTypes())
+    out[needed] = { type: 'string', describe: `the ${needed} service this one needs (${typesWith((t) => !!t.needs?.includes(needed))}); it must be ACTIVE` };
+  return out;
+}
+
+/** Each type's own options block from its flags, under the type's name; the API refuses a block of another type than --type, naming its flags. */
+function typeSpecOptions(a: GlobalArgs): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const t of serviceTypes()) {
+    if (!t.options) continue;
+    const block = t.options.fromFlags(Object.fromEntries(Object.keys(t.options.flags).map((f) => [f, a[f]])));
+    if (block !== undefined) out[t.name] = block;
+  }
+  return out;
 }
 
 const waitOptions = (c: Argv) =>
@@ -132,7 +197,7 @@ function labels(v: unknown): Record<string, string> | undefined {
 }
 
 export function serviceCommands(y: Argv): Argv {
-  return y
+  const withCommon = y
     .command(
       'create',
       'create a service and wait until it is ACTIVE',
@@ -140,36 +205,9 @@ export function serviceCommands(y: Argv): Argv {
         setOption(
           waitOptions(
             c
-              .option('type', { choices: SERVICE_TYPE_NAMES, demandOption: true })
+              .option('type', { choices: typeNames(), demandOption: true })
               .option('name', { type: 'string', demandOption: true })
-              .option('replicas', { type: 'number', describe: 'members: a primary and replicas (not with --shards)', defaultDescription: '1' })
-              .option('shards', { type: 'number', describe: 'Redis cluster mode: this many masters (at least 3)' })
-              .option('replicas-per-shard', { type: 'number', default: 1, describe: 'Redis cluster mode: replicas of each master' })
-              .option('memory', { type: 'number', describe: 'MiB of memory per member' })
-              .option('cpus', { type: 'number', describe: 'CPUs per member' })
-              .option('volume-size', { type: 'number', describe: 'MiB of disk per member', defaultDescription: '256' })
-              .option('journal-volume-size', {
-                type: 'number',
-                describe: 'MiB of a second volume per member for the write-ahead log (PostgreSQL), where the type has one',
-                defaultDescription: 'none: the log stays on the data volume',
-              })
-              .option('sync-standbys', {
-                type: 'number',
-                describe: 'PostgreSQL: a commit is acknowledged once this many standbys have it',
-                defaultDescription: '0: commits do not wait for standbys',
-              })
-              .option('dedicated-masters', {
-                type: 'number',
-                describe: 'Elasticsearch: the first N members (0 or 3) are cluster managers only, the others data and ingest',
-                defaultDescription: '0: the first 3 members are cluster-manager-eligible and hold data too',
-              })
-              .option('heap-mib', {
-                type: 'number',
-                describe: 'MiB of JVM heap per member (ZooKeeper, Kafka, Kafka Connect, Cassandra, Elasticsearch)',
-                defaultDescription: "the type's own",
-              })
-              .option('kafka', { type: 'string', describe: 'the Kafka service this one needs (kafka-connect); it must be ACTIVE' })
-              .option('zookeeper', { type: 'string', describe: 'the ZooKeeper service this one needs, for the types that use one' })
+              .options(typeFlags())
               .option('image', { type: 'string', describe: 'container image', defaultDescription: "the type's own" })
               .option('config', { type: 'string', describe: "lines added to the members' config file" })
               .option('require-label', { type: 'string', array: true, describe: 'run only on nodes with this NAME=VALUE label (firecampd --labels)' }),
@@ -177,28 +215,20 @@ export function serviceCommands(y: Argv): Argv {
           "a setting KEY=VALUE (see 'firecampd service config NAME' for a type's settings)",
         ),
       async (a: GlobalArgs) => {
-        if (a.shards !== undefined && a.replicas !== undefined)
-          throw new UserError('give --shards (Redis cluster mode) or --replicas (a primary and replicas), not both');
-        if (a.syncStandbys !== undefined && a.type !== 'postgres')
-          throw new UserError(`--sync-standbys is for PostgreSQL services only (--type postgres); a ${String(a.type)} service has no synchronous standbys`);
-        if (a.dedicatedMasters !== undefined && a.type !== 'elasticsearch')
-          throw new UserError(
-            `--dedicated-masters is for Elasticsearch services only (--type elasticsearch); a ${String(a.type)} service has no cluster managers`,
-          );
+        const own = typeSpecOptions(a);
         const required = labels(a.requireLabel);
         const set = settings(a.set);
-        const needs = { ...(a.kafka ? { kafka: a.kafka as string } : {}), ...(a.zookeeper ? { zookeeper: a.zookeeper as string } : {}) };
+        const needs = Object.fromEntries(neededTypes().flatMap((t) => (typeof a[t] === 'string' ? [[t, a[t]]] : [])));
         const spec = {
           type: a.type,
           name: a.name,
-          ...(a.shards !== undefined ? { redis: { shards: a.shards, replicasPerShard: a.replicasPerShard } } : { replicas: a.replicas ?? 1 }),
+          ...(a.replicas !== undefined ? { replicas: a.replicas } : {}),
+          ...own,
           ...(a.memory ? { memoryMiB: a.memory } : {}),
           ...(a.cpus ? { cpus: a.cpus } : {}),
           ...(a.heapMib !== undefined ? { heapMiB: a.heapMib } : {}),
           ...(a.volumeSize ? { volumeSizeMiB: a.volumeSize } : {}),
           ...(a.journalVolumeSize !== undefined ? { journalVolumeSizeMiB: a.journalVolumeSize } : {}),
-          ...(a.syncStandbys !== undefined ? { postgres: { syncStandbys: a.syncStandbys } } : {}),
-          ...(a.dedicatedMasters !== undefined ? { elasticsearch: { dedicatedMasters: a.dedicatedMasters } } : {}),
           ...(set ? { settings: set } : {}),
           ...(a.image ? { image: a.image } : {}),
           ...(a.config ? { config: a.config } : {}),
@@ -231,6 +261,8 @@ export function serviceCommands(y: Argv): Argv {
             `${s.spec.name} (${s.spec.type}): ${s.status} ${s.message}`,
             ...(needs.length ? [`needs: ${needs.join(', ')}`] : []),
             ...(neededBy.length ? [`needed by: ${neededBy.join(', ')}`] : []),
+            // conditions may be missing from a daemon older than this CLI.
+            ...(s.conditions?.length ? [conditionsTable(s)] : []),
             ...(s.members.length ? [members(s)] : []),
           ].join('\n'),
         );
@@ -351,6 +383,9 @@ export function serviceCommands(y: Argv): Argv {
         for await (const line of (await client(a)).stream(`/v1/service/logs?${q}`)) process.stdout.write(line + '\n');
       },
     )
-    .command('connector', 'the connectors of a Kafka Connect service: put, get, delete', connectorCommands)
-    .demandCommand(1, 'name a service command: create, list, get, scale, upgrade, restart, config, credentials, stop, start, delete, logs or connector');
+    .demandCommand(
+      1,
+      `name a service command: ${['create', 'list', 'get', 'scale', 'upgrade', 'restart', 'config', 'credentials', 'stop', 'start', 'delete', 'logs', ...ownCommands().map((c) => c.command)].join(', ')}`,
+    );
+  return ownCommands().reduce((acc, c) => acc.command(c.command, c.describe, c.builder), withCommon);
 }

@@ -2,6 +2,7 @@
 // says who votes; the node records under /_cluster/nodes/ say where each node
 // listens. Joining adds a node as a learner; the leader promotes it to voter
 // once it has caught up, so a new node never weakens the quorum.
+import { z } from 'zod';
 import { UserError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { RaftError, type NodeId } from '../raft/types.ts';
@@ -10,6 +11,25 @@ import type { ControlDb, Consensus, Forwarder } from './controldb.ts';
 export const NODES_PREFIX = '/_cluster/nodes/';
 /** Nodes removed from the cluster: their certificates are refused from then on, as a CRL would. */
 export const REMOVED_PREFIX = '/_cluster/removed/';
+
+const nodeSchema = z
+  .object({
+    id: z.string(),
+    name: z.string(),
+    addr: z.string(),
+    zone: z.string(),
+    labels: z.record(z.string(), z.string()).optional(),
+    capacity: z.object({ cpus: z.number(), memoryMiB: z.number() }).strict().optional(),
+    key: z.string().optional(),
+  })
+  .strict();
+
+/** A node record as stored, checked: what does not read as one is an error naming its key. */
+export function parseNodeRecord(kv: { key: string; value: string }): NodeRecord {
+  const r = nodeSchema.safeParse(JSON.parse(kv.value));
+  if (!r.success) throw new Error(`record ${kv.key} is not a node record: ${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  return r.data;
+}
 
 export interface NodeRecord {
   id: NodeId;
@@ -38,7 +58,7 @@ export class Membership {
 
   /** Node records from the local replica. */
   nodes(): NodeRecord[] {
-    return this.db.store.range({ key: NODES_PREFIX, prefix: true, limit: 0 }).kvs.map((kv) => JSON.parse(kv.value) as NodeRecord);
+    return this.db.store.range({ key: NODES_PREFIX, prefix: true, limit: 0 }).kvs.map(parseNodeRecord);
   }
 
   /**
@@ -52,12 +72,12 @@ export class Membership {
 
   record(id: NodeId): NodeRecord | undefined {
     const kv = this.db.store.get(NODES_PREFIX + id);
-    return kv ? (JSON.parse(kv.value) as NodeRecord) : undefined;
+    return kv ? parseNodeRecord(kv) : undefined;
   }
 
   address(id: NodeId): string | undefined {
     const kv = this.db.store.get(NODES_PREFIX + id);
-    return kv ? (JSON.parse(kv.value) as NodeRecord).addr : undefined;
+    return kv ? parseNodeRecord(kv).addr : undefined;
   }
 
   /** Record (or update) where a node listens. */

@@ -9,8 +9,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { requireImageTools } from '../../scripts/images.ts';
 import { sh } from './netns.ts';
+import { postgres } from '../../src/catalog/services/postgres/postgres.ts';
+import { redis } from '../../src/catalog/services/redis/redis.ts';
 
-export { BUSYBOX_IMAGE, POSTGRES_IMAGE, REDIS_IMAGE } from '../../scripts/images.ts';
+export { BUSYBOX_IMAGE } from '../../scripts/images.ts';
+export const REDIS_IMAGE = redis.image;
+export const POSTGRES_IMAGE = postgres.image;
 
 export interface NodeDocker {
   ns: string;

@@ -25,7 +25,7 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { ELASTICSEARCH_IMAGE } from '../../scripts/images.ts';
+import { elasticsearch as elasticsearchType } from '../../src/catalog/services/elasticsearch/elasticsearch.ts';
 import { image as elasticsearchImage } from '../../src/catalog/services/elasticsearch/image.ts';
 import type { TestBed } from '../bed/bed.ts';
 import { docker } from '../bed/docker.ts';
@@ -33,6 +33,7 @@ import { REPO } from '../helpers/proc.ts';
 import type { Cli, MemberView, ServiceView } from '../helpers/service-bed.ts';
 import { dockerOf, getService, runClient, serviceContext, startLoad, startServiceBed } from '../helpers/service-bed.ts';
 import { pollUntil } from '../helpers/wait.ts';
+const ELASTICSEARCH_IMAGE = elasticsearchType.image;
 
 const LEASE_TTL = 8;
 const DOCS = 10_000;

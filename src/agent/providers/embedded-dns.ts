@@ -16,7 +16,15 @@ export class EmbeddedDns implements DnsProvider {
     await this.db.txn({ compare: [], success: [{ put: { key, value: ip } }], failure: [] });
   }
 
-  async remove(name: string): Promise<void> {
-    await this.db.txn({ compare: [], success: [{ delete: { key: DNS_PREFIX + name.toLowerCase(), prefix: false } }], failure: [] });
+  async remove(name: string, ip: string): Promise<void> {
+    const key = DNS_PREFIX + name.toLowerCase();
+    const kv = this.db.store.get(key);
+    if (kv?.value !== ip) return;
+    // Compared on the revision read: a record another node rewrote meanwhile stays.
+    await this.db.txn({
+      compare: [{ key, target: 'mod_revision', op: '=', value: kv.mod_revision }],
+      success: [{ delete: { key, prefix: false } }],
+      failure: [],
+    });
   }
 }

@@ -21,13 +21,14 @@ export class Route53Dns implements DnsProvider {
     );
   }
 
-  async remove(name: string): Promise<void> {
+  async remove(name: string, ip: string): Promise<void> {
     // Route 53 deletes a record only when given its current value and TTL.
     const r = await this.route53.send(
       new ListResourceRecordSetsCommand({ HostedZoneId: this.hostedZoneId, StartRecordName: `${name}.`, StartRecordType: 'A', MaxItems: 1 }),
     );
     const current = r.ResourceRecordSets?.find((s) => s.Name === `${name}.` && s.Type === 'A');
-    if (!current) return;
+    // Route 53 refuses the DELETE if the record changed after this read: a change made meanwhile stays too.
+    if (!current || current.ResourceRecords?.length !== 1 || current.ResourceRecords[0].Value !== ip) return;
     await this.route53.send(
       new ChangeResourceRecordSetsCommand({ HostedZoneId: this.hostedZoneId, ChangeBatch: { Changes: [{ Action: 'DELETE', ResourceRecordSet: current }] } }),
     );

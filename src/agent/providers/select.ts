@@ -96,8 +96,8 @@ class BothDns implements DnsProvider {
     await this.route53.upsert(name, ip);
   }
 
-  async remove(name: string): Promise<void> {
-    await this.embedded.remove(name);
-    await this.route53.remove(name);
+  async remove(name: string, ip: string): Promise<void> {
+    await this.embedded.remove(name, ip);
+    await this.route53.remove(name, ip);
   }
 }

@@ -41,6 +41,9 @@ export interface DnsProvider {
   readonly kind: 'embedded' | 'route53';
   /** Point the A record `name` (fully qualified, no trailing dot) at `ip`. */
   upsert(name: string, ip: string): Promise<void>;
-  /** Remove the A record `name`; idempotent. */
-  remove(name: string): Promise<void>;
+  /**
+   * Remove the A record `name`, only while it still points at `ip`: another node may have pointed it at the
+   * member's new home meanwhile. Idempotent; nothing when the record is gone or points elsewhere.
+   */
+  remove(name: string, ip: string): Promise<void>;
 }

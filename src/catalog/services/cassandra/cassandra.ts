@@ -264,7 +264,12 @@ function yaml(spec: ServiceSpec, ip: string, seeds: string[], journal: boolean):
 }
 
 export const cassandra: ServiceType = {
+  name: 'cassandra',
+  title: 'Cassandra',
   image: 'cassandra:5.0',
+  defaults: { replicas: 3, volumeSizeMiB: 4096 },
+  jvm: true,
+  journal: 'the commit log',
   secrets: ['admin'],
   settings: {
     concurrent_reads: { describe: 'reads a member runs at once', default: '32', check: (v) => wholeNumber(v, 2, 1024) },
@@ -277,11 +282,8 @@ export const cassandra: ServiceType = {
   describeSecret: () => ({ user: CASSANDRA_ADMIN, describe: 'the Cassandra superuser (CQL, PasswordAuthenticator)' }),
 
   normalize(spec: ServiceSpecInput): ServiceSpec {
-    const replicas = spec.replicas ?? 3;
+    const replicas = spec.replicas ?? cassandra.defaults.replicas;
     if (replicas === 2) throw new UserError('a Cassandra service has 1 member or 3 and more (replication factor 3 needs 3): --replicas 2');
-    if (spec.redis) throw new UserError('--shards and --replicas-per-shard are for Redis; Cassandra takes --replicas');
-    if (spec.postgres) throw new UserError('--sync-standbys is for PostgreSQL services');
-    if (spec.elasticsearch) throw new UserError('--dedicated-masters is for Elasticsearch services');
     return { ...spec, replicas };
   },
 
@@ -316,7 +318,7 @@ export const cassandra: ServiceType = {
           // No wait for gossip to settle at start: the seeds answer at once or not at all.
           JVM_EXTRA_OPTS: '-Dcassandra.skip_wait_for_gossip_to_settle=0',
         },
-        volume: { id: name, sizeMiB: spec.volumeSizeMiB ?? 4096, mountPath: DATA },
+        volume: { id: name, sizeMiB: spec.volumeSizeMiB ?? cassandra.defaults.volumeSizeMiB, mountPath: DATA },
         ...(journal ? { journal: { id: `${name}-journal`, sizeMiB: spec.journalVolumeSizeMiB!, mountPath: JOURNAL } } : {}),
         dnsName: `${name}.${spec.name}.${ctx.domain}`,
         ip,

@@ -33,6 +33,7 @@
 // and jemalloc.
 import type { ImageRecipe } from '../../../../scripts/image-recipe.ts';
 import { JRE_17 } from '../../../../scripts/jre.ts';
+import { cassandra as cassandraType } from './cassandra.ts';
 
 /** The newest 5.0 release Maven Central serves with all it depends on (5.0.8 resolves too). */
 const VERSION = '5.0.9';
@@ -283,7 +284,7 @@ const logbackTools = `<!-- The Cassandra stand-in's logging for nodetool: warnin
 `;
 
 export const image: ImageRecipe = {
-  image: 'cassandra:5.0',
+  image: cassandraType.image,
   tags: [`cassandra:${VERSION}`],
   packages: [...JRE_17.packages],
   // glibc's stubs for what it has merged into libc.so.6: Netty's epoll transport (the native transport and

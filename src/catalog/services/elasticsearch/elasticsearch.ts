@@ -21,8 +21,19 @@
 // eligible ones out of the voting configuration before they go.
 import { memberIndex, type MemberSpec } from '../../../agent/members.ts';
 import { UserError, errorMessage } from '../../../errors.ts';
-import type { MemberContext, MemberRole, PlacedMember, RolloutStep, ServiceSpec, ServiceSpecInput, ServiceType, TypeContext } from '../../types.ts';
-import { memberResources, trueOrFalse, wholeNumber } from '../../types.ts';
+import { z } from 'zod';
+import type {
+  MemberContext,
+  MemberRole,
+  PlacedMember,
+  RolloutStep,
+  ServiceSpec,
+  ServiceSpecInput,
+  ServiceType,
+  TypeContext,
+  TypeOptions,
+} from '../../types.ts';
+import { memberResources, trueOrFalse, typeOptions, wholeNumber } from '../../types.ts';
 import {
   HTTP_PORT,
   electedManager,
@@ -60,7 +71,24 @@ const ALLOCATION_EXCLUDE = 'cluster.routing.allocation.exclude._name';
  * it never scales: create a service of 3 for that.
  */
 const singleNode = (spec: ServiceSpec) => spec.replicas === 1;
-const dedicatedOf = (spec: ServiceSpec | ServiceSpecInput) => spec.elasticsearch?.dedicatedMasters ?? 0;
+/** This many of the first members are dedicated cluster managers (no data); 0 or 3. */
+interface SearchOptions {
+  dedicatedMasters: number;
+}
+
+const options: TypeOptions<SearchOptions> = {
+  schema: z.object({ dedicatedMasters: z.number().int().min(0).max(16) }).strict(),
+  flags: {
+    'dedicated-masters': {
+      type: 'number',
+      describe: 'the first N members (0 or 3) are cluster managers only, the others data and ingest',
+      defaultDescription: '0: the first 3 members are cluster-manager-eligible and hold data too',
+    },
+  },
+  fromFlags: (given) => (given['dedicated-masters'] === undefined ? undefined : { dedicatedMasters: Number(given['dedicated-masters']) }),
+};
+
+const dedicatedOf = (spec: ServiceSpecInput) => typeOptions(spec, elasticsearch)?.dedicatedMasters ?? 0;
 /** How many of the first members are cluster-manager-eligible (a bound on the index: a smaller service has fewer). */
 const eligibleBound = (spec: ServiceSpec | ServiceSpecInput) => dedicatedOf(spec) || ELIGIBLE_MEMBERS;
 export const isManagerEligible = (spec: ServiceSpec, index: number) => index < eligibleBound(spec);
@@ -110,8 +138,13 @@ function heapDoesNotFit(spec: ServiceSpecInput): string | undefined {
   return `--memory ${spec.memoryMiB} leaves no room beside a heap of ${heap} MiB (the JVM takes half the heap again in direct memory, and Lucene wants page cache): give --memory at least ${Math.ceil(heap * 1.5)} or a smaller --heap-mib`;
 }
 
-export const elasticsearch: ServiceType = {
+export const elasticsearch: ServiceType & { options: TypeOptions<SearchOptions> } = {
+  name: 'elasticsearch',
+  title: 'Elasticsearch',
   image: 'opensearchproject/opensearch:2.19.6',
+  defaults: { replicas: 3, volumeSizeMiB: 1024 },
+  jvm: true,
+  options,
   secrets: [],
   settings: {
     'indices.recovery.max_bytes_per_sec': {
@@ -148,12 +181,7 @@ export const elasticsearch: ServiceType = {
   }),
 
   normalize(spec: ServiceSpecInput): ServiceSpec {
-    const replicas = spec.replicas ?? 3;
-    if (spec.redis) throw new UserError('--shards and --replicas-per-shard are for Redis; Elasticsearch takes --replicas');
-    if (spec.postgres) throw new UserError('--sync-standbys is for PostgreSQL services');
-    if (spec.needs?.zookeeper || spec.needs?.kafka) throw new UserError('an Elasticsearch service needs no other service: leave out --zookeeper and --kafka');
-    if (spec.journalVolumeSizeMiB !== undefined)
-      throw new UserError("Elasticsearch keeps each shard's translog beside it on the data volume: leave out --journal-volume-size");
+    const replicas = spec.replicas ?? elasticsearch.defaults.replicas;
     const dedicated = dedicatedOf(spec);
     if (!DEDICATED_CHOICES.includes(dedicated))
       throw new UserError(
@@ -218,7 +246,7 @@ export const elasticsearch: ServiceType = {
         },
         // What the file-descriptor bootstrap check wants of a node that has peers; a single node is not checked and keeps the engine's limit.
         ...(singleNode(spec) ? {} : { ulimits: { nofile: { soft: OPEN_FILES, hard: OPEN_FILES } } }),
-        volume: { id: name, sizeMiB: spec.volumeSizeMiB ?? 1024, mountPath: DATA },
+        volume: { id: name, sizeMiB: spec.volumeSizeMiB ?? elasticsearch.defaults.volumeSizeMiB, mountPath: DATA },
         dnsName: dnsName(spec, i, ctx.domain),
         ip,
         port: HTTP_PORT,

@@ -57,9 +57,11 @@
 // tools, bash.
 import type { ImageRecipe } from '../../../../scripts/image-recipe.ts';
 import { JRE_17 } from '../../../../scripts/jre.ts';
+import { elasticsearch } from './elasticsearch.ts';
 
 /** The newest 2.19 release on Maven Central: 3.x needs Java 21. */
-const VERSION = '2.19.6';
+/** The upstream image's version: the jars are of the same. */
+const VERSION = elasticsearch.image.slice(elasticsearch.image.lastIndexOf(':') + 1);
 /** The log4j 2 OpenSearch's core depends on (log4j-api); the core's POM leaves log4j-core out as optional. */
 const LOG4J = '2.25.4';
 const HOME = '/usr/share/opensearch';
@@ -268,7 +270,7 @@ rootLogger.appenderRef.console.ref = console
 `;
 
 export const image: ImageRecipe = {
-  image: `opensearchproject/opensearch:${VERSION}`,
+  image: elasticsearch.image,
   // The same build under its minor version's name too: an upgrade from one name to the other restarts every member (the tests' rolling upgrade).
   tags: [`opensearchproject/opensearch:${VERSION.split('.').slice(0, 2).join('.')}`],
   packages: [...JRE_17.packages],

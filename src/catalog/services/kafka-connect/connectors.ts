@@ -6,11 +6,10 @@
 import { z } from 'zod';
 import type { ApiServer } from '../../../api/server.ts';
 import { parseBody } from '../../../api/validate.ts';
-import { MEMBERS_PREFIX, memberSpecSchema, serviceSecretsKey } from '../../../agent/members.ts';
 import type { ControlDb } from '../../../controldb/controldb.ts';
 import { UserError, errorMessage } from '../../../errors.ts';
-import { placedMembers } from '../../catalog.ts';
-import { noSuchService, serviceKey, type Service } from '../../types.ts';
+import { placedMembers, readMembers, readSecrets, readService } from '../../records.ts';
+import { noSuchService } from '../../types.ts';
 import { connectRequest } from './kafka-connect.ts';
 
 const connectorName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, 'letters, digits, ".", "_" and "-", at most 128');
@@ -38,17 +37,15 @@ export function registerConnectorRoutes(api: ApiServer, db: ControlDb): void {
   /** A request to the service's workers; Connect's own error message on a 4xx other than a rebalance. */
   const call = async (service: string, method: string, path: string, body?: unknown): Promise<{ status: number; body: unknown }> => {
     await db.linearize();
-    const kv = db.store.get(serviceKey(service));
-    if (!kv) throw noSuchService(service);
-    const svc = JSON.parse(kv.value) as Service;
+    const svc = readService(db.store, service)?.value;
+    if (!svc) throw noSuchService(service);
     if (svc.spec.type !== 'kafka-connect')
       throw new UserError(`${service} is a ${svc.spec.type} service: connectors are for kafka-connect services`, 400, 'wrong_type');
-    const secrets = JSON.parse(db.store.get(serviceSecretsKey(service))?.value ?? '{}') as Record<string, string>;
-    const specs = db.store
-      .range({ key: `${MEMBERS_PREFIX}${service}/`, prefix: true, limit: 0 })
-      .kvs.map((m) => memberSpecSchema.parse(JSON.parse(m.value)))
+    const secrets = readSecrets(db.store, service)?.value ?? {};
+    const specs = readMembers(db.store, service)
+      .map((m) => m.value)
       .filter((m) => !m.stopped);
-    const workers = placedMembers(db, specs);
+    const workers = placedMembers(db.store, specs);
     if (workers.length === 0) throw new UserError(`${service} has no running workers (see "firecampd service get ${service}")`, 409, 'not_running');
     const deadline = Date.now() + DEADLINE_MS;
     let last = '';

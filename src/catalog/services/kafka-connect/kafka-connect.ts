@@ -13,7 +13,11 @@
 // A rollout restarts one worker at a time, the next once the restarted one
 // is back in the group (its /health answers healthy).
 import type { MemberSpec } from '../../../agent/members.ts';
-import { UserError, errorMessage } from '../../../errors.ts';
+import { errorMessage } from '../../../errors.ts';
+import type { ApiServer } from '../../../api/server.ts';
+import type { ControlDb } from '../../../controldb/controldb.ts';
+import { connectorCommands } from './cli.ts';
+import { registerConnectorRoutes } from './connectors.ts';
 import type { MemberContext, PlacedMember, RolloutStep, ServiceSpec, ServiceSpecInput, ServiceType } from '../../types.ts';
 import { memberResources, trueOrFalse, wholeNumber } from '../../types.ts';
 import { KAFKA_ADMIN, KAFKA_PORT, kafka, replicationFactor } from '../kafka/kafka.ts';
@@ -68,7 +72,13 @@ export async function connectRequest(
 }
 
 export const kafkaConnect: ServiceType = {
+  name: 'kafka-connect',
+  title: 'Kafka Connect',
   image: kafka.image,
+  defaults: { replicas: 2, volumeSizeMiB: 64 },
+  jvm: true,
+  routes: (api: ApiServer, db: ControlDb) => registerConnectorRoutes(api, db),
+  commands: [{ command: 'connector', describe: 'the connectors of a Kafka Connect service: put, get, delete', builder: connectorCommands }],
   secrets: ['admin'],
   needs: ['kafka'],
   settings: {
@@ -82,12 +92,7 @@ export const kafkaConnect: ServiceType = {
   describeSecret: () => ({ user: CONNECT_ADMIN, describe: 'the REST API login (HTTP basic authentication) on port 8083' }),
 
   normalize(spec: ServiceSpecInput): ServiceSpec {
-    if (spec.redis) throw new UserError('--shards and --replicas-per-shard are for Redis; Kafka Connect takes --replicas (workers)');
-    if (spec.postgres) throw new UserError('--sync-standbys is for PostgreSQL services');
-    if (spec.elasticsearch) throw new UserError('--dedicated-masters is for Elasticsearch services');
-    if (spec.journalVolumeSizeMiB !== undefined)
-      throw new UserError('Kafka Connect workers keep nothing on disk but their config: leave out --journal-volume-size');
-    return { ...spec, replicas: spec.replicas ?? 2 };
+    return { ...spec, replicas: spec.replicas ?? kafkaConnect.defaults.replicas };
   },
 
   needsStaticIps: () => undefined,
@@ -129,7 +134,7 @@ export const kafkaConnect: ServiceType = {
           KAFKA_HEAP_OPTS: `-Xmx${heap}m -Xms${heap}m`,
           KAFKA_OPTS: `-Djava.security.auth.login.config=${DATA}/firecampd/rest-jaas.conf`,
         },
-        volume: { id: name, sizeMiB: spec.volumeSizeMiB ?? 64, mountPath: DATA },
+        volume: { id: name, sizeMiB: spec.volumeSizeMiB ?? kafkaConnect.defaults.volumeSizeMiB, mountPath: DATA },
         dnsName,
         ...(ip ? { ip } : {}),
         port: CONNECT_PORT,

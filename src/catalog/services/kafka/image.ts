@@ -22,8 +22,10 @@
 // bin/ tools (kafka-run-class.sh runs any class of libs/), bash.
 import type { ImageRecipe } from '../../../../scripts/image-recipe.ts';
 import { JRE_17 } from '../../../../scripts/jre.ts';
+import { kafka } from './kafka.ts';
 
-const VERSION = '4.1.1';
+/** The upstream image's version: the jars are of the same. */
+const VERSION = kafka.image.slice(kafka.image.lastIndexOf(':') + 1);
 /** The log4j 2 of Kafka's own dependencies; Kafka logs through SLF4J 1.7, so the binding is log4j-slf4j-impl. */
 const LOG4J = '2.24.3';
 const HOME = '/opt/kafka';
@@ -152,7 +154,7 @@ exec /opt/kafka/bin/kafka-server-start.sh "$config"
 `;
 
 export const image: ImageRecipe = {
-  image: `apache/kafka:${VERSION}`,
+  image: kafka.image,
   packages: [...JRE_17.packages],
   trees: [...JRE_17.trees],
   maven: [

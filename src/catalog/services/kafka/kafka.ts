@@ -186,7 +186,12 @@ async function reassign(
 }
 
 export const kafka: ServiceType = {
+  name: 'kafka',
+  title: 'Kafka',
   image: 'apache/kafka:4.1.1',
+  defaults: { replicas: 3, volumeSizeMiB: 1024 },
+  jvm: true,
+  journal: 'the KRaft metadata log',
   secrets: ['admin'],
   settings: {
     'default.replication.factor': {
@@ -208,14 +213,7 @@ export const kafka: ServiceType = {
   describeSecret: () => ({ user: KAFKA_ADMIN, describe: 'the SASL/SCRAM-SHA-512 user of clients and brokers' }),
 
   normalize(spec: ServiceSpecInput): ServiceSpec {
-    const replicas = spec.replicas ?? 3;
-    if (spec.redis) throw new UserError('--shards and --replicas-per-shard are for Redis; Kafka takes --replicas');
-    if (spec.postgres) throw new UserError('--sync-standbys is for PostgreSQL services');
-    if (spec.elasticsearch) throw new UserError('--dedicated-masters is for Elasticsearch services');
-    if (spec.needs?.zookeeper)
-      throw new UserError(
-        'Kafka 4 has no ZooKeeper mode (removed in 4.0): a kafka service runs KRaft with a controller quorum of its own members; leave out --zookeeper',
-      );
+    const replicas = spec.replicas ?? kafka.defaults.replicas;
     const n = { ...spec, replicas };
     for (const k of ['default.replication.factor', 'min.insync.replicas']) {
       const v = Number(spec.settings?.[k] ?? 0);
@@ -293,7 +291,7 @@ export const kafka: ServiceType = {
         command: ['sh', `${DATA}/firecampd/start.sh`],
         user: KAFKA_USER,
         env: { KAFKA_HEAP_OPTS: `-Xmx${heap}m -Xms${heap}m` },
-        volume: { id: name, sizeMiB: spec.volumeSizeMiB ?? 1024, mountPath: DATA },
+        volume: { id: name, sizeMiB: spec.volumeSizeMiB ?? kafka.defaults.volumeSizeMiB, mountPath: DATA },
         ...(journal ? { journal: { id: `${name}-journal`, sizeMiB: spec.journalVolumeSizeMiB!, mountPath: JOURNAL } } : {}),
         dnsName,
         ...(ip ? { ip } : {}),

@@ -12,9 +12,10 @@
 // C and C.UTF-8, JIT (llvmjit.so is left out: postgres then runs without it),
 // Debian's pg_wrapper/postgresql-common layer.
 import type { ImageRecipe } from '../../../../scripts/image-recipe.ts';
+import { postgres } from './postgres.ts';
 
 export const image: ImageRecipe = {
-  image: 'postgres:15',
+  image: postgres.image,
   versionTag: { repository: 'postgres', package: 'postgresql-15' },
   packages: ['postgresql-15', 'postgresql-client-15', 'libpq5', 'tzdata', 'libc-bin'],
   // initdb runs `locale -a` to find the collations to import.

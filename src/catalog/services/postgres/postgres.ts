@@ -17,11 +17,12 @@
 // Passwords (the postgres superuser's, the replication user's) come from the
 // service's secrets, into 0600 files on the volume.
 import type pg from 'pg';
+import { z } from 'zod';
 import { memberIndex, type MemberSpec } from '../../../agent/members.ts';
 import { UserError, errorMessage } from '../../../errors.ts';
 import {
   memberResources,
-  refuseHeap,
+  typeOptions,
   type MemberContext,
   type MemberRole,
   type PlacedMember,
@@ -30,6 +31,7 @@ import {
   type ServiceSpecInput,
   type ServiceType,
   type TypeContext,
+  type TypeOptions,
 } from '../../types.ts';
 
 export const PG_PORT = 5432;
@@ -89,8 +91,32 @@ function settingNumber(v: string, unit: RegExp, what: string): string | undefine
   return unit.test(v) ? undefined : what;
 }
 
-export const postgres: ServiceType = {
+/** A commit is acknowledged once this many standbys have it. */
+interface PostgresOptions {
+  syncStandbys: number;
+}
+
+const options: TypeOptions<PostgresOptions> = {
+  schema: z.object({ syncStandbys: z.number().int().min(0).max(16) }).strict(),
+  flags: {
+    'sync-standbys': {
+      type: 'number',
+      describe: 'a commit is acknowledged once this many standbys have it',
+      defaultDescription: '0: commits do not wait for standbys',
+    },
+  },
+  fromFlags: (given) => (given['sync-standbys'] === undefined ? undefined : { syncStandbys: Number(given['sync-standbys']) }),
+};
+
+const syncStandbysOf = (spec: ServiceSpecInput) => typeOptions(spec, postgres)?.syncStandbys ?? 0;
+
+export const postgres: ServiceType & { options: TypeOptions<PostgresOptions> } = {
+  name: 'postgres',
+  title: 'PostgreSQL',
   image: 'postgres:15',
+  defaults: { replicas: 1, volumeSizeMiB: 1024 },
+  journal: 'the write-ahead log (pg_wal)',
+  options,
   secrets: ['superuser', 'replication'],
   settings: {
     max_connections: { describe: 'most client connections at once', default: '100', check: (v) => settingNumber(v, /^\d{1,5}$/, 'a whole number') },
@@ -119,16 +145,13 @@ export const postgres: ServiceType = {
       : { user: 'replicator', describe: 'the replication user (standbys and pg_rewind use it; allowed from members only)' },
 
   normalize(spec: ServiceSpecInput): ServiceSpec {
-    refuseHeap(spec, 'PostgreSQL');
-    const replicas = spec.replicas ?? 1;
-    const sync = spec.postgres?.syncStandbys ?? 0;
+    const replicas = spec.replicas ?? postgres.defaults.replicas;
+    const sync = syncStandbysOf(spec);
     if (sync > replicas - 1) {
       throw new UserError(
         `--sync-standbys ${sync} needs at least ${sync} standbys, and ${replicas} members have ${replicas - 1}: raise --replicas to ${sync + 1} or lower --sync-standbys`,
       );
     }
-    if (spec.redis) throw new UserError('--shards and --replicas-per-shard are for Redis; PostgreSQL takes --replicas');
-    if (spec.elasticsearch) throw new UserError('--dedicated-masters is for Elasticsearch services');
     return { ...spec, replicas };
   },
 
@@ -138,7 +161,7 @@ export const postgres: ServiceType = {
 
   cannotScale(spec, replicas, state) {
     if (replicas < 1) return 'a PostgreSQL service needs at least its primary';
-    const sync = spec.postgres?.syncStandbys ?? 0;
+    const sync = syncStandbysOf(spec);
     if (sync > replicas - 1) return `--sync-standbys is ${sync}: keep at least ${sync + 1} members`;
     const primary = primaryOf(spec, state);
     if (memberIndex({ name: primary }) >= replicas)
@@ -162,11 +185,11 @@ export const postgres: ServiceType = {
       ...from.map((a) => `host replication replicator ${a}/32 scram-sha-256`),
       'host all all 0.0.0.0/0 scram-sha-256',
     ].join('\n');
-    const sync = spec.postgres?.syncStandbys ?? 0;
+    const sync = syncStandbysOf(spec);
     const journal = spec.journalVolumeSizeMiB !== undefined;
     // The log's share of its disk: checkpoints come before it grows past a quarter, standbys are kept an eighth, and
     // a slot whose standby fell behind by half is given up rather than fill the disk (that standby then clones again).
-    const walDiskMiB = spec.journalVolumeSizeMiB ?? Math.floor((spec.volumeSizeMiB ?? 1024) / 2);
+    const walDiskMiB = spec.journalVolumeSizeMiB ?? Math.floor((spec.volumeSizeMiB ?? postgres.defaults.volumeSizeMiB) / 2);
     // PostgreSQL wants both bounds at two 16 MiB segments at least.
     const maxWal = Math.max(64, Math.floor(walDiskMiB / 4));
     return names.map((name, i) => {
@@ -206,7 +229,7 @@ export const postgres: ServiceType = {
         // Fast shutdown: clients are cut, and the standbys get every byte of the log before it exits.
         stopSignal: 'SIGINT',
         env: { PGPASSFILE: `${DATA}/.pgpass` },
-        volume: { id: name, sizeMiB: spec.volumeSizeMiB ?? 1024, mountPath: DATA },
+        volume: { id: name, sizeMiB: spec.volumeSizeMiB ?? postgres.defaults.volumeSizeMiB, mountPath: DATA },
         ...(journal ? { journal: { id: `${name}-journal`, sizeMiB: spec.journalVolumeSizeMiB!, mountPath: JOURNAL } } : {}),
         dnsName: `${name}.${spec.name}.${ctx.domain}`,
         ...(ip ? { ip } : {}),

@@ -15,7 +15,17 @@
 import type { Redis } from 'ioredis';
 import { memberIndex, type MemberSpec } from '../../../agent/members.ts';
 import { UserError, errorMessage } from '../../../errors.ts';
-import { memberResources, refuseHeap, type MemberContext, type RolloutStep, type ServiceSpec, type ServiceSpecInput, type ServiceType } from '../../types.ts';
+import { z } from 'zod';
+import {
+  memberResources,
+  typeOptions,
+  type MemberContext,
+  type RolloutStep,
+  type ServiceSpec,
+  type ServiceSpecInput,
+  type ServiceType,
+  type TypeOptions,
+} from '../../types.ts';
 
 export const REDIS_PORT = 6379;
 const SLOTS = 16_384;
@@ -92,17 +102,47 @@ function parseNodes(text: string): ClusterNode[] {
     });
 }
 
-const isCluster = (spec: ServiceSpec) => spec.redis !== undefined;
+/** Cluster mode: shards × (a master and its replicas). */
+interface ClusterOptions {
+  shards: number;
+  replicasPerShard: number;
+}
+
+const options: TypeOptions<ClusterOptions> = {
+  schema: z
+    .object({
+      shards: z.number().int().min(3, 'a Redis cluster needs at least 3 shards (masters)').max(64),
+      replicasPerShard: z.number().int().min(0).max(5),
+    })
+    .strict(),
+  flags: {
+    shards: { type: 'number', describe: 'cluster mode: this many masters (at least 3); the member count follows from it' },
+    'replicas-per-shard': { type: 'number', describe: 'cluster mode: replicas of each master', defaultDescription: '1' },
+  },
+  fromFlags(given) {
+    if (given['replicas-per-shard'] !== undefined && given.shards === undefined)
+      throw new UserError('--replicas-per-shard goes with --shards (Redis cluster mode)');
+    if (given.shards === undefined) return undefined;
+    return { shards: Number(given.shards), replicasPerShard: Number(given['replicas-per-shard'] ?? 1) };
+  },
+};
+
+const clusterOf = (spec: ServiceSpecInput) => typeOptions(spec, redis);
+const isCluster = (spec: ServiceSpec) => clusterOf(spec) !== undefined;
 /** Cluster mode: members per shard; member i starts as its shard's master when i is a multiple of it. */
-const perShard = (spec: ServiceSpec) => 1 + (spec.redis?.replicasPerShard ?? 0);
+const perShard = (spec: ServiceSpec) => 1 + (clusterOf(spec)?.replicasPerShard ?? 0);
 
 /** What a member is to Redis now: master or slave. */
 async function role(host: string, password: string | undefined): Promise<string> {
   return withRedis(host, password, async (r) => fields(await call(r, 'INFO', 'replication')).get('role') ?? '');
 }
 
-export const redis: ServiceType = {
+export const redis: ServiceType & { options: TypeOptions<ClusterOptions> } = {
+  name: 'redis',
+  title: 'Redis',
   image: 'redis:7.0',
+  defaults: { replicas: 1, volumeSizeMiB: 256 },
+  options,
   secrets: ['password'],
   settings: {
     'maxmemory-policy': {
@@ -128,20 +168,17 @@ export const redis: ServiceType = {
   describeSecret: () => ({ user: 'default', describe: 'the password every client gives (AUTH); replicas use it too' }),
 
   normalize(spec: ServiceSpecInput): ServiceSpec {
-    refuseHeap(spec, 'Redis');
-    if (spec.journalVolumeSizeMiB !== undefined) throw new UserError('Redis keeps its append-only file on the data volume: leave out --journal-volume-size');
-    if (spec.postgres) throw new UserError('--sync-standbys is for PostgreSQL services');
-    if (spec.elasticsearch) throw new UserError('--dedicated-masters is for Elasticsearch services');
-    if (spec.redis) {
-      const replicas = spec.redis.shards * (1 + spec.redis.replicasPerShard);
+    const cluster = clusterOf(spec);
+    if (cluster) {
+      const replicas = cluster.shards * (1 + cluster.replicasPerShard);
       if (spec.replicas !== undefined && spec.replicas !== replicas) {
         throw new UserError(
-          `in cluster mode the member count follows from the shards: ${spec.redis.shards} × (1 + ${spec.redis.replicasPerShard}) = ${replicas}; leave out replicas`,
+          `in cluster mode the member count follows from the shards: ${cluster.shards} × (1 + ${cluster.replicasPerShard}) = ${replicas}; leave out --replicas`,
         );
       }
       return { ...spec, replicas };
     }
-    return { ...spec, replicas: spec.replicas ?? 1 };
+    return { ...spec, replicas: spec.replicas ?? redis.defaults.replicas };
   },
 
   needsStaticIps(spec) {
@@ -188,7 +225,7 @@ export const redis: ServiceType = {
         image: spec.image ?? redis.image,
         command: ['redis-server', '/data/redis.conf'],
         user: REDIS_USER,
-        volume: { id: name, sizeMiB: spec.volumeSizeMiB ?? 256, mountPath: '/data' },
+        volume: { id: name, sizeMiB: spec.volumeSizeMiB ?? redis.defaults.volumeSizeMiB, mountPath: '/data' },
         dnsName: `${name}.${spec.name}.${domain}`,
         ...(ip ? { ip } : {}),
         port: REDIS_PORT,
@@ -218,7 +255,7 @@ export const redis: ServiceType = {
     const byIndex = [...members].sort((a, b) => memberIndex(a.spec) - memberIndex(b.spec));
     const views = await Promise.all(byIndex.map((m) => withRedis(m.host, pw, async (r) => ({ m, nodes: parseNodes(await call(r, 'CLUSTER', 'NODES')) }))));
     const myself = (v: (typeof views)[number]) => v.nodes.find((n) => n.flags.includes('myself'))!;
-    const shards = spec.redis!.shards;
+    const shards = clusterOf(spec)!.shards;
     const nodeTimeout = (ms: number) => Promise.all(byIndex.map((m) => withRedis(m.host, pw, (r) => call(r, 'CONFIG', 'SET', 'cluster-node-timeout', ms))));
     // A cluster not formed yet: no member has slots.
     if (views.every((v) => myself(v).slots.length === 0)) await nodeTimeout(INIT_NODE_TIMEOUT_MS);

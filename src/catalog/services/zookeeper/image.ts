@@ -18,6 +18,7 @@
 // commands (start, stop, status: use `echo srvr | nc`), the other bin/ tools.
 import type { ImageRecipe } from '../../../../scripts/image-recipe.ts';
 import { JRE_17 } from '../../../../scripts/jre.ts';
+import { zookeeper } from './zookeeper.ts';
 
 /** The newest 3.9 release Maven Central serves with all it depends on. */
 const VERSION = '3.9.5';
@@ -101,7 +102,7 @@ const logback = `<!-- The ZooKeeper stand-in's logging: everything to the consol
 `;
 
 export const image: ImageRecipe = {
-  image: 'zookeeper:3.9',
+  image: zookeeper.image,
   tags: [`zookeeper:${VERSION}`],
   packages: [...JRE_17.packages],
   // JLine's own native library (unpacked from its jar when zkCli.sh starts) needs libutil; without it zkCli

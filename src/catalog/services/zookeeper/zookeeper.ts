@@ -91,7 +91,12 @@ async function serving(members: PlacedMember[]): Promise<PlacedMember | undefine
 }
 
 export const zookeeper: ServiceType = {
+  name: 'zookeeper',
+  title: 'ZooKeeper',
   image: 'zookeeper:3.9',
+  defaults: { replicas: 3, volumeSizeMiB: 1024 },
+  jvm: true,
+  journal: 'the transaction log (dataLogDir)',
   secrets: ['super'],
   settings: {
     tickTime: { describe: 'the base time unit in ms (heartbeats; sessions last 2 to 20 ticks)', default: '2000', check: (v) => wholeNumber(v, 100, 60_000) },
@@ -109,13 +114,10 @@ export const zookeeper: ServiceType = {
   describeSecret: () => ({ user: 'super', describe: 'the ZooKeeper superuser (digest authentication: reconfig, and every ACL)' }),
 
   normalize(spec: ServiceSpecInput): ServiceSpec {
-    const replicas = spec.replicas ?? 3;
+    const replicas = spec.replicas ?? zookeeper.defaults.replicas;
     if (!ENSEMBLE_SIZES.includes(replicas)) {
       throw new UserError(`a ZooKeeper ensemble has 1, 3, 5 or 7 members (an even count tolerates no more failures than one less): --replicas ${replicas}`);
     }
-    if (spec.redis) throw new UserError('--shards and --replicas-per-shard are for Redis; ZooKeeper takes --replicas');
-    if (spec.postgres) throw new UserError('--sync-standbys is for PostgreSQL services');
-    if (spec.elasticsearch) throw new UserError('--dedicated-masters is for Elasticsearch services');
     return { ...spec, replicas };
   },
 
@@ -164,7 +166,7 @@ export const zookeeper: ServiceType = {
           // An election gives up on a peer that does not answer after 2 s, not 5: a dead one answers nothing.
           SERVER_JVMFLAGS: `-Xms${heap}m -Dsun.net.inetaddr.ttl=5 -Dsun.net.inetaddr.negative.ttl=1 -Dzookeeper.cnxTimeout=2000`,
         },
-        volume: { id: name, sizeMiB: spec.volumeSizeMiB ?? 1024, mountPath: DATA },
+        volume: { id: name, sizeMiB: spec.volumeSizeMiB ?? zookeeper.defaults.volumeSizeMiB, mountPath: DATA },
         ...(journal ? { journal: { id: `${name}-journal`, sizeMiB: spec.journalVolumeSizeMiB!, mountPath: JOURNAL } } : {}),
         dnsName: dnsName(spec, i, ctx.domain),
         ...(ip ? { ip } : {}),

@@ -1,9 +1,9 @@
 // firecampd service connector put|get|delete SERVICE [NAME]: the connectors of a Kafka Connect service.
 import fs from 'node:fs';
 import type { Argv } from 'yargs';
-import type { ConnectorView } from '../catalog/services/kafka-connect/connectors.ts';
-import { UserError } from '../errors.ts';
-import { client, print, table, type GlobalArgs } from './output.ts';
+import { client, print, table, type GlobalArgs } from '../../../cli/output.ts';
+import { UserError } from '../../../errors.ts';
+import type { ConnectorView } from './connectors.ts';
 
 /**
  * A connector's config from a JSON file: either its settings ({"connector.class": …}) or the shape of

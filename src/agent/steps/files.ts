@@ -1,0 +1,61 @@
+// Files: the member's config and secret files written into its volume before
+// its container starts, each atomically (fsynced, then renamed), owned by the
+// member's user; secret files readable by that user only. They stay with the
+// volume when the member stops.
+import fs from 'node:fs';
+import path from 'node:path';
+import { readSecrets } from '../../catalog/records.ts';
+import { fillSecrets, ownerOf, type MemberSpec } from '../members.ts';
+import type { MemberStep, NodeContext } from './step.ts';
+
+/**
+ * The service's secrets, from this node's replica (they were written with the service, before any member),
+ * and those it borrows from the services it needs (which cannot be deleted while it exists).
+ */
+function secrets(node: NodeContext, spec: MemberSpec): Record<string, string> {
+  if (!spec.secretFiles?.length) return {};
+  const of = (service: string) => {
+    const s = readSecrets(node.db.store, service);
+    if (!s) throw new Error(`the secrets of service ${service} are missing from the controldb`);
+    return { ...s.value };
+  };
+  const out = of(spec.service);
+  for (const b of spec.borrowedSecrets ?? []) {
+    const value = of(b.service)[b.secret];
+    if (value === undefined) throw new Error(`service ${b.service} has no secret named ${b.secret}`);
+    out[b.as] = value;
+  }
+  return out;
+}
+
+function writeFiles(volumeDir: string, spec: MemberSpec, filled: Record<string, string>): void {
+  const owner = ownerOf(spec);
+  const files = [
+    ...(spec.configFiles ?? []).map((f) => ({ path: f.path, content: f.content, mode: f.mode ?? 0o644 })),
+    ...(spec.secretFiles ?? []).map((f) => ({ path: f.path, content: fillSecrets(f.template, filled), mode: 0o600 })),
+  ];
+  for (const f of files) {
+    const file = path.join(volumeDir, f.path);
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    const tmp = `${file}.tmp`;
+    fs.rmSync(tmp, { force: true });
+    const fd = fs.openSync(tmp, 'w', f.mode);
+    try {
+      fs.writeFileSync(fd, f.content);
+      fs.fchmodSync(fd, f.mode);
+      if (owner) fs.fchownSync(fd, owner.uid, owner.gid);
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(tmp, file);
+  }
+}
+
+export const files: MemberStep = {
+  name: 'files',
+  async start(node, run) {
+    if (run.volumeDir) writeFiles(run.volumeDir, run.spec, secrets(node, run.spec));
+    return Promise.resolve(true);
+  },
+};

@@ -8,6 +8,7 @@ import { clusterCommands } from '../src/cli/cluster.ts';
 import { kvCommands, leaseCommands } from '../src/cli/kv.ts';
 import { snapshotCommands } from '../src/cli/snapshot.ts';
 import { serviceCommands } from '../src/cli/service.ts';
+import { backupCommands } from '../src/cli/backup.ts';
 import { tokenCommands } from '../src/cli/token.ts';
 import { client, print, type GlobalArgs } from '../src/cli/output.ts';
 import { VERSION } from '../src/version.ts';
@@ -140,15 +141,17 @@ export async function main(args: string[]): Promise<void> {
     .command('health', 'ask a node whether it serves and can run members (exit 1 unless status is ok)', {}, async (argv: GlobalArgs) => {
       const res = await (await client(argv)).request<Record<string, unknown> & { status: string; problems?: string[] }>('GET', '/v1/health');
       const problems = res.problems ?? [];
+      const warnings = (res.warnings as string[] | undefined) ?? [];
       print(argv, res, () =>
         [
           ...Object.entries(res)
-            .filter(([k]) => k !== 'problems')
+            .filter(([k]) => k !== 'problems' && k !== 'warnings')
             .map(
               ([k, v]) =>
                 `${k.padEnd(16)}${v === null || v === undefined ? '-' : typeof v === 'object' ? JSON.stringify(v) : String(v as string | number | boolean)}`,
             ),
           ...problems.map((p) => `${'problem'.padEnd(16)}${p}`),
+          ...warnings.map((w) => `${'warning'.padEnd(16)}${w}`),
         ].join('\n'),
       );
       // Scripts rely on the exit code: the node answered, but it is not fit.
@@ -167,6 +170,7 @@ export async function main(args: string[]): Promise<void> {
       'stateful services: create, list, get, scale, upgrade, restart, config, credentials, stop, start, delete, logs, connector',
       serviceCommands,
     )
+    .command('backup', 'backups of services: create, list, get, delete, restore; the cluster key and target', backupCommands)
     .strict()
     .version(false)
     .help()

@@ -52,6 +52,10 @@ import { Catalog } from './catalog/catalog.ts';
 import { registerLogRoutes } from './catalog/logs.ts';
 import { memberExec, registerExecRoute } from './catalog/member-exec.ts';
 import { registerServiceRoutes } from './catalog/routes.ts';
+import { partMaker, registerPartRoute } from './backup/parts.ts';
+import { registerBackupRoutes } from './backup/routes.ts';
+import { BackupRunner } from './backup/runner.ts';
+import { BACKUP_TARGET } from './backup/records.ts';
 
 /** The CA key of a bootstrapping node, kept on disk only until the controldb holds it. */
 const BOOTSTRAP_CA_KEY = 'ca.key';
@@ -156,6 +160,14 @@ export class Daemon {
         `the agent is still starting (it needs an answer from Docker and a node lease from the leader): ${cannotRun} until it runs; ask again in a few seconds`,
       );
     }
+    // Not a problem of the node: said, so that nobody learns it from a lost node.
+    const warnings: string[] = [];
+    const backupTarget = this.controldb?.store.get(BACKUP_TARGET)?.value ?? this.defaultBackupTarget();
+    const nodes = this.membership?.nodes().length ?? 1;
+    if (backupTarget === this.defaultBackupTarget() && nodes > 1)
+      warnings.push(
+        `backups go to ${backupTarget}, each node's own disk: on a cluster of ${nodes} nodes they die with their node; set a target every node mounts ("firecampd backup target set dir:/shared/backups")`,
+      );
     return {
       status: problems.length === 0 ? 'ok' : 'degraded',
       node_id: this.dataDir.nodeId,
@@ -165,8 +177,15 @@ export class Daemon {
       role: raft?.role ?? 'starting',
       leader: raft?.leader ?? null,
       agent,
+      backup_target: backupTarget,
       problems,
+      warnings,
     };
+  }
+
+  /** Where backups go when neither the service nor the cluster names a target: this node's data dir. */
+  private defaultBackupTarget(): string {
+    return `dir:${path.join(this.dataDir.path, 'backups')}`;
   }
 
   get nodeId(): string {
@@ -269,17 +288,28 @@ export class Daemon {
     this.membership = new Membership(this.controldb, this.raft, this.nodeId, forward, this.log);
     this.tokens = new Tokens(this.controldb, caDigest(tls.caPem));
     const execDeps = { db: this.controldb, selfId: this.nodeId, docker: () => this.docker };
+    // A member's tool may run for minutes (a repair, moving partitions), a dump for as long as its data takes: the connection waits as long.
+    const toMembers = httpForwarder(tls, this.address, 3_600_000, 'the node');
+    const exec = memberExec({ ...execDeps, forward: toMembers });
     this.catalog = new Catalog({
       db: this.controldb,
+      backups: new BackupRunner({
+        db: this.controldb,
+        selfId: this.nodeId,
+        log: this.log.child({ part: 'backups' }),
+        makePart: partMaker({ ...execDeps, forward: toMembers }),
+        exec,
+      }),
       domain: this.config.dnsDomain,
       ipPool: this.config.ipPool,
       zonal: zonal(this.config),
       log: this.log.child({ part: 'catalog' }),
-      // A member's tool may run for minutes (a repair, moving partitions): the connection waits as long as the exec may.
-      exec: memberExec({ ...execDeps, forward: httpForwarder(tls, this.address, 3_600_000, 'the node') }),
+      exec,
     });
-    registerServiceRoutes(this.api, this.controldb, { ipPool: this.config.ipPool });
+    const services = registerServiceRoutes(this.api, this.controldb, { ipPool: this.config.ipPool });
     registerExecRoute(this.api, execDeps);
+    registerPartRoute(this.api, execDeps);
+    registerBackupRoutes(this.api, this.controldb, { services, defaultTarget: this.defaultBackupTarget() });
     registerLogRoutes(this.api, { db: this.controldb, selfId: this.nodeId, tls, address: this.address, docker: () => this.docker });
     registerKvRoutes(this.api, this.controldb);
     registerClusterRoutes(this.api, this.controldb, this.raft, this.membership, this.nodeId, () => this.onLeft());

@@ -312,6 +312,70 @@ describe('service', { timeout: 600_000 }, () => {
     );
     for (const n of bed.nodes) assert.ok(!n.logs.some((l) => l.includes(password)), `${n.ns} logged the password`);
   });
+  it('backs up the Redis primary to a shared directory while it serves, and restores it as a new service: every key acknowledged before the backup, none after; a damaged part is refused, named', async () => {
+    const live = bed.nodes.flatMap((n, i) => (n.proc ? [i] : []));
+    const via = bed.nodes[live[0]].addr;
+    const target = `dir:${path.join(bed.shared, 'backups')}`;
+    const json = async (args: string[]) => {
+      const r = await cli([...args, '--json', '--addr', via]);
+      if (r.code !== 0) {
+        const members = await cli(['service', 'get', 'cache2', '--addr', via]);
+        assert.fail(`${args.join(' ')}: ${r.stderr}\n${members.stdout}\n${bed.logs(25)}`);
+      }
+      return JSON.parse(r.stdout);
+    };
+    const password = redisPassword((await json(['service', 'credentials', 'cache'])) as Credentials, 'cache');
+    const primaryIp = await resolved(live[0], 'cache-0.cache.fc.test');
+    assert.equal((await json(['backup', 'target', 'set', target])).target, target);
+    assert.equal(await redis(primaryIp, password, ['SET', 'before-backup', 'kept']), 'OK');
+    const b = await json(['backup', 'create', 'cache', '--wait']);
+    assert.equal(b.status, 'complete', b.message);
+    assert.equal(b.local_target, false, 'a directory the user named is taken as shared');
+    assert.deepEqual(
+      b.parts.map((p: { member: string; name: string }) => `${p.member}/${p.name}`),
+      ['cache-0/rdb'],
+    );
+    assert.ok(b.parts[0].rawBytes > KEYS * 10 && b.parts[0].bytes > 0, `an RDB of ${KEYS} keys: ${b.parts[0].rawBytes} bytes, sealed ${b.parts[0].bytes}`);
+    assert.equal(await redis(primaryIp, password, ['SET', 'after-backup', 'not-in-it']), 'OK');
+    // Listed by the cluster, and by the target itself (what a new cluster sees).
+    assert.ok((await json(['backup', 'list', 'cache'])).backups.some((x: { id: string }) => x.id === b.id));
+    assert.deepEqual(
+      (await json(['backup', 'list', '--target', target])).backups.map((x: { id: string; status: string }) => `${x.id} ${x.status}`),
+      [`${b.id} complete`],
+    );
+    // One byte changed in the part: the restore is refused, naming the part, and makes nothing.
+    const file = path.join(bed.shared, 'backups', b.parts[0].key);
+    const bytes = fs.readFileSync(file);
+    bytes[bytes.length >> 1] ^= 0xff;
+    fs.writeFileSync(file, bytes);
+    const refused = await cli(['backup', 'restore', b.id, '--as', 'cache2', '--addr', via]);
+    assert.notEqual(refused.code, 0);
+    assert.match(
+      refused.stderr,
+      new RegExp(
+        `part rdb of cache-0 \\(${b.parts[0].key}\\) of backup ${b.id} is damaged: its SHA-256 is [0-9a-f]{64}, the manifest says ${b.parts[0].sha256}; nothing was restored`,
+      ),
+    );
+    assert.equal((await cli(['service', 'get', 'cache2', '--addr', via])).code, 1, 'no service made');
+    bytes[bytes.length >> 1] ^= 0xff;
+    fs.writeFileSync(file, bytes);
+    // Restored: a new service of the same shape, with the same password (its data was made with it).
+    const restored = await json(['backup', 'restore', b.id, '--as', 'cache2', '--timeout', '120']);
+    assert.equal(restored.status, 'ACTIVE');
+    assert.equal(restored.spec.replicas, 3);
+    assert.equal(redisPassword((await json(['service', 'credentials', 'cache2'])) as Credentials, 'cache2'), password);
+    const ip2 = await resolved(live[0], 'cache2-0.cache2.fc.test');
+    assert.equal(await redis(ip2, password, ['GET', 'before-backup']), 'kept');
+    assert.equal(await redis(ip2, password, ['EXISTS', 'after-backup']), '0', 'nothing written after the backup');
+    assert.equal(await redis(ip2, password, ['DBSIZE']), String(KEYS + 1));
+    for (const i of [0, 4242, KEYS - 1]) assert.equal(await redis(ip2, password, ['GET', `key:${i}`]), `value-${i}`);
+    const replica = await resolved(live[0], 'cache2-1.cache2.fc.test');
+    await waitFor(async () => (await redis(replica, password, ['DBSIZE'])) === String(KEYS + 1), 30_000, "the restored service's replica to sync every key");
+    assert.equal((await json(['service', 'delete', 'cache2'])).status, 'DELETED');
+    assert.equal((await json(['backup', 'delete', b.id])).status, 'DELETED');
+    assert.deepEqual((await json(['backup', 'list', '--target', target])).backups, []);
+  });
+
   it('says why a placement cannot be made (Stalled, IPPoolExhausted), gets out of it with a smaller count, and takes the names of members that go away', async () => {
     // The node the test before killed is gone for good (proc null).
     const live = bed.nodes.flatMap((n, i) => (n.proc ? [i] : []));

@@ -262,6 +262,34 @@ export async function execInContainer(docker: Docker, spec: MemberSpec, cmd: str
   return { exitCode: info.ExitCode ?? -1, stdout: out.text(), stderr: err.text() };
 }
 
+/**
+ * Run `cmd` in the member's container on this node with its stdout as a stream (a dump: too large to hold), and the
+ * exit code and the end of stderr once it ends. No timeout: the caller ends the stream to give up.
+ */
+export async function execStream(
+  docker: Docker,
+  spec: MemberSpec,
+  cmd: string[],
+  user?: string,
+): Promise<{ stdout: PassThrough; done: Promise<{ exitCode: number; stderr: string }> }> {
+  const exec = await docker.getContainer(containerName(spec)).exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true, User: user ?? spec.user ?? '' });
+  const stream = await exec.start({ hijack: true, stdin: false });
+  const stdout = new PassThrough();
+  const err = collect();
+  docker.modem.demuxStream(stream, stdout, err.sink);
+  const done = new Promise<{ exitCode: number; stderr: string }>((resolve, reject) => {
+    stream.on('end', () => {
+      stdout.end();
+      exec.inspect().then((info) => resolve({ exitCode: info.ExitCode ?? -1, stderr: err.text() }), reject);
+    });
+    stream.on('error', (e) => {
+      stdout.destroy(e);
+      reject(e);
+    });
+  });
+  return { stdout, done };
+}
+
 function collect(): { sink: PassThrough; text: () => string } {
   const chunks: Buffer[] = [];
   let size = 0;

@@ -70,6 +70,20 @@ export const memberSpecSchema = z
     healthCheck: z.array(z.string()).min(1).optional(),
     /** The zone the member must stay in, where its volume or address is zonal (EBS, an AWS subnet). */
     zone: z.string().optional(),
+    /**
+     * Before its first start, the member's volume is filled from a backup: each part fetched from the target, checked,
+     * opened with the key and written at its path; then the files; then a marker, so that this happens once.
+     */
+    restore: z
+      .object({
+        backup: z.string(),
+        target: z.string(),
+        keyId: z.string(),
+        parts: z.array(z.object({ name: z.string(), key: z.string(), sha256: z.string(), path: relativePath }).strict()),
+        files: z.array(z.object({ path: relativePath, content: z.string() }).strict()),
+      })
+      .strict()
+      .optional(),
     /** The service is stopped: no node runs the member, which keeps its volume, address and name. */
     stopped: z.boolean().optional(),
   })

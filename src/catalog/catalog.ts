@@ -23,6 +23,7 @@ import type { ControlDb } from '../controldb/controldb.ts';
 import { errorMessage } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { ALIVE_PREFIX, STATUS_PREFIX } from '../agent/members.ts';
+import type { BackupRunner } from '../backup/runner.ts';
 import type { MemberExec } from './member-exec.ts';
 import { ServicePass, type CatalogEnv } from './pass.ts';
 import { aliases } from './reconcilers/aliases.ts';
@@ -33,8 +34,9 @@ import type { Reconciler } from './reconcilers/reconciler.ts';
 import { rollout } from './reconcilers/rollout.ts';
 import { teardown } from './reconcilers/teardown.ts';
 import { upkeepReconciler } from './reconcilers/upkeep.ts';
-import { readServices } from './records.ts';
+import { readServices } from './service-records.ts';
 import { SERVICES_PREFIX } from './types.ts';
+import { BACKUPS_PREFIX } from '../backup/records.ts';
 
 export interface CatalogOptions {
   db: ControlDb;
@@ -55,6 +57,8 @@ export interface CatalogOptions {
   graceMs?: number;
   /** Runs a program in a member's container, wherever it runs (the types' tools: reconfig, nodetool…). */
   exec: MemberExec;
+  /** The backups' reconciler: looked at on every pass, its jobs run on in the background. */
+  backups?: BackupRunner;
 }
 
 /** The concerns, in the order a pass runs them; a reconciler that ends a service's pass leaves the rest to the next. */
@@ -69,8 +73,10 @@ export class Catalog {
   /** A pass was asked for while one ran. */
   private passAgain = false;
   private readonly env: CatalogEnv;
+  private readonly backups?: BackupRunner;
 
   constructor(o: CatalogOptions) {
+    this.backups = o.backups;
     this.env = {
       db: o.db,
       domain: o.domain,
@@ -107,7 +113,7 @@ export class Catalog {
     );
     // A service asked for, and a member's state reported by its agent, are what most steps wait on: act on them now
     // rather than on the next tick. The catalog's own writes come back here too; a pass that changes nothing writes nothing.
-    for (const prefix of [SERVICES_PREFIX, STATUS_PREFIX]) this.stopWatches.push(this.env.db.watch(prefix, true, 0, () => this.passSoon()));
+    for (const prefix of [SERVICES_PREFIX, STATUS_PREFIX, BACKUPS_PREFIX]) this.stopWatches.push(this.env.db.watch(prefix, true, 0, () => this.passSoon()));
   }
 
   private passSoon(): void {
@@ -128,6 +134,7 @@ export class Catalog {
     this.busy = true;
     try {
       for (const { value: svc, rev } of readServices(this.env.db.store)) await this.reconcile(new ServicePass(this.env, svc, rev));
+      await this.backups?.reconcile().catch((err) => this.env.log.warn({ err: errorMessage(err) }, 'backups: will retry'));
     } finally {
       this.busy = false;
     }

@@ -9,7 +9,8 @@ import { ALIVE_PREFIX, claimKey, memberIndex, memberKey, type MemberSpec, type M
 import { conditionsFor, sameConditions, type Verdicts } from './conditions.ts';
 import type { MemberExec } from './member-exec.ts';
 import { place, type NodeInfo, type PlacedMember as Placed } from './placement.ts';
-import { neededSpecs, placedMembers, put, readMembers, readNodes, readSecrets, readService, readStatus, type Stored } from './records.ts';
+import { placedMembers, put, readMembers, readNodes, readSecrets, readStatus, type Stored } from './records.ts';
+import { neededSpecs, readService } from './service-records.ts';
 import { serviceType } from './registry.ts';
 import {
   serviceKey,
@@ -110,6 +111,23 @@ export class ServicePass {
   memberContext(ips: (string | undefined)[], state = this.svc.state ?? {}): MemberContext {
     const nodeAddrs = readNodes(this.env.db.store).map((n) => parseHostPort(n.addr, 0, 'node address', true).host);
     return { domain: this.env.domain, ips, state, nodeAddrs, needed: neededSpecs(this.env.db.store, this.spec) };
+  }
+
+  /** The members' specs (without node and epoch) as the type makes them, each with what it restores from, for a restored service. */
+  memberSpecs(ips: (string | undefined)[], state = this.svc.state ?? {}): Omit<MemberSpec, 'node' | 'epoch'>[] {
+    const specs = this.type.members(this.spec, this.memberContext(ips, state));
+    const from = this.spec.restore;
+    if (!from || !this.type.backup) return specs;
+    return specs.map((m, i) => {
+      const r = this.type.backup!.restore(this.spec, i);
+      if (!r) return m;
+      const parts = r.parts.map((p) => {
+        const part = from.parts.find((x) => x.index === p.index && x.name === p.name);
+        if (!part) throw new Error(`backup ${from.backup} has no part ${p.name} of member ${p.index} for ${m.name}`);
+        return { name: `${p.index}.${p.name}`, key: part.key, sha256: part.sha256, path: p.path };
+      });
+      return { ...m, restore: { backup: from.backup, target: from.target, keyId: from.keyId, parts, files: r.files } };
+    });
   }
 
   /** A node for member `index`, or why there is none; `pending`: members chosen in this pass but not written yet. */

@@ -1,8 +1,9 @@
-// The controldb's records of services, members, their status and claims,
-// roles, nodes and services' secrets: the one layer that reads them, each
-// checked against its schema on the way in, and that makes the operations
-// that write them. A record that does not parse is an error naming its key,
-// never a half-read object further on.
+// The controldb's records of members, their status and claims, roles, nodes
+// and services' secrets (services themselves: service-records.ts): the one
+// layer that reads them, each checked against its schema on the way in, and
+// that makes the operations that write them. A record that does not parse is
+// an error naming its key, never a half-read object further on. Nothing here
+// loads the registry: the types' own modules read members through it.
 import { z } from 'zod';
 import {
   CLAIMS_PREFIX,
@@ -19,8 +20,7 @@ import {
 import { parseHostPort } from '../config.ts';
 import type { KeyValue } from '../controldb/types.ts';
 import { NODES_PREFIX, parseNodeRecord, type NodeRecord } from '../controldb/membership.ts';
-import { serviceSpecSchema } from './spec.ts';
-import { ROLES_PREFIX, SERVICES_PREFIX, serviceKey, type MemberRole, type PlacedMember, type Service, type ServiceSpec } from './types.ts';
+import { ROLES_PREFIX, serviceKey, type MemberRole, type PlacedMember, type Service } from './types.ts';
 
 /** What the records layer reads through: a replica's store. */
 export interface RecordStore {
@@ -36,32 +36,6 @@ export interface Stored<T> {
   /** As stored: a write that must bump the revision without changing the record puts this back. */
   raw: string;
 }
-
-const conditionSchema = z
-  .object({
-    type: z.string(),
-    status: z.enum(['True', 'False', 'Unknown']),
-    reason: z.string(),
-    message: z.string(),
-    lastTransitionTime: z.string(),
-    observedGeneration: z.number().int().nonnegative(),
-  })
-  .strict();
-
-const serviceSchema = z
-  .object({
-    spec: z.lazy(() => serviceSpecSchema()),
-    status: z.enum(['CREATING', 'INITIALIZING', 'ACTIVE', 'SCALING', 'UPGRADING', 'RESTARTING', 'STOPPING', 'STOPPED', 'DELETING', 'FAILED']),
-    message: z.string(),
-    initialized: z.boolean().optional(),
-    rebalance: z.boolean().optional(),
-    generation: z.number().int().nonnegative().optional(),
-    state: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()]).optional()).optional(),
-    conditions: z.array(conditionSchema).optional(),
-    created_at: z.string(),
-    updated_at: z.string(),
-  })
-  .strict();
 
 const statusSchema = z
   .object({
@@ -79,7 +53,7 @@ const statusSchema = z
 const claimSchema = z.object({ node: z.string(), epoch: z.number().int() }).strict();
 const rolesSchema = z.record(z.string(), z.object({ role: z.string(), lagBytes: z.number().optional() }).strict());
 const secretsSchema = z.record(z.string(), z.string());
-function parse<T>(schema: z.ZodType<T>, kv: KeyValue): Stored<T> {
+export function parse<T>(schema: z.ZodType<T>, kv: KeyValue): Stored<T> {
   let json: unknown;
   try {
     json = JSON.parse(kv.value);
@@ -91,13 +65,7 @@ function parse<T>(schema: z.ZodType<T>, kv: KeyValue): Stored<T> {
   return { value: r.data, rev: kv.mod_revision, key: kv.key, raw: kv.value };
 }
 
-const all = (store: RecordStore, prefix: string) => store.range({ key: prefix, prefix: true, limit: 0 }).kvs;
-
-export const readService = (store: RecordStore, name: string): Stored<Service> | undefined => {
-  const kv = store.get(serviceKey(name));
-  return kv ? parse(serviceSchema as z.ZodType<Service>, kv) : undefined;
-};
-export const readServices = (store: RecordStore): Stored<Service>[] => all(store, SERVICES_PREFIX).map((kv) => parse(serviceSchema as z.ZodType<Service>, kv));
+export const all = (store: RecordStore, prefix: string) => store.range({ key: prefix, prefix: true, limit: 0 }).kvs;
 
 /** A service's members (every member of every service without one). */
 export const readMembers = (store: RecordStore, service?: string): Stored<MemberSpec>[] =>
@@ -146,14 +114,4 @@ export const put = {
 export function placedMembers(store: RecordStore, specs: MemberSpec[]): PlacedMember[] {
   const addr = new Map(readNodes(store).map((n) => [n.id, parseHostPort(n.addr, 0, 'node address', true).host]));
   return specs.map((spec) => ({ spec, host: spec.ip ?? addr.get(spec.node) ?? '' }));
-}
-
-/** The specs of the services `spec` needs, by type, as they are now. */
-export function neededSpecs(store: RecordStore, spec: ServiceSpec): Record<string, ServiceSpec> {
-  const out: Record<string, ServiceSpec> = {};
-  for (const [type, name] of Object.entries(spec.needs ?? {})) {
-    const svc = readService(store, name);
-    if (svc) out[type] = svc.value.spec;
-  }
-  return out;
 }

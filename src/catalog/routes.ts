@@ -6,11 +6,12 @@ import type { ApiServer } from '../api/server.ts';
 import { parseBody } from '../api/validate.ts';
 import type { ControlDb } from '../controldb/controldb.ts';
 import { UserError } from '../errors.ts';
-import { put, readMembers, readRoles, readSecrets, readService, readServices, readStatus } from './records.ts';
+import { put, readMembers, readRoles, readSecrets, readStatus } from './records.ts';
+import { readService, readServices } from './service-records.ts';
 import { serviceType, serviceTypes } from './registry.ts';
 import { generateSecrets } from './secrets.ts';
 import { completeSpec, neededTypes, serviceSpecSchema } from './spec.ts';
-import { noSuchService, serviceKey, type Service, type ServiceSpec, type ServiceStatus } from './types.ts';
+import { noSuchService, serviceKey, type Service, type ServiceSpec, type ServiceSpecInput, type ServiceStatus } from './types.ts';
 
 const nameBody = z.object({ name: z.string().min(1) }).strict();
 const scaleBody = z.object({ name: z.string().min(1), replicas: z.number().int().min(1).max(64), rebalance: z.boolean().optional() }).strict();
@@ -81,7 +82,12 @@ function neededBy(all: Service[], name: string): string[] {
   return all.filter((s) => Object.values(s.spec.needs ?? {}).includes(name)).map((s) => s.spec.name);
 }
 
-export function registerServiceRoutes(api: ApiServer, db: ControlDb, o: ServiceRouteOptions): void {
+/** What other routes may do with services: make one (a restore does). */
+export interface ServiceRoutes {
+  create(input: ServiceSpecInput, secrets?: Record<string, string>): Promise<ServiceView>;
+}
+
+export function registerServiceRoutes(api: ApiServer, db: ControlDb, o: ServiceRouteOptions): ServiceRoutes {
   const allServices = () => readServices(db.store).map((s) => s.value);
   /**
    * The services `spec` needs, each checked: it exists, is of its kind and ACTIVE. Returns their records'
@@ -162,8 +168,9 @@ export function registerServiceRoutes(api: ApiServer, db: ControlDb, o: ServiceR
     return view(next);
   };
 
-  api.route('POST', '/v1/services', async (req) => {
-    const spec = completeSpec(parseBody(serviceSpecSchema(), req.body));
+  /** Make a service from a user's spec; `secrets` (a restore's: what its data was made with) win over kept and new ones. */
+  const create = async (input: ServiceSpecInput, given: Record<string, string> = {}): Promise<ServiceView> => {
+    const spec = completeSpec(input);
     const type = serviceType(spec.type);
     const needs = o.ipPool.length === 0 ? type.needsStaticIps(spec) : undefined;
     if (needs) throw new UserError(needs, 400, 'needs_static_ips');
@@ -181,7 +188,7 @@ export function registerServiceRoutes(api: ApiServer, db: ControlDb, o: ServiceR
     // Secrets are made with the service, in its transaction, so that they exist before any member does.
     // Those of an earlier service of this name are kept: its volumes, which hold data made with them, are kept too.
     await db.linearize();
-    const secrets = generateSecrets(type.secrets, readSecrets(db.store, spec.name)?.value ?? {});
+    const secrets = { ...generateSecrets(type.secrets, readSecrets(db.store, spec.name)?.value ?? {}), ...given };
     const needed = neededRecords(spec);
     const r = await db.txn({
       compare: [
@@ -202,7 +209,13 @@ export function registerServiceRoutes(api: ApiServer, db: ControlDb, o: ServiceR
       throw new UserError(`a service ${spec.name} needs changed meanwhile; look at "firecampd service list" and try again`, 409, 'conflict');
     }
     return view(svc);
+  };
+  api.route('POST', '/v1/services', async (req) => {
+    const input = parseBody(serviceSpecSchema(), req.body);
+    if (input.restore) throw new UserError('a service starts from a backup by "firecampd backup restore ID --as NAME"', 400, 'invalid_request');
+    return create(input);
   });
+
   api.route('GET', '/v1/services', async () => {
     await db.linearize();
     const all = allServices();
@@ -284,4 +297,5 @@ export function registerServiceRoutes(api: ApiServer, db: ControlDb, o: ServiceR
     return transition(name, [svc.status], 'DELETING', 'stopping members', (s) => s, notNeeded);
   });
   for (const type of serviceTypes()) type.routes?.(api, db);
+  return { create };
 }

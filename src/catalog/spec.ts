@@ -36,6 +36,16 @@ function build() {
         .object({ labels: z.record(labelName, z.string().max(255)) })
         .strict()
         .optional(),
+      backupTarget: z.string().min(1).max(1024).optional(),
+      restore: z
+        .object({
+          backup: z.string(),
+          target: z.string(),
+          keyId: z.string(),
+          parts: z.array(z.object({ index: z.number().int().nonnegative(), name: z.string(), key: z.string(), sha256: z.string() }).strict()),
+        })
+        .strict()
+        .optional(),
       ...typeBlocks,
     })
     .strict() as unknown as z.ZodType<ServiceSpecInput>;

@@ -44,8 +44,20 @@ export interface ServiceSpecInput {
   needs?: Record<string, string>;
   /** Only nodes that carry every one of these labels (firecampd --labels) may run the members. */
   placement?: { labels: Record<string, string> };
+  /** The backup target of this service, where it is not the cluster's (`--backup-target`). */
+  backupTarget?: string;
+  /** Made by `backup restore`: the backup whose parts the members start from (see TypeBackup.restore). */
+  restore?: RestoreSource;
   /** The type's own options block, under the type's name. */
   [typeOptions: string]: unknown;
+}
+
+/** The backup a restored service starts from: where it is, which key opens it, and its parts by member index. */
+export interface RestoreSource {
+  backup: string;
+  target: string;
+  keyId: string;
+  parts: { index: number; name: string; key: string; sha256: string }[];
 }
 
 /** A spec once its type has completed it: the member count is known. */
@@ -165,6 +177,8 @@ export interface ServiceType {
   readonly journal?: string;
   /** Options of its own, under its name in the spec, and their create flags. */
   readonly options?: TypeOptions;
+  /** How the type is backed up and restored, where it is. */
+  readonly backup?: TypeBackup;
   /** HTTP routes of its own (Kafka Connect: its connectors). */
   routes?(api: ApiServer, db: ControlDb): void;
   /** `firecampd service` subcommands of its own (Kafka Connect: connector). */
@@ -223,6 +237,28 @@ export interface ServiceType {
   roles?(spec: ServiceSpec, members: PlacedMember[], ctx: TypeContext): Promise<Record<string, MemberRole>>;
   /** How `service credentials` names each secret (e.g. "password of the postgres superuser"). */
   describeSecret(name: string): { user?: string; describe: string };
+}
+
+/** A part of a backup: which member dumps what; the command's stdout is the part (never held whole: streamed to the target). */
+export interface PartDump {
+  member: string;
+  name: string;
+  cmd: string[];
+}
+
+/** What a restored member gets in its volume before its first start, once: parts (by the backed-up member's index and the part's name) at paths, and files beside them. */
+export interface MemberRestore {
+  parts: { index: number; name: string; path: string }[];
+  files: { path: string; content: string }[];
+}
+
+export interface TypeBackup {
+  /** Why this service cannot be backed up, or undefined. */
+  cannotBackUp?(spec: ServiceSpec): string | undefined;
+  /** The parts of a backup of the running service. */
+  parts(spec: ServiceSpec, members: PlacedMember[], ctx: TypeContext): Promise<PartDump[]>;
+  /** What member `index` of a service restored from a backup starts from; undefined: it joins the others as a new member would (a replica syncs). */
+  restore(spec: ServiceSpec, index: number): MemberRestore | undefined;
 }
 
 /** What a type's steps get besides the spec and members. */

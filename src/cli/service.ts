@@ -67,7 +67,7 @@ function settingsTable(name: string, settings: SettingView[]): string {
  * printing each change of progress on stderr (stdout keeps the result, for
  * scripts). Returns the service as it then is; undefined once gone.
  */
-async function waitUntil(api: ApiClient, a: GlobalArgs, s: ServiceView, until: ServiceStatus | 'GONE'): Promise<ServiceView | undefined> {
+export async function waitUntil(api: ApiClient, a: GlobalArgs, s: ServiceView, until: ServiceStatus | 'GONE'): Promise<ServiceView | undefined> {
   const timeout = (a.timeout as number | undefined) ?? 300;
   const deadline = Date.now() + timeout * 1000;
   let last = '';

@@ -8,10 +8,11 @@ import { files } from './files.ts';
 import { health } from './health.ts';
 import { image } from './image.ts';
 import { name } from './name.ts';
+import { restore } from './restore.ts';
 import type { MemberRun, MemberStep, NodeContext, StopMode } from './step.ts';
 import { volumes } from './volumes.ts';
 
-export const MEMBER_STEPS: readonly MemberStep[] = [claim, image, volumes, address, name, files, container, health];
+export const MEMBER_STEPS: readonly MemberStep[] = [claim, image, volumes, restore, address, name, files, container, health];
 
 /** A step that failed, named: the member's status says which. */
 export class StepError extends Error {

@@ -68,7 +68,7 @@ export const placement: Reconciler = {
           .then(() => true);
       missing.forEach((i, k) => (ips[i] = free[k]));
     }
-    const specs = type.members(spec, s.memberContext(ips));
+    const specs = s.memberSpecs(ips);
     const chosen: MemberSpec[] = [];
     for (const i of missing) {
       const where = s.place(specs[i], i, new Set(), chosen);

@@ -48,12 +48,9 @@ export const rollout: Reconciler = {
       spec = { ...m.value, stopped: true };
       message = `stopping ${name} to switch over`;
     } else {
-      const fresh = type.members(
-        svc.spec,
-        s.memberContext(
-          placed.map((p) => p.spec.ip),
-          state,
-        ),
+      const fresh = s.memberSpecs(
+        placed.map((p) => p.spec.ip),
+        state,
       )[memberIndex(m.value)];
       // Where it runs and what fences it stay; the rest is made anew. A new epoch: the agent stops the old container and starts the new one.
       spec = { ...fresh, node: m.value.node, epoch: m.value.epoch + 1, generation, ...(m.value.zone ? { zone: m.value.zone } : {}) };

@@ -8,7 +8,8 @@ import type { ApiServer } from '../../../api/server.ts';
 import { parseBody } from '../../../api/validate.ts';
 import type { ControlDb } from '../../../controldb/controldb.ts';
 import { UserError, errorMessage } from '../../../errors.ts';
-import { placedMembers, readMembers, readSecrets, readService } from '../../records.ts';
+import { placedMembers, readMembers, readSecrets } from '../../records.ts';
+import { readService } from '../../service-records.ts';
 import { noSuchService } from '../../types.ts';
 import { connectRequest } from './kafka-connect.ts';
 

@@ -167,6 +167,41 @@ export const redis: ServiceType & { options: TypeOptions<ClusterOptions> } = {
 
   describeSecret: () => ({ user: 'default', describe: 'the password every client gives (AUTH); replicas use it too' }),
 
+  /**
+   * A backup is an RDB of the primary, made by redis-cli --rdb as a replica would get it (rdb-only: nothing of the
+   * primary's replication changes), into a file on its volume and streamed from there. A restored service's primary starts from it as the base of its append-only
+   * file, which Redis 7 loads at start (it ignores a dump.rdb while appendonly is on); its replicas sync as new ones.
+   */
+  backup: {
+    cannotBackUp: (spec) =>
+      isCluster(spec) ? 'a backup of a Redis cluster (one RDB per shard) is not built yet; a primary/replica service backs up' : undefined,
+    parts: (spec, members) => {
+      const primary = members.find((m) => memberIndex(m.spec) === 0);
+      if (!primary) return Promise.reject(new Error(`${spec.name}-0, the primary, is not placed`));
+      const host = primary.spec.ip ?? '127.0.0.1';
+      return Promise.resolve([
+        {
+          member: primary.spec.name,
+          name: 'rdb',
+          // Through a file on the volume, not stdout: written to a file, redis-cli cuts off the 40-byte end mark of a
+          // diskless transfer, which an AOF base must not have (to stdout it cannot).
+          cmd: [
+            'sh',
+            '-c',
+            `f=/data/.firecampd-backup.rdb; REDISCLI_AUTH="$(cat /data/${PASSWORD_FILE})" redis-cli -h ${host} -p ${REDIS_PORT} --rdb "$f" >&2 && cat "$f"; rc=$?; rm -f "$f"; exit $rc`,
+          ],
+        },
+      ]);
+    },
+    restore: (_spec, index) =>
+      index === 0
+        ? {
+            parts: [{ index: 0, name: 'rdb', path: 'appendonlydir/appendonly.aof.1.base.rdb' }],
+            files: [{ path: 'appendonlydir/appendonly.aof.manifest', content: 'file appendonly.aof.1.base.rdb seq 1 type b\n' }],
+          }
+        : undefined,
+  },
+
   normalize(spec: ServiceSpecInput): ServiceSpec {
     const cluster = clusterOf(spec);
     if (cluster) {

@@ -1,0 +1,85 @@
+// Backups as the controldb keeps them (/backups/<id>: what the cluster
+// asked for and how it went) and as their target keeps them (<id>/manifest.json
+// beside the parts: all a cluster that never saw the first one needs to list
+// and restore them). A backup is complete only once every part is written and
+// checked and the manifest is in place.
+import crypto from 'node:crypto';
+import { z } from 'zod';
+import { SECRET_PREFIX } from '../security/tokens.ts';
+
+export const BACKUPS_PREFIX = '/backups/';
+export const backupKey = (id: string) => `${BACKUPS_PREFIX}${id}`;
+/** The cluster's backup keys by id, and which one new backups use: a secret, never served by the KV API. */
+export const BACKUP_KEYS = `${SECRET_PREFIX}backup-keys`;
+/** The cluster's default target (a service's spec may name its own). */
+export const BACKUP_TARGET = '/_cluster/backup-target';
+
+const partSchema = z
+  .object({
+    member: z.string(),
+    name: z.string(),
+    /** The object on the target. */
+    key: z.string(),
+    /** Sealed: what the target holds, and its SHA-256. */
+    bytes: z.number().int().nonnegative(),
+    sha256: z.string().regex(/^[0-9a-f]{64}$/),
+    /** The dump before it was sealed. */
+    rawBytes: z.number().int().nonnegative(),
+  })
+  .strict();
+export type BackupPart = z.infer<typeof partSchema>;
+
+export const manifestSchema = z
+  .object({
+    format: z.literal(1),
+    id: z.string(),
+    /** The service as it was: its spec (type, image, options) and generation. */
+    service: z.object({ spec: z.record(z.string(), z.unknown()), generation: z.number().int().nonnegative() }).strict(),
+    members: z.array(z.string()),
+    /** Which of the cluster's backup keys sealed the parts. */
+    keyId: z.string(),
+    /** The service's generated secrets (its data was made with them: PostgreSQL's roles), sealed with the key. */
+    secrets: z.string(),
+    parts: z.array(partSchema),
+    started_at: z.string(),
+    ended_at: z.string(),
+  })
+  .strict();
+export type Manifest = z.infer<typeof manifestSchema>;
+
+export const backupRecordSchema = z
+  .object({
+    id: z.string(),
+    service: z.string(),
+    type: z.string(),
+    target: z.string(),
+    status: z.enum(['pending', 'running', 'complete', 'failed']),
+    message: z.string(),
+    /** The leader running it: a running backup whose leader is gone was interrupted. */
+    runner: z.string().optional(),
+    parts: z.array(partSchema),
+    /** Sealed bytes in all. */
+    bytes: z.number().int().nonnegative(),
+    created_at: z.string(),
+    started_at: z.string().optional(),
+    ended_at: z.string().optional(),
+  })
+  .strict();
+export type BackupRecord = z.infer<typeof backupRecordSchema>;
+
+export const keysSchema = z.object({ current: z.string(), keys: z.record(z.string(), z.string()) }).strict();
+export type BackupKeys = z.infer<typeof keysSchema>;
+
+/** A key's id: the first 16 hex digits of its SHA-256, so a manifest names its key without holding it. */
+export const keyId = (key: string) => crypto.createHash('sha256').update(Buffer.from(key, 'base64')).digest('hex').slice(0, 16);
+
+/** "<service>-20261207t143012-3fa1": sortable by time within a service, unique across clusters. */
+export const newBackupId = (service: string, now = new Date()) =>
+  `${service}-${now
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, '')
+    .toLowerCase()}-${crypto.randomBytes(2).toString('hex')}`;
+
+export const manifestKey = (id: string) => `${id}/manifest.json`;
+export const partKey = (id: string, member: string, name: string) => `${id}/${member}.${name}.fcb`;

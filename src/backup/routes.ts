@@ -1,0 +1,219 @@
+// HTTP routes for backups: create, list, get, delete, restore, the cluster's
+// key (export, import) and default target. A backup's record lives in the
+// controldb; its data and manifest on its target, where a cluster that never
+// saw this one finds them.
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { z } from 'zod';
+import type { ApiServer } from '../api/server.ts';
+import { parseBody } from '../api/validate.ts';
+import type { ControlDb } from '../controldb/controldb.ts';
+import { UserError } from '../errors.ts';
+import { readService } from '../catalog/service-records.ts';
+import { serviceType } from '../catalog/registry.ts';
+import type { ServiceRoutes } from '../catalog/routes.ts';
+import { serviceName } from '../catalog/spec.ts';
+import { noSuchService, type ServiceSpecInput } from '../catalog/types.ts';
+import { currentKey, importKey, keyById } from './keys.ts';
+import {
+  BACKUPS_PREFIX,
+  BACKUP_TARGET,
+  backupKey,
+  backupRecordSchema,
+  manifestKey,
+  manifestSchema,
+  newBackupId,
+  type BackupRecord,
+  type Manifest,
+} from './records.ts';
+import { openBytes, Tally } from './seal.ts';
+import { openTarget, type BackupTarget } from './target.ts';
+
+const createBody = z.object({ service: z.string().min(1), target: z.string().min(1).optional() }).strict();
+const idBody = z.object({ id: z.string().min(1) }).strict();
+const restoreBody = z.object({ id: z.string().min(1), as: serviceName, target: z.string().min(1).optional() }).strict();
+const keyBody = z.object({ key: z.string().min(1) }).strict();
+const targetBody = z.object({ target: z.string().min(1) }).strict();
+
+export interface BackupRouteOptions {
+  /** Where backups go when neither the service nor the cluster names a target: a directory of this node's. */
+  defaultTarget: string;
+  services: ServiceRoutes;
+}
+
+/** What `backup list` and `backup get` show: the record, and whether its target is only one node's own disk. */
+export type BackupView = BackupRecord & { local_target: boolean };
+
+async function readManifest(target: BackupTarget, id: string): Promise<Manifest> {
+  const chunks: Buffer[] = [];
+  try {
+    for await (const c of target.get(manifestKey(id))) chunks.push(c as Buffer);
+  } catch {
+    throw new UserError(`no backup ${id} on ${target.uri} (see "firecampd backup list --target ${target.uri}")`, 404, 'not_found');
+  }
+  const r = manifestSchema.safeParse(JSON.parse(Buffer.concat(chunks).toString('utf8')));
+  if (!r.success) throw new UserError(`the manifest of backup ${id} on ${target.uri} does not read as one: ${r.error.issues[0]?.message}`, 422, 'damaged');
+  return r.data;
+}
+
+export function registerBackupRoutes(api: ApiServer, db: ControlDb, o: BackupRouteOptions): void {
+  const clusterTarget = () => db.store.get(BACKUP_TARGET)?.value ?? o.defaultTarget;
+  const view = (r: BackupRecord): BackupView => ({ ...r, local_target: openTarget(r.target).local && !isShared(r.target) });
+  const record = async (id: string) => {
+    await db.linearize();
+    const kv = db.store.get(backupKey(id));
+    return kv ? { value: backupRecordSchema.parse(JSON.parse(kv.value)), rev: kv.mod_revision } : undefined;
+  };
+  /** Whether a directory target is meant to be shared: anything outside this node's own default directory is taken as the user's choice of shared storage. */
+  const isShared = (uri: string) => uri !== o.defaultTarget;
+
+  api.route('POST', '/v1/backups', async (req) => {
+    const b = parseBody(createBody, req.body);
+    await db.linearize();
+    const svc = readService(db.store, b.service)?.value;
+    if (!svc) throw noSuchService(b.service);
+    const type = serviceType(svc.spec.type);
+    if (!type.backup) throw new UserError(`${type.title} services cannot be backed up yet`, 400, 'no_backup');
+    const why = type.backup.cannotBackUp?.(svc.spec);
+    if (why) throw new UserError(why, 400, 'no_backup');
+    if (svc.status !== 'ACTIVE') throw new UserError(`service ${b.service} is ${svc.status}: a backup needs it ACTIVE`, 409, 'busy');
+    const target = b.target ?? svc.spec.backupTarget ?? clusterTarget();
+    openTarget(target); // refuses a target that does not parse, before anything is kept
+    const now = new Date().toISOString();
+    const rec: BackupRecord = {
+      id: newBackupId(b.service),
+      service: b.service,
+      type: svc.spec.type,
+      target,
+      status: 'pending',
+      message: 'waiting for the leader',
+      parts: [],
+      bytes: 0,
+      created_at: now,
+    };
+    await db.txn({
+      compare: [{ key: backupKey(rec.id), target: 'exists', op: '=', value: false }],
+      success: [{ put: { key: backupKey(rec.id), value: JSON.stringify(rec) } }],
+      failure: [],
+    });
+    return view(rec);
+  });
+
+  api.route('GET', '/v1/backups', async (req) => {
+    const service = req.query.get('service') || undefined;
+    const t = req.query.get('target');
+    if (t) {
+      // From the target alone: what a cluster that never saw the backups can see.
+      const target = openTarget(t);
+      const ids = (await target.list('')).filter((k) => k.endsWith('/manifest.json')).map((k) => path.dirname(k));
+      const manifests = await Promise.all(ids.map((id) => readManifest(target, id)));
+      return {
+        backups: manifests
+          .filter((m) => !service || m.service.spec.name === service)
+          .map((m) => ({
+            id: m.id,
+            service: String(m.service.spec.name),
+            type: String(m.service.spec.type),
+            target: t,
+            status: 'complete',
+            message: `${m.parts.length} parts`,
+            parts: m.parts,
+            bytes: m.parts.reduce((n, p) => n + p.bytes, 0),
+            created_at: m.started_at,
+            started_at: m.started_at,
+            ended_at: m.ended_at,
+            local_target: target.local && !isShared(t),
+          })),
+      };
+    }
+    await db.linearize();
+    const all = db.store.range({ key: BACKUPS_PREFIX, prefix: true, limit: 0 }).kvs.map((kv) => backupRecordSchema.parse(JSON.parse(kv.value)));
+    return { backups: all.filter((r) => !service || r.service === service).map(view) };
+  });
+
+  api.route('GET', '/v1/backup', async (req) => {
+    const id = req.query.get('id') ?? '';
+    const r = await record(id);
+    if (!r) throw new UserError(`no backup ${id} in this cluster (one made elsewhere: "firecampd backup list --target T")`, 404, 'not_found');
+    return view(r.value);
+  });
+
+  api.route('POST', '/v1/backups/delete', async (req) => {
+    const { id } = parseBody(idBody, req.body);
+    const r = await record(id);
+    if (!r) throw new UserError(`no backup ${id} in this cluster`, 404, 'not_found');
+    if (r.value.status === 'running' || r.value.status === 'pending')
+      throw new UserError(`backup ${id} is ${r.value.status}: delete it once it ends`, 409, 'busy');
+    await openTarget(r.value.target).deletePrefix(`${id}/`);
+    await db.txn({
+      compare: [{ key: backupKey(id), target: 'mod_revision', op: '=', value: r.rev }],
+      success: [{ delete: { key: backupKey(id), prefix: false } }],
+      failure: [],
+    });
+    return { id, status: 'DELETED' };
+  });
+
+  api.route('POST', '/v1/backups/restore', async (req) => {
+    const b = parseBody(restoreBody, req.body);
+    const known = await record(b.id);
+    const uri = b.target ?? known?.value.target;
+    if (!uri) throw new UserError(`no backup ${b.id} in this cluster: name the target it is on with --target`, 404, 'not_found');
+    if (known && known.value.status !== 'complete')
+      throw new UserError(`backup ${b.id} is ${known.value.status}: only a complete backup restores`, 409, 'not_complete');
+    const target = openTarget(uri);
+    const m = await readManifest(target, b.id);
+    await db.linearize();
+    if (readService(db.store, b.as)) throw new UserError(`a service named ${b.as} exists already: restore under another name (--as)`, 409, 'exists');
+    const key = keyById(db, m.keyId);
+    // Every part whole and as the manifest says, before anything is made.
+    for (const p of m.parts) {
+      const t = new Tally();
+      t.resume();
+      try {
+        await pipeline(target.get(p.key), t);
+      } catch (err) {
+        throw new UserError(`part ${p.name} of ${p.member} (${p.key}) of backup ${b.id} cannot be read: ${(err as Error).message}`, 422, 'damaged');
+      }
+      if (t.digest() !== p.sha256)
+        throw new UserError(
+          `part ${p.name} of ${p.member} (${p.key}) of backup ${b.id} is damaged: its SHA-256 is ${t.digest()}, the manifest says ${p.sha256}; nothing was restored`,
+          422,
+          'damaged',
+        );
+    }
+    let secrets: Record<string, string>;
+    try {
+      secrets = JSON.parse(openBytes(key, m.secrets).toString('utf8')) as Record<string, string>;
+    } catch {
+      throw new UserError(`backup ${b.id}'s secrets do not open with key ${m.keyId}: the manifest is damaged`, 422, 'damaged');
+    }
+    const old = m.service.spec as ServiceSpecInput;
+    const memberIndex = (name: string) => Number(name.slice(name.lastIndexOf('-') + 1));
+    const { restore: _, ...rest } = old;
+    const spec: ServiceSpecInput = {
+      ...rest,
+      name: b.as,
+      restore: {
+        backup: m.id,
+        target: uri,
+        keyId: m.keyId,
+        parts: m.parts.map((p) => ({ index: memberIndex(p.member), name: p.name, key: p.key, sha256: p.sha256 })),
+      },
+    };
+    return o.services.create(spec, secrets);
+  });
+
+  api.route('GET', '/v1/backup/key', async () => currentKey(db));
+  api.route('POST', '/v1/backup/key', async (req) => importKey(db, parseBody(keyBody, req.body).key));
+  api.route('GET', '/v1/backup/target', async () => {
+    await db.linearize();
+    const target = clusterTarget();
+    return { target, local_target: openTarget(target).local && !isShared(target) };
+  });
+  api.route('POST', '/v1/backup/target', async (req) => {
+    const { target } = parseBody(targetBody, req.body);
+    openTarget(target);
+    await db.txn({ compare: [], success: [{ put: { key: BACKUP_TARGET, value: target } }], failure: [] });
+    return { target, local_target: openTarget(target).local && !isShared(target) };
+  });
+}

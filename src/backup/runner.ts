@@ -1,0 +1,159 @@
+// The backups reconciler, on the leader, with the catalog's passes: a
+// pending backup is taken (compare-and-set to running, naming this leader)
+// and made in the background, part by part on the members' nodes; a running
+// one whose leader is not this one's job (the leader changed, or restarted)
+// was interrupted: its parts are removed and it is marked failed. Never is a
+// backup complete before every part is written and read back whole.
+import { pipeline } from 'node:stream/promises';
+import { Readable } from 'node:stream';
+import type { ControlDb } from '../controldb/controldb.ts';
+import { errorMessage } from '../errors.ts';
+import type { Logger } from '../log.ts';
+import { placedMembers, readMembers, readSecrets } from '../catalog/records.ts';
+import { readService } from '../catalog/service-records.ts';
+import { serviceType } from '../catalog/registry.ts';
+import type { TypeContext } from '../catalog/types.ts';
+import type { MemberExec } from '../catalog/member-exec.ts';
+import type { PartMaker } from './parts.ts';
+import { currentKey } from './keys.ts';
+import { BACKUPS_PREFIX, backupKey, backupRecordSchema, manifestKey, partKey, type BackupPart, type BackupRecord, type Manifest } from './records.ts';
+import { sealBytes, Tally } from './seal.ts';
+import { openTarget } from './target.ts';
+
+export interface RunnerOptions {
+  db: ControlDb;
+  selfId: string;
+  log: Logger;
+  makePart: PartMaker;
+  exec: MemberExec;
+}
+
+export class BackupRunner {
+  /** The backups this leader is making now. */
+  private readonly jobs = new Set<string>();
+
+  constructor(private readonly o: RunnerOptions) {}
+
+  private records(): { value: BackupRecord; rev: number }[] {
+    return this.o.db.store
+      .range({ key: BACKUPS_PREFIX, prefix: true, limit: 0 })
+      .kvs.map((kv) => ({ value: backupRecordSchema.parse(JSON.parse(kv.value)), rev: kv.mod_revision }));
+  }
+
+  private async put(rec: BackupRecord, rev: number): Promise<boolean> {
+    const r = await this.o.db.txn({
+      compare: [{ key: backupKey(rec.id), target: 'mod_revision', op: '=', value: rev }],
+      success: [{ put: { key: backupKey(rec.id), value: JSON.stringify(rec) } }],
+      failure: [],
+    });
+    return r.succeeded;
+  }
+
+  /** One look at every backup; jobs run on in the background. */
+  async reconcile(): Promise<void> {
+    for (const { value: rec, rev } of this.records()) {
+      if (rec.status === 'pending') {
+        const running: BackupRecord = { ...rec, status: 'running', runner: this.o.selfId, message: 'starting', started_at: new Date().toISOString() };
+        if (await this.put(running, rev)) this.start(running);
+      } else if (rec.status === 'running' && !this.jobs.has(rec.id)) {
+        await openTarget(rec.target)
+          .deletePrefix(`${rec.id}/`)
+          .catch(() => {});
+        await this.put(
+          {
+            ...rec,
+            status: 'failed',
+            message: `interrupted: the leader that ran it (${rec.runner ?? '?'}) stopped leading; its parts are removed`,
+            ended_at: new Date().toISOString(),
+          },
+          rev,
+        );
+        this.o.log.warn({ backup: rec.id }, 'backup interrupted by a change of leader: marked failed');
+      }
+    }
+  }
+
+  private start(rec: BackupRecord): void {
+    this.jobs.add(rec.id);
+    void this.run(rec)
+      .catch(async (err) => {
+        this.o.log.warn({ backup: rec.id, err: errorMessage(err) }, 'backup failed');
+        await openTarget(rec.target)
+          .deletePrefix(`${rec.id}/`)
+          .catch(() => {});
+        await this.finish(rec.id, { status: 'failed', message: errorMessage(err) }).catch(() => {});
+      })
+      .finally(() => this.jobs.delete(rec.id));
+  }
+
+  /**
+   * Change a backup this leader runs. Once another leader marked it failed (this one lost leadership mid-way and
+   * did not know), it is not this one's any more: a late job ends as failed, never complete.
+   */
+  private async update(id: string, patch: Partial<BackupRecord>): Promise<void> {
+    const kv = this.o.db.store.get(backupKey(id));
+    if (!kv) return;
+    const rec = backupRecordSchema.parse(JSON.parse(kv.value));
+    if (rec.status !== 'running' || rec.runner !== this.o.selfId) throw new Error(`backup ${id} is no longer this leader's to make (${rec.status})`);
+    if (!(await this.put({ ...rec, ...patch }, kv.mod_revision))) throw new Error(`backup ${id} changed meanwhile`);
+  }
+
+  private finish(id: string, patch: Partial<BackupRecord>): Promise<void> {
+    return this.update(id, { ...patch, ended_at: new Date().toISOString() });
+  }
+
+  private progress(id: string, message: string): Promise<void> {
+    return this.update(id, { message });
+  }
+
+  private async run(rec: BackupRecord): Promise<void> {
+    const svc = readService(this.o.db.store, rec.service)?.value;
+    if (!svc) throw new Error(`service ${rec.service} is gone`);
+    const type = serviceType(svc.spec.type);
+    if (!type.backup) throw new Error(`${type.title} services cannot be backed up yet`);
+    const members = readMembers(this.o.db.store, rec.service).map((m) => m.value);
+    const ctx: TypeContext = {
+      state: svc.state ?? {},
+      secrets: readSecrets(this.o.db.store, rec.service)?.value ?? {},
+      log: this.o.log,
+      released: () => false,
+      exec: this.o.exec,
+      lookup: () => undefined,
+    };
+    const dumps = await type.backup.parts(svc.spec, placedMembers(this.o.db.store, members), ctx);
+    const { id: keyId, key } = await currentKey(this.o.db);
+    const target = openTarget(rec.target);
+    const parts: BackupPart[] = [];
+    for (const [i, d] of dumps.entries()) {
+      // The member as it is now: a member that moved since is asked on its new node, at its new epoch.
+      const spec = readMembers(this.o.db.store, rec.service).find((m) => m.value.name === d.member)?.value;
+      if (!spec) throw new Error(`member ${d.member} is gone`);
+      await this.progress(rec.id, `part ${i + 1} of ${dumps.length}: ${d.name} of ${d.member}`);
+      const part = await this.o.makePart(spec, { name: d.name, cmd: d.cmd, target: rec.target, key: partKey(rec.id, d.member, d.name), keyId });
+      parts.push(part);
+    }
+    // Checked: each part read back whole from the target, with the digest its node made while writing it.
+    for (const p of parts) {
+      const t = new Tally();
+      t.resume(); // only counted and hashed
+      await pipeline(target.get(p.key), t);
+      if (t.digest() !== p.sha256 || t.bytes !== p.bytes)
+        throw new Error(`part ${p.name} of ${p.member} reads back as ${t.bytes} bytes with another digest than was written`);
+    }
+    const manifest: Manifest = {
+      format: 1,
+      id: rec.id,
+      service: { spec: svc.spec, generation: svc.generation ?? 0 },
+      members: members.map((m) => m.name),
+      keyId,
+      secrets: sealBytes(key, Buffer.from(JSON.stringify(ctx.secrets))),
+      parts,
+      started_at: rec.started_at ?? rec.created_at,
+      ended_at: new Date().toISOString(),
+    };
+    await target.put(manifestKey(rec.id), Readable.from([Buffer.from(JSON.stringify(manifest, null, 2))]));
+    const bytes = parts.reduce((n, p) => n + p.bytes, 0);
+    await this.finish(rec.id, { status: 'complete', message: `${parts.length} part${parts.length === 1 ? '' : 's'}, ${bytes} bytes`, parts, bytes });
+    this.o.log.info({ backup: rec.id, parts: parts.length, bytes }, 'backup complete');
+  }
+}

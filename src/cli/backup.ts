@@ -1,0 +1,152 @@
+// firecampd backup create|list|get|delete|restore, backup key export|import, backup target get|set
+import type { Argv } from 'yargs';
+import type { BackupView } from '../backup/routes.ts';
+import type { ServiceView } from '../catalog/routes.ts';
+import { UserError } from '../errors.ts';
+import { humanBytes, waitUntil } from './service.ts';
+import { client, print, table, type GlobalArgs } from './output.ts';
+
+const rows = (bs: BackupView[]) =>
+  table(
+    ['ID', 'SERVICE', 'TYPE', 'STATUS', 'SIZE', 'CREATED', 'TARGET', 'MESSAGE'],
+    bs.map((b) => [b.id, b.service, b.type, b.status, humanBytes(b.bytes), b.created_at, b.target, b.message]),
+  );
+
+/** Said with every backup that sits on one node's own disk. */
+const localWarning = (b: { local_target: boolean; target: string }) =>
+  b.local_target
+    ? `warning: ${b.target} is this node's own disk: its backups die with the node; set a target every node mounts ("firecampd backup target set dir:/shared/backups")`
+    : undefined;
+
+export function backupCommands(y: Argv): Argv {
+  return y
+    .command(
+      'create <service>',
+      'back up a service (every part sealed: compressed and encrypted with the cluster key) and, with --wait, wait until it is complete',
+      (c) =>
+        c
+          .positional('service', { type: 'string', demandOption: true })
+          .option('target', { type: 'string', describe: 'where to keep it: dir:/path', defaultDescription: "the service's, else the cluster's" })
+          .option('wait', { type: 'boolean', default: false, describe: 'wait until the backup is complete (exit 1 if it fails)' })
+          .option('timeout', { type: 'number', default: 3600, describe: 'seconds to wait' }),
+      async (a: GlobalArgs) => {
+        const api = await client(a);
+        let b = await api.request<BackupView>('POST', '/v1/backups', { service: a.service, ...(a.target ? { target: a.target } : {}) });
+        const warn = localWarning(b);
+        if (warn && !a.json) process.stderr.write(warn + '\n');
+        const deadline = Date.now() + Number(a.timeout) * 1000;
+        let last = '';
+        while (a.wait && (b.status === 'pending' || b.status === 'running')) {
+          if (Date.now() > deadline)
+            throw new UserError(`backup ${b.id} is still ${b.status} after ${String(a.timeout)} s: ${b.message}; see "firecampd backup get ${b.id}"`);
+          const line = `${b.status}: ${b.message}`;
+          if (line !== last && !a.json) process.stderr.write(line + '\n');
+          last = line;
+          await new Promise((r) => setTimeout(r, 500));
+          try {
+            b = await api.request<BackupView>('GET', `/v1/backup?id=${encodeURIComponent(b.id)}`);
+          } catch (err) {
+            if (err instanceof UserError && err.status === 503) continue; // an election: look again
+            throw err;
+          }
+        }
+        if (a.wait && b.status === 'failed') throw new UserError(`backup ${b.id} failed: ${b.message}`);
+        print(a, b, () => `${b.id}: ${b.status} ${b.message}`);
+      },
+    )
+    .command(
+      'list [service]',
+      'the backups of this cluster, or (--target) those a target holds, made by any cluster',
+      (c) => c.positional('service', { type: 'string' }).option('target', { type: 'string', describe: 'read the target itself: dir:/path' }),
+      async (a: GlobalArgs) => {
+        const q = new URLSearchParams({
+          ...(typeof a.service === 'string' ? { service: a.service } : {}),
+          ...(typeof a.target === 'string' ? { target: a.target } : {}),
+        });
+        const r = await (await client(a)).request<{ backups: BackupView[] }>('GET', `/v1/backups?${q}`);
+        print(a, r, () => rows(r.backups));
+      },
+    )
+    .command(
+      'get <id>',
+      'a backup: its status, parts and target',
+      (c) => c.positional('id', { type: 'string', demandOption: true }),
+      async (a: GlobalArgs) => {
+        const b = await (await client(a)).request<BackupView>('GET', `/v1/backup?id=${encodeURIComponent(String(a.id))}`);
+        print(a, b, () =>
+          [
+            rows([b]),
+            ...(b.parts.length
+              ? [
+                  table(
+                    ['MEMBER', 'PART', 'SIZE', 'DUMP', 'SHA256'],
+                    b.parts.map((p) => [p.member, p.name, humanBytes(p.bytes), humanBytes(p.rawBytes), p.sha256]),
+                  ),
+                ]
+              : []),
+            ...(localWarning(b) ? [localWarning(b)!] : []),
+          ].join('\n'),
+        );
+      },
+    )
+    .command(
+      'delete <id>',
+      'remove a backup from its target and from the cluster',
+      (c) => c.positional('id', { type: 'string', demandOption: true }),
+      async (a: GlobalArgs) => {
+        const r = await (await client(a)).request<{ id: string; status: string }>('POST', '/v1/backups/delete', { id: a.id });
+        print(a, r, () => `${r.id}: ${r.status}`);
+      },
+    )
+    .command(
+      'restore <id>',
+      'make a new service of the same type from a backup (checked whole first) and wait until it is ACTIVE',
+      (c) =>
+        c
+          .positional('id', { type: 'string', demandOption: true })
+          .option('as', { type: 'string', demandOption: true, describe: 'the new service' })
+          .option('target', { type: 'string', describe: 'where the backup is, for one this cluster did not make: dir:/path' })
+          .option('timeout', { type: 'number', default: 600, describe: 'seconds to wait' }),
+      async (a: GlobalArgs) => {
+        const api = await client(a);
+        const made = await api.request<ServiceView>('POST', '/v1/backups/restore', { id: a.id, as: a.as, ...(a.target ? { target: a.target } : {}) });
+        const s = (await waitUntil(api, a, made, 'ACTIVE'))!;
+        print(a, s, () => `${s.spec.name}: ${s.status} (restored from ${String(a.id)})`);
+      },
+    )
+    .command('key', "the cluster's backup key", (k) =>
+      k
+        .command('export', 'print the key new backups are sealed with: keep it safe, a new cluster needs it to restore them', {}, async (a: GlobalArgs) => {
+          const r = await (await client(a)).request<{ id: string; key: string }>('GET', '/v1/backup/key');
+          print(a, r, () => r.key);
+        })
+        .command(
+          'import <key>',
+          "add another cluster's key, so that its backups restore here",
+          (c) => c.positional('key', { type: 'string', demandOption: true }),
+          async (a: GlobalArgs) => {
+            const r = await (await client(a)).request<{ id: string; current: boolean }>('POST', '/v1/backup/key', { key: a.key });
+            print(a, r, () => `key ${r.id} imported${r.current ? ' (new backups are sealed with it)' : ''}`);
+          },
+        )
+        .demandCommand(1, 'name a key command: export or import'),
+    )
+    .command('target', "the cluster's default backup target", (t) =>
+      t
+        .command('get', 'where backups go when a service names no target', {}, async (a: GlobalArgs) => {
+          const r = await (await client(a)).request<{ target: string; local_target: boolean }>('GET', '/v1/backup/target');
+          print(a, r, () => [r.target, ...(localWarning(r) ? [localWarning(r)!] : [])].join('\n'));
+        })
+        .command(
+          'set <target>',
+          'set it: dir:/path (storage every node mounts, on a cluster of several nodes)',
+          (c) => c.positional('target', { type: 'string', demandOption: true }),
+          async (a: GlobalArgs) => {
+            const r = await (await client(a)).request<{ target: string; local_target: boolean }>('POST', '/v1/backup/target', { target: a.target });
+            print(a, r, () => r.target);
+          },
+        )
+        .demandCommand(1, 'name a target command: get or set'),
+    )
+    .demandCommand(1, 'name a backup command: create, list, get, delete, restore, key or target');
+}

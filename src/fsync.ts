@@ -4,7 +4,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 
-function fsyncPath(p: string): void {
+/** fsync a file or a directory (a directory: its entries). */
+export function fsyncPath(p: string): void {
   const fd = fs.openSync(p, 'r');
   try {
     fs.fsyncSync(fd);

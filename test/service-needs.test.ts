@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { runCli, startDaemon, stopDaemon, tempDir, type Running } from './helpers/proc.ts';
+import { pollUntil } from './helpers/wait.ts';
 
 describe('services that need others', () => {
   let d: Running;
@@ -80,12 +81,14 @@ describe('services that need others', () => {
   });
 
   it('shows, in service get, why a service cannot be placed: its conditions', async () => {
-    // This node's agent has no Docker engine, so it holds no liveness lease: no node can take a member.
-    const r = await cli(['service', 'get', 'kfd', '--json']);
-    const s = JSON.parse(r.stdout) as {
-      status: string;
-      conditions: { type: string; status: string; reason: string; message: string; observedGeneration: number }[];
-    };
+    // This node's agent has no Docker engine, so it holds no liveness lease: no node can take a member. The catalog
+    // says so on a pass after the create: wait for the condition asserted.
+    type Seen = { status: string; conditions?: { type: string; status: string; reason: string; message: string; observedGeneration: number }[] };
+    const s = (await pollUntil(
+      async () => JSON.parse((await cli(['service', 'get', 'kfd', '--json'])).stdout) as Seen,
+      (x) => x.conditions?.some((c) => c.type === 'Stalled' && c.status === 'True') ?? false,
+      { ms: 20_000, what: 'kfd to be Stalled' },
+    )) as Required<Seen>;
     assert.equal(s.status, 'CREATING');
     const byType = Object.fromEntries(s.conditions.map((c) => [c.type, c]));
     assert.deepEqual(Object.keys(byType), ['Ready', 'Progressing', 'Degraded', 'Stalled']);

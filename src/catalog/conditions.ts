@@ -15,9 +15,6 @@ export interface Verdicts {
   notServing?: string;
 }
 
-/** The condition types, in the order `service get` shows them. */
-export const CONDITION_TYPES = ['Ready', 'Progressing', 'Degraded', 'Stalled'] as const;
-
 /** The statuses an operation is under way in, as a reason: CREATING → Creating. */
 const UNDER_WAY: Partial<Record<ServiceStatus, string>> = {
   CREATING: 'Creating',

@@ -24,6 +24,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { crc32 } from 'node:zlib';
 import type { Entry } from './types.ts';
+import { fsyncPath } from '../fsync.ts';
 
 const SEGMENT_BYTES = 4 << 20;
 const HEAD = 8;
@@ -158,7 +159,7 @@ export class EntryLog {
     if (keepFrom === 0) return;
     for (const s of this.segments.slice(0, keepFrom)) fs.rmSync(path.join(this.dir, segmentName(s.seq)), { force: true });
     this.segments = this.segments.slice(keepFrom);
-    fsyncDir(this.dir);
+    fsyncPath(this.dir);
   }
 
   close(): void {
@@ -184,7 +185,7 @@ export class EntryLog {
         fs.closeSync(fd);
       }
     }
-    fsyncDir(this.dir);
+    fsyncPath(this.dir);
     if (this.fd >= 0) fs.closeSync(this.fd);
     this.fd = fs.openSync(file, 'r+');
     this.offset = 0;
@@ -306,15 +307,6 @@ function zeroFrom(file: string, from: number, to: number): void {
   try {
     for (let at = from; at < to; at += ZEROS.length) fs.writeSync(fd, ZEROS, 0, Math.min(ZEROS.length, to - at), at);
     fs.fdatasyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
-function fsyncDir(dir: string): void {
-  const fd = fs.openSync(dir, 'r');
-  try {
-    fs.fsyncSync(fd);
   } finally {
     fs.closeSync(fd);
   }

@@ -55,6 +55,7 @@ import { registerServiceRoutes } from './catalog/routes.ts';
 import { partMaker, registerPartRoute } from './backup/parts.ts';
 import { registerBackupRoutes } from './backup/routes.ts';
 import { BackupRunner } from './backup/runner.ts';
+import { Archiver } from './backup/archiver.ts';
 import { BACKUP_TARGET } from './backup/records.ts';
 
 /** The CA key of a bootstrapping node, kept on disk only until the controldb holds it. */
@@ -81,6 +82,7 @@ export class Daemon {
   private tls?: NodeTls;
   private memberSweep?: NodeJS.Timeout;
   private agent?: Agent;
+  private archiver?: Archiver;
   private catalog?: Catalog;
   private docker?: ReturnType<typeof dockerClient>;
   private dns?: DnsServer;
@@ -309,7 +311,7 @@ export class Daemon {
     const services = registerServiceRoutes(this.api, this.controldb, { ipPool: this.config.ipPool });
     registerExecRoute(this.api, execDeps);
     registerPartRoute(this.api, execDeps);
-    registerBackupRoutes(this.api, this.controldb, { services, defaultTarget: this.defaultBackupTarget() });
+    registerBackupRoutes(this.api, this.controldb, { services, defaultTarget: this.defaultBackupTarget(), exec, log: this.log.child({ part: 'backups' }) });
     registerLogRoutes(this.api, { db: this.controldb, selfId: this.nodeId, tls, address: this.address, docker: () => this.docker });
     registerKvRoutes(this.api, this.controldb);
     registerClusterRoutes(this.api, this.controldb, this.raft, this.membership, this.nodeId, () => this.onLeft());
@@ -408,6 +410,9 @@ export class Daemon {
         log: this.log.child({ part: 'agent' }),
       });
       await this.agent.start();
+      const agent = this.agent;
+      this.archiver = new Archiver({ db, log: this.log.child({ part: 'archive' }), members: () => agent.runningMembers() });
+      this.archiver.start();
       this.agentState = { kind: 'running' };
       this.log.info({ volumes: c.volumes.kind, static_ips: c.staticIps.kind, dns: c.dns.kind, lease_ttl: c.leaseTtl }, 'agent started');
     } catch (err) {
@@ -517,6 +522,7 @@ export class Daemon {
       this.log.info('shutting down');
       if (this.memberSweep) clearInterval(this.memberSweep);
       this.agent?.stop();
+      this.archiver?.stop();
       this.catalog?.leadershipChanged(false);
       await this.dns?.close();
       this.membership?.close();

@@ -1,18 +1,30 @@
 // The backup kit's parts that need no cluster: a part sealed (gzip, then
 // AES-256-GCM with the cluster key) opens only with that key and only whole;
-// a directory target writes each object whole or not at all; a target URI
-// that is not one is refused with what one looks like.
+// a target (a directory, and a bucket of a real S3-compatible server:
+// S3Proxy) writes each object whole or not at all, lists and deletes by
+// prefix; a target URI that is not one, and a bucket that refuses the
+// credentials, are refused with what to change; PostgreSQL's archived WAL is
+// replayed from a backup's first segment up to the first gap.
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import { keyId, newBackupId } from '../src/backup/records.ts';
 import { newBackupKey, openBytes, opening, sealBytes, sealing, Tally } from '../src/backup/seal.ts';
-import { DirTarget, openTarget } from '../src/backup/target.ts';
+import { openTarget, S3Target, s3AccessKey, type BackupTarget } from '../src/backup/target.ts';
+import type { RecordStore } from '../src/catalog/records.ts';
+import { walReplay } from '../src/catalog/services/postgres/postgres.ts';
 import { tempDir } from './helpers/proc.ts';
+import { startS3Server, type S3Server } from './helpers/s3-server.ts';
+
+/** A replica's store holding only these records. */
+const storeOf = (records: Record<string, unknown> = {}): RecordStore => ({
+  get: (key) => (key in records ? { key, value: JSON.stringify(records[key]), create_revision: 1, mod_revision: 1, version: 1, lease: 0 } : undefined),
+  range: () => ({ kvs: [] }),
+});
 
 async function seal(key: string, data: Buffer): Promise<{ sealed: Buffer; sha256: string }> {
   const chunks: Buffer[] = [];
@@ -66,10 +78,8 @@ describe('backup kit', () => {
     assert.match(newBackupId('cache', new Date('2026-12-07T14:30:12.345Z')), /^cache-20261207t143012-[0-9a-f]{4}$/);
   });
 
-  it('keeps objects in a directory whole or not at all, lists and deletes them by prefix', async () => {
-    const root = tempDir();
-    const t = openTarget(`dir:${root}`) as DirTarget;
-    assert.equal(t.uri, `dir:${root}`);
+  /** What every target does: objects whole or not at all, listed and deleted by prefix. */
+  async function targetContract(t: BackupTarget): Promise<void> {
     await t.put('b1/cache-0.rdb.fcb', Readable.from([data]));
     await t.put('b1/manifest.json', Readable.from([Buffer.from('{}')]));
     await t.put('b2/manifest.json', Readable.from([Buffer.from('{}')]));
@@ -80,22 +90,103 @@ describe('backup kit', () => {
       },
     });
     await assert.rejects(t.put('b3/part.fcb', failing), /ended badly/);
-    assert.deepEqual(await t.list(''), ['b1/cache-0.rdb.fcb', 'b1/manifest.json', 'b2/manifest.json']);
-    assert.ok(!fs.existsSync(path.join(root, 'b3/part.fcb.partial')), 'nothing left of the failed put');
+    const listed = await t.list('');
+    assert.deepEqual(
+      listed.map((o) => o.key),
+      ['b1/cache-0.rdb.fcb', 'b1/manifest.json', 'b2/manifest.json'],
+    );
+    assert.equal(listed[0].bytes, data.length);
+    assert.ok(
+      Math.abs(listed[0].modified.getTime() - Date.now()) < 60_000,
+      `a listed object's time is when it was written: ${listed[0].modified.toISOString()}`,
+    );
+    assert.deepEqual(
+      (await t.list('b1/cache')).map((o) => o.key),
+      ['b1/cache-0.rdb.fcb'],
+    );
     const back: Buffer[] = [];
     for await (const c of t.get('b1/cache-0.rdb.fcb')) back.push(c as Buffer);
     assert.deepEqual(Buffer.concat(back), data);
     await t.deletePrefix('b1/');
     await t.deletePrefix('b1/');
-    assert.deepEqual(await t.list(''), ['b2/manifest.json']);
+    assert.deepEqual(
+      (await t.list('')).map((o) => o.key),
+      ['b2/manifest.json'],
+    );
+    await assert.rejects(async () => {
+      for await (const _ of t.get('b1/cache-0.rdb.fcb'));
+    });
+  }
+
+  it('keeps objects in a directory whole or not at all, lists and deletes them by prefix', async () => {
+    const root = tempDir();
+    const t = openTarget(`dir:${root}`, storeOf());
+    assert.equal(t.uri, `dir:${root}`);
+    assert.equal(t.local, true);
+    await targetContract(t);
+    assert.ok(!fs.existsSync(path.join(root, 'b3/part.fcb.partial')), 'nothing left of the failed put');
     assert.ok(!fs.existsSync(path.join(root, 'b1')));
     assert.throws(() => t.get('../outside'), /outside/);
   });
 
+  describe('an S3 bucket (S3Proxy)', () => {
+    let s3: S3Server;
+    before(async () => {
+      s3 = await startS3Server();
+    });
+    after(() => s3?.stop());
+    const access = () => ({ endpoint: s3.endpoint, region: s3.region, accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey });
+
+    it('keeps objects whole or not at all under the prefix, lists and deletes them, with the credentials the cluster keeps for the bucket', async () => {
+      const t = openTarget(`s3://${s3.bucket}/cluster-a`, storeOf({ [s3AccessKey(s3.bucket)]: access() }));
+      assert.ok(t instanceof S3Target);
+      assert.equal(t.local, false);
+      await t.probe();
+      await targetContract(t);
+      // Nothing outside the prefix is seen or touched.
+      const other = openTarget(`s3://${s3.bucket}/cluster-b`, storeOf({ [s3AccessKey(s3.bucket)]: access() }));
+      assert.deepEqual(await other.list(''), []);
+    });
+
+    it('names the bucket and what to check when it refuses the credentials, and says how to give them when the cluster has none', async () => {
+      const wrong = openTarget(`s3://${s3.bucket}/x`, storeOf(), { ...access(), secretAccessKey: 'wrong-secret' }) as S3Target;
+      await assert.rejects(
+        wrong.probe(),
+        /backup target s3:\/\/backups\/x: bucket backups at http:\/\/127\.0\.0\.1:\d+ refused a test object \(.*403.*\): check/,
+      );
+      const missing = openTarget(`s3://nosuchbucket/x`, storeOf(), access()) as S3Target;
+      await assert.rejects(missing.probe(), /bucket nosuchbucket .* refused a test object \(NoSuchBucket/);
+      assert.throws(
+        () => openTarget(`s3://${s3.bucket}/x`, storeOf()),
+        /no credentials for bucket backups: give them once with "firecampd backup target set s3:\/\/backups\/x --endpoint/,
+      );
+    });
+  });
+
   it('refuses a target that is not one, saying what one looks like', () => {
-    assert.throws(() => openTarget('dir:relative/path'), /dir:\/absolute\/path/);
-    assert.throws(() => openTarget('ftp://host/x'), /no target of scheme ftp:; give dir:\/path/);
-    assert.throws(() => openTarget('s3://bucket/prefix'), /S3 buckets are not supported yet/);
-    assert.throws(() => openTarget('/just/a/path'), /not a target URI; give dir:\/path/);
+    assert.throws(() => openTarget('dir:relative/path', storeOf()), /dir:\/absolute\/path/);
+    assert.throws(() => openTarget('ftp://host/x', storeOf()), /no target of scheme ftp:; give dir:\/path .* or s3:\/\/bucket\/prefix/);
+    assert.throws(() => openTarget('s3://B_ad/prefix', storeOf()), /an S3 target is s3:\/\/bucket\/prefix/);
+    assert.throws(() => openTarget('/just/a/path', storeOf()), /not a target URI; give dir:\/path/);
+  });
+
+  it("replays PostgreSQL's archived WAL from the backup's first segment to the first gap, across timelines", () => {
+    const names = [
+      '000000010000000000000001', // before the backup: not needed
+      '000000010000000000000002',
+      '000000010000000000000003',
+      '00000002.history',
+      '000000020000000000000003', // the new timeline forks in segment 3
+      '000000020000000000000004',
+      '000000010000000000000002.00000028.backup',
+      '0000000200000000000000FF',
+      '000000020000000100000000', // a log id further: segment 256 follows 255
+    ];
+    assert.deepEqual(walReplay('000000010000000000000002', names.slice(0, 6)), {
+      files: ['00000002.history', '000000010000000000000002', '000000010000000000000003', '000000020000000000000003', '000000020000000000000004'],
+    });
+    // Segments 5 to 254 are missing: replay stops before the gap, and says where.
+    assert.deepEqual(walReplay('000000010000000000000002', names).gapAfter, '000000020000000000000004');
+    assert.deepEqual(walReplay('0000000200000000000000FF', names).files, ['00000002.history', '0000000200000000000000FF', '000000020000000100000000']);
   });
 });

@@ -9,6 +9,9 @@
 // - the primary's node dies (every process killed, its link down): the
 //   primary serves again elsewhere, every acknowledged row is there, both
 //   standbys stream from it;
+// - a backup to an S3 bucket (S3Proxy) while a client inserts, WAL archived
+//   on; a table dropped; a restore as pg2 to a second before: every row
+//   acknowledged before that moment, none sent after, the table whole;
 // - a rolling upgrade to another tag while a client inserts: standbys first,
 //   one switchover, no acknowledged insert lost;
 // - scale 3 → 4 → 2, the slots following the members.
@@ -25,6 +28,7 @@ import { REPO } from './helpers/proc.ts';
 import type { Cli, MemberView, ServiceView } from './helpers/service-bed.ts';
 import { dockerOf, getService, inClientNamespace, runClient, serviceContext, serviceCredentials, startLoad, startServiceBed } from './helpers/service-bed.ts';
 import { pollUntil } from './helpers/wait.ts';
+import { startS3Server, type S3Server } from './helpers/s3-server.ts';
 
 const execFileAsync = promisify(execFile);
 const LEASE_TTL = 8;
@@ -49,6 +53,7 @@ describe('postgres', { timeout: 1_500_000 }, () => {
   let password = '';
   let replicationPassword = '';
   const dead = new Set<number>();
+  let s3: S3Server | undefined;
   const live = () => [0, 1, 2].filter((i) => !dead.has(i));
   const clientArgs = (user = 'postgres', pw = password) => [
     process.execPath,
@@ -89,6 +94,7 @@ describe('postgres', { timeout: 1_500_000 }, () => {
     ({ bed, cli, ids } = await startServiceBed({ leaseTtl: LEASE_TTL }));
   });
   after(async () => {
+    s3?.stop();
     await bed?.destroy();
   });
 
@@ -189,6 +195,80 @@ describe('postgres', { timeout: 1_500_000 }, () => {
     const count = await pgClient(['count']);
     assert.ok(count.rows >= stats.acked[1], `every acknowledged row is there: ${count.rows} rows, ${stats.acked[1]} acknowledged`);
     assert.equal(count.rows, count.max, 'no gap in the ids');
+  });
+
+  it('backs up to an S3 bucket while a client inserts, and restores as pg2 to a second before a table was dropped: every row committed before, none after', async (t) => {
+    const addr = () => bed.nodes[live()[0]].addr;
+    s3 = await startS3Server(bed.gateway);
+    const target = `s3://${s3.bucket}/bed`;
+    const setTarget = (secret: string) =>
+      cli(['backup', 'target', 'set', target, '--endpoint', s3!.endpoint, '--access-key-id', s3!.accessKeyId, '--secret-access-key', secret, '--addr', addr()]);
+    const wrong = await setTarget('wrong');
+    assert.notEqual(wrong.code, 0);
+    assert.match(wrong.stderr, /bucket backups at http:\/\/.* refused a test object .*check the bucket's name, --endpoint, --region and the credentials/);
+    const set = await setTarget(s3.secretAccessKey);
+    assert.equal(set.code, 0, set.stderr);
+
+    const primary = primaryMember(await service());
+    await psql(primary.ip, 'CREATE TABLE precious AS SELECT generate_series(1, 1000) AS n');
+    const load = startLoad(bed, [...clientArgs(), '--stamps', 'load'], context);
+    let backupId: string;
+    let dropAt: number;
+    try {
+      await load.ready();
+      const made = await cli(['backup', 'create', 'pg', '--wait', '--json', '--addr', addr()]);
+      assert.equal(made.code, 0, `${made.stderr}\n${context()}`);
+      const rec = JSON.parse(made.stdout) as { id: string; status: string; parts: { name: string }[] };
+      assert.equal(rec.status, 'complete');
+      assert.deepEqual(
+        rec.parts.map((p) => p.name),
+        ['base'],
+      );
+      backupId = rec.id;
+      // The scenario's timeline: the client inserts on for 40 s after the backup, the table goes, 20 s more.
+      await new Promise((r) => setTimeout(r, 40_000));
+      dropAt = Date.now();
+      await psql(primary.ip, 'DROP TABLE precious');
+      await new Promise((r) => setTimeout(r, 20_000));
+    } finally {
+      await load.stop();
+    }
+    const stats = load.result();
+    assert.equal(stats.errors, 0, `the service kept serving through the backup: ${JSON.stringify(stats.messages)}`);
+    const stamps = (load.reported('stamps')[0].stamps as [number, number, number][]) ?? [];
+    const toTime = new Date(dropAt - 1000);
+
+    // A moment the archive cannot reach is refused, naming what it covers.
+    const early = await cli(['backup', 'restore', backupId, '--as', 'pg2', '--to-time', '2020-01-01T00:00:00Z', '--addr', addr()]);
+    assert.notEqual(early.code, 0);
+    assert.match(early.stderr, /--to-time 2020-01-01T00:00:00Z is outside what backup .* and its archived log cover: \S+ to \S+/);
+    const bad = await cli(['backup', 'restore', backupId, '--as', 'pg2', '--to-time', 'yesterday', '--addr', addr()]);
+    assert.match(bad.stderr, /not an RFC 3339 time/);
+
+    const started = Date.now();
+    const restored = await cli(['backup', 'restore', backupId, '--as', 'pg2', '--to-time', toTime.toISOString(), '--timeout', '600', '--addr', addr()]);
+    assert.equal(restored.code, 0, `${restored.stderr}\n${serviceContext(bed, 'pg2', live())}`);
+    t.diagnostic(`restore to ${toTime.toISOString()} → ACTIVE: ${Date.now() - started} ms; ${stamps.length} inserts stamped`);
+    const pg2 = await getService<PgView>(cli, 'pg2', addr());
+    const pg2Primary = primaryMember(pg2);
+    assert.equal(await psql(pg2Primary.ip, 'SELECT count(*) FROM precious'), '1000', 'the dropped table is there, whole');
+    const ids = new Set((await psql(pg2Primary.ip, 'SELECT id FROM acked')).split('\n').filter(Boolean).map(Number));
+    const before = stamps.filter(([, , acked]) => acked < toTime.getTime());
+    const after = stamps.filter(([, sent]) => sent > toTime.getTime());
+    assert.ok(before.length > 100 && after.length > 100, `rows on both sides of the moment: ${before.length} before, ${after.length} after`);
+    const lost = before.filter(([id]) => !ids.has(id));
+    assert.deepEqual(lost.slice(0, 5), [], `every row acknowledged before ${toTime.toISOString()} is restored (${lost.length} missing)`);
+    const extra = after.filter(([id]) => ids.has(id));
+    assert.deepEqual(extra.slice(0, 5), [], `no row sent after ${toTime.toISOString()} is restored (${extra.length} there)`);
+    for (let id = 1; id < stamps[0][0]; id++) assert.ok(ids.has(id), `row ${id}, from before the backup, is restored`);
+
+    // The original has every acknowledged row, and no precious table.
+    const count = await pgClient(['count']);
+    assert.ok(count.rows >= stats.acked[1], `every acknowledged row is in pg: ${count.rows} rows, ${stats.acked[1]} acknowledged`);
+    assert.match(await psql(primaryMember(await service()).ip, "SELECT count(*) FROM pg_tables WHERE tablename = 'precious'"), /^0$/);
+
+    const gone = await cli(['service', 'delete', 'pg2', '--addr', addr()]);
+    assert.equal(gone.code, 0, gone.stderr);
   });
 
   it('upgrades one member at a time while a client inserts: standbys first, one switchover, nothing acknowledged lost', async (t) => {

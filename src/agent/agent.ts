@@ -60,6 +60,11 @@ export class Agent {
     };
   }
 
+  /** The members this node holds, with where their volume is mounted (once it is). */
+  runningMembers(): { spec: MemberSpec; volumeDir?: string }[] {
+    return [...this.local.values()].map((r) => ({ spec: r.spec, ...(r.volumeDir ? { volumeDir: r.volumeDir } : {}) }));
+  }
+
   async start(): Promise<void> {
     // The lease first: until it is confirmed, a watchdog left by an earlier run keeps guarding the members.
     await this.o.lease.start();

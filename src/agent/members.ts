@@ -72,15 +72,21 @@ export const memberSpecSchema = z
     zone: z.string().optional(),
     /**
      * Before its first start, the member's volume is filled from a backup: each part fetched from the target, checked,
-     * opened with the key and written at its path; then the files; then a marker, so that this happens once.
+     * opened with the key and written at its path (a tar unpacked there); the archived log's files; then the files;
+     * then a marker, so that this happens once.
      */
     restore: z
       .object({
         backup: z.string(),
         target: z.string(),
         keyId: z.string(),
-        parts: z.array(z.object({ name: z.string(), key: z.string(), sha256: z.string(), path: relativePath }).strict()),
+        parts: z.array(z.object({ name: z.string(), key: z.string(), sha256: z.string(), path: relativePath, unpack: z.literal('tar').optional() }).strict()),
         files: z.array(z.object({ path: relativePath, content: z.string() }).strict()),
+        /** The archived log's objects (under the target), fetched into a directory of the volume, each as its own name. */
+        archive: z
+          .object({ path: relativePath, objects: z.array(z.object({ key: z.string(), name: z.string().regex(/^[A-Za-z0-9._-]+$/) }).strict()) })
+          .strict()
+          .optional(),
       })
       .strict()
       .optional(),

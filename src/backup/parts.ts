@@ -46,7 +46,7 @@ async function makePart(d: PartDeps, spec: MemberSpec, b: PartRequest): Promise<
   if (!docker) throw new UserError('this node cannot reach its Docker engine', 503, 'unavailable');
   await d.db.linearize(); // the key may have been made a moment ago, on another node
   const key = keyById(d.db, b.keyId);
-  const target = openTarget(b.target);
+  const target = openTarget(b.target, d.db.store);
   const { stdout, done } = await execStream(docker, spec, b.cmd);
   const raw = new Tally();
   const sealed = new Tally();

@@ -41,6 +41,11 @@ export const manifestSchema = z
     /** The service's generated secrets (its data was made with them: PostgreSQL's roles), sealed with the key. */
     secrets: z.string(),
     parts: z.array(partSchema),
+    /**
+     * The service's archived log (PostgreSQL's WAL), under `prefix` on the same target: a restore replays its files
+     * from `from` (the first this backup needs) on, to the end of what is archived or to a time.
+     */
+    archive: z.object({ prefix: z.string(), from: z.string() }).strict().optional(),
     started_at: z.string(),
     ended_at: z.string(),
   })
@@ -82,4 +87,11 @@ export const newBackupId = (service: string, now = new Date()) =>
     .toLowerCase()}-${crypto.randomBytes(2).toString('hex')}`;
 
 export const manifestKey = (id: string) => `${id}/manifest.json`;
+/**
+ * Where a service's archived log goes on its target: one folder per service life (its name and when it was made), so
+ * that a service made again under the same name, or a restored one, never mixes its log with another's.
+ */
+export const archivePrefix = (service: string, createdAt: string) => `wal/${service}-${createdAt.replace(/[^0-9]/g, '').slice(0, 17)}/`;
+/** An archived log file's object, sealed as a part is. */
+export const archiveKey = (prefix: string, name: string) => `${prefix}${name}.fcb`;
 export const partKey = (id: string, member: string, name: string) => `${id}/${member}.${name}.fcb`;

@@ -18,6 +18,7 @@ import { currentKey, importKey, keyById } from './keys.ts';
 import {
   BACKUPS_PREFIX,
   BACKUP_TARGET,
+  archivePrefix,
   backupKey,
   backupRecordSchema,
   manifestKey,
@@ -27,18 +28,33 @@ import {
   type Manifest,
 } from './records.ts';
 import { openBytes, Tally } from './seal.ts';
-import { openTarget, type BackupTarget } from './target.ts';
+import { openTarget, parseS3Uri, s3AccessKey, s3AccessSchema, S3Target, type BackupTarget } from './target.ts';
+import { archivePlan, type ArchiveSource } from './archive-plan.ts';
+import { backupContext } from './service-context.ts';
+import type { MemberExec } from '../catalog/member-exec.ts';
+import type { Logger } from '../log.ts';
 
 const createBody = z.object({ service: z.string().min(1), target: z.string().min(1).optional() }).strict();
 const idBody = z.object({ id: z.string().min(1) }).strict();
-const restoreBody = z.object({ id: z.string().min(1), as: serviceName, target: z.string().min(1).optional() }).strict();
+const restoreBody = z.object({ id: z.string().min(1), as: serviceName, target: z.string().min(1).optional(), toTime: z.string().min(1).optional() }).strict();
 const keyBody = z.object({ key: z.string().min(1) }).strict();
-const targetBody = z.object({ target: z.string().min(1) }).strict();
+const targetBody = z
+  .object({
+    target: z.string().min(1),
+    /** An S3 bucket's endpoint, region and credentials, kept for every target in that bucket. */
+    s3: s3AccessSchema.optional(),
+    /** Make it the cluster's default (else only keep the bucket's credentials, for a service's own target or a restore). */
+    default: z.boolean().default(true),
+  })
+  .strict();
 
 export interface BackupRouteOptions {
   /** Where backups go when neither the service nor the cluster names a target: a directory of this node's. */
   defaultTarget: string;
   services: ServiceRoutes;
+  /** To close a live service's log file before a restore to a moment. */
+  exec: MemberExec;
+  log: Logger;
 }
 
 /** What `backup list` and `backup get` show: the record, and whether its target is only one node's own disk. */
@@ -58,7 +74,7 @@ async function readManifest(target: BackupTarget, id: string): Promise<Manifest>
 
 export function registerBackupRoutes(api: ApiServer, db: ControlDb, o: BackupRouteOptions): void {
   const clusterTarget = () => db.store.get(BACKUP_TARGET)?.value ?? o.defaultTarget;
-  const view = (r: BackupRecord): BackupView => ({ ...r, local_target: openTarget(r.target).local && !isShared(r.target) });
+  const view = (r: BackupRecord): BackupView => ({ ...r, local_target: openTarget(r.target, db.store).local && !isShared(r.target) });
   const record = async (id: string) => {
     await db.linearize();
     const kv = db.store.get(backupKey(id));
@@ -78,7 +94,7 @@ export function registerBackupRoutes(api: ApiServer, db: ControlDb, o: BackupRou
     if (why) throw new UserError(why, 400, 'no_backup');
     if (svc.status !== 'ACTIVE') throw new UserError(`service ${b.service} is ${svc.status}: a backup needs it ACTIVE`, 409, 'busy');
     const target = b.target ?? svc.spec.backupTarget ?? clusterTarget();
-    openTarget(target); // refuses a target that does not parse, before anything is kept
+    openTarget(target, db.store); // refuses a target that does not parse, or a bucket without credentials, before anything is kept
     const now = new Date().toISOString();
     const rec: BackupRecord = {
       id: newBackupId(b.service),
@@ -104,8 +120,11 @@ export function registerBackupRoutes(api: ApiServer, db: ControlDb, o: BackupRou
     const t = req.query.get('target');
     if (t) {
       // From the target alone: what a cluster that never saw the backups can see.
-      const target = openTarget(t);
-      const ids = (await target.list('')).filter((k) => k.endsWith('/manifest.json')).map((k) => path.dirname(k));
+      const target = openTarget(t, db.store);
+      const ids = (await target.list(''))
+        .map((o) => o.key)
+        .filter((k) => k.endsWith('/manifest.json') && !k.startsWith('wal/'))
+        .map((k) => path.dirname(k));
       const manifests = await Promise.all(ids.map((id) => readManifest(target, id)));
       return {
         backups: manifests
@@ -144,7 +163,7 @@ export function registerBackupRoutes(api: ApiServer, db: ControlDb, o: BackupRou
     if (!r) throw new UserError(`no backup ${id} in this cluster`, 404, 'not_found');
     if (r.value.status === 'running' || r.value.status === 'pending')
       throw new UserError(`backup ${id} is ${r.value.status}: delete it once it ends`, 409, 'busy');
-    await openTarget(r.value.target).deletePrefix(`${id}/`);
+    await openTarget(r.value.target, db.store).deletePrefix(`${id}/`);
     await db.txn({
       compare: [{ key: backupKey(id), target: 'mod_revision', op: '=', value: r.rev }],
       success: [{ delete: { key: backupKey(id), prefix: false } }],
@@ -160,7 +179,7 @@ export function registerBackupRoutes(api: ApiServer, db: ControlDb, o: BackupRou
     if (!uri) throw new UserError(`no backup ${b.id} in this cluster: name the target it is on with --target`, 404, 'not_found');
     if (known && known.value.status !== 'complete')
       throw new UserError(`backup ${b.id} is ${known.value.status}: only a complete backup restores`, 409, 'not_complete');
-    const target = openTarget(uri);
+    const target = openTarget(uri, db.store);
     const m = await readManifest(target, b.id);
     await db.linearize();
     if (readService(db.store, b.as)) throw new UserError(`a service named ${b.as} exists already: restore under another name (--as)`, 409, 'exists');
@@ -187,6 +206,20 @@ export function registerBackupRoutes(api: ApiServer, db: ControlDb, o: BackupRou
     } catch {
       throw new UserError(`backup ${b.id}'s secrets do not open with key ${m.keyId}: the manifest is damaged`, 422, 'damaged');
     }
+    // The archived log to replay, for a type that archives it: to its end, or to --to-time.
+    const live = readService(db.store, String(m.service.spec.name))?.value;
+    const source: ArchiveSource | undefined =
+      live && m.archive && live.spec.type === m.service.spec.type && m.archive.prefix === archivePrefix(live.spec.name, live.created_at)
+        ? {
+            flush: () => {
+              const c = backupContext(db, o.exec, o.log, live.spec.name);
+              return c.type.backup!.archive!.flush(c.svc.spec, c.placed, c.ctx);
+            },
+          }
+        : undefined;
+    const archive = m.archive ? await archivePlan(target, m, String(m.service.spec.type), b.toTime, source) : undefined;
+    if (b.toTime && !m.archive)
+      throw new UserError(`backup ${b.id} has no archived log: it restores only as it was taken (leave out --to-time)`, 400, 'no_archive');
     const old = m.service.spec as ServiceSpecInput;
     const memberIndex = (name: string) => Number(name.slice(name.lastIndexOf('-') + 1));
     const { restore: _, ...rest } = old;
@@ -198,6 +231,8 @@ export function registerBackupRoutes(api: ApiServer, db: ControlDb, o: BackupRou
         target: uri,
         keyId: m.keyId,
         parts: m.parts.map((p) => ({ index: memberIndex(p.member), name: p.name, key: p.key, sha256: p.sha256 })),
+        ...(archive ? { archive: archive.objects } : {}),
+        ...(b.toTime ? { toTime: new Date(b.toTime).toISOString() } : {}),
       },
     };
     return o.services.create(spec, secrets);
@@ -208,12 +243,20 @@ export function registerBackupRoutes(api: ApiServer, db: ControlDb, o: BackupRou
   api.route('GET', '/v1/backup/target', async () => {
     await db.linearize();
     const target = clusterTarget();
-    return { target, local_target: openTarget(target).local && !isShared(target) };
+    return { target, local_target: openTarget(target, db.store).local && !isShared(target) };
   });
   api.route('POST', '/v1/backup/target', async (req) => {
-    const { target } = parseBody(targetBody, req.body);
-    openTarget(target);
-    await db.txn({ compare: [], success: [{ put: { key: BACKUP_TARGET, value: target } }], failure: [] });
-    return { target, local_target: openTarget(target).local && !isShared(target) };
+    const b = parseBody(targetBody, req.body);
+    await db.linearize();
+    const t = openTarget(b.target, db.store, b.s3);
+    // A bucket is tried before anything is kept: credentials it refuses are named now, not at the first backup.
+    if (t instanceof S3Target) await t.probe();
+    else if (b.s3) throw new UserError(`backup target ${b.target}: --endpoint, --region and the credentials are for an s3:// target`);
+    const success = [
+      ...(b.s3 ? [{ put: { key: s3AccessKey(parseS3Uri(b.target).bucket), value: JSON.stringify(b.s3) } }] : []),
+      ...(b.default ? [{ put: { key: BACKUP_TARGET, value: b.target } }] : []),
+    ];
+    await db.txn({ compare: [], success, failure: [] });
+    return { target: b.target, default: b.default, local_target: t.local && !isShared(b.target) };
   });
 }

@@ -9,14 +9,22 @@ import { Readable } from 'node:stream';
 import type { ControlDb } from '../controldb/controldb.ts';
 import { errorMessage } from '../errors.ts';
 import type { Logger } from '../log.ts';
-import { placedMembers, readMembers, readSecrets } from '../catalog/records.ts';
-import { readService } from '../catalog/service-records.ts';
-import { serviceType } from '../catalog/registry.ts';
-import type { TypeContext } from '../catalog/types.ts';
+import { readMembers } from '../catalog/records.ts';
+import { backupContext } from './service-context.ts';
 import type { MemberExec } from '../catalog/member-exec.ts';
 import type { PartMaker } from './parts.ts';
 import { currentKey } from './keys.ts';
-import { BACKUPS_PREFIX, backupKey, backupRecordSchema, manifestKey, partKey, type BackupPart, type BackupRecord, type Manifest } from './records.ts';
+import {
+  BACKUPS_PREFIX,
+  archivePrefix,
+  backupKey,
+  backupRecordSchema,
+  manifestKey,
+  partKey,
+  type BackupPart,
+  type BackupRecord,
+  type Manifest,
+} from './records.ts';
 import { sealBytes, Tally } from './seal.ts';
 import { openTarget } from './target.ts';
 
@@ -56,7 +64,7 @@ export class BackupRunner {
         const running: BackupRecord = { ...rec, status: 'running', runner: this.o.selfId, message: 'starting', started_at: new Date().toISOString() };
         if (await this.put(running, rev)) this.start(running);
       } else if (rec.status === 'running' && !this.jobs.has(rec.id)) {
-        await openTarget(rec.target)
+        await openTarget(rec.target, this.o.db.store)
           .deletePrefix(`${rec.id}/`)
           .catch(() => {});
         await this.put(
@@ -78,7 +86,7 @@ export class BackupRunner {
     void this.run(rec)
       .catch(async (err) => {
         this.o.log.warn({ backup: rec.id, err: errorMessage(err) }, 'backup failed');
-        await openTarget(rec.target)
+        await openTarget(rec.target, this.o.db.store)
           .deletePrefix(`${rec.id}/`)
           .catch(() => {});
         await this.finish(rec.id, { status: 'failed', message: errorMessage(err) }).catch(() => {});
@@ -107,22 +115,15 @@ export class BackupRunner {
   }
 
   private async run(rec: BackupRecord): Promise<void> {
-    const svc = readService(this.o.db.store, rec.service)?.value;
-    if (!svc) throw new Error(`service ${rec.service} is gone`);
-    const type = serviceType(svc.spec.type);
+    const { svc, type, members, placed, ctx } = backupContext(this.o.db, this.o.exec, this.o.log, rec.service);
     if (!type.backup) throw new Error(`${type.title} services cannot be backed up yet`);
-    const members = readMembers(this.o.db.store, rec.service).map((m) => m.value);
-    const ctx: TypeContext = {
-      state: svc.state ?? {},
-      secrets: readSecrets(this.o.db.store, rec.service)?.value ?? {},
-      log: this.o.log,
-      released: () => false,
-      exec: this.o.exec,
-      lookup: () => undefined,
-    };
-    const dumps = await type.backup.parts(svc.spec, placedMembers(this.o.db.store, members), ctx);
+    // Read before the backup starts: the log from here on, archived, carries the backup to any later moment.
+    const archive = type.backup.archive
+      ? { prefix: archivePrefix(svc.spec.name, svc.created_at), from: await type.backup.archive.position(svc.spec, placed, ctx) }
+      : undefined;
+    const dumps = await type.backup.parts(svc.spec, placed, ctx);
     const { id: keyId, key } = await currentKey(this.o.db);
-    const target = openTarget(rec.target);
+    const target = openTarget(rec.target, this.o.db.store);
     const parts: BackupPart[] = [];
     for (const [i, d] of dumps.entries()) {
       // The member as it is now: a member that moved since is asked on its new node, at its new epoch.
@@ -148,6 +149,7 @@ export class BackupRunner {
       keyId,
       secrets: sealBytes(key, Buffer.from(JSON.stringify(ctx.secrets))),
       parts,
+      ...(archive ? { archive } : {}),
       started_at: rec.started_at ?? rec.created_at,
       ended_at: new Date().toISOString(),
     };

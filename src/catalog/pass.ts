@@ -124,9 +124,10 @@ export class ServicePass {
       const parts = r.parts.map((p) => {
         const part = from.parts.find((x) => x.index === p.index && x.name === p.name);
         if (!part) throw new Error(`backup ${from.backup} has no part ${p.name} of member ${p.index} for ${m.name}`);
-        return { name: `${p.index}.${p.name}`, key: part.key, sha256: part.sha256, path: p.path };
+        return { name: `${p.index}.${p.name}`, key: part.key, sha256: part.sha256, path: p.path, ...(p.unpack ? { unpack: p.unpack } : {}) };
       });
-      return { ...m, restore: { backup: from.backup, target: from.target, keyId: from.keyId, parts, files: r.files } };
+      const archive = r.archive && from.archive ? { archive: { path: r.archive.path, objects: from.archive } } : {};
+      return { ...m, restore: { backup: from.backup, target: from.target, keyId: from.keyId, parts, files: r.files, ...archive } };
     });
   }
 

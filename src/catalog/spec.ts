@@ -43,6 +43,8 @@ function build() {
           target: z.string(),
           keyId: z.string(),
           parts: z.array(z.object({ index: z.number().int().nonnegative(), name: z.string(), key: z.string(), sha256: z.string() }).strict()),
+          archive: z.array(z.object({ key: z.string(), name: z.string().regex(/^[A-Za-z0-9._-]+$/) }).strict()).optional(),
+          toTime: z.string().datetime({ offset: true }).optional(),
         })
         .strict()
         .optional(),

@@ -58,6 +58,10 @@ export interface RestoreSource {
   target: string;
   keyId: string;
   parts: { index: number; name: string; key: string; sha256: string }[];
+  /** The archived log's files the restore replays after the parts (PostgreSQL's WAL), in log order: each object on the target and its file name. */
+  archive?: { key: string; name: string }[];
+  /** Replay the archived log up to this time (RFC 3339), not to its end (`backup restore --to-time`). */
+  toTime?: string;
 }
 
 /** A spec once its type has completed it: the member count is known. */
@@ -246,10 +250,34 @@ export interface PartDump {
   cmd: string[];
 }
 
-/** What a restored member gets in its volume before its first start, once: parts (by the backed-up member's index and the part's name) at paths, and files beside them. */
+/**
+ * What a restored member gets in its volume before its first start, once: parts (by the backed-up member's index and
+ * the part's name) at paths (a tar part unpacked into its path, a directory), files beside them, and the archived log's
+ * files in a directory.
+ */
 export interface MemberRestore {
-  parts: { index: number; name: string; path: string }[];
+  parts: { index: number; name: string; path: string; unpack?: 'tar' }[];
   files: { path: string; content: string }[];
+  /** Where the archived log's files go, each under its own name, for the service to replay. */
+  archive?: { path: string };
+}
+
+/**
+ * A type whose log is archived continuously between backups (PostgreSQL's WAL), so that a restore reaches any moment
+ * after a backup. The service's own archive command leaves each finished log file in the spool directory of the
+ * member's volume (an atomic rename: a file there is whole); the node running the member ships it to the target of
+ * the service's backups and removes it. The spool moves with the volume, so a file is shipped by whichever node runs
+ * the member next.
+ */
+export interface TypeArchive {
+  /** The spool directory, relative to the member's volume. */
+  spool: string;
+  /** The first log file a backup started now needs (read from the member that is archiving). */
+  position(spec: ServiceSpec, members: PlacedMember[], ctx: TypeContext): Promise<string>;
+  /** Close the log file being written, so that everything until now reaches the archive; the name of the file closed. */
+  flush(spec: ServiceSpec, members: PlacedMember[], ctx: TypeContext): Promise<string>;
+  /** The log files a restore from a backup that starts at `from` replays, of the `names` archived: in order, and the name at which they stop being contiguous (a gap), if they do. */
+  replay(from: string, names: string[]): { files: string[]; gapAfter?: string };
 }
 
 export interface TypeBackup {
@@ -259,6 +287,8 @@ export interface TypeBackup {
   parts(spec: ServiceSpec, members: PlacedMember[], ctx: TypeContext): Promise<PartDump[]>;
   /** What member `index` of a service restored from a backup starts from; undefined: it joins the others as a new member would (a replica syncs). */
   restore(spec: ServiceSpec, index: number): MemberRestore | undefined;
+  /** The type's log is archived between backups, for restores to a point in time. */
+  archive?: TypeArchive;
 }
 
 /** What a type's steps get besides the spec and members. */

@@ -26,7 +26,11 @@ export function backupCommands(y: Argv): Argv {
       (c) =>
         c
           .positional('service', { type: 'string', demandOption: true })
-          .option('target', { type: 'string', describe: 'where to keep it: dir:/path', defaultDescription: "the service's, else the cluster's" })
+          .option('target', {
+            type: 'string',
+            describe: 'where to keep it: dir:/path or s3://bucket/prefix',
+            defaultDescription: "the service's, else the cluster's",
+          })
           .option('wait', { type: 'boolean', default: false, describe: 'wait until the backup is complete (exit 1 if it fails)' })
           .option('timeout', { type: 'number', default: 3600, describe: 'seconds to wait' }),
       async (a: GlobalArgs) => {
@@ -57,7 +61,8 @@ export function backupCommands(y: Argv): Argv {
     .command(
       'list [service]',
       'the backups of this cluster, or (--target) those a target holds, made by any cluster',
-      (c) => c.positional('service', { type: 'string' }).option('target', { type: 'string', describe: 'read the target itself: dir:/path' }),
+      (c) =>
+        c.positional('service', { type: 'string' }).option('target', { type: 'string', describe: 'read the target itself: dir:/path or s3://bucket/prefix' }),
       async (a: GlobalArgs) => {
         const q = new URLSearchParams({
           ...(typeof a.service === 'string' ? { service: a.service } : {}),
@@ -105,11 +110,21 @@ export function backupCommands(y: Argv): Argv {
         c
           .positional('id', { type: 'string', demandOption: true })
           .option('as', { type: 'string', demandOption: true, describe: 'the new service' })
-          .option('target', { type: 'string', describe: 'where the backup is, for one this cluster did not make: dir:/path' })
+          .option('target', { type: 'string', describe: 'where the backup is, for one this cluster did not make: dir:/path or s3://bucket/prefix' })
+          .option('to-time', {
+            type: 'string',
+            describe: 'replay the archived log up to this moment (RFC 3339, e.g. 2026-12-07T14:30:00Z), for a type that archives it (PostgreSQL)',
+            defaultDescription: 'to the end of what is archived',
+          })
           .option('timeout', { type: 'number', default: 600, describe: 'seconds to wait' }),
       async (a: GlobalArgs) => {
         const api = await client(a);
-        const made = await api.request<ServiceView>('POST', '/v1/backups/restore', { id: a.id, as: a.as, ...(a.target ? { target: a.target } : {}) });
+        const made = await api.request<ServiceView>('POST', '/v1/backups/restore', {
+          id: a.id,
+          as: a.as,
+          ...(a.target ? { target: a.target } : {}),
+          ...(a['to-time'] ? { toTime: a['to-time'] } : {}),
+        });
         const s = (await waitUntil(api, a, made, 'ACTIVE'))!;
         print(a, s, () => `${s.spec.name}: ${s.status} (restored from ${String(a.id)})`);
       },
@@ -139,11 +154,38 @@ export function backupCommands(y: Argv): Argv {
         })
         .command(
           'set <target>',
-          'set it: dir:/path (storage every node mounts, on a cluster of several nodes)',
-          (c) => c.positional('target', { type: 'string', demandOption: true }),
+          'set it: dir:/path (storage every node mounts, on a cluster of several nodes) or s3://bucket/prefix (with its endpoint, region and credentials, kept as a secret for the bucket and tried at once)',
+          (c) =>
+            c
+              .positional('target', { type: 'string', demandOption: true })
+              .option('endpoint', { type: 'string', describe: "an S3-compatible store's URL", defaultDescription: 'AWS S3' })
+              .option('region', { type: 'string', default: 'us-east-1' })
+              .option('access-key-id', { type: 'string', defaultDescription: '$AWS_ACCESS_KEY_ID' })
+              .option('secret-access-key', { type: 'string', defaultDescription: '$AWS_SECRET_ACCESS_KEY' })
+              .option('default', {
+                type: 'boolean',
+                default: true,
+                describe:
+                  "make it the cluster's default target (--no-default: only keep the bucket's credentials, for a service's --backup-target or a restore)",
+              }),
           async (a: GlobalArgs) => {
-            const r = await (await client(a)).request<{ target: string; local_target: boolean }>('POST', '/v1/backup/target', { target: a.target });
-            print(a, r, () => r.target);
+            const target = String(a.target);
+            const id = (a['access-key-id'] as string | undefined) ?? process.env.AWS_ACCESS_KEY_ID;
+            const secret = (a['secret-access-key'] as string | undefined) ?? process.env.AWS_SECRET_ACCESS_KEY;
+            const s3 =
+              target.startsWith('s3:') && id && secret
+                ? { ...(a.endpoint ? { endpoint: a.endpoint as string } : {}), region: String(a.region), accessKeyId: id, secretAccessKey: secret }
+                : undefined;
+            if (target.startsWith('s3:') && (id === undefined) !== (secret === undefined))
+              throw new UserError('give both --access-key-id and --secret-access-key (or neither, to use the credentials the cluster keeps for the bucket)');
+            const r = await (
+              await client(a)
+            ).request<{ target: string; default: boolean; local_target: boolean }>('POST', '/v1/backup/target', {
+              target,
+              default: a.default !== false,
+              ...(s3 ? { s3 } : {}),
+            });
+            print(a, r, () => (r.default ? r.target : `credentials kept for ${r.target}`));
           },
         )
         .demandCommand(1, 'name a target command: get or set'),

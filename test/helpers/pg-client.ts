@@ -7,7 +7,8 @@
 //   … load
 //       inserts until stdin closes; prints {"ready":true} after its first
 //       acknowledged insert, {"resumedAt", "gapMs", "id"} after each outage of
-//       over a second, and at the end {"acked": [first, last], "errors", "longestGapMs", "messages"}
+//       over a second, and at the end {"acked": [first, last], "errors", "longestGapMs", "messages"};
+//       with --stamps, before that, {"stamps": [[id, sentMs, ackedMs], …]}
 //   … count
 //       prints {"rows": N, "max": M} as the primary sees it
 //
@@ -80,6 +81,7 @@ async function main(): Promise<void> {
   await writeLoop({
     start,
     ...(mode === 'insert' ? { end: Number(args.at(-1)) } : {}),
+    stamps: args.includes('--stamps'),
     write: async (id) => {
       await query('INSERT INTO acked (id) VALUES ($1) ON CONFLICT DO NOTHING', [id]);
     },
@@ -89,7 +91,8 @@ async function main(): Promise<void> {
 main()
   .then(() => client?.end())
   .then(
-    () => process.exit(0),
+    // Only once stdout is written out: to a pipe, process.exit() would cut a long last line.
+    () => process.stdout.write('', () => process.exit(0)),
     (err: Error) => {
       process.stderr.write(`pg-client: ${err.message}\n`);
       process.exit(1);

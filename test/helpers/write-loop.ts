@@ -4,7 +4,8 @@
 // startLoad in service-bed.ts): in load mode {"ready":true} after the first
 // acknowledged write, {"resumedAt", "gapMs", "id"} after each outage of over
 // a second and {"progress": id} every 20 acknowledged writes; always, at the
-// end, {"acked": [first, last], "errors", "longestGapMs", "messages"}, where
+// end, {"acked": [first, last], "errors", "longestGapMs", "messages"} (and,
+// asked for, each write's send and acknowledgement times), where
 // an outage still under way at the end counts as a gap too, and messages
 // are the first errors of each kind with the ms since the start they came.
 export interface WriteLoop {
@@ -16,6 +17,11 @@ export interface WriteLoop {
   afterError?: () => Promise<void>;
   /** A pause after each acknowledged write, so that a fast service is not driven flat out. */
   paceMs?: number;
+  /**
+   * Also print, at the end, {"stamps": [[id, sentMs, ackedMs], …]}: when each write was first sent and when it was
+   * acknowledged, by this machine's clock. Its commit lies between the two (a point-in-time restore is checked by them).
+   */
+  stamps?: boolean;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -33,10 +39,15 @@ export async function writeLoop(o: WriteLoop): Promise<void> {
   const messages = new Map<string, number>();
   // Bounded: a count stops at its end; load mode when stdin closes, and never runs past 15 minutes.
   const deadline = Date.now() + 15 * 60_000;
+  const stamps: [number, number, number][] = [];
+  let sent: number | undefined;
   while (id <= end && !stop && Date.now() < deadline) {
     try {
+      sent ??= Date.now(); // a retried write may have committed on its first try
       await o.write(id);
       const now = Date.now();
+      if (o.stamps) stamps.push([id, sent, now]);
+      sent = undefined;
       // A write that follows an outage says when the service answered again, for the test to time a failover.
       if (load && now - lastOk > 1000) process.stdout.write(JSON.stringify({ resumedAt: now, gapMs: now - lastOk, id }) + '\n');
       longestGapMs = Math.max(longestGapMs, now - lastOk);
@@ -55,5 +66,6 @@ export async function writeLoop(o: WriteLoop): Promise<void> {
   }
   longestGapMs = Math.max(longestGapMs, Date.now() - lastOk);
   const firstSeen = [...messages].map(([m, ms]) => `+${ms} ms: ${m}`);
+  if (o.stamps) process.stdout.write(JSON.stringify({ stamps }) + '\n');
   process.stdout.write(JSON.stringify({ acked: [o.start, id - 1], errors, longestGapMs, messages: firstSeen }) + '\n');
 }

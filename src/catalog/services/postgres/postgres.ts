@@ -40,6 +40,12 @@ const PG_USER = '999:999';
 const DATA = '/data';
 const JOURNAL = '/journal';
 const PGDATA = `${DATA}/pgdata`;
+/** Where the archive command leaves each finished WAL file for the node to ship (relative to the volume). */
+const WAL_SPOOL = 'wal-spool';
+/** What a restore leaves beside the data for the first start: the archived WAL to replay, and the recovery settings. */
+const RESTORE_DIR = '.firecampd-restore';
+/** A finished WAL file reaches the archive at most this long after its first write, however little is written. */
+const ARCHIVE_TIMEOUT_S = 60;
 /** A standby is caught up enough for the next step of a rollout within this many bytes of the primary's log. */
 const CAUGHT_UP_BYTES = 16 << 20;
 
@@ -181,6 +187,8 @@ export const postgres: ServiceType & { options: TypeOptions<PostgresOptions> } =
     const hba = [
       '# Written by firecampd: replication from the members only, passwords (SCRAM) over the network.',
       'local all postgres peer',
+      // The base backups: pg_basebackup in the primary's own container, over its socket.
+      'local replication postgres peer',
       'local all all scram-sha-256',
       ...from.map((a) => `host replication replicator ${a}/32 scram-sha-256`),
       'host all all 0.0.0.0/0 scram-sha-256',
@@ -217,6 +225,12 @@ export const postgres: ServiceType & { options: TypeOptions<PostgresOptions> } =
         `primary_conninfo = ${sqlLiteral(`host=${primaryHost} port=${PG_PORT} user=replicator passfile=${DATA}/.pgpass application_name=${name} connect_timeout=5`)}`,
         `primary_slot_name = '${slotName(name)}'`,
         "recovery_target_timeline = 'latest'",
+        // Continuous archiving: each finished WAL file into the spool, shipped from there by the node (see archive.sh).
+        'archive_mode = on',
+        `archive_command = 'sh ${DATA}/archive.sh "%p" "%f"'`,
+        `archive_timeout = ${ARCHIVE_TIMEOUT_S}`,
+        // A restored service's first start replays the archived WAL with these settings, as long as recovery.signal is there.
+        ...(spec.restore ? [`include_if_exists = '${DATA}/${RESTORE_DIR}/recovery.conf'`] : []),
         ...Object.entries(postgres.settings).map(([k, s]) => `${k} = ${sqlLiteral(spec.settings?.[k] ?? s.default ?? '')}`),
         ...(spec.config ? [spec.config] : []),
       ].join('\n');
@@ -239,6 +253,7 @@ export const postgres: ServiceType & { options: TypeOptions<PostgresOptions> } =
           { path: 'postgresql.conf', content: conf + '\n' },
           { path: 'pg_hba.conf', content: hba + '\n' },
           { path: 'start.sh', content: startScript(`${name}.${spec.name}.${ctx.domain}`, primaryHost, journal), mode: 0o755 },
+          { path: 'archive.sh', content: ARCHIVE_SCRIPT, mode: 0o755 },
         ],
         secretFiles: [
           { path: '.pgpass', template: `*:*:*:replicator:{{replication}}\n*:*:*:postgres:{{superuser}}\n` },
@@ -249,6 +264,80 @@ export const postgres: ServiceType & { options: TypeOptions<PostgresOptions> } =
         ...memberResources(spec),
       };
     });
+  },
+
+  /**
+   * A backup is a base backup of the primary (pg_basebackup in its container, a tar of the data directory with the
+   * WAL it needs to be consistent), and the primary's WAL is archived continuously from then on: a restore replays
+   * it to its end or to a moment (`--to-time`). A restored service's primary starts from the base backup in archive
+   * recovery, replaying the archived WAL the restore fetched beside it, then is promoted; its standbys clone it.
+   */
+  backup: {
+    parts: (spec, members, ctx) => {
+      const primary = members.find((m) => m.spec.name === primaryOf(spec, ctx.state));
+      if (!primary) return Promise.reject(new Error(`${primaryOf(spec, ctx.state)}, the primary, is not placed`));
+      return Promise.resolve([
+        {
+          member: primary.spec.name,
+          name: 'base',
+          cmd: [
+            'pg_basebackup',
+            '-h',
+            '/var/run/postgresql',
+            '-p',
+            String(PG_PORT),
+            '-U',
+            'postgres',
+            '-D',
+            '-',
+            '-Ft',
+            '-X',
+            'fetch',
+            '-c',
+            'fast',
+            '--no-manifest',
+          ],
+        },
+      ]);
+    },
+    restore: (spec, index) => {
+      const base = spec.restore?.parts.find((p) => p.name === 'base');
+      if (index !== 0 || !base) return undefined;
+      const recovery = [
+        '# Written by firecampd for the first start of a restored service: archive recovery, then promotion.',
+        `restore_command = 'cp ${DATA}/${RESTORE_DIR}/wal/%f "%p"'`,
+        // PostgreSQL reads "2026-12-07 14:30:00.123+00", not the T and Z of RFC 3339.
+        ...(spec.restore?.toTime
+          ? [
+              `recovery_target_time = '${new Date(spec.restore.toTime).toISOString().replace('T', ' ').replace('Z', '+00')}'`,
+              "recovery_target_action = 'promote'",
+            ]
+          : []),
+      ].join('\n');
+      return {
+        parts: [{ index: base.index, name: 'base', path: 'pgdata', unpack: 'tar' }],
+        files: [
+          { path: 'pgdata/recovery.signal', content: '' },
+          { path: `${RESTORE_DIR}/recovery.conf`, content: recovery + '\n' },
+          { path: '.firecampd-data-ready', content: '' },
+        ],
+        archive: { path: `${RESTORE_DIR}/wal` },
+      };
+    },
+    archive: {
+      spool: WAL_SPOOL,
+      position: async (spec, members, ctx) => {
+        const primary = members.find((m) => m.spec.name === primaryOf(spec, ctx.state));
+        if (!primary) throw new Error(`${primaryOf(spec, ctx.state)}, the primary, is not placed`);
+        return withPg(primary.host, ctx.secrets.superuser, async (c) => (await one<{ f: string }>(c, 'SELECT pg_walfile_name(pg_current_wal_lsn()) AS f')).f);
+      },
+      flush: async (spec, members, ctx) => {
+        const primary = members.find((m) => m.spec.name === primaryOf(spec, ctx.state));
+        if (!primary) throw new Error(`${primaryOf(spec, ctx.state)}, the primary, is not placed`);
+        return withPg(primary.host, ctx.secrets.superuser, async (c) => (await one<{ f: string }>(c, 'SELECT pg_walfile_name(pg_switch_wal()) AS f')).f);
+      },
+      replay: walReplay,
+    },
   },
 
   /** The primary takes writes, every standby streams from it through its slot. */
@@ -347,6 +436,39 @@ async function ensureSlots(primary: PlacedMember, members: PlacedMember[], ctx: 
   });
 }
 
+/** The archive command: a finished WAL file is copied into the spool, synced, and renamed into place, whole. */
+const ARCHIVE_SCRIPT = `#!/bin/sh
+# Written by firecampd: PostgreSQL's archive_command ("%p" "%f"). The node ships the spool's files to the backup target.
+set -eu
+SPOOL=${DATA}/${WAL_SPOOL}
+mkdir -p "$SPOOL"
+cp "$1" "$SPOOL/.$2"
+sync "$SPOOL/.$2"
+mv "$SPOOL/.$2" "$SPOOL/$2"
+sync "$SPOOL"
+`;
+
+/** A WAL segment's number along the log (16 MiB segments: 256 to a log id), whatever its timeline. */
+const segmentNumber = (name: string) => parseInt(name.slice(8, 16), 16) * 256 + parseInt(name.slice(16, 24), 16);
+
+/**
+ * Of the WAL files archived, those a restore from a base backup starting in `from` replays: every timeline history
+ * file, and the segments from `from`'s on (of its timeline or a later one), as long as no segment number is missing.
+ */
+export function walReplay(from: string, names: string[]): { files: string[]; gapAfter?: string } {
+  const timeline = parseInt(from.slice(0, 8), 16);
+  const first = segmentNumber(from);
+  const history = names.filter((n) => /^[0-9A-F]{8}\.history$/.test(n));
+  const segments = names.filter((n) => /^[0-9A-F]{24}$/.test(n) && parseInt(n.slice(0, 8), 16) >= timeline && segmentNumber(n) >= first);
+  const bySegment = new Map<number, string[]>();
+  for (const n of segments) bySegment.set(segmentNumber(n), [...(bySegment.get(segmentNumber(n)) ?? []), n]);
+  const files: string[] = [];
+  let at = first;
+  while (bySegment.has(at)) files.push(...bySegment.get(at++)!);
+  const beyond = segments.some((n) => segmentNumber(n) > at);
+  return { files: [...history, ...files], ...(beyond ? { gapAfter: files.at(-1) ?? from } : {}) };
+}
+
 /** An LSN ("16/B374D848") as a number that orders like the log. */
 const lsn = (text: string | null): bigint => {
   if (!text) return -1n;
@@ -438,6 +560,21 @@ wait_for_primary() {
     sleep 1
   done
 }
+if [ -f "$READY" ] && [ ! -f "$PGDATA/recovery.signal" ]; then
+  # A restore's archive recovery is over (PostgreSQL removes the signal as it promotes): its WAL is not needed.
+  rm -rf ${DATA}/${RESTORE_DIR}
+fi${
+    journal
+      ? `
+if [ -d "$PGDATA/pg_wal" ] && [ ! -L "$PGDATA/pg_wal" ]; then
+  # Restored from a base backup, which holds the WAL in the data directory: onto the journal volume, where it belongs.
+  mkdir -p ${JOURNAL}/pg_wal
+  mv "$PGDATA"/pg_wal/* ${JOURNAL}/pg_wal/ 2>/dev/null || true
+  rm -rf "$PGDATA/pg_wal"
+  ln -s ${JOURNAL}/pg_wal "$PGDATA/pg_wal"
+fi`
+      : ''
+  }
 if [ ! -f "$READY" ]; then
   rm -rf "$PGDATA"${journal ? ` ${JOURNAL}/pg_wal` : ''}
   if [ "$ROLE" = primary ]; then

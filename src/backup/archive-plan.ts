@@ -1,0 +1,64 @@
+// Which archived log files a restore replays, and what moments it can reach:
+// from the end of the base backup to the last file of the archive that
+// follows it without a gap (each file's time is when it was archived, after
+// everything it holds). A `--to-time` outside that is refused, naming the
+// range. When the backed-up service still runs in this cluster, its current
+// log file is closed first, so that the range reaches the moment of asking.
+import { UserError } from '../errors.ts';
+import { serviceType } from '../catalog/registry.ts';
+import type { Manifest } from './records.ts';
+import type { BackupTarget, TargetObject } from './target.ts';
+
+/** The backed-up service, when it runs here still: close its log file now (the file's name). */
+export interface ArchiveSource {
+  flush(): Promise<string>;
+}
+
+export interface ArchivePlan {
+  objects: { key: string; name: string }[];
+  /** The moments a restore can reach: the base backup's end, and the time of the last contiguous file archived. */
+  covers: { from: string; to: string };
+}
+
+/** How long a restore waits for the log file it closed to reach the archive (the nodes ship every few seconds). */
+const flushWaitMs = () => 60_000;
+
+async function look(target: BackupTarget, m: Manifest, type: string): Promise<ArchivePlan & { names: Set<string> }> {
+  const archive = serviceType(type).backup?.archive;
+  if (!archive || !m.archive) throw new Error(`${type} keeps no archived log`);
+  const prefix = m.archive.prefix;
+  const objects = new Map<string, TargetObject>();
+  for (const o of await target.list(prefix)) if (o.key.endsWith('.fcb')) objects.set(o.key.slice(prefix.length, -'.fcb'.length), o);
+  const { files } = archive.replay(m.archive.from, [...objects.keys()]);
+  const last = files.map((n) => objects.get(n)!.modified.getTime()).reduce((a, b) => Math.max(a, b), new Date(m.ended_at).getTime());
+  return {
+    objects: files.map((n) => ({ key: objects.get(n)!.key, name: n })),
+    covers: { from: m.ended_at, to: new Date(last).toISOString() },
+    names: new Set(objects.keys()),
+  };
+}
+
+export async function archivePlan(target: BackupTarget, m: Manifest, type: string, toTime?: string, source?: ArchiveSource): Promise<ArchivePlan> {
+  const t = toTime === undefined ? undefined : Date.parse(toTime);
+  if (toTime !== undefined && (!/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$/.test(toTime) || Number.isNaN(t)))
+    throw new UserError(`--to-time ${toTime}: not an RFC 3339 time (such as 2026-12-07T14:30:00Z)`, 400, 'bad_time');
+  let plan = await look(target, m, type);
+  if (source && (t === undefined || t > Date.parse(plan.covers.to))) {
+    const closed = await source.flush();
+    const deadline = Date.now() + flushWaitMs();
+    while (!plan.names.has(closed) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 1000));
+      plan = await look(target, m, type);
+    }
+  }
+  if (t !== undefined && (t < Date.parse(plan.covers.from) || t > Date.parse(plan.covers.to)))
+    throw new UserError(
+      `--to-time ${toTime} is outside what backup ${m.id} and its archived log cover: ${plan.covers.from} to ${plan.covers.to}` +
+        (t > Date.parse(plan.covers.to)
+          ? ' (a later moment needs the log archived since; a later backup may cover it)'
+          : ' (an earlier moment needs an earlier backup)'),
+      400,
+      'out_of_range',
+    );
+  return { objects: plan.objects, covers: plan.covers };
+}

@@ -56,6 +56,8 @@ import { partMaker, registerPartRoute } from './backup/parts.ts';
 import { registerBackupRoutes } from './backup/routes.ts';
 import { BackupRunner } from './backup/runner.ts';
 import { Archiver } from './backup/archiver.ts';
+import { BackupScheduler } from './backup/scheduler.ts';
+import { localTargetWarning } from './backup/view.ts';
 import { BACKUP_TARGET } from './backup/records.ts';
 
 /** The CA key of a bootstrapping node, kept on disk only until the controldb holds it. */
@@ -166,10 +168,8 @@ export class Daemon {
     const warnings: string[] = [];
     const backupTarget = this.controldb?.store.get(BACKUP_TARGET)?.value ?? this.defaultBackupTarget();
     const nodes = this.membership?.nodes().length ?? 1;
-    if (backupTarget === this.defaultBackupTarget() && nodes > 1)
-      warnings.push(
-        `backups go to ${backupTarget}, each node's own disk: on a cluster of ${nodes} nodes they die with their node; set a target every node mounts ("firecampd backup target set dir:/shared/backups")`,
-      );
+    const local = localTargetWarning(backupTarget, this.defaultBackupTarget(), nodes);
+    if (local) warnings.push(local);
     return {
       status: problems.length === 0 ? 'ok' : 'degraded',
       node_id: this.dataDir.nodeId,
@@ -295,20 +295,23 @@ export class Daemon {
     const exec = memberExec({ ...execDeps, forward: toMembers });
     this.catalog = new Catalog({
       db: this.controldb,
-      backups: new BackupRunner({
-        db: this.controldb,
-        selfId: this.nodeId,
-        log: this.log.child({ part: 'backups' }),
-        makePart: partMaker({ ...execDeps, forward: toMembers }),
-        exec,
-      }),
+      backups: [
+        new BackupRunner({
+          db: this.controldb,
+          selfId: this.nodeId,
+          log: this.log.child({ part: 'backups' }),
+          makePart: partMaker({ ...execDeps, forward: toMembers }),
+          exec,
+        }),
+        new BackupScheduler({ db: this.controldb, log: this.log.child({ part: 'backups' }), defaultTarget: this.defaultBackupTarget() }),
+      ],
       domain: this.config.dnsDomain,
       ipPool: this.config.ipPool,
       zonal: zonal(this.config),
       log: this.log.child({ part: 'catalog' }),
       exec,
     });
-    const services = registerServiceRoutes(this.api, this.controldb, { ipPool: this.config.ipPool });
+    const services = registerServiceRoutes(this.api, this.controldb, { ipPool: this.config.ipPool, defaultBackupTarget: this.defaultBackupTarget() });
     registerExecRoute(this.api, execDeps);
     registerPartRoute(this.api, execDeps);
     registerBackupRoutes(this.api, this.controldb, { services, defaultTarget: this.defaultBackupTarget(), exec, log: this.log.child({ part: 'backups' }) });

@@ -4,7 +4,9 @@
 // S3Proxy) writes each object whole or not at all, lists and deletes by
 // prefix; a target URI that is not one, and a bucket that refuses the
 // credentials, are refused with what to change; PostgreSQL's archived WAL is
-// replayed from a backup's first segment up to the first gap.
+// replayed from a backup's first segment up to the first gap; retention and
+// schedules keep their rules; a restored Redis cluster master is given only the
+// slots of its shard it did not claim.
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -12,11 +14,13 @@ import path from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { after, before, describe, it } from 'node:test';
-import { keyId, newBackupId } from '../src/backup/records.ts';
+import { keyId, newBackupId, type BackupRecord } from '../src/backup/records.ts';
+import { beyondRetention, checkSchedule, nextRun, parseRetention } from '../src/backup/schedule.ts';
 import { newBackupKey, openBytes, opening, sealBytes, sealing, Tally } from '../src/backup/seal.ts';
 import { openTarget, S3Target, s3AccessKey, type BackupTarget } from '../src/backup/target.ts';
 import type { RecordStore } from '../src/catalog/records.ts';
 import { walReplay } from '../src/catalog/services/postgres/postgres.ts';
+import { missingRanges } from '../src/catalog/services/redis/redis.ts';
 import { tempDir } from './helpers/proc.ts';
 import { startS3Server, type S3Server } from './helpers/s3-server.ts';
 
@@ -188,5 +192,45 @@ describe('backup kit', () => {
     // Segments 5 to 254 are missing: replay stops before the gap, and says where.
     assert.deepEqual(walReplay('000000010000000000000002', names).gapAfter, '000000020000000000000004');
     assert.deepEqual(walReplay('0000000200000000000000FF', names).files, ['00000002.history', '0000000200000000000000FF', '000000020000000100000000']);
+  });
+
+  it('keeps backups by count or by age, never the newest complete one, and drops failed ones a newer complete backup supersedes', () => {
+    const rec = (id: string, hoursAgo: number, status: BackupRecord['status'] = 'complete'): BackupRecord => ({
+      id,
+      service: 's',
+      type: 'redis',
+      target: 'dir:/b',
+      status,
+      message: '',
+      parts: [],
+      bytes: 0,
+      created_at: new Date(Date.UTC(2026, 11, 7, 12) - hoursAgo * 3_600_000).toISOString(),
+    });
+    const now = new Date(Date.UTC(2026, 11, 7, 12));
+    const all = [rec('a', 50), rec('b', 40), rec('f1', 35, 'failed'), rec('c', 30), rec('d', 1), rec('f2', 0.5, 'failed'), rec('r', 0.1, 'running')];
+    const ids = (rs: BackupRecord[]) => rs.map((r) => r.id).sort();
+    assert.deepEqual(ids(beyondRetention(all, parseRetention('2'), now)), ['a', 'b', 'f1']);
+    assert.deepEqual(ids(beyondRetention(all, parseRetention('36h'), now)), ['a', 'b']);
+    assert.deepEqual(ids(beyondRetention(all, parseRetention('45h'), now)), ['a']);
+    // Every complete backup is older than the age: the newest stays, a restore point.
+    assert.deepEqual(ids(beyondRetention([rec('a', 50), rec('b', 40)], parseRetention('1h'), now)), ['a']);
+    assert.deepEqual(parseRetention('2w'), { ageMs: 14 * 86_400_000 });
+    assert.throws(() => parseRetention('0'), /give a count of backups to keep/);
+  });
+
+  it('runs a schedule at its moments, in UTC, with seconds when given six fields', () => {
+    assert.equal(nextRun('0 3 * * *', new Date('2026-12-07T03:00:00Z')).toISOString(), '2026-12-08T03:00:00.000Z');
+    assert.equal(nextRun('*/15 * * * * *', new Date('2026-12-07T10:00:07Z')).toISOString(), '2026-12-07T10:00:15.000Z');
+    assert.throws(() => checkSchedule('0 3 * *'), /a cron expression has 5 fields/);
+    assert.throws(() => checkSchedule('0 25 * * *'), /does not parse as a cron expression/);
+  });
+
+  it('gives a restored Redis cluster master only the slots of its shard it did not claim from its keys', () => {
+    assert.deepEqual(missingRanges(0, 5460, []), [[0, 5460]]);
+    assert.deepEqual(missingRanges(0, 5460, ['0-99', '102', '200-5460', '[77->-abc]']), [
+      [100, 101],
+      [103, 199],
+    ]);
+    assert.deepEqual(missingRanges(5461, 10922, ['5461-10922']), []);
   });
 });

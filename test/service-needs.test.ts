@@ -107,4 +107,46 @@ describe('services that need others', () => {
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual((JSON.parse(r.stdout) as { needed_by: string[] }).needed_by, []);
   });
+
+  it('refuses a backup schedule or retention that does not parse, naming the flag; shows a schedule, its next run and the target in service get', async () => {
+    await refusal(['--type', 'redis', '--name', 'r3', '--backup-schedule', 'every day'], /--backup-schedule "every day": a cron expression has 5 fields/);
+    await refusal(
+      ['--type', 'redis', '--name', 'r3', '--backup-schedule', '61 * * * *'],
+      /--backup-schedule "61 \* \* \* \*" does not parse as a cron expression: .*59/,
+    );
+    await refusal(
+      ['--type', 'redis', '--name', 'r3', '--backup-retention', 'forever'],
+      /--backup-retention "forever": give a count of backups to keep \(such as 7\) or an age/,
+    );
+    await refusal(
+      ['--type', 'zookeeper', '--name', 'zk3', '--backup-schedule', '0 3 * * *'],
+      /ZooKeeper services cannot be backed up yet: leave out --backup-schedule/,
+    );
+    const r = await create('--type', 'redis', '--name', 'r3', '--backup-schedule', '0 3 * * *', '--backup-retention', '7');
+    assert.equal(r.code, 0, r.stderr);
+    const view = JSON.parse((await cli(['service', 'get', 'r3', '--json'])).stdout) as { backups: Record<string, unknown> };
+    const next = new Date();
+    next.setUTCHours(3, 0, 0, 0);
+    if (next.getTime() <= Date.now()) next.setUTCDate(next.getUTCDate() + 1);
+    assert.deepEqual(view.backups, {
+      target: `dir:${dir}/backups`,
+      warning: null, // one node: its own disk is all there is
+      schedule: '0 3 * * *',
+      retention: '7',
+      next_run: next.toISOString(),
+      last_success: null,
+      last_failure: null,
+    });
+    const text = (await cli(['service', 'get', 'r3'])).stdout;
+    assert.match(text, /backups: to dir:.*\/backups, on "0 3 \* \* \*" \(UTC\), keeping 7\n {2}next run: \S+\n {2}last success: none/);
+    const changed = await cli(['backup', 'schedule', 'r3', '--backup-schedule', 'none', '--backup-retention', '30d', '--json']);
+    assert.equal(changed.code, 0, changed.stderr);
+    assert.deepEqual((({ schedule, retention, next_run }) => ({ schedule, retention, next_run }))(JSON.parse(changed.stdout) as Record<string, unknown>), {
+      schedule: null,
+      retention: '30d',
+      next_run: null,
+    });
+    const bad = await cli(['backup', 'schedule', 'r3', '--backup-schedule', '* * *']);
+    assert.match(bad.stderr, /a cron expression has 5 fields/);
+  });
 });

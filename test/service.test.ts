@@ -376,6 +376,44 @@ describe('service', { timeout: 600_000 }, () => {
     assert.deepEqual((await json(['backup', 'list', '--target', target])).backups, []);
   });
 
+  it('makes a scheduled backup on each moment of its schedule, and retention removes the oldest from the target and the records', async () => {
+    const live = bed.nodes.flatMap((n, i) => (n.proc ? [i] : []));
+    const via = bed.nodes[live[0]].addr;
+    const root = path.join(bed.shared, 'backups');
+    type Rec = { id: string; status: string; scheduled?: boolean; created_at: string };
+    const list = async () =>
+      (JSON.parse((await cli(['backup', 'list', 'cache', '--json', '--addr', via])).stdout) as { backups: Rec[] }).backups.filter((b) => b.scheduled);
+    const set = await cli(['backup', 'schedule', 'cache', '--backup-schedule', '*/10 * * * * *', '--backup-retention', '2', '--json', '--addr', via]);
+    assert.equal(set.code, 0, set.stderr);
+    const seen = new Map<string, Rec>();
+    const now = await pollUntil(
+      async () => {
+        const l = await list();
+        for (const b of l) seen.set(b.id, b);
+        return l;
+      },
+      (l) => seen.size >= 3 && l.filter((b) => b.status === 'complete').length === 2 && l.length === 2,
+      { ms: 90_000, what: 'three scheduled backups made, and two complete ones kept', context: () => bed.logs(20) },
+    );
+    const byTime = [...seen.values()].sort((a, b) => (a.created_at < b.created_at ? -1 : 1));
+    for (const b of byTime) {
+      // On time: asked for within 2 s of a moment of the schedule (every 10 s), by the leader's passes.
+      const ms = Date.parse(b.created_at) % 10_000;
+      assert.ok(ms < 2000, `${b.id} asked for ${ms} ms after its moment`);
+    }
+    const oldest = byTime[0];
+    assert.ok(!now.some((b) => b.id === oldest.id), 'the oldest is gone from the records');
+    assert.ok(!fs.existsSync(path.join(root, oldest.id)), 'and from the target');
+    for (const b of now) assert.ok(fs.existsSync(path.join(root, b.id, 'manifest.json')), `${b.id} kept whole`);
+    const off = await cli(['backup', 'schedule', 'cache', '--backup-schedule', 'none', '--addr', via]);
+    assert.equal(off.code, 0, off.stderr);
+    const view = JSON.parse((await cli(['service', 'get', 'cache', '--json', '--addr', via])).stdout) as { backups: Record<string, unknown> };
+    const newest = now.sort((a, b) => (a.created_at < b.created_at ? 1 : -1))[0];
+    assert.equal((view.backups.last_success as { id: string }).id, newest.id);
+    assert.equal(view.backups.schedule, null);
+    assert.equal(view.backups.next_run, null);
+  });
+
   it('says why a placement cannot be made (Stalled, IPPoolExhausted), gets out of it with a smaller count, and takes the names of members that go away', async () => {
     // The node the test before killed is gone for good (proc null).
     const live = bed.nodes.flatMap((n, i) => (n.proc ? [i] : []));

@@ -62,6 +62,10 @@ export const backupRecordSchema = z
     message: z.string(),
     /** The leader running it: a running backup whose leader is gone was interrupted. */
     runner: z.string().optional(),
+    /** Asked for by the service's schedule. */
+    scheduled: z.boolean().optional(),
+    /** As in its manifest: where the service's log is archived and the first file this backup needs (retention keeps the log from there). */
+    archive: z.object({ prefix: z.string(), from: z.string() }).strict().optional(),
     parts: z.array(partSchema),
     /** Sealed bytes in all. */
     bytes: z.number().int().nonnegative(),

@@ -13,7 +13,11 @@ import { readService } from '../catalog/service-records.ts';
 import { serviceType } from '../catalog/registry.ts';
 import type { ServiceRoutes } from '../catalog/routes.ts';
 import { serviceName } from '../catalog/spec.ts';
-import { noSuchService, type ServiceSpecInput } from '../catalog/types.ts';
+import { noSuchService, type Service, type ServiceSpecInput } from '../catalog/types.ts';
+import { put } from '../catalog/records.ts';
+import { checkSchedule, parseRetention } from './schedule.ts';
+import { scheduleKey } from './scheduler.ts';
+import { serviceBackupsView } from './view.ts';
 import { currentKey, importKey, keyById } from './keys.ts';
 import {
   BACKUPS_PREFIX,
@@ -23,13 +27,13 @@ import {
   backupRecordSchema,
   manifestKey,
   manifestSchema,
-  newBackupId,
   type BackupRecord,
   type Manifest,
 } from './records.ts';
 import { openBytes, Tally } from './seal.ts';
 import { openTarget, parseS3Uri, s3AccessKey, s3AccessSchema, S3Target, type BackupTarget } from './target.ts';
 import { archivePlan, type ArchiveSource } from './archive-plan.ts';
+import { clusterTarget, createBackup } from './create.ts';
 import { backupContext } from './service-context.ts';
 import type { MemberExec } from '../catalog/member-exec.ts';
 import type { Logger } from '../log.ts';
@@ -38,6 +42,10 @@ const createBody = z.object({ service: z.string().min(1), target: z.string().min
 const idBody = z.object({ id: z.string().min(1) }).strict();
 const restoreBody = z.object({ id: z.string().min(1), as: serviceName, target: z.string().min(1).optional(), toTime: z.string().min(1).optional() }).strict();
 const keyBody = z.object({ key: z.string().min(1) }).strict();
+/** A schedule or retention to set; null: none any more; left out: as it is. */
+const scheduleBody = z
+  .object({ service: z.string().min(1), schedule: z.string().min(1).nullable().optional(), retention: z.string().min(1).nullable().optional() })
+  .strict();
 const targetBody = z
   .object({
     target: z.string().min(1),
@@ -73,7 +81,6 @@ async function readManifest(target: BackupTarget, id: string): Promise<Manifest>
 }
 
 export function registerBackupRoutes(api: ApiServer, db: ControlDb, o: BackupRouteOptions): void {
-  const clusterTarget = () => db.store.get(BACKUP_TARGET)?.value ?? o.defaultTarget;
   const view = (r: BackupRecord): BackupView => ({ ...r, local_target: openTarget(r.target, db.store).local && !isShared(r.target) });
   const record = async (id: string) => {
     await db.linearize();
@@ -85,34 +92,7 @@ export function registerBackupRoutes(api: ApiServer, db: ControlDb, o: BackupRou
 
   api.route('POST', '/v1/backups', async (req) => {
     const b = parseBody(createBody, req.body);
-    await db.linearize();
-    const svc = readService(db.store, b.service)?.value;
-    if (!svc) throw noSuchService(b.service);
-    const type = serviceType(svc.spec.type);
-    if (!type.backup) throw new UserError(`${type.title} services cannot be backed up yet`, 400, 'no_backup');
-    const why = type.backup.cannotBackUp?.(svc.spec);
-    if (why) throw new UserError(why, 400, 'no_backup');
-    if (svc.status !== 'ACTIVE') throw new UserError(`service ${b.service} is ${svc.status}: a backup needs it ACTIVE`, 409, 'busy');
-    const target = b.target ?? svc.spec.backupTarget ?? clusterTarget();
-    openTarget(target, db.store); // refuses a target that does not parse, or a bucket without credentials, before anything is kept
-    const now = new Date().toISOString();
-    const rec: BackupRecord = {
-      id: newBackupId(b.service),
-      service: b.service,
-      type: svc.spec.type,
-      target,
-      status: 'pending',
-      message: 'waiting for the leader',
-      parts: [],
-      bytes: 0,
-      created_at: now,
-    };
-    await db.txn({
-      compare: [{ key: backupKey(rec.id), target: 'exists', op: '=', value: false }],
-      success: [{ put: { key: backupKey(rec.id), value: JSON.stringify(rec) } }],
-      failure: [],
-    });
-    return view(rec);
+    return view(await createBackup(db, { service: b.service, ...(b.target ? { target: b.target } : {}), defaultTarget: o.defaultTarget }));
   });
 
   api.route('GET', '/v1/backups', async (req) => {
@@ -238,11 +218,39 @@ export function registerBackupRoutes(api: ApiServer, db: ControlDb, o: BackupRou
     return o.services.create(spec, secrets);
   });
 
+  api.route('POST', '/v1/backup/schedule', async (req) => {
+    const b = parseBody(scheduleBody, req.body);
+    await db.linearize();
+    const stored = readService(db.store, b.service);
+    if (!stored) throw noSuchService(b.service);
+    const svc = stored.value;
+    if (!serviceType(svc.spec.type).backup) throw new UserError(`${serviceType(svc.spec.type).title} services cannot be backed up yet`, 400, 'no_backup');
+    if (b.schedule) checkSchedule(b.schedule);
+    if (b.retention) parseRetention(b.retention);
+    const { backupSchedule, backupRetention, ...rest } = svc.spec;
+    const schedule = b.schedule === undefined ? backupSchedule : (b.schedule ?? undefined);
+    const retention = b.retention === undefined ? backupRetention : (b.retention ?? undefined);
+    const next: Service = {
+      ...svc,
+      spec: { ...rest, ...(schedule ? { backupSchedule: schedule } : {}), ...(retention ? { backupRetention: retention } : {}) },
+      updated_at: new Date().toISOString(),
+    };
+    const now = new Date().toISOString();
+    const r = await db.txn({
+      compare: [{ key: stored.key, target: 'mod_revision', op: '=', value: stored.rev }],
+      // A new schedule counts from now: setting it never makes a backup at once for the moments before.
+      success: [put.service(next), ...(b.schedule !== undefined ? [{ put: { key: scheduleKey(b.service), value: JSON.stringify({ last: now }) } }] : [])],
+      failure: [],
+    });
+    if (!r.succeeded) throw new UserError(`service ${b.service} changed meanwhile; try again`, 409, 'conflict');
+    return serviceBackupsView(db, next, o.defaultTarget);
+  });
+
   api.route('GET', '/v1/backup/key', async () => currentKey(db));
   api.route('POST', '/v1/backup/key', async (req) => importKey(db, parseBody(keyBody, req.body).key));
   api.route('GET', '/v1/backup/target', async () => {
     await db.linearize();
-    const target = clusterTarget();
+    const target = clusterTarget(db, o.defaultTarget);
     return { target, local_target: openTarget(target, db.store).local && !isShared(target) };
   });
   api.route('POST', '/v1/backup/target', async (req) => {

@@ -155,7 +155,13 @@ export class BackupRunner {
     };
     await target.put(manifestKey(rec.id), Readable.from([Buffer.from(JSON.stringify(manifest, null, 2))]));
     const bytes = parts.reduce((n, p) => n + p.bytes, 0);
-    await this.finish(rec.id, { status: 'complete', message: `${parts.length} part${parts.length === 1 ? '' : 's'}, ${bytes} bytes`, parts, bytes });
+    await this.finish(rec.id, {
+      status: 'complete',
+      message: `${parts.length} part${parts.length === 1 ? '' : 's'}, ${bytes} bytes`,
+      parts,
+      bytes,
+      ...(archive ? { archive } : {}),
+    });
     this.o.log.info({ backup: rec.id, parts: parts.length, bytes }, 'backup complete');
   }
 }

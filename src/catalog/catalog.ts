@@ -23,7 +23,6 @@ import type { ControlDb } from '../controldb/controldb.ts';
 import { errorMessage } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { ALIVE_PREFIX, STATUS_PREFIX } from '../agent/members.ts';
-import type { BackupRunner } from '../backup/runner.ts';
 import type { MemberExec } from './member-exec.ts';
 import { ServicePass, type CatalogEnv } from './pass.ts';
 import { aliases } from './reconcilers/aliases.ts';
@@ -57,8 +56,8 @@ export interface CatalogOptions {
   graceMs?: number;
   /** Runs a program in a member's container, wherever it runs (the types' tools: reconfig, nodetool…). */
   exec: MemberExec;
-  /** The backups' reconciler: looked at on every pass, its jobs run on in the background. */
-  backups?: BackupRunner;
+  /** The backups' reconcilers, looked at on every pass: the runner (its jobs run on in the background), the schedules and retention. */
+  backups?: { reconcile(): Promise<void> }[];
 }
 
 /** The concerns, in the order a pass runs them; a reconciler that ends a service's pass leaves the rest to the next. */
@@ -73,10 +72,10 @@ export class Catalog {
   /** A pass was asked for while one ran. */
   private passAgain = false;
   private readonly env: CatalogEnv;
-  private readonly backups?: BackupRunner;
+  private readonly backups: { reconcile(): Promise<void> }[];
 
   constructor(o: CatalogOptions) {
-    this.backups = o.backups;
+    this.backups = o.backups ?? [];
     this.env = {
       db: o.db,
       domain: o.domain,
@@ -134,7 +133,7 @@ export class Catalog {
     this.busy = true;
     try {
       for (const { value: svc, rev } of readServices(this.env.db.store)) await this.reconcile(new ServicePass(this.env, svc, rev));
-      await this.backups?.reconcile().catch((err) => this.env.log.warn({ err: errorMessage(err) }, 'backups: will retry'));
+      for (const r of this.backups) await r.reconcile().catch((err) => this.env.log.warn({ err: errorMessage(err) }, 'backups: will retry'));
     } finally {
       this.busy = false;
     }

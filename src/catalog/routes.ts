@@ -2,6 +2,7 @@
 // config, credentials, stop, start, delete. Each writes the service's record (the wanted state) through the
 // controldb; the catalog on the leader does the rest.
 import { z } from 'zod';
+import { serviceBackupsView, type ServiceBackupsView } from '../backup/view.ts';
 import type { ApiServer } from '../api/server.ts';
 import { parseBody } from '../api/validate.ts';
 import type { ControlDb } from '../controldb/controldb.ts';
@@ -35,6 +36,8 @@ export interface ServiceView extends Service {
     lag_bytes: number | null;
     message: string;
   }[];
+  /** For a type that backs up: where its backups go, its schedule, the next run and the last ones. */
+  backups?: ServiceBackupsView;
 }
 
 export interface SettingView {
@@ -47,6 +50,8 @@ export interface SettingView {
 export interface ServiceRouteOptions {
   /** This node's --ip-pool: a spec that needs static IPs is refused at once without one. */
   ipPool: string[];
+  /** Where backups go when neither the service nor the cluster names a target (for `service get`). */
+  defaultBackupTarget?: string;
 }
 
 /** Each setting the type lets change, with the service's value and the default. */
@@ -137,7 +142,9 @@ export function registerServiceRoutes(api: ApiServer, db: ControlDb, o: ServiceR
         message: current ? (status.message ?? '') : '',
       };
     });
-    return { ...svc, needed_by: neededBy(all, name), members };
+    const type = serviceType(svc.spec.type);
+    const backups = type.backup && o.defaultBackupTarget ? { backups: serviceBackupsView(db, svc, o.defaultBackupTarget) } : {};
+    return { ...svc, needed_by: neededBy(all, name), members, ...backups };
   };
   const get = async (name: string): Promise<{ svc: Service; rev: number }> => {
     await db.linearize();

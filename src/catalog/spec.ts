@@ -3,6 +3,7 @@
 // is refused here is refused alike for every type; a type's normalize checks
 // only what is its own.
 import { z } from 'zod';
+import { checkSchedule, parseRetention } from '../backup/schedule.ts';
 import { UserError } from '../errors.ts';
 import { serviceType, serviceTypes, typeNames, typesWith } from './registry.ts';
 import type { ServiceSpec, ServiceSpecInput, ServiceType } from './types.ts';
@@ -37,6 +38,8 @@ function build() {
         .strict()
         .optional(),
       backupTarget: z.string().min(1).max(1024).optional(),
+      backupSchedule: z.string().min(1).max(200).optional(),
+      backupRetention: z.string().min(1).max(20).optional(),
       restore: z
         .object({
           backup: z.string(),
@@ -79,6 +82,10 @@ export function completeSpec(input: ServiceSpecInput): ServiceSpec {
   }
   if (input.heapMiB !== undefined && !type.jvm)
     throw new UserError(`--heap-mib is for the types that run on a JVM (${typesWith((t) => !!t.jvm)}); ${type.title} takes --memory`);
+  if (input.backupSchedule !== undefined) checkSchedule(input.backupSchedule);
+  if (input.backupRetention !== undefined) parseRetention(input.backupRetention);
+  if ((input.backupSchedule !== undefined || input.backupRetention !== undefined) && !type.backup)
+    throw new UserError(`${type.title} services cannot be backed up yet: leave out --backup-schedule and --backup-retention`);
   if (input.journalVolumeSizeMiB !== undefined && !type.journal)
     throw new UserError(`${type.title} has no second volume for a log: leave out --journal-volume-size (it is for ${typesWith((t) => !!t.journal)})`);
   return type.normalize(input);

@@ -46,6 +46,10 @@ export interface ServiceSpecInput {
   placement?: { labels: Record<string, string> };
   /** The backup target of this service, where it is not the cluster's (`--backup-target`). */
   backupTarget?: string;
+  /** When backups are made: a cron expression, in UTC (`--backup-schedule`). */
+  backupSchedule?: string;
+  /** Which backups are kept: a count ("7") or an age ("30d") (`--backup-retention`); the newest complete one always. */
+  backupRetention?: string;
   /** Made by `backup restore`: the backup whose parts the members start from (see TypeBackup.restore). */
   restore?: RestoreSource;
   /** The type's own options block, under the type's name. */
@@ -278,6 +282,8 @@ export interface TypeArchive {
   flush(spec: ServiceSpec, members: PlacedMember[], ctx: TypeContext): Promise<string>;
   /** The log files a restore from a backup that starts at `from` replays, of the `names` archived: in order, and the name at which they stop being contiguous (a gap), if they do. */
   replay(from: string, names: string[]): { files: string[]; gapAfter?: string };
+  /** Whether an archived file comes before `from`, so that no restore from a backup starting there replays it (retention removes it). */
+  precedes(name: string, from: string): boolean;
 }
 
 export interface TypeBackup {

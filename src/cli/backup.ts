@@ -129,6 +129,31 @@ export function backupCommands(y: Argv): Argv {
         print(a, s, () => `${s.spec.name}: ${s.status} (restored from ${String(a.id)})`);
       },
     )
+    .command(
+      'schedule <service>',
+      "set or change a service's backup schedule and retention (kept by the leader: a backup on each moment, the oldest beyond retention removed)",
+      (c) =>
+        c
+          .positional('service', { type: 'string', demandOption: true })
+          .option('backup-schedule', { type: 'string', describe: 'a cron expression, in UTC ("0 3 * * *": daily at 03:00); "none": no schedule' })
+          .option('backup-retention', { type: 'string', describe: 'keep this many (7) or those younger than an age (30d, 12h); "none": keep all' }),
+      async (a: GlobalArgs) => {
+        const given = (v: string | undefined) => (v === undefined ? {} : { value: v === 'none' ? null : v });
+        const schedule = given(a['backup-schedule'] as string | undefined);
+        const retention = given(a['backup-retention'] as string | undefined);
+        if (!('value' in schedule) && !('value' in retention)) throw new UserError('give --backup-schedule, --backup-retention or both');
+        const r = await (
+          await client(a)
+        ).request<NonNullable<ServiceView['backups']>>('POST', '/v1/backup/schedule', {
+          service: a.service,
+          ...('value' in schedule ? { schedule: schedule.value } : {}),
+          ...('value' in retention ? { retention: retention.value } : {}),
+        });
+        print(a, r, () =>
+          [`schedule: ${r.schedule ?? 'none'}`, `retention: ${r.retention ?? 'all'}`, ...(r.next_run ? [`next run: ${r.next_run}`] : [])].join('\n'),
+        );
+      },
+    )
     .command('key', "the cluster's backup key", (k) =>
       k
         .command('export', 'print the key new backups are sealed with: keep it safe, a new cluster needs it to restore them', {}, async (a: GlobalArgs) => {
@@ -190,5 +215,5 @@ export function backupCommands(y: Argv): Argv {
         )
         .demandCommand(1, 'name a target command: get or set'),
     )
-    .demandCommand(1, 'name a backup command: create, list, get, delete, restore, key or target');
+    .demandCommand(1, 'name a backup command: create, list, get, delete, restore, schedule, key or target');
 }

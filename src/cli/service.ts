@@ -196,6 +196,17 @@ function labels(v: unknown): Record<string, string> | undefined {
   );
 }
 
+/** The backups part of `service get`: target (and its warning), schedule, the next run and the last ones. */
+function backupLines(b: NonNullable<ServiceView['backups']>): string[] {
+  return [
+    `backups: to ${b.target}${b.schedule ? `, on "${b.schedule}" (UTC)` : ', on no schedule'}${b.retention ? `, keeping ${b.retention}` : ''}`,
+    ...(b.next_run ? [`  next run: ${b.next_run}`] : []),
+    `  last success: ${b.last_success ? `${b.last_success.at} (${b.last_success.id})` : 'none'}`,
+    ...(b.last_failure ? [`  last failure: ${b.last_failure.at} (${b.last_failure.id}): ${b.last_failure.message}`] : []),
+    ...(b.warning ? [`  warning: ${b.warning}`] : []),
+  ];
+}
+
 export function serviceCommands(y: Argv): Argv {
   const withCommon = y
     .command(
@@ -210,7 +221,17 @@ export function serviceCommands(y: Argv): Argv {
               .options(typeFlags())
               .option('image', { type: 'string', describe: 'container image', defaultDescription: "the type's own" })
               .option('config', { type: 'string', describe: "lines added to the members' config file" })
-              .option('require-label', { type: 'string', array: true, describe: 'run only on nodes with this NAME=VALUE label (firecampd --labels)' }),
+              .option('require-label', { type: 'string', array: true, describe: 'run only on nodes with this NAME=VALUE label (firecampd --labels)' })
+              .option('backup-target', {
+                type: 'string',
+                describe: 'where its backups go: dir:/path or s3://bucket/prefix',
+                defaultDescription: "the cluster's",
+              })
+              .option('backup-schedule', { type: 'string', describe: 'back it up on this cron schedule, in UTC (e.g. "0 3 * * *": daily at 03:00)' })
+              .option('backup-retention', {
+                type: 'string',
+                describe: 'keep this many backups (7) or those younger than an age (30d, 12h); the newest always',
+              }),
           ),
           "a setting KEY=VALUE (see 'firecampd service config NAME' for a type's settings)",
         ),
@@ -234,6 +255,9 @@ export function serviceCommands(y: Argv): Argv {
           ...(a.config ? { config: a.config } : {}),
           ...(required ? { placement: { labels: required } } : {}),
           ...(Object.keys(needs).length ? { needs } : {}),
+          ...(a.backupTarget ? { backupTarget: a.backupTarget } : {}),
+          ...(a.backupSchedule ? { backupSchedule: a.backupSchedule } : {}),
+          ...(a.backupRetention ? { backupRetention: a.backupRetention } : {}),
         };
         await change(a, '/v1/services', spec, 'ACTIVE');
       },
@@ -264,6 +288,7 @@ export function serviceCommands(y: Argv): Argv {
             // conditions may be missing from a daemon older than this CLI.
             ...(s.conditions?.length ? [conditionsTable(s)] : []),
             ...(s.members.length ? [members(s)] : []),
+            ...(s.backups ? backupLines(s.backups) : []),
           ].join('\n'),
         );
       },

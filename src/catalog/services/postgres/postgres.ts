@@ -337,6 +337,7 @@ export const postgres: ServiceType & { options: TypeOptions<PostgresOptions> } =
         return withPg(primary.host, ctx.secrets.superuser, async (c) => (await one<{ f: string }>(c, 'SELECT pg_walfile_name(pg_switch_wal()) AS f')).f);
       },
       replay: walReplay,
+      precedes: (name, from) => /^[0-9A-F]{24}/.test(name) && segmentNumber(name) < segmentNumber(from),
     },
   },
 

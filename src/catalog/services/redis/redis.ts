@@ -20,6 +20,7 @@ import {
   memberResources,
   typeOptions,
   type MemberContext,
+  type PlacedMember,
   type RolloutStep,
   type ServiceSpec,
   type ServiceSpecInput,
@@ -102,6 +103,44 @@ function parseNodes(text: string): ClusterNode[] {
     });
 }
 
+/** The slots a node's CLUSTER NODES line lists ("0-5460", "5461", and "[…]" for one migrating, which is left out). */
+function slotNumbers(slots: string[]): number[] {
+  return slots.flatMap((s) => {
+    if (s.startsWith('[')) return [];
+    const [a, b] = s.split('-').map(Number);
+    return Array.from({ length: (b ?? a) - a + 1 }, (_, i) => a + i);
+  });
+}
+
+/** The sub-ranges of lo..hi that a node with these slots does not serve. */
+export function missingRanges(lo: number, hi: number, slots: string[]): [number, number][] {
+  const own = new Set(slotNumbers(slots));
+  const out: [number, number][] = [];
+  for (let s = lo; s <= hi; s++) {
+    if (own.has(s)) continue;
+    if (out.length > 0 && out[out.length - 1][1] === s - 1) out[out.length - 1][1] = s;
+    else out.push([s, s]);
+  }
+  return out;
+}
+
+/** Whether every slot the node serves is in lo..hi: it is this shard's (a master whose slots were moved by hand is left alone). */
+const ownsWithin = (slots: string[], lo: number, hi: number) => slotNumbers(slots).every((s) => s >= lo && s <= hi);
+
+/**
+ * A part that is an RDB of `m`, made in its own container. Through a file on the volume, not stdout: written to a
+ * file, redis-cli cuts off the 40-byte end mark of a diskless transfer, which an AOF base must not have.
+ */
+const rdbPart = (m: PlacedMember, name: string) => ({
+  member: m.spec.name,
+  name,
+  cmd: [
+    'sh',
+    '-c',
+    `f=/data/.firecampd-backup.rdb; REDISCLI_AUTH="$(cat /data/${PASSWORD_FILE})" redis-cli -h ${m.spec.ip ?? '127.0.0.1'} -p ${REDIS_PORT} --rdb "$f" >&2 && cat "$f"; rc=$?; rm -f "$f"; exit $rc`,
+  ],
+});
+
 /** Cluster mode: shards × (a master and its replicas). */
 interface ClusterOptions {
   shards: number;
@@ -168,38 +207,44 @@ export const redis: ServiceType & { options: TypeOptions<ClusterOptions> } = {
   describeSecret: () => ({ user: 'default', describe: 'the password every client gives (AUTH); replicas use it too' }),
 
   /**
-   * A backup is an RDB of the primary, made by redis-cli --rdb as a replica would get it (rdb-only: nothing of the
-   * primary's replication changes), into a file on its volume and streamed from there. A restored service's primary starts from it as the base of its append-only
-   * file, which Redis 7 loads at start (it ignores a dump.rdb while appendonly is on); its replicas sync as new ones.
+   * A backup is an RDB of each master (the primary; in cluster mode, the member serving each shard's slots now),
+   * made by redis-cli --rdb as a replica would get it (rdb-only: nothing of the master's replication changes), into a
+   * file on its volume and streamed from there. A restored service's masters start from them as the base of their
+   * append-only file, which Redis 7 loads at start (it ignores a dump.rdb while appendonly is on); in cluster mode
+   * each claims the slots of the keys it holds as it loads them, and the cluster's initialization adds the rest of
+   * its shard's. Replicas sync as new ones.
    */
   backup: {
-    cannotBackUp: (spec) =>
-      isCluster(spec) ? 'a backup of a Redis cluster (one RDB per shard) is not built yet; a primary/replica service backs up' : undefined,
-    parts: (spec, members) => {
-      const primary = members.find((m) => memberIndex(m.spec) === 0);
-      if (!primary) return Promise.reject(new Error(`${spec.name}-0, the primary, is not placed`));
-      const host = primary.spec.ip ?? '127.0.0.1';
-      return Promise.resolve([
-        {
-          member: primary.spec.name,
-          name: 'rdb',
-          // Through a file on the volume, not stdout: written to a file, redis-cli cuts off the 40-byte end mark of a
-          // diskless transfer, which an AOF base must not have (to stdout it cannot).
-          cmd: [
-            'sh',
-            '-c',
-            `f=/data/.firecampd-backup.rdb; REDISCLI_AUTH="$(cat /data/${PASSWORD_FILE})" redis-cli -h ${host} -p ${REDIS_PORT} --rdb "$f" >&2 && cat "$f"; rc=$?; rm -f "$f"; exit $rc`,
-          ],
-        },
-      ]);
+    parts: async (spec, members, { secrets }) => {
+      if (!isCluster(spec)) {
+        const primary = members.find((m) => memberIndex(m.spec) === 0);
+        if (!primary) throw new Error(`${spec.name}-0, the primary, is not placed`);
+        return [rdbPart(primary, 'rdb')];
+      }
+      const parts = [];
+      for (let s = 0; s < clusterOf(spec)!.shards; s++) {
+        const group = members.filter((m) => Math.floor(memberIndex(m.spec) / perShard(spec)) === s);
+        let master: PlacedMember | undefined;
+        for (const m of group) {
+          const me = await withRedis(m.host, secrets.password, async (r) =>
+            parseNodes(await call(r, 'CLUSTER', 'NODES')).find((n) => n.flags.includes('myself')),
+          );
+          if (me?.flags.includes('master') && me.slots.length > 0) master = m;
+        }
+        if (!master) throw new Error(`no member of shard ${s} (${group.map((m) => m.spec.name).join(', ')}) serves its slots now`);
+        parts.push(rdbPart(master, `shard-${s}`));
+      }
+      return parts;
     },
-    restore: (_spec, index) =>
-      index === 0
-        ? {
-            parts: [{ index: 0, name: 'rdb', path: 'appendonlydir/appendonly.aof.1.base.rdb' }],
-            files: [{ path: 'appendonlydir/appendonly.aof.manifest', content: 'file appendonly.aof.1.base.rdb seq 1 type b\n' }],
-          }
-        : undefined,
+    restore: (spec, index) => {
+      const name = isCluster(spec) ? `shard-${index / perShard(spec)}` : index === 0 ? 'rdb' : undefined;
+      const part = spec.restore?.parts.find((p) => p.name === name);
+      if (!part) return undefined;
+      return {
+        parts: [{ index: part.index, name: part.name, path: 'appendonlydir/appendonly.aof.1.base.rdb' }],
+        files: [{ path: 'appendonlydir/appendonly.aof.manifest', content: 'file appendonly.aof.1.base.rdb seq 1 type b\n' }],
+      };
+    },
   },
 
   normalize(spec: ServiceSpecInput): ServiceSpec {
@@ -297,15 +342,18 @@ export const redis: ServiceType & { options: TypeOptions<ClusterOptions> } = {
     for (let s = 0; s < shards; s++) {
       const v = views[s * perShard(spec)];
       const me = myself(v);
-      if (me.slots.length > 0 || me.flags.includes('slave')) continue;
+      if (me.flags.includes('slave')) continue;
       const lo = Math.floor((s * SLOTS) / shards);
       const hi = Math.floor(((s + 1) * SLOTS) / shards) - 1;
+      // Only what it lacks of its shard's range: a member restored from a backup claimed the slots of its keys as it loaded them.
+      const missing = missingRanges(lo, hi, me.slots);
+      if (missing.length === 0 || (me.slots.length > 0 && !ownsWithin(me.slots, lo, hi))) continue;
       await withRedis(v.m.host, pw, async (r) => {
         // Distinct config epochs from the start spare the cluster its collision round.
-        await call(r, 'CLUSTER', 'SET-CONFIG-EPOCH', s + 1).catch(() => undefined);
-        await call(r, 'CLUSTER', 'ADDSLOTSRANGE', lo, hi);
+        if (me.slots.length === 0) await call(r, 'CLUSTER', 'SET-CONFIG-EPOCH', s + 1).catch(() => undefined);
+        for (const [a, b] of missing) await call(r, 'CLUSTER', 'ADDSLOTSRANGE', a, b);
       });
-      log.info({ member: v.m.spec.name, slots: `${lo}-${hi}` }, 'redis cluster: slots assigned');
+      log.info({ member: v.m.spec.name, slots: missing.map(([a, b]) => `${a}-${b}`).join(',') }, 'redis cluster: slots assigned');
     }
     const first = views[0];
     const known = new Set(first.nodes.map((n) => n.id));

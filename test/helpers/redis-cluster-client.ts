@@ -9,6 +9,7 @@
 //   … read N       every key:i must hold value-i; prints how many did
 //   … load         SET/GET until stdin closes; prints {"ready":true} after its
 //                  first good SET/GET, then ok/errors/longest gap at the end
+//   … slots        the masters' slot ranges, in slot order: {"slots": ["0-5460", …]}
 //
 // Prints one JSON line (load: two; the result is the last).
 import dns from 'node:dns';
@@ -93,7 +94,12 @@ async function main(): Promise<unknown> {
     }
     return { ok, errors, longestGapMs: gap, messages: [...messages].slice(0, 5) };
   }
-  throw new Error(`unknown command ${command}: write N, read N or load`);
+  if (command === 'slots') {
+    // Each master's slot ranges, in slot order: the cluster's layout.
+    const slots = (await cluster.cluster('SLOTS')) as [number, number][];
+    return { slots: slots.map(([a, b]) => `${a}-${b}`).sort((x, y) => Number(x.split('-')[0]) - Number(y.split('-')[0])) };
+  }
+  throw new Error(`unknown command ${command}: write N, read N, load or slots`);
 }
 
 main()

@@ -37,9 +37,13 @@ function jar(): string {
   return JAR;
 }
 
-/** Start S3Proxy on `host:port` (the bed's gateway, for nodes in their namespaces) with a fresh bucket. */
-export async function startS3Server(host = '127.0.0.1', port = 18_000 + Math.floor(Math.random() * 1000)): Promise<S3Server> {
-  const dir = tempDir('firecampd-s3-');
+/**
+ * Start S3Proxy on `host:port` (the bed's gateway, for nodes in their namespaces) with a bucket. Given the `dir` of an
+ * earlier one, it serves what that one stored (a store outlives the clusters that use it).
+ */
+export async function startS3Server(host = '127.0.0.1', o: { port?: number; dir?: string } = {}): Promise<S3Server & { dir: string }> {
+  const dir = o.dir ?? tempDir('firecampd-s3-');
+  const port = o.port ?? 18_000 + Math.floor(Math.random() * 1000);
   const endpoint = `http://${host}:${port}`;
   const s: Omit<S3Server, 'stop'> = {
     endpoint,
@@ -48,7 +52,7 @@ export async function startS3Server(host = '127.0.0.1', port = 18_000 + Math.flo
     secretAccessKey: 'not-a-real-secret-0123456789',
     bucket: 'backups',
   };
-  fs.mkdirSync(path.join(dir, 'data'));
+  fs.mkdirSync(path.join(dir, 'data'), { recursive: true });
   fs.writeFileSync(
     path.join(dir, 's3proxy.conf'),
     [
@@ -78,7 +82,9 @@ export async function startS3Server(host = '127.0.0.1', port = 18_000 + Math.flo
     await pollUntil(
       async () => {
         if (proc.exitCode !== null) throw new Error(`S3Proxy exited ${proc.exitCode}: ${out}`);
-        await client.send(new CreateBucketCommand({ Bucket: s.bucket }));
+        await client.send(new CreateBucketCommand({ Bucket: s.bucket })).catch((err: Error) => {
+          if (err.name !== 'BucketAlreadyOwnedByYou' && err.name !== 'BucketAlreadyExists') throw err;
+        });
         return true;
       },
       (ok) => ok,
@@ -90,5 +96,5 @@ export async function startS3Server(host = '127.0.0.1', port = 18_000 + Math.flo
   } finally {
     client.destroy();
   }
-  return { ...s, stop };
+  return { ...s, stop, dir };
 }

@@ -29,7 +29,13 @@ async function look(target: BackupTarget, m: Manifest, type: string): Promise<Ar
   const prefix = m.archive.prefix;
   const objects = new Map<string, TargetObject>();
   for (const o of await target.list(prefix)) if (o.key.endsWith('.fcb')) objects.set(o.key.slice(prefix.length, -'.fcb'.length), o);
-  const { files } = archive.replay(m.archive.from, [...objects.keys()]);
+  const { files, gapAfter } = archive.replay(m.archive.from, [...objects.keys()]);
+  if (!files.includes(m.archive.through))
+    throw new UserError(
+      `backup ${m.id} needs the archived log from ${m.archive.from} through ${m.archive.through} to be consistent, and ${target.uri} lacks ${gapAfter ? `what follows ${gapAfter}` : m.archive.from}: it cannot be restored`,
+      422,
+      'damaged',
+    );
   const last = files.map((n) => objects.get(n)!.modified.getTime()).reduce((a, b) => Math.max(a, b), new Date(m.ended_at).getTime());
   return {
     objects: files.map((n) => ({ key: objects.get(n)!.key, name: n })),

@@ -104,8 +104,8 @@ export class Archiver {
     const prefix = archivePrefix(svc.spec.name, svc.created_at);
     for (const name of names) {
       const file = path.join(spool, name);
-      const [gzip, encrypt] = sealing(keys.keys[keys.current]);
-      await Promise.all([pipeline(fs.createReadStream(file), gzip, encrypt), target.put(archiveKey(prefix, name), encrypt)]);
+      const [compress, encrypt] = sealing(keys.keys[keys.current]);
+      await Promise.all([pipeline(fs.createReadStream(file), compress, encrypt), target.put(archiveKey(prefix, name), encrypt)]);
       fs.rmSync(file);
       this.o.log.debug({ service: spec.service, file: name, target: backup.target }, 'log archive: file shipped');
     }

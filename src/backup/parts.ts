@@ -1,6 +1,6 @@
 // A backup part is made on the node that runs its member: the type's dump
 // command runs in the member's container with its output streamed, not held,
-// through the seal (gzip, AES-256-GCM) to the target, and only what the
+// through the seal (Brotli, AES-256-GCM) to the target, and only what the
 // member's node sealed leaves it. The leader asks for each part over the
 // peers-only route, and the node refuses a member it does not hold at the
 // epoch meant, as member-exec does.
@@ -50,10 +50,10 @@ async function makePart(d: PartDeps, spec: MemberSpec, b: PartRequest): Promise<
   const { stdout, done } = await execStream(docker, spec, b.cmd);
   const raw = new Tally();
   const sealed = new Tally();
-  const [gzip, encrypt] = sealing(key);
+  const [compress, encrypt] = sealing(key);
   const stored = target.put(b.key, sealed);
   try {
-    await Promise.all([pipeline(stdout, raw, gzip, encrypt, sealed), stored]);
+    await Promise.all([pipeline(stdout, raw, compress, encrypt, sealed), stored]);
     const { exitCode, stderr } = await done;
     if (exitCode !== 0) throw new Error(`${b.cmd[0]} in ${spec.name} exited ${exitCode}: ${stderr.trim().split('\n').slice(-2).join(' / ')}`);
   } catch (err) {

@@ -45,7 +45,7 @@ export const manifestSchema = z
      * The service's archived log (PostgreSQL's WAL), under `prefix` on the same target: a restore replays its files
      * from `from` (the first this backup needs) on, to the end of what is archived or to a time.
      */
-    archive: z.object({ prefix: z.string(), from: z.string() }).strict().optional(),
+    archive: z.object({ prefix: z.string(), from: z.string(), through: z.string() }).strict().optional(),
     started_at: z.string(),
     ended_at: z.string(),
   })
@@ -65,7 +65,7 @@ export const backupRecordSchema = z
     /** Asked for by the service's schedule. */
     scheduled: z.boolean().optional(),
     /** As in its manifest: where the service's log is archived and the first file this backup needs (retention keeps the log from there). */
-    archive: z.object({ prefix: z.string(), from: z.string() }).strict().optional(),
+    archive: z.object({ prefix: z.string(), from: z.string(), through: z.string() }).strict().optional(),
     parts: z.array(partSchema),
     /** Sealed bytes in all. */
     bytes: z.number().int().nonnegative(),

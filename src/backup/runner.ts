@@ -16,6 +16,7 @@ import type { PartMaker } from './parts.ts';
 import { currentKey } from './keys.ts';
 import {
   BACKUPS_PREFIX,
+  archiveKey,
   archivePrefix,
   backupKey,
   backupRecordSchema,
@@ -27,6 +28,9 @@ import {
 } from './records.ts';
 import { sealBytes, Tally } from './seal.ts';
 import { openTarget } from './target.ts';
+
+/** How long a backup waits for its last log file to be shipped: the nodes look every 2 s; a slow target gets the rest. */
+const archiveWaitMs = () => 120_000;
 
 export interface RunnerOptions {
   db: ControlDb;
@@ -114,13 +118,30 @@ export class BackupRunner {
     return this.update(id, { message });
   }
 
+  /**
+   * The log the backup needs to be consistent, archived: the file being written is closed, and the backup waits
+   * until the nodes have shipped it (they look every few seconds). A backup is complete only with its log.
+   */
+  private async archived(rec: BackupRecord, from: string): Promise<NonNullable<Manifest['archive']>> {
+    const { svc, type, placed, ctx } = backupContext(this.o.db, this.o.exec, this.o.log, rec.service);
+    const through = await type.backup!.archive!.flush(svc.spec, placed, ctx);
+    const prefix = archivePrefix(svc.spec.name, svc.created_at);
+    const target = openTarget(rec.target, this.o.db.store);
+    await this.progress(rec.id, `waiting for the log through ${through} to reach the archive`);
+    const deadline = Date.now() + archiveWaitMs();
+    while (!(await target.list(archiveKey(prefix, through))).some((o) => o.key === archiveKey(prefix, through))) {
+      if (Date.now() > deadline)
+        throw new Error(`the log file ${through} did not reach the archive on ${rec.target} in ${archiveWaitMs() / 1000} s: see the nodes' logs (log archive)`);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    return { prefix, from, through };
+  }
+
   private async run(rec: BackupRecord): Promise<void> {
     const { svc, type, members, placed, ctx } = backupContext(this.o.db, this.o.exec, this.o.log, rec.service);
     if (!type.backup) throw new Error(`${type.title} services cannot be backed up yet`);
-    // Read before the backup starts: the log from here on, archived, carries the backup to any later moment.
-    const archive = type.backup.archive
-      ? { prefix: archivePrefix(svc.spec.name, svc.created_at), from: await type.backup.archive.position(svc.spec, placed, ctx) }
-      : undefined;
+    // Read before the backup starts: the log from here on, archived, makes the backup consistent and carries it to any later moment.
+    const logFrom = type.backup.archive ? await type.backup.archive.position(svc.spec, placed, ctx) : undefined;
     const dumps = await type.backup.parts(svc.spec, placed, ctx);
     const { id: keyId, key } = await currentKey(this.o.db);
     const target = openTarget(rec.target, this.o.db.store);
@@ -141,6 +162,7 @@ export class BackupRunner {
       if (t.digest() !== p.sha256 || t.bytes !== p.bytes)
         throw new Error(`part ${p.name} of ${p.member} reads back as ${t.bytes} bytes with another digest than was written`);
     }
+    const archive = logFrom === undefined ? undefined : await this.archived(rec, logFrom);
     const manifest: Manifest = {
       format: 1,
       id: rec.id,

@@ -280,6 +280,8 @@ export const postgres: ServiceType & { options: TypeOptions<PostgresOptions> } =
         {
           member: primary.spec.name,
           name: 'base',
+          // Without its WAL (-X none): that comes from the archive, which PostgreSQL never lets fall behind what it
+          // recycles (fetching it instead races checkpoints that recycle it mid-backup).
           cmd: [
             'pg_basebackup',
             '-h',
@@ -292,7 +294,7 @@ export const postgres: ServiceType & { options: TypeOptions<PostgresOptions> } =
             '-',
             '-Ft',
             '-X',
-            'fetch',
+            'none',
             '-c',
             'fast',
             '--no-manifest',

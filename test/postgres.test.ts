@@ -13,7 +13,8 @@
 //   on; a table dropped; a restore as pg2 to a second before: every row
 //   acknowledged before that moment, none sent after, the table whole;
 // - a rolling upgrade to another tag while a client inserts: standbys first,
-//   one switchover, no acknowledged insert lost;
+//   one switchover, no acknowledged insert lost; the backup restored again
+//   after it has every row of the upgrade (the archive followed the switchover);
 // - scale 3 → 4 → 2, the slots following the members.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -54,6 +55,8 @@ describe('postgres', { timeout: 1_500_000 }, () => {
   let replicationPassword = '';
   const dead = new Set<number>();
   let s3: S3Server | undefined;
+  /** The backup the PITR test made: the upgrade test restores it again, after the switchover. */
+  let backupId = '';
   const live = () => [0, 1, 2].filter((i) => !dead.has(i));
   const clientArgs = (user = 'postgres', pw = password) => [
     process.execPath,
@@ -212,7 +215,6 @@ describe('postgres', { timeout: 1_500_000 }, () => {
     const primary = primaryMember(await service());
     await psql(primary.ip, 'CREATE TABLE precious AS SELECT generate_series(1, 1000) AS n');
     const load = startLoad(bed, [...clientArgs(), '--stamps', 'load'], context);
-    let backupId: string;
     let dropAt: number;
     try {
       await load.ready();
@@ -300,6 +302,18 @@ describe('postgres', { timeout: 1_500_000 }, () => {
     const count = await pgClient(['count']);
     assert.ok(count.rows >= stats.acked[1], `every acknowledged row is there: ${count.rows} rows, ${stats.acked[1]} acknowledged`);
     assert.equal(count.rows, count.max, 'no gap in the ids');
+
+    // The archive kept up across the switchover (a new primary, a new timeline): the backup made before it, restored
+    // to the end of its log, has every row acknowledged during the upgrade.
+    assert.ok(backupId, 'the backup test ran');
+    const addr = bed.nodes[live()[0]].addr;
+    const restored = await cli(['backup', 'restore', backupId, '--as', 'pg3', '--timeout', '600', '--addr', addr]);
+    assert.equal(restored.code, 0, `${restored.stderr}\n${serviceContext(bed, 'pg3', live())}`);
+    const pg3 = primaryMember(await getService<PgView>(cli, 'pg3', addr));
+    const rows = Number(await psql(pg3.ip, `SELECT count(*) FROM acked WHERE id <= ${stats.acked[1]}`));
+    assert.equal(rows, stats.acked[1], 'every row acknowledged before and during the switchover, from the archive');
+    const gone = await cli(['service', 'delete', 'pg3', '--addr', addr]);
+    assert.equal(gone.code, 0, gone.stderr);
   });
 
   it('scales 3 → 4 → 2: a new standby clones and streams, a removed one takes its slot along', async () => {

@@ -119,8 +119,8 @@ describe('services that need others', () => {
       /--backup-retention "forever": give a count of backups to keep \(such as 7\) or an age/,
     );
     await refusal(
-      ['--type', 'zookeeper', '--name', 'zk3', '--backup-schedule', '0 3 * * *'],
-      /ZooKeeper services cannot be backed up yet: leave out --backup-schedule/,
+      ['--type', 'kafka', '--name', 'kf3', '--backup-schedule', '0 3 * * *'],
+      /Kafka services cannot be backed up yet: leave out --backup-schedule/,
     );
     const r = await create('--type', 'redis', '--name', 'r3', '--backup-schedule', '0 3 * * *', '--backup-retention', '7');
     assert.equal(r.code, 0, r.stderr);

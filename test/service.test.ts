@@ -357,8 +357,18 @@ describe('service', { timeout: 600_000 }, () => {
       ),
     );
     assert.equal((await cli(['service', 'get', 'cache2', '--addr', via])).code, 1, 'no service made');
+    // A restore drill of the damaged backup says so, naming the part.
+    const drillBad = await cli(['backup', 'verify', b.id, '--json', '--addr', via]);
+    assert.equal(drillBad.code, 1);
+    const bad = JSON.parse(drillBad.stdout) as { status: string; message: string };
+    assert.equal(bad.status, 'failed');
+    assert.match(bad.message, new RegExp(`part rdb of cache-0 \\(${b.parts[0].key}\\) of backup ${b.id} is damaged`));
     bytes[bytes.length >> 1] ^= 0xff;
     fs.writeFileSync(file, bytes);
+    // And of the whole one: restored into a throwaway service, checked by the type (its keys), removed.
+    const drill = await json(['backup', 'verify', b.id]);
+    assert.deepEqual([drill.status, drill.summary], ['ok', `${KEYS + 1} keys`], JSON.stringify(drill));
+    assert.equal((await cli(['service', 'get', drill.service, '--addr', via])).code, 1, 'the drill left no service');
     // Restored: a new service of the same shape, with the same password (its data was made with it).
     const restored = await json(['backup', 'restore', b.id, '--as', 'cache2', '--timeout', '120']);
     assert.equal(restored.status, 'ACTIVE');

@@ -7,6 +7,9 @@
 // - the leader's node dies (every process killed, its link down) while a
 //   client writes: a new leader, the member back on a live node, every
 //   acknowledged znode there;
+// - a backup (the leader's newest snapshot and its transaction logs) while
+//   a client writes, restored as zk2: every znode acknowledged before it
+//   began is there; a restore drill (backup verify) counts the znodes;
 // - scale 3 → 5 → 3 by dynamic reconfiguration while a client writes: the
 //   voters follow, nothing acknowledged is lost;
 // - a rolling upgrade to another tag while a client writes: the followers
@@ -42,7 +45,7 @@ describe('zookeeper', { timeout: 1_500_000 }, () => {
   const context = () => serviceContext(bed, 'zk', live());
   // The client knows the first three members, as a client configured at create would.
   const HOSTS = 'zk-0.zk.fc.test,zk-1.zk.fc.test,zk-2.zk.fc.test';
-  const clientArgs = (prefix: string) => [
+  const clientArgs = (prefix: string, hosts = HOSTS) => [
     process.execPath,
     '--import',
     'tsx',
@@ -50,18 +53,18 @@ describe('zookeeper', { timeout: 1_500_000 }, () => {
     '--dns',
     bed.nodes.map((n) => `${n.ip}:53`).join(','),
     '--hosts',
-    HOSTS,
+    hosts,
     '--prefix',
     prefix,
   ];
-  const zkClient = async (prefix: string, args: string[]) =>
+  const zkClient = async (prefix: string, args: string[], hosts = HOSTS) =>
     runClient<{
       acked?: [number, number];
       errors?: number;
       present?: number;
       missing?: string[];
       missingCount?: number;
-    }>(bed, [...clientArgs(prefix), ...args], 300_000);
+    }>(bed, [...clientArgs(prefix, hosts), ...args], 300_000);
   const service = async () => getService<ServiceView<Member>>(cli, 'zk', bed.nodes[live()[0]].addr);
   /** The voters' myids as the ensemble has them (/zookeeper/config), asked in one member. */
   const voters = (m: MemberView) =>
@@ -79,9 +82,9 @@ describe('zookeeper', { timeout: 1_500_000 }, () => {
     s.members.every((m) => m.state === 'running' && !dead.has(ids.indexOf(m.node))) &&
     s.members.filter((m) => m.role === 'leader').length === 1 &&
     s.members.filter((m) => m.role === 'follower').length === n - 1;
-  const allThere = async (prefix: string, n: number) => {
+  const allThere = async (prefix: string, n: number, hosts = HOSTS) => {
     const r = await pollUntil(
-      () => zkClient(prefix, ['check', String(n)]),
+      () => zkClient(prefix, ['check', String(n)], hosts),
       (c) => c.missingCount === 0,
       { ms: 30_000, what: `every acknowledged znode under ${prefix} (1..${n})`, context },
     );
@@ -172,6 +175,42 @@ describe('zookeeper', { timeout: 1_500_000 }, () => {
     assert.ok(stats.acked[1] > 0, JSON.stringify(stats));
     await allThere('/a', ZNODES);
     await allThere('/b', stats.acked[1]);
+  });
+
+  it('backs up while a client writes and restores as zk2: every znode acknowledged before the backup began is there; a restore drill counts its znodes', async (t) => {
+    const addr = bed.nodes[live()[0]].addr;
+    const ok = async (args: string[]) => {
+      const r = await cli([...args, '--addr', addr]);
+      assert.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}\n${serviceContext(bed, 'zk2', live())}`);
+      return r.stdout;
+    };
+    await ok(['backup', 'target', 'set', `dir:${path.join(bed.shared, 'backups')}`]);
+    const load = startLoad(bed, [...clientArgs('/d'), 'load'], context);
+    let ackedBefore: number;
+    try {
+      await load.ready();
+      ackedBefore = await load.ackedThrough(100, 60_000);
+      const made = JSON.parse(await ok(['backup', 'create', 'zk', '--wait', '--json'])) as { status: string; parts: { name: string }[] };
+      assert.deepEqual([made.status, made.parts.map((p) => p.name)], ['complete', ['data']]);
+    } finally {
+      await load.stop();
+    }
+    const stats = load.result();
+    assert.equal(stats.errors, 0, `the ensemble kept serving through the backup: ${JSON.stringify(stats.messages)}`);
+    const id = (JSON.parse(await ok(['backup', 'list', 'zk', '--json'])) as { backups: { id: string; status: string }[] }).backups.find(
+      (b) => b.status === 'complete',
+    )!.id;
+    const started = Date.now();
+    await ok(['backup', 'restore', id, '--as', 'zk2', '--timeout', '300']);
+    t.diagnostic(`restore as zk2 → ACTIVE: ${Date.now() - started} ms`);
+    const zk2 = 'zk2-0.zk2.fc.test,zk2-1.zk2.fc.test,zk2-2.zk2.fc.test';
+    await allThere('/a', ZNODES, zk2);
+    await allThere('/d', ackedBefore, zk2);
+    await ok(['service', 'delete', 'zk2']);
+    const drill = JSON.parse(await ok(['backup', 'verify', id, '--json'])) as { status: string; summary: string };
+    assert.equal(drill.status, 'ok');
+    const znodes = Number(/^(\d+) znodes$/.exec(drill.summary)?.[1]);
+    assert.ok(znodes >= ZNODES + ackedBefore, `the drill counted ${drill.summary}: at least ${ZNODES + ackedBefore}`);
   });
 
   it('scales 3 → 5 → 3 by dynamic reconfiguration while a client writes, losing nothing acknowledged', async (t) => {

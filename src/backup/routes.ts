@@ -246,6 +246,16 @@ export function registerBackupRoutes(api: ApiServer, db: ControlDb, o: BackupRou
     return serviceBackupsView(db, next, o.defaultTarget);
   });
 
+  // The type's own check of a service (restored by `backup verify`): what it holds.
+  api.route('GET', '/v1/backup/check', async (req) => {
+    const name = req.query.get('service') ?? '';
+    await db.linearize();
+    if (!readService(db.store, name)) throw noSuchService(name);
+    const c = backupContext(db, o.exec, o.log, name);
+    if (!c.type.backup) throw new UserError(`${c.type.title} services cannot be backed up yet`, 400, 'no_backup');
+    return { service: name, summary: await c.type.backup.check(c.svc.spec, c.placed, c.ctx) };
+  });
+
   api.route('GET', '/v1/backup/key', async () => currentKey(db));
   api.route('POST', '/v1/backup/key', async (req) => importKey(db, parseBody(keyBody, req.body).key));
   api.route('GET', '/v1/backup/target', async () => {

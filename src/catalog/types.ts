@@ -295,6 +295,11 @@ export interface TypeBackup {
   restore(spec: ServiceSpec, index: number): MemberRestore | undefined;
   /** The type's log is archived between backups, for restores to a point in time. */
   archive?: TypeArchive;
+  /**
+   * The type's own check of a service restored from a backup, for `backup verify`: what it holds, in a few words
+   * (PostgreSQL: its tables and size; Redis: its keys); throws when the service does not hold up.
+   */
+  check(spec: ServiceSpec, members: PlacedMember[], ctx: TypeContext): Promise<string>;
 }
 
 /** What a type's steps get besides the spec and members. */

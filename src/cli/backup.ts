@@ -1,4 +1,5 @@
 // firecampd backup create|list|get|delete|restore, backup key export|import, backup target get|set
+import crypto from 'node:crypto';
 import type { Argv } from 'yargs';
 import type { BackupView } from '../backup/routes.ts';
 import type { ServiceView } from '../catalog/routes.ts';
@@ -130,6 +131,41 @@ export function backupCommands(y: Argv): Argv {
       },
     )
     .command(
+      'verify <id>',
+      "a restore drill: restore the backup into a throwaway service, run its type's check (PostgreSQL: tables and size; Redis: keys; ZooKeeper: znodes), and remove it",
+      (c) =>
+        c
+          .positional('id', { type: 'string', demandOption: true })
+          .option('target', { type: 'string', describe: 'where the backup is, for one this cluster did not make' })
+          .option('timeout', { type: 'number', default: 600, describe: 'seconds to wait for the restore' }),
+      async (a: GlobalArgs) => {
+        const api = await client(a);
+        const started = Date.now();
+        const as = `verify-${crypto.randomBytes(3).toString('hex')}`;
+        const result = { backup: String(a.id), service: as, status: 'failed', summary: '', message: '', seconds: 0 };
+        let made: ServiceView | undefined;
+        try {
+          made = await api.request<ServiceView>('POST', '/v1/backups/restore', { id: a.id, as, ...(a.target ? { target: a.target } : {}) });
+          if (!a.json) process.stderr.write(`restoring ${String(a.id)} as ${as}\n`);
+          await waitUntil(api, a, made, 'ACTIVE');
+          result.summary = (await api.request<{ summary: string }>('GET', `/v1/backup/check?service=${as}`)).summary;
+          result.status = 'ok';
+        } catch (err) {
+          result.message = (err as Error).message;
+        } finally {
+          // The throwaway service goes whatever happened; a drill leaves nothing behind.
+          if (made) await waitUntil(api, a, await api.request<ServiceView>('POST', '/v1/services/delete', { name: as }), 'GONE');
+        }
+        result.seconds = Math.round((Date.now() - started) / 1000);
+        print(a, result, () =>
+          result.status === 'ok'
+            ? `backup ${result.backup} restores: ${result.summary} (${result.seconds} s, ${as} removed)`
+            : `backup ${result.backup} does not restore: ${result.message}`,
+        );
+        if (result.status !== 'ok') process.exitCode = 1;
+      },
+    )
+    .command(
       'schedule <service>',
       "set or change a service's backup schedule and retention (kept by the leader: a backup on each moment, the oldest beyond retention removed)",
       (c) =>
@@ -215,5 +251,5 @@ export function backupCommands(y: Argv): Argv {
         )
         .demandCommand(1, 'name a target command: get or set'),
     )
-    .demandCommand(1, 'name a backup command: create, list, get, delete, restore, schedule, key or target');
+    .demandCommand(1, 'name a backup command: create, list, get, delete, restore, verify, schedule, key or target');
 }

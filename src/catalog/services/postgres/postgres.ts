@@ -326,6 +326,17 @@ export const postgres: ServiceType & { options: TypeOptions<PostgresOptions> } =
         archive: { path: `${RESTORE_DIR}/wal` },
       };
     },
+    check: async (spec, members, ctx) => {
+      const primary = members.find((m) => m.spec.name === primaryOf(spec, ctx.state));
+      if (!primary) throw new Error(`${primaryOf(spec, ctx.state)}, the primary, is not placed`);
+      const r = await withPg(primary.host, ctx.secrets.superuser, (c) =>
+        one<{ tables: string; mib: string }>(
+          c,
+          "SELECT (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')) AS tables, (SELECT sum(pg_database_size(oid)) / 1048576 FROM pg_database)::int AS mib",
+        ),
+      );
+      return `${r.tables} tables, ${r.mib} MiB in all databases`;
+    },
     archive: {
       spool: WAL_SPOOL,
       position: async (spec, members, ctx) => {

@@ -236,6 +236,14 @@ export const redis: ServiceType & { options: TypeOptions<ClusterOptions> } = {
       }
       return parts;
     },
+    check: async (spec, members, { secrets }) => {
+      let keys = 0;
+      for (const m of members) {
+        const info = await withRedis(m.host, secrets.password, async (r) => fields(await call(r, 'INFO', 'replication')));
+        if (info.get('role') === 'master') keys += Number(await withRedis(m.host, secrets.password, (r) => call(r, 'DBSIZE')));
+      }
+      return `${keys} keys`;
+    },
     restore: (spec, index) => {
       const name = isCluster(spec) ? `shard-${index / perShard(spec)}` : index === 0 ? 'rdb' : undefined;
       const part = spec.restore?.parts.find((p) => p.name === name);

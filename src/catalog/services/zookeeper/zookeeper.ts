@@ -98,6 +98,45 @@ export const zookeeper: ServiceType = {
   jvm: true,
   journal: 'the transaction log (dataLogDir)',
   secrets: ['super'],
+
+  /**
+   * A backup is the leader's newest snapshot and every transaction log beside it (autopurge keeps them few), as
+   * ZooKeeper's own data directory holds them: the snapshot is fuzzy, and replaying the logs over it, as ZooKeeper
+   * does at every start, makes it whole up to the last transaction logged. Every member of a restored ensemble starts
+   * from that same state, so they elect a leader with nothing to sync; the ensemble's voters are the new service's.
+   */
+  backup: {
+    parts: async (spec, members) => {
+      const leader = await serving(members);
+      if (!leader) throw new Error(`no member of ${spec.name} answers as part of a quorum`);
+      const logs = spec.journalVolumeSizeMiB !== undefined ? `${JOURNAL}/zk` : `${DATA}/zk`;
+      // Copied first, then archived: the logs grow while they are read (GNU tar fails on a file that changes), and the
+      // snapshot and the logs may be on two volumes. The snapshot before the logs: they then hold all that follows it.
+      const script = [
+        'set -e',
+        `S=${DATA}/.firecampd-backup-zk`,
+        'rm -rf "$S"; mkdir -p "$S/version-2"',
+        `trap 'rm -rf "$S"' EXIT`,
+        `snap=$(ls -t ${DATA}/zk/version-2/snapshot.* 2>/dev/null | head -1)`,
+        'if [ -n "$snap" ]; then cp "$snap" "$S/version-2/"; fi',
+        `for f in ${logs}/version-2/log.*; do if [ -e "$f" ]; then cp "$f" "$S/version-2/"; fi; done`,
+        `[ -n "$(ls "$S/version-2")" ] || { echo "no snapshot or transaction log in ${DATA}/zk" >&2; exit 1; }`,
+        'tar -cf - -C "$S" version-2',
+      ].join('\n');
+      return [{ member: leader.spec.name, name: 'data', cmd: ['sh', '-c', script] }];
+    },
+    restore: (spec) => {
+      const part = spec.restore?.parts.find((p) => p.name === 'data');
+      return part ? { parts: [{ index: part.index, name: 'data', path: 'zk', unpack: 'tar' }], files: [] } : undefined;
+    },
+    check: async (spec, members) => {
+      const leader = await serving(members);
+      if (!leader) throw new Error(`no member of ${spec.name} answers as part of a quorum`);
+      const count = /^zk_znode_count\s+(\d+)/m.exec(await fourLetter(leader.host, 'mntr'))?.[1];
+      if (count === undefined) throw new Error(`${leader.spec.name} gave no zk_znode_count in mntr`);
+      return `${count} znodes`;
+    },
+  },
   settings: {
     tickTime: { describe: 'the base time unit in ms (heartbeats; sessions last 2 to 20 ticks)', default: '2000', check: (v) => wholeNumber(v, 100, 60_000) },
     initLimit: { describe: 'ticks a follower may take to connect and sync with the leader', default: '10', check: (v) => wholeNumber(v, 1, 1000) },
@@ -139,6 +178,9 @@ export const zookeeper: ServiceType = {
       `dataDir=${DATA}/zk`,
       `dataLogDir=${journal ? `${JOURNAL}/zk` : `${DATA}/zk`}`,
       'autopurge.purgeInterval=1',
+      // Transaction logs grow in 4 MiB steps, not 64: a log is sparse only until it is copied (a backup, a restore onto
+      // the journal volume), and a small journal volume must hold a whole one.
+      'preAllocSize=4096',
       '4lw.commands.whitelist=ruok,srvr,mntr,conf,stat',
       'admin.enableServer=false',
       // A member alone is still an ensemble of one, so that it can grow by reconfig.
@@ -263,7 +305,16 @@ if [ -z "$dynamic" ] || [ ! -f "$dynamic" ]; then
   cp ${DATA}/firecampd/zoo.cfg.dynamic "$ZK/zoo.cfg.dynamic"
   dynamic="$ZK/zoo.cfg.dynamic"
 fi
-{ cat ${DATA}/firecampd/zoo.cfg; echo "dynamicConfigFile=$dynamic"; } > "$ZK/zoo.cfg.tmp"
+${
+  journal
+    ? `if ls "$ZK"/version-2/log.* >/dev/null 2>&1; then
+  # Restored from a backup, whose logs come in the data directory: onto the journal volume, where ZooKeeper reads them.
+  mkdir -p ${JOURNAL}/zk/version-2
+  mv "$ZK"/version-2/log.* ${JOURNAL}/zk/version-2/
+fi
+`
+    : ''
+}{ cat ${DATA}/firecampd/zoo.cfg; echo "dynamicConfigFile=$dynamic"; } > "$ZK/zoo.cfg.tmp"
 mv "$ZK/zoo.cfg.tmp" "$ZK/zoo.cfg"
 # The superuser's digest, made by ZooKeeper's own provider from the generated password.
 lib="$(dirname "$(command -v zkServer.sh)")/../lib"

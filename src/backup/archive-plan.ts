@@ -1,12 +1,15 @@
 // Which archived log files a restore replays, and what moments it can reach:
-// from the end of the base backup to the last file of the archive that
-// follows it without a gap (each file's time is when it was archived, after
-// everything it holds). A `--to-time` outside that is refused, naming the
+// from the moment the backup is consistent to the latest mark of the archive
+// (a file closed at a known moment, then shipped, with no gap before it: the
+// backup makes one, and so does a restore that closes the live service's
+// file). When a file was shipped says nothing of when its last commit was,
+// so only marks count. A `--to-time` outside that is refused, naming the
 // range. When the backed-up service still runs in this cluster, its current
 // log file is closed first, so that the range reaches the moment of asking.
 import { UserError } from '../errors.ts';
 import { serviceType } from '../catalog/registry.ts';
-import type { Manifest } from './records.ts';
+import { Readable } from 'node:stream';
+import { archiveMarkKey, type Manifest } from './records.ts';
 import type { BackupTarget, TargetObject } from './target.ts';
 
 /** The backed-up service, when it runs here still: close its log file now (the file's name). */
@@ -36,10 +39,16 @@ async function look(target: BackupTarget, m: Manifest, type: string): Promise<Ar
       422,
       'damaged',
     );
-  const last = files.map((n) => objects.get(n)!.modified.getTime()).reduce((a, b) => Math.max(a, b), new Date(m.ended_at).getTime());
+  const replayed = new Set(files);
+  let last = Date.parse(m.archive.at);
+  for (const o of await target.list(`${prefix}covered/`)) {
+    const mark = o.key.slice(`${prefix}covered/`.length);
+    const dot = mark.lastIndexOf('.');
+    if (replayed.has(mark.slice(0, dot))) last = Math.max(last, Number(mark.slice(dot + 1)));
+  }
   return {
     objects: files.map((n) => ({ key: objects.get(n)!.key, name: n })),
-    covers: { from: m.ended_at, to: new Date(last).toISOString() },
+    covers: { from: m.archive.at, to: new Date(last).toISOString() },
     names: new Set(objects.keys()),
   };
 }
@@ -50,10 +59,15 @@ export async function archivePlan(target: BackupTarget, m: Manifest, type: strin
     throw new UserError(`--to-time ${toTime}: not an RFC 3339 time (such as 2026-12-07T14:30:00Z)`, 400, 'bad_time');
   let plan = await look(target, m, type);
   if (source && (t === undefined || t > Date.parse(plan.covers.to))) {
+    const at = Date.now();
     const closed = await source.flush();
     const deadline = Date.now() + flushWaitMs();
     while (!plan.names.has(closed) && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 1000));
+      plan = await look(target, m, type);
+    }
+    if (plan.names.has(closed)) {
+      await target.put(archiveMarkKey(m.archive!.prefix, closed, at), Readable.from([Buffer.alloc(0)]));
       plan = await look(target, m, type);
     }
   }

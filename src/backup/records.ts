@@ -43,9 +43,10 @@ export const manifestSchema = z
     parts: z.array(partSchema),
     /**
      * The service's archived log (PostgreSQL's WAL), under `prefix` on the same target: a restore replays its files
-     * from `from` (the first this backup needs) on, to the end of what is archived or to a time.
+     * from `from` (the first this backup needs) through `through` (closed at `at`, once the backup's data was read: the
+     * backup is consistent from then on) at least, to the end of what is archived or to a time.
      */
-    archive: z.object({ prefix: z.string(), from: z.string(), through: z.string() }).strict().optional(),
+    archive: z.object({ prefix: z.string(), from: z.string(), through: z.string(), at: z.string() }).strict().optional(),
     started_at: z.string(),
     ended_at: z.string(),
   })
@@ -65,7 +66,7 @@ export const backupRecordSchema = z
     /** Asked for by the service's schedule. */
     scheduled: z.boolean().optional(),
     /** As in its manifest: where the service's log is archived and the first file this backup needs (retention keeps the log from there). */
-    archive: z.object({ prefix: z.string(), from: z.string(), through: z.string() }).strict().optional(),
+    archive: z.object({ prefix: z.string(), from: z.string(), through: z.string(), at: z.string() }).strict().optional(),
     parts: z.array(partSchema),
     /** Sealed bytes in all. */
     bytes: z.number().int().nonnegative(),
@@ -96,6 +97,11 @@ export const manifestKey = (id: string) => `${id}/manifest.json`;
  * that a service made again under the same name, or a restored one, never mixes its log with another's.
  */
 export const archivePrefix = (service: string, createdAt: string) => `wal/${service}-${createdAt.replace(/[^0-9]/g, '').slice(0, 17)}/`;
+/**
+ * A mark that the log is archived without a gap through file `through` for every commit before `atMs` (the file was
+ * closed at that moment, then shipped): what a restore to a moment may count on. An empty object; its key says it all.
+ */
+export const archiveMarkKey = (prefix: string, through: string, atMs: number) => `${prefix}covered/${through}.${atMs}`;
 /** An archived log file's object, sealed as a part is. */
 export const archiveKey = (prefix: string, name: string) => `${prefix}${name}.fcb`;
 export const partKey = (id: string, member: string, name: string) => `${id}/${member}.${name}.fcb`;

@@ -17,6 +17,7 @@ import { currentKey } from './keys.ts';
 import {
   BACKUPS_PREFIX,
   archiveKey,
+  archiveMarkKey,
   archivePrefix,
   backupKey,
   backupRecordSchema,
@@ -124,6 +125,7 @@ export class BackupRunner {
    */
   private async archived(rec: BackupRecord, from: string): Promise<NonNullable<Manifest['archive']>> {
     const { svc, type, placed, ctx } = backupContext(this.o.db, this.o.exec, this.o.log, rec.service);
+    const at = new Date();
     const through = await type.backup!.archive!.flush(svc.spec, placed, ctx);
     const prefix = archivePrefix(svc.spec.name, svc.created_at);
     const target = openTarget(rec.target, this.o.db.store);
@@ -134,7 +136,12 @@ export class BackupRunner {
         throw new Error(`the log file ${through} did not reach the archive on ${rec.target} in ${archiveWaitMs() / 1000} s: see the nodes' logs (log archive)`);
       await new Promise((r) => setTimeout(r, 500));
     }
-    return { prefix, from, through };
+    // Every file between the two there, with no gap: else a restore could not make this backup consistent.
+    const names = (await target.list(prefix)).map((o) => o.key.slice(prefix.length).replace(/\.fcb$/, ''));
+    const { files, gapAfter } = type.backup!.archive!.replay(from, names);
+    if (!files.includes(through)) throw new Error(`the archive on ${rec.target} lacks log files between ${from} and ${through} (after ${gapAfter ?? from})`);
+    await target.put(archiveMarkKey(prefix, through, at.getTime()), Readable.from([Buffer.alloc(0)]));
+    return { prefix, from, through, at: at.toISOString() };
   }
 
   private async run(rec: BackupRecord): Promise<void> {

@@ -57,6 +57,7 @@ import { registerBackupRoutes } from './backup/routes.ts';
 import { BackupRunner } from './backup/runner.ts';
 import { Archiver } from './backup/archiver.ts';
 import { BackupScheduler } from './backup/scheduler.ts';
+import { Drills } from './backup/drills.ts';
 import { localTargetWarning } from './backup/view.ts';
 import { BACKUP_TARGET } from './backup/records.ts';
 
@@ -293,6 +294,8 @@ export class Daemon {
     // A member's tool may run for minutes (a repair, moving partitions), a dump for as long as its data takes: the connection waits as long.
     const toMembers = httpForwarder(tls, this.address, 3_600_000, 'the node');
     const exec = memberExec({ ...execDeps, forward: toMembers });
+    const services = registerServiceRoutes(this.api, this.controldb, { ipPool: this.config.ipPool, defaultBackupTarget: this.defaultBackupTarget() });
+    const drills = new Drills({ db: this.controldb, log: this.log.child({ part: 'backups' }), services, exec });
     this.catalog = new Catalog({
       db: this.controldb,
       backups: [
@@ -304,6 +307,7 @@ export class Daemon {
           exec,
         }),
         new BackupScheduler({ db: this.controldb, log: this.log.child({ part: 'backups' }), defaultTarget: this.defaultBackupTarget() }),
+        drills,
       ],
       domain: this.config.dnsDomain,
       ipPool: this.config.ipPool,
@@ -311,10 +315,15 @@ export class Daemon {
       log: this.log.child({ part: 'catalog' }),
       exec,
     });
-    const services = registerServiceRoutes(this.api, this.controldb, { ipPool: this.config.ipPool, defaultBackupTarget: this.defaultBackupTarget() });
     registerExecRoute(this.api, execDeps);
     registerPartRoute(this.api, execDeps);
-    registerBackupRoutes(this.api, this.controldb, { services, defaultTarget: this.defaultBackupTarget(), exec, log: this.log.child({ part: 'backups' }) });
+    registerBackupRoutes(this.api, this.controldb, {
+      services,
+      drills,
+      defaultTarget: this.defaultBackupTarget(),
+      exec,
+      log: this.log.child({ part: 'backups' }),
+    });
     registerLogRoutes(this.api, { db: this.controldb, selfId: this.nodeId, tls, address: this.address, docker: () => this.docker });
     registerKvRoutes(this.api, this.controldb);
     registerClusterRoutes(this.api, this.controldb, this.raft, this.membership, this.nodeId, () => this.onLeft());

@@ -10,6 +10,10 @@
 //   and reads back at QUORUM: it keeps going, the member comes back on a
 //   live node with its address and its data (every row read from it alone),
 //   and every acknowledged row reads back at QUORUM;
+// - a backup while the client writes (every member snapshotted at once, the
+//   snapshots cleared once archived), restored as cs2: the same tokens on
+//   each member, every row acknowledged before the backup began there; a
+//   restore drill (backup verify) runs nodetool verify and counts the tables;
 // - a rolling upgrade to another tag while the client writes: one member at
 //   a time, drained first, nothing acknowledged lost;
 // - scale 3 → 4 while the client writes: the new member bootstraps, the
@@ -23,7 +27,18 @@ import type { TestBed } from './bed/bed.ts';
 import { docker } from './bed/docker.ts';
 import { REPO } from './helpers/proc.ts';
 import type { Cli, MemberView } from './helpers/service-bed.ts';
-import { dockerOf, getService, runClient, serviceContext, servicePassword, startLoad, startServiceBed } from './helpers/service-bed.ts';
+import {
+  backupUnderLoad,
+  completeBackup,
+  cliOk,
+  dockerOf,
+  getService,
+  runClient,
+  serviceContext,
+  servicePassword,
+  startLoad,
+  startServiceBed,
+} from './helpers/service-bed.ts';
 import { pollUntil } from './helpers/wait.ts';
 const CASSANDRA_IMAGE = cassandraType.image;
 
@@ -50,7 +65,7 @@ describe('cassandra', { timeout: 2_400_000 }, () => {
   const context = () => serviceContext(bed, 'cs', live());
   // The client knows the seeds by name, as a client configured at create would.
   const HOSTS = 'cs-0.cs.fc.test,cs-1.cs.fc.test,cs-2.cs.fc.test';
-  const clientArgs = (table: string, pw = password) => [
+  const clientArgs = (table: string, pw = password, hosts = HOSTS) => [
     process.execPath,
     '--import',
     'tsx',
@@ -58,13 +73,14 @@ describe('cassandra', { timeout: 2_400_000 }, () => {
     '--dns',
     bed.nodes.map((n) => `${n.ip}:53`).join(','),
     '--hosts',
-    HOSTS,
+    hosts,
     '--password',
     pw,
     '--table',
     table,
   ];
-  const cql = async (table: string, args: string[], pw = password) => runClient<Record<string, unknown>>(bed, [...clientArgs(table, pw), ...args], 600_000);
+  const cql = async (table: string, args: string[], pw = password, hosts = HOSTS) =>
+    runClient<Record<string, unknown>>(bed, [...clientArgs(table, pw, hosts), ...args], 600_000);
   const service = async () => getService(cli, 'cs', bed.nodes[live()[0]].addr);
   const nodetool = (m: MemberView, args: string[]) => {
     // The image's nodetool finds the member's JMX port in JMX_PORT, which firecampd sets.
@@ -85,14 +101,15 @@ describe('cassandra', { timeout: 2_400_000 }, () => {
       (ok) => ok,
       { ms, what, context },
     );
-  const allThere = async (table: string, n: number, extra: string[] = []) => {
+  /** Rows 1..n there; and no other, unless `more` (rows written after the first n may be there too: a backup taken while writing). */
+  const allThere = async (table: string, n: number, extra: string[] = [], hosts = HOSTS, more = false) => {
     const r = (await pollUntil(
-      () => cql(table, ['check', String(n), ...extra]),
+      () => cql(table, ['check', String(n), ...extra], password, hosts),
       (c) => c.missingCount === 0,
       { ms: 60_000, what: `every acknowledged row of t.${table} (1..${n}) ${extra.join(' ')}`, context },
     )) as unknown as CheckResult;
     assert.equal(r.present, n);
-    assert.equal(r.extra, 0, 'no row that was never written');
+    if (!more) assert.equal(r.extra, 0, 'no row that was never written');
   };
 
   before(async () => {
@@ -185,6 +202,51 @@ describe('cassandra', { timeout: 2_400_000 }, () => {
     await allThere('b', stats.acked[1]);
     // Its own copy: the rows of table a read at ONE from cs-1 alone (3 replicas of 3 members: it holds every row).
     await allThere('a', ROWS, ['--only', victimMember.ip, '--consistency', 'one']);
+  });
+
+  it('backs up while a client writes (every member snapshotted at once, the snapshots cleared) and restores as cs2 with the same tokens: every row acknowledged before the backup began is there; a restore drill verifies it', async (t) => {
+    const addr = bed.nodes[live()[0]].addr;
+    const ok = cliOk(cli, addr, () => serviceContext(bed, 'cs2', live()));
+    await ok(['backup', 'target', 'set', `dir:${path.join(bed.shared, 'backups')}`]);
+    await cql('e', ['setup']);
+    const logsBefore = bed.nodes.map((n) => n.logs.length);
+    const { ackedBefore, made, stats } = await backupUnderLoad(bed, ok, 'cs', [...clientArgs('e'), 'load'], context);
+    assert.deepEqual([made.status, made.parts.map((p) => p.member).sort()], ['complete', ['cs-0', 'cs-1', 'cs-2']]);
+    assert.equal(stats.errors, 0, `the ring kept serving at QUORUM through the backup: ${JSON.stringify(stats.messages)}`);
+    const snapped = bed.nodes
+      .flatMap((n, i) => n.logs.slice(logsBefore[i]))
+      .filter((l) => l.includes('cassandra: every member snapshotted'))
+      .map((l) => JSON.parse(l) as { snapshotMs: number; spreadMs: number });
+    assert.equal(snapped.length, 1, 'one snapshot of every member');
+    t.diagnostic(`the members' snapshots: ${snapped[0].snapshotMs} ms for all, the last ${snapped[0].spreadMs} ms after the first`);
+    for (const m of (await service()).members) {
+      assert.doesNotMatch(nodetool(m, ['listsnapshots']), /firecampd-/, `${m.name} keeps no snapshot once its part is archived`);
+    }
+    const id = await completeBackup(ok, 'cs');
+    const started = Date.now();
+    await ok(['backup', 'restore', id, '--as', 'cs2', '--timeout', '900']);
+    t.diagnostic(`restore as cs2 → ACTIVE: ${Date.now() - started} ms`);
+    const source = await service();
+    const restored = await getService(cli, 'cs2', addr);
+    const tokensOf = (svc: string, m: MemberView) =>
+      [...docker(dockerOf(bed, ids, m), ['exec', `firecampd-${svc}-${m.name}`, 'nodetool', 'info', '-T']).matchAll(/^Token\s*:\s*(\S+)/gm)]
+        .map((x) => x[1])
+        .sort();
+    for (const m of restored.members) {
+      const from = source.members.find((x) => x.name === m.name.replace(/^cs2-/, 'cs-'))!;
+      const own = tokensOf('cs2', m);
+      assert.equal(own.length, 16, `${m.name} has 16 tokens`);
+      assert.deepEqual(own, tokensOf('cs', from), `${m.name} owns the ranges ${from.name} owned`);
+    }
+    const cs2 = 'cs2-0.cs2.fc.test,cs2-1.cs2.fc.test,cs2-2.cs2.fc.test';
+    await allThere('a', ROWS, [], cs2);
+    // And those written while the backup ran, up to its snapshot: more rows, never fewer.
+    await allThere('e', ackedBefore, [], cs2, true);
+    await ok(['service', 'delete', 'cs2']);
+    const drill = JSON.parse(await ok(['backup', 'verify', id, '--json', '--timeout', '900'])) as { status: string; summary: string };
+    assert.equal(drill.status, 'ok', JSON.stringify(drill));
+    assert.match(drill.summary, /^\d+ tables in \d+ keyspaces, the sstables of 3 members verified$/);
+    assert.ok(Number(/^(\d+) tables/.exec(drill.summary)![1]) >= 3, `the drill found the tables a, b and e: ${drill.summary}`);
   });
 
   it('upgrades one member at a time, each drained first, while a client writes at QUORUM, losing nothing acknowledged', async (t) => {

@@ -4,6 +4,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { cassandra, jmxPort, parseStatus } from '../src/catalog/services/cassandra/cassandra.ts';
+import { ourSnapshots } from '../src/catalog/services/cassandra/backup.ts';
+import { parseScramUsers } from '../src/catalog/services/kafka/backup.ts';
 import { balancePlan, controllersFor, kafka } from '../src/catalog/services/kafka/kafka.ts';
 import { kafkaConnect } from '../src/catalog/services/kafka-connect/kafka-connect.ts';
 import { readConnectorConfig } from '../src/catalog/services/kafka-connect/cli.ts';
@@ -246,6 +248,34 @@ describe('JVM service types', () => {
     assert.match(cassandra.needsStaticIps(spec)!, /--static-ips and --ip-pool/);
   });
 
+  it('kafka: a backup names the SCRAM users kafka-configs.sh lists, with their mechanisms', () => {
+    const out = [
+      "SCRAM credential configs for user-principal 'admin' are SCRAM-SHA-512=iterations=4096",
+      "SCRAM credential configs for user-principal 'billing-app' are SCRAM-SHA-256=iterations=8192, SCRAM-SHA-512=iterations=4096",
+      '',
+    ].join('\n');
+    assert.deepEqual(parseScramUsers(out), [
+      { name: 'admin', mechanisms: 'SCRAM-SHA-512=iterations=4096' },
+      { name: 'billing-app', mechanisms: 'SCRAM-SHA-256=iterations=8192, SCRAM-SHA-512=iterations=4096' },
+    ]);
+    assert.deepEqual(parseScramUsers(''), []);
+  });
+
+  it("cassandra: a backup clears only the snapshots firecampd took (a user's own are left alone)", () => {
+    const listing = [
+      'Snapshot Details: ',
+      'Snapshot name           Keyspace name Column family name True size Size on disk Creation time            Expiration time',
+      'firecampd-1796675486136 t             a                  0 bytes   70.3 KiB     2026-12-07T20:31:26.136Z',
+      'firecampd-1796675486136 t             b                  0 bytes   12.1 KiB     2026-12-07T20:31:26.136Z',
+      'before-upgrade          t             a                  0 bytes   70.3 KiB     2026-12-01T10:00:00.000Z',
+      'firecampd-1796675000000 system_auth   roles              0 bytes   5.1 KiB      2026-12-07T20:20:00.000Z',
+      '',
+      'Total TrueDiskSpaceUsed: 0 bytes',
+    ].join('\n');
+    assert.deepEqual(ourSnapshots(listing), ['firecampd-1796675486136', 'firecampd-1796675000000']);
+    assert.deepEqual(ourSnapshots('There are no snapshots\n'), []);
+  });
+
   it('cassandra: the first 3 members seed, the others wait to bootstrap; each listens on its IP, JMX on a port of its own', () => {
     const spec = cassandra.normalize({ type: 'cassandra', name: 'cs', replicas: 4, heapMiB: 512, journalVolumeSizeMiB: 128 });
     const members = cassandra.members(spec, ctx(4));
@@ -256,7 +286,10 @@ describe('JVM service types', () => {
     assert.match(yaml, /^authenticator: PasswordAuthenticator$/m);
     assert.match(yaml, /^commitlog_directory: \/var\/lib\/cassandra-commitlog\/commitlog$/m);
     assert.match(file(members[3], 'firecampd/start.sh'), /until \[ -f "\$S\/bootstrap" \]/, 'a member that is not a seed waits for the go');
-    assert.doesNotMatch(file(members[2], 'firecampd/start.sh'), /bootstrap/, 'a seed never waits');
+    assert.doesNotMatch(file(members[2], 'firecampd/start.sh'), /until \[ -f "\$S\/bootstrap" \]/, 'a seed never waits');
+    // A member restored from a backup takes its source's tokens and does not bootstrap: its data is on its volume.
+    assert.match(file(members[3], 'firecampd/start.sh'), /if \[ ! -f "\$S\/bootstrap" \] && \[ ! -f "\$S\/tokens" \]; then/);
+    assert.match(file(members[3], 'firecampd/start.sh'), /initial_token: %s\\nauto_bootstrap: false/);
     assert.equal(members[0].env!.MAX_HEAP_SIZE, '512M');
     const ports = members.map((m) => Number(m.env!.JMX_PORT));
     assert.equal(new Set(ports).size, 4, 'one JMX port per member');

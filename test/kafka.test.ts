@@ -7,6 +7,9 @@
 // - kafkajs produces 20,000 messages with acks=all while the node of a
 //   partition leader dies (every process killed, its link down); a consumer
 //   reads every acknowledged message back, and the member runs elsewhere;
+// - a backup while a client makes topics, restored as kf2: every topic
+//   made before it began, with its partitions and configs, and a group's
+//   committed offsets; a restore drill counts the topics;
 // - a rolling upgrade to another tag while producing: one broker at a time,
 //   every acknowledged message read back;
 // - scale 3 → 4 --rebalance → 3: a broker that is not a controller
@@ -15,7 +18,8 @@
 // - Kafka Connect workers against it (`--kafka kf`): refused without an
 //   ACTIVE Kafka, the Kafka refused deletion while they need it, a FileStream
 //   sink connector put through `service connector` writing every message of
-//   a topic into a file on a worker's volume.
+//   a topic into a file on a worker's volume; its connectors backed up and
+//   restored as kc2.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -25,7 +29,18 @@ import type { TestBed } from './bed/bed.ts';
 import { docker } from './bed/docker.ts';
 import { REPO, tempDir } from './helpers/proc.ts';
 import type { Cli, MemberView, ServiceView } from './helpers/service-bed.ts';
-import { dockerOf, getService, runClient, serviceContext, servicePassword, startLoad, startServiceBed } from './helpers/service-bed.ts';
+import {
+  backupUnderLoad,
+  completeBackup,
+  cliOk,
+  dockerOf,
+  getService,
+  runClient,
+  serviceContext,
+  servicePassword,
+  startLoad,
+  startServiceBed,
+} from './helpers/service-bed.ts';
 import { pollUntil } from './helpers/wait.ts';
 const KAFKA_IMAGE = kafkaType.image;
 
@@ -56,7 +71,7 @@ describe('kafka', { timeout: 1_500_000 }, () => {
   const dead = new Set<number>();
   const live = () => [0, 1, 2].filter((i) => !dead.has(i));
   const context = () => serviceContext(bed, 'kf', live());
-  const clientArgs = (topic: string) => [
+  const clientArgs = (topic: string, brokers = BROKERS) => [
     process.execPath,
     '--import',
     'tsx',
@@ -64,13 +79,14 @@ describe('kafka', { timeout: 1_500_000 }, () => {
     '--dns',
     bed.nodes.map((n) => `${n.ip}:53`).join(','),
     '--brokers',
-    BROKERS,
+    brokers,
     '--password',
     password,
     '--topic',
     topic,
   ];
-  const kafkaClient = async (topic: string, args: string[]) => runClient<Record<string, unknown>>(bed, [...clientArgs(topic), ...args], 300_000);
+  const kafkaClient = async (topic: string, args: string[], brokers = BROKERS) =>
+    runClient<Record<string, unknown>>(bed, [...clientArgs(topic, brokers), ...args], 300_000);
   const service = async () => getService<ServiceView<Member>>(cli, 'kf', bed.nodes[live()[0]].addr);
   /** kafka-topics.sh --describe of a topic (all topics without one), run in a member as admin. */
   const describe = (m: MemberView, topic?: string) =>
@@ -194,6 +210,34 @@ describe('kafka', { timeout: 1_500_000 }, () => {
     assert.ok(stats.acked[1] >= BATCHES, `at least 20,000 messages acknowledged: ${JSON.stringify(stats)}\n${failoverContext()}`);
     ordersAcked = stats.acked[1];
     await allThere('orders', ordersAcked);
+  });
+
+  it("backs up its topics (partitions, configs) and a group's offsets while a client makes topics, and restores them as kf2; a restore drill counts them", async (t) => {
+    const addr = bed.nodes[live()[0]].addr;
+    const ok = cliOk(cli, addr, () => serviceContext(bed, 'kf2', live()));
+    await ok(['backup', 'target', 'set', `dir:${path.join(bed.shared, 'backups')}`]);
+    const committed = await kafkaClient('orders', ['offsets', 'set']);
+    const { ackedBefore, made, stats } = await backupUnderLoad(bed, ok, 'kf', [...clientArgs('made'), 'topics'], context, 20);
+    assert.deepEqual([made.status, made.parts.map((p) => p.name)], ['complete', ['metadata']]);
+    assert.equal(stats.errors, 0, `topics kept being made through the backup: ${JSON.stringify(stats.messages)}`);
+    const id = await completeBackup(ok, 'kf');
+    const started = Date.now();
+    await ok(['backup', 'restore', id, '--as', 'kf2', '--timeout', '600']);
+    t.diagnostic(`restore as kf2 → ACTIVE (its topics made, offsets committed): ${Date.now() - started} ms`);
+    const kf2 = 'kf2-0.kf2.fc.test:9092,kf2-1.kf2.fc.test:9092,kf2-2.kf2.fc.test:9092';
+    const topics = await kafkaClient('made', ['topics-check', String(ackedBefore)], kf2);
+    assert.deepEqual(
+      [topics.present, topics.missing, topics.wrong],
+      [ackedBefore, [], []],
+      'every topic made before the backup began, with its partitions and retention.ms',
+    );
+    assert.deepEqual(await kafkaClient('orders', ['offsets', 'get'], kf2), committed, "the group's committed offsets");
+    assert.deepEqual(committed, { offsets: [0, 1, 2].map((p) => ({ partition: p, offset: String((p + 1) * 10) })) });
+    await ok(['service', 'delete', 'kf2']);
+    const drill = JSON.parse(await ok(['backup', 'verify', id, '--json', '--timeout', '600'])) as { status: string; summary: string };
+    assert.equal(drill.status, 'ok', JSON.stringify(drill));
+    const counted = /^(\d+) topics, \d+ partitions, (\d+) consumer groups$/.exec(drill.summary);
+    assert.ok(counted && Number(counted[1]) >= ackedBefore + 1 && Number(counted[2]) >= 1, `the drill counted ${drill.summary}`);
   });
 
   it('upgrades one broker at a time while a client produces with acks=all, losing nothing acknowledged', async (t) => {
@@ -325,6 +369,23 @@ describe('kafka', { timeout: 1_500_000 }, () => {
     const written = await pollUntil(lines, (l) => l.length >= 2000, { ms: 60_000, what: 'the 2,000 messages in the sink file', context: connectContext });
     const want = Array.from({ length: 20 }, (_, b) => Array.from({ length: 100 }, (__, k) => `${b + 1}:${k}`)).flat();
     assert.deepEqual(new Set(written), new Set(want), 'every message of sink-in, and nothing else, in the file');
+
+    // Its connectors backed up, and restored as kc2: the sink's config put back, and running there.
+    const made = await cli(['backup', 'create', 'kc', '--wait', '--json', '--addr', addr]);
+    assert.equal(made.code, 0, made.stderr);
+    const backup = JSON.parse(made.stdout) as { id: string; status: string; parts: { name: string }[] };
+    assert.deepEqual([backup.status, backup.parts.map((p) => p.name)], ['complete', ['connectors']]);
+    const restored = await cli(['backup', 'restore', backup.id, '--as', 'kc2', '--timeout', '300', '--addr', addr]);
+    assert.equal(restored.code, 0, `${restored.stderr}\n${serviceContext(bed, 'kc2', live())}`);
+    const copy = await cli(['service', 'connector', 'get', 'kc2', 'sink', '--json', '--addr', addr]);
+    assert.equal(copy.code, 0, copy.stderr);
+    const original = await cli(['service', 'connector', 'get', 'kc', 'sink', '--json', '--addr', addr]);
+    const config = (r: { stdout: string }) => {
+      const { name: _, ...c } = (JSON.parse(r.stdout) as { config: Record<string, string> }).config;
+      return c;
+    };
+    assert.deepEqual(config(copy), config(original), "kc2's sink has kc's config");
+    assert.equal((await cli(['service', 'delete', 'kc2', '--addr', addr])).code, 0);
 
     const del = await cli(['service', 'connector', 'delete', 'kc', 'sink', '--addr', addr]);
     assert.equal(del.code, 0, del.stderr);

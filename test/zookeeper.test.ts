@@ -10,6 +10,8 @@
 // - a backup (the leader's newest snapshot and its transaction logs) while
 //   a client writes, restored as zk2: every znode acknowledged before it
 //   began is there; a restore drill (backup verify) counts the znodes;
+// - a schedule with --backup-verify: a scheduled backup is drilled, the
+//   result in service get (service.test.ts drills a damaged backup);
 // - scale 3 → 5 → 3 by dynamic reconfiguration while a client writes: the
 //   voters follow, nothing acknowledged is lost;
 // - a rolling upgrade to another tag while a client writes: the followers
@@ -23,7 +25,18 @@ import type { TestBed } from './bed/bed.ts';
 import { docker } from './bed/docker.ts';
 import { REPO } from './helpers/proc.ts';
 import type { Cli, MemberView, ServiceView } from './helpers/service-bed.ts';
-import { dockerOf, getService, runClient, serviceContext, servicePassword, startLoad, startServiceBed } from './helpers/service-bed.ts';
+import {
+  backupUnderLoad,
+  completeBackup,
+  cliOk,
+  dockerOf,
+  getService,
+  runClient,
+  serviceContext,
+  servicePassword,
+  startLoad,
+  startServiceBed,
+} from './helpers/service-bed.ts';
 import { pollUntil } from './helpers/wait.ts';
 const ZOOKEEPER_IMAGE = zookeeperType.image;
 
@@ -179,27 +192,12 @@ describe('zookeeper', { timeout: 1_500_000 }, () => {
 
   it('backs up while a client writes and restores as zk2: every znode acknowledged before the backup began is there; a restore drill counts its znodes', async (t) => {
     const addr = bed.nodes[live()[0]].addr;
-    const ok = async (args: string[]) => {
-      const r = await cli([...args, '--addr', addr]);
-      assert.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}\n${serviceContext(bed, 'zk2', live())}`);
-      return r.stdout;
-    };
+    const ok = cliOk(cli, addr, () => serviceContext(bed, 'zk2', live()));
     await ok(['backup', 'target', 'set', `dir:${path.join(bed.shared, 'backups')}`]);
-    const load = startLoad(bed, [...clientArgs('/d'), 'load'], context);
-    let ackedBefore: number;
-    try {
-      await load.ready();
-      ackedBefore = await load.ackedThrough(100, 60_000);
-      const made = JSON.parse(await ok(['backup', 'create', 'zk', '--wait', '--json'])) as { status: string; parts: { name: string }[] };
-      assert.deepEqual([made.status, made.parts.map((p) => p.name)], ['complete', ['data']]);
-    } finally {
-      await load.stop();
-    }
-    const stats = load.result();
+    const { ackedBefore, made, stats } = await backupUnderLoad(bed, ok, 'zk', [...clientArgs('/d'), 'load'], context);
+    assert.deepEqual([made.status, made.parts.map((p) => p.name)], ['complete', ['data']]);
     assert.equal(stats.errors, 0, `the ensemble kept serving through the backup: ${JSON.stringify(stats.messages)}`);
-    const id = (JSON.parse(await ok(['backup', 'list', 'zk', '--json'])) as { backups: { id: string; status: string }[] }).backups.find(
-      (b) => b.status === 'complete',
-    )!.id;
+    const id = await completeBackup(ok, 'zk');
     const started = Date.now();
     await ok(['backup', 'restore', id, '--as', 'zk2', '--timeout', '300']);
     t.diagnostic(`restore as zk2 → ACTIVE: ${Date.now() - started} ms`);
@@ -211,6 +209,36 @@ describe('zookeeper', { timeout: 1_500_000 }, () => {
     assert.equal(drill.status, 'ok');
     const znodes = Number(/^(\d+) znodes$/.exec(drill.summary)?.[1]);
     assert.ok(znodes >= ZNODES + ackedBefore, `the drill counted ${drill.summary}: at least ${ZNODES + ackedBefore}`);
+  });
+
+  it('drills each scheduled backup with --backup-verify: the result in service get, the throwaway service removed', async (t) => {
+    const addr = bed.nodes[live()[0]].addr;
+    const ok = cliOk(cli, addr, () => context());
+    const refused = await cli(['backup', 'schedule', 'zk', '--backup-verify', '--addr', addr]);
+    assert.notEqual(refused.code, 0, 'no drill of scheduled backups without a schedule');
+    assert.match(refused.stderr, /give --backup-schedule too/);
+    const started = Date.now();
+    // Every 30 s: the first scheduled backup comes within half a minute.
+    await ok(['backup', 'schedule', 'zk', '--backup-schedule', '*/30 * * * * *', '--backup-verify']);
+    type Drilled = ServiceView<Member> & { backups: { last_drill: { backup: string; status: string; summary: string } | null } };
+    const drilled = await pollUntil(
+      () => getService<Drilled>(cli, 'zk', addr),
+      (s) => s.backups.last_drill !== null && s.backups.last_drill.status !== 'running',
+      { ms: 300_000, what: 'a restore drill of a scheduled backup, ended', context },
+    );
+    await ok(['backup', 'schedule', 'zk', '--backup-schedule', 'none', '--no-backup-verify']);
+    t.diagnostic(`schedule set → its first backup drilled: ${Date.now() - started} ms`);
+    const drill = drilled.backups.last_drill!;
+    assert.equal(drill.status, 'ok', JSON.stringify(drill));
+    assert.match(drill.summary, /^\d+ znodes$/);
+    const backups = (JSON.parse(await ok(['backup', 'list', 'zk', '--json'])) as { backups: { id: string; scheduled?: boolean }[] }).backups;
+    assert.ok(backups.find((b) => b.id === drill.backup)?.scheduled, `the drilled backup ${drill.backup} is a scheduled one`);
+    // The drill's throwaway service is removed.
+    await pollUntil(
+      async () => JSON.parse(await ok(['service', 'list', '--json'])) as { services: { spec: { name: string } }[] },
+      (l) => !l.services.some((x) => x.spec.name.startsWith('verify-')),
+      { ms: 120_000, what: 'the drill service removed', context },
+    );
   });
 
   it('scales 3 → 5 → 3 by dynamic reconfiguration while a client writes, losing nothing acknowledged', async (t) => {

@@ -20,7 +20,7 @@ import type { MemberSpec } from '../agent/members.ts';
 import { readService } from '../catalog/service-records.ts';
 import { serviceType } from '../catalog/registry.ts';
 import { readKeys } from './keys.ts';
-import { BACKUPS_PREFIX, archiveKey, archivePrefix, backupRecordSchema, type BackupRecord } from './records.ts';
+import { archiveKey, archivePrefix, backupsOf, type BackupRecord } from './records.ts';
 import { sealing } from './seal.ts';
 import { openTarget } from './target.ts';
 
@@ -52,10 +52,7 @@ export class Archiver {
 
   /** The newest backup of a service, of any status: where its log goes. */
   private latestBackup(service: string): BackupRecord | undefined {
-    const recs = this.o.db.store
-      .range({ key: BACKUPS_PREFIX, prefix: true, limit: 0 })
-      .kvs.map((kv) => backupRecordSchema.parse(JSON.parse(kv.value)))
-      .filter((r) => r.service === service);
+    const recs = backupsOf(this.o.db, service).map((r) => r.value);
     return recs.sort((a, b) => (a.created_at < b.created_at ? -1 : 1)).at(-1);
   }
 

@@ -5,6 +5,7 @@
 // peers-only route, and the node refuses a member it does not hold at the
 // epoch meant, as member-exec does.
 import type Docker from 'dockerode';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { z } from 'zod';
 import type { ApiServer } from '../api/server.ts';
@@ -40,27 +41,47 @@ export interface PartDeps {
   docker: () => Docker | undefined;
 }
 
+/** Seal `source` into object `key` on the target; what the manifest says of it. On failure the object is removed; `ended` says how the source's maker ended. */
+async function sealPart(
+  db: ControlDb,
+  source: NodeJS.ReadableStream,
+  p: { member: string; name: string; target: string; key: string; keyId: string },
+  ended: () => Promise<void> = async () => {},
+): Promise<BackupPart> {
+  const key = keyById(db, p.keyId);
+  const target = openTarget(p.target, db.store);
+  const raw = new Tally();
+  const sealed = new Tally();
+  const [compress, encrypt] = sealing(key);
+  const stored = target.put(p.key, sealed);
+  try {
+    await Promise.all([pipeline(source, raw, compress, encrypt, sealed), stored]);
+    await ended();
+  } catch (err) {
+    await target.deletePrefix(p.key).catch(() => {});
+    throw err;
+  }
+  return { member: p.member, name: p.name, key: p.key, bytes: sealed.bytes, sha256: sealed.digest(), rawBytes: raw.bytes };
+}
+
 /** Dump, seal and store one part here; what the manifest says of it. */
 async function makePart(d: PartDeps, spec: MemberSpec, b: PartRequest): Promise<BackupPart> {
   const docker = d.docker();
   if (!docker) throw new UserError('this node cannot reach its Docker engine', 503, 'unavailable');
   await d.db.linearize(); // the key may have been made a moment ago, on another node
-  const key = keyById(d.db, b.keyId);
-  const target = openTarget(b.target, d.db.store);
   const { stdout, done } = await execStream(docker, spec, b.cmd);
-  const raw = new Tally();
-  const sealed = new Tally();
-  const [compress, encrypt] = sealing(key);
-  const stored = target.put(b.key, sealed);
-  try {
-    await Promise.all([pipeline(stdout, raw, compress, encrypt, sealed), stored]);
+  return sealPart(d.db, stdout, { ...b, member: spec.name }, async () => {
     const { exitCode, stderr } = await done;
     if (exitCode !== 0) throw new Error(`${b.cmd[0]} in ${spec.name} exited ${exitCode}: ${stderr.trim().split('\n').slice(-2).join(' / ')}`);
-  } catch (err) {
-    await target.deletePrefix(b.key).catch(() => {});
-    throw err;
-  }
-  return { member: spec.name, name: b.name, key: b.key, bytes: sealed.bytes, sha256: sealed.digest(), rawBytes: raw.bytes };
+  });
+}
+
+/** A part the leader made itself (PartContent), sealed and stored from here. */
+export function storeContentPart(
+  db: ControlDb,
+  p: { member: string; name: string; content: Buffer; target: string; key: string; keyId: string },
+): Promise<BackupPart> {
+  return sealPart(db, Readable.from([p.content]), p);
 }
 
 function heldHere(d: PartDeps, b: PartRequest): MemberSpec {

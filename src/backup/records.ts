@@ -5,6 +5,7 @@
 // checked and the manifest is in place.
 import crypto from 'node:crypto';
 import { z } from 'zod';
+import type { ControlDb } from '../controldb/controldb.ts';
 import { SECRET_PREFIX } from '../security/tokens.ts';
 
 export const BACKUPS_PREFIX = '/backups/';
@@ -76,6 +77,44 @@ export const backupRecordSchema = z
   })
   .strict();
 export type BackupRecord = z.infer<typeof backupRecordSchema>;
+
+export const DRILLS_PREFIX = '/backup-drills/';
+export const drillKey = (id: string) => `${DRILLS_PREFIX}${id}`;
+/** A restore drill: a backup restored into a throwaway service (named as the drill), the type's check run on it, the service removed. */
+export const drillRecordSchema = z
+  .object({
+    id: z.string(),
+    backup: z.string(),
+    /** The service the backup is of. */
+    source: z.string(),
+    target: z.string(),
+    status: z.enum(['running', 'ok', 'failed']),
+    /** What the type's check found (ok), or why the drill failed. */
+    summary: z.string(),
+    message: z.string(),
+    /** Run after a scheduled backup, for a service with --backup-verify. */
+    scheduled: z.boolean().optional(),
+    /** When a drill still running is given up. */
+    deadline: z.string(),
+    created_at: z.string(),
+    ended_at: z.string().optional(),
+  })
+  .strict();
+export type DrillRecord = z.infer<typeof drillRecordSchema>;
+
+/** Every backup in this cluster's records, with its record's revision (for compare-and-set). */
+export const readBackups = (db: ControlDb): { value: BackupRecord; rev: number }[] =>
+  db.store
+    .range({ key: BACKUPS_PREFIX, prefix: true, limit: 0 })
+    .kvs.map((kv) => ({ value: backupRecordSchema.parse(JSON.parse(kv.value)), rev: kv.mod_revision }));
+
+/** A service's backups in this cluster's records. */
+export const backupsOf = (db: ControlDb, service: string) => readBackups(db).filter((r) => r.value.service === service);
+
+export const readDrills = (db: ControlDb): { value: DrillRecord; rev: number }[] =>
+  db.store
+    .range({ key: DRILLS_PREFIX, prefix: true, limit: 0 })
+    .kvs.map((kv) => ({ value: drillRecordSchema.parse(JSON.parse(kv.value)), rev: kv.mod_revision }));
 
 export const keysSchema = z.object({ current: z.string(), keys: z.record(z.string(), z.string()) }).strict();
 export type BackupKeys = z.infer<typeof keysSchema>;

@@ -3,7 +3,6 @@
 // controldb; its data and manifest on its target, where a cluster that never
 // saw this one finds them.
 import path from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import { z } from 'zod';
 import type { ApiServer } from '../api/server.ts';
 import { parseBody } from '../api/validate.ts';
@@ -13,38 +12,36 @@ import { readService } from '../catalog/service-records.ts';
 import { serviceType } from '../catalog/registry.ts';
 import type { ServiceRoutes } from '../catalog/routes.ts';
 import { serviceName } from '../catalog/spec.ts';
-import { noSuchService, type Service, type ServiceSpecInput } from '../catalog/types.ts';
+import { noSuchService, type Service } from '../catalog/types.ts';
 import { put } from '../catalog/records.ts';
 import { checkSchedule, parseRetention } from './schedule.ts';
 import { scheduleKey } from './scheduler.ts';
 import { serviceBackupsView } from './view.ts';
-import { currentKey, importKey, keyById } from './keys.ts';
-import {
-  BACKUPS_PREFIX,
-  BACKUP_TARGET,
-  archivePrefix,
-  backupKey,
-  backupRecordSchema,
-  manifestKey,
-  manifestSchema,
-  type BackupRecord,
-  type Manifest,
-} from './records.ts';
-import { openBytes, Tally } from './seal.ts';
-import { openTarget, parseS3Uri, s3AccessKey, s3AccessSchema, S3Target, type BackupTarget } from './target.ts';
-import { archivePlan, type ArchiveSource } from './archive-plan.ts';
+import { currentKey, importKey } from './keys.ts';
+import { BACKUPS_PREFIX, BACKUP_TARGET, backupKey, backupRecordSchema, type BackupRecord } from './records.ts';
+import { openTarget, parseS3Uri, s3AccessKey, s3AccessSchema, S3Target } from './target.ts';
 import { clusterTarget, createBackup } from './create.ts';
 import { backupContext } from './service-context.ts';
+import { readManifest, recordOf, restoreBackup, type RestoreDeps } from './restore.ts';
+import type { Drills } from './drills.ts';
 import type { MemberExec } from '../catalog/member-exec.ts';
 import type { Logger } from '../log.ts';
 
 const createBody = z.object({ service: z.string().min(1), target: z.string().min(1).optional() }).strict();
 const idBody = z.object({ id: z.string().min(1) }).strict();
 const restoreBody = z.object({ id: z.string().min(1), as: serviceName, target: z.string().min(1).optional(), toTime: z.string().min(1).optional() }).strict();
+const verifyBody = z
+  .object({ id: z.string().min(1), target: z.string().min(1).optional(), timeoutSeconds: z.number().int().positive().max(86_400).default(3600) })
+  .strict();
 const keyBody = z.object({ key: z.string().min(1) }).strict();
 /** A schedule or retention to set; null: none any more; left out: as it is. */
 const scheduleBody = z
-  .object({ service: z.string().min(1), schedule: z.string().min(1).nullable().optional(), retention: z.string().min(1).nullable().optional() })
+  .object({
+    service: z.string().min(1),
+    schedule: z.string().min(1).nullable().optional(),
+    retention: z.string().min(1).nullable().optional(),
+    verify: z.boolean().optional(),
+  })
   .strict();
 const targetBody = z
   .object({
@@ -60,6 +57,7 @@ export interface BackupRouteOptions {
   /** Where backups go when neither the service nor the cluster names a target: a directory of this node's. */
   defaultTarget: string;
   services: ServiceRoutes;
+  drills: Drills;
   /** To close a live service's log file before a restore to a moment. */
   exec: MemberExec;
   log: Logger;
@@ -68,25 +66,10 @@ export interface BackupRouteOptions {
 /** What `backup list` and `backup get` show: the record, and whether its target is only one node's own disk. */
 export type BackupView = BackupRecord & { local_target: boolean };
 
-async function readManifest(target: BackupTarget, id: string): Promise<Manifest> {
-  const chunks: Buffer[] = [];
-  try {
-    for await (const c of target.get(manifestKey(id))) chunks.push(c as Buffer);
-  } catch {
-    throw new UserError(`no backup ${id} on ${target.uri} (see "firecampd backup list --target ${target.uri}")`, 404, 'not_found');
-  }
-  const r = manifestSchema.safeParse(JSON.parse(Buffer.concat(chunks).toString('utf8')));
-  if (!r.success) throw new UserError(`the manifest of backup ${id} on ${target.uri} does not read as one: ${r.error.issues[0]?.message}`, 422, 'damaged');
-  return r.data;
-}
-
 export function registerBackupRoutes(api: ApiServer, db: ControlDb, o: BackupRouteOptions): void {
+  const deps: RestoreDeps = { db, services: o.services, exec: o.exec, log: o.log };
   const view = (r: BackupRecord): BackupView => ({ ...r, local_target: openTarget(r.target, db.store).local && !isShared(r.target) });
-  const record = async (id: string) => {
-    await db.linearize();
-    const kv = db.store.get(backupKey(id));
-    return kv ? { value: backupRecordSchema.parse(JSON.parse(kv.value)), rev: kv.mod_revision } : undefined;
-  };
+  const record = (id: string) => recordOf(db, id);
   /** Whether a directory target is meant to be shared: anything outside this node's own default directory is taken as the user's choice of shared storage. */
   const isShared = (uri: string) => uri !== o.defaultTarget;
 
@@ -152,71 +135,7 @@ export function registerBackupRoutes(api: ApiServer, db: ControlDb, o: BackupRou
     return { id, status: 'DELETED' };
   });
 
-  api.route('POST', '/v1/backups/restore', async (req) => {
-    const b = parseBody(restoreBody, req.body);
-    const known = await record(b.id);
-    const uri = b.target ?? known?.value.target;
-    if (!uri) throw new UserError(`no backup ${b.id} in this cluster: name the target it is on with --target`, 404, 'not_found');
-    if (known && known.value.status !== 'complete')
-      throw new UserError(`backup ${b.id} is ${known.value.status}: only a complete backup restores`, 409, 'not_complete');
-    const target = openTarget(uri, db.store);
-    const m = await readManifest(target, b.id);
-    await db.linearize();
-    if (readService(db.store, b.as)) throw new UserError(`a service named ${b.as} exists already: restore under another name (--as)`, 409, 'exists');
-    const key = keyById(db, m.keyId);
-    // Every part whole and as the manifest says, before anything is made.
-    for (const p of m.parts) {
-      const t = new Tally();
-      t.resume();
-      try {
-        await pipeline(target.get(p.key), t);
-      } catch (err) {
-        throw new UserError(`part ${p.name} of ${p.member} (${p.key}) of backup ${b.id} cannot be read: ${(err as Error).message}`, 422, 'damaged');
-      }
-      if (t.digest() !== p.sha256)
-        throw new UserError(
-          `part ${p.name} of ${p.member} (${p.key}) of backup ${b.id} is damaged: its SHA-256 is ${t.digest()}, the manifest says ${p.sha256}; nothing was restored`,
-          422,
-          'damaged',
-        );
-    }
-    let secrets: Record<string, string>;
-    try {
-      secrets = JSON.parse(openBytes(key, m.secrets).toString('utf8')) as Record<string, string>;
-    } catch {
-      throw new UserError(`backup ${b.id}'s secrets do not open with key ${m.keyId}: the manifest is damaged`, 422, 'damaged');
-    }
-    // The archived log to replay, for a type that archives it: to its end, or to --to-time.
-    const live = readService(db.store, String(m.service.spec.name))?.value;
-    const source: ArchiveSource | undefined =
-      live && m.archive && live.spec.type === m.service.spec.type && m.archive.prefix === archivePrefix(live.spec.name, live.created_at)
-        ? {
-            flush: () => {
-              const c = backupContext(db, o.exec, o.log, live.spec.name);
-              return c.type.backup!.archive!.flush(c.svc.spec, c.placed, c.ctx);
-            },
-          }
-        : undefined;
-    const archive = m.archive ? await archivePlan(target, m, String(m.service.spec.type), b.toTime, source) : undefined;
-    if (b.toTime && !m.archive)
-      throw new UserError(`backup ${b.id} has no archived log: it restores only as it was taken (leave out --to-time)`, 400, 'no_archive');
-    const old = m.service.spec as ServiceSpecInput;
-    const memberIndex = (name: string) => Number(name.slice(name.lastIndexOf('-') + 1));
-    const { restore: _, ...rest } = old;
-    const spec: ServiceSpecInput = {
-      ...rest,
-      name: b.as,
-      restore: {
-        backup: m.id,
-        target: uri,
-        keyId: m.keyId,
-        parts: m.parts.map((p) => ({ index: memberIndex(p.member), name: p.name, key: p.key, sha256: p.sha256 })),
-        ...(archive ? { archive: archive.objects } : {}),
-        ...(b.toTime ? { toTime: new Date(b.toTime).toISOString() } : {}),
-      },
-    };
-    return o.services.create(spec, secrets);
-  });
+  api.route('POST', '/v1/backups/restore', async (req) => restoreBackup(deps, parseBody(restoreBody, req.body)));
 
   api.route('POST', '/v1/backup/schedule', async (req) => {
     const b = parseBody(scheduleBody, req.body);
@@ -227,12 +146,19 @@ export function registerBackupRoutes(api: ApiServer, db: ControlDb, o: BackupRou
     if (!serviceType(svc.spec.type).backup) throw new UserError(`${serviceType(svc.spec.type).title} services cannot be backed up yet`, 400, 'no_backup');
     if (b.schedule) checkSchedule(b.schedule);
     if (b.retention) parseRetention(b.retention);
-    const { backupSchedule, backupRetention, ...rest } = svc.spec;
+    const { backupSchedule, backupRetention, backupVerify, ...rest } = svc.spec;
     const schedule = b.schedule === undefined ? backupSchedule : (b.schedule ?? undefined);
     const retention = b.retention === undefined ? backupRetention : (b.retention ?? undefined);
+    const verify = b.verify ?? backupVerify;
+    if (verify && !schedule) throw new UserError(`--backup-verify drills each scheduled backup, and ${b.service} has no schedule: give --backup-schedule too`);
     const next: Service = {
       ...svc,
-      spec: { ...rest, ...(schedule ? { backupSchedule: schedule } : {}), ...(retention ? { backupRetention: retention } : {}) },
+      spec: {
+        ...rest,
+        ...(schedule ? { backupSchedule: schedule } : {}),
+        ...(retention ? { backupRetention: retention } : {}),
+        ...(verify ? { backupVerify: true } : {}),
+      },
       updated_at: new Date().toISOString(),
     };
     const now = new Date().toISOString();
@@ -244,6 +170,19 @@ export function registerBackupRoutes(api: ApiServer, db: ControlDb, o: BackupRou
     });
     if (!r.succeeded) throw new UserError(`service ${b.service} changed meanwhile; try again`, 409, 'conflict');
     return serviceBackupsView(db, next, o.defaultTarget);
+  });
+
+  // A restore drill: started here, run by the leader's drills reconciler; its record says how it went.
+  api.route('POST', '/v1/backup/verify', async (req) => {
+    const b = parseBody(verifyBody, req.body);
+    return o.drills.start({ backup: b.id, ...(b.target ? { target: b.target } : {}), timeoutMs: b.timeoutSeconds * 1000 });
+  });
+  api.route('GET', '/v1/backup/drill', async (req) => {
+    const id = req.query.get('id') ?? '';
+    await db.linearize();
+    const d = o.drills.read(id);
+    if (!d) throw new UserError(`no restore drill ${id}`, 404, 'not_found');
+    return d.value;
   });
 
   // The type's own check of a service (restored by `backup verify`): what it holds.

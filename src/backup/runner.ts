@@ -12,10 +12,9 @@ import type { Logger } from '../log.ts';
 import { readMembers } from '../catalog/records.ts';
 import { backupContext } from './service-context.ts';
 import type { MemberExec } from '../catalog/member-exec.ts';
-import type { PartMaker } from './parts.ts';
+import { storeContentPart, type PartMaker } from './parts.ts';
 import { currentKey } from './keys.ts';
 import {
-  BACKUPS_PREFIX,
   archiveKey,
   archiveMarkKey,
   archivePrefix,
@@ -23,6 +22,7 @@ import {
   backupRecordSchema,
   manifestKey,
   partKey,
+  readBackups,
   type BackupPart,
   type BackupRecord,
   type Manifest,
@@ -47,12 +47,6 @@ export class BackupRunner {
 
   constructor(private readonly o: RunnerOptions) {}
 
-  private records(): { value: BackupRecord; rev: number }[] {
-    return this.o.db.store
-      .range({ key: BACKUPS_PREFIX, prefix: true, limit: 0 })
-      .kvs.map((kv) => ({ value: backupRecordSchema.parse(JSON.parse(kv.value)), rev: kv.mod_revision }));
-  }
-
   private async put(rec: BackupRecord, rev: number): Promise<boolean> {
     const r = await this.o.db.txn({
       compare: [{ key: backupKey(rec.id), target: 'mod_revision', op: '=', value: rev }],
@@ -64,7 +58,7 @@ export class BackupRunner {
 
   /** One look at every backup; jobs run on in the background. */
   async reconcile(): Promise<void> {
-    for (const { value: rec, rev } of this.records()) {
+    for (const { value: rec, rev } of readBackups(this.o.db)) {
       if (rec.status === 'pending') {
         const running: BackupRecord = { ...rec, status: 'running', runner: this.o.selfId, message: 'starting', started_at: new Date().toISOString() };
         if (await this.put(running, rev)) this.start(running);
@@ -158,7 +152,11 @@ export class BackupRunner {
       const spec = readMembers(this.o.db.store, rec.service).find((m) => m.value.name === d.member)?.value;
       if (!spec) throw new Error(`member ${d.member} is gone`);
       await this.progress(rec.id, `part ${i + 1} of ${dumps.length}: ${d.name} of ${d.member}`);
-      const part = await this.o.makePart(spec, { name: d.name, cmd: d.cmd, target: rec.target, key: partKey(rec.id, d.member, d.name), keyId });
+      const where = { name: d.name, target: rec.target, key: partKey(rec.id, d.member, d.name), keyId };
+      const part =
+        'content' in d
+          ? await storeContentPart(this.o.db, { ...where, member: d.member, content: d.content })
+          : await this.o.makePart(spec, { ...where, cmd: d.cmd });
       parts.push(part);
     }
     // Checked: each part read back whole from the target, with the digest its node made while writing it.

@@ -14,7 +14,7 @@ import { readServices } from '../catalog/service-records.ts';
 import { serviceType } from '../catalog/registry.ts';
 import type { Service } from '../catalog/types.ts';
 import { createBackup } from './create.ts';
-import { BACKUPS_PREFIX, backupKey, backupRecordSchema, newBackupId, type BackupRecord } from './records.ts';
+import { backupKey, backupsOf, newBackupId, readDrills, type BackupRecord } from './records.ts';
 import { beyondRetention, nextRun, parseRetention } from './schedule.ts';
 import { openTarget } from './target.ts';
 
@@ -31,13 +31,6 @@ export function nextScheduled(db: ControlDb, svc: Service): Date | undefined {
   const last = kv ? scheduleRecordSchema.parse(JSON.parse(kv.value)).last : svc.created_at;
   return nextRun(expr, new Date(last));
 }
-
-/** A service's backups in this cluster's records. */
-export const backupsOf = (db: ControlDb, service: string): { value: BackupRecord; rev: number }[] =>
-  db.store
-    .range({ key: BACKUPS_PREFIX, prefix: true, limit: 0 })
-    .kvs.map((kv) => ({ value: backupRecordSchema.parse(JSON.parse(kv.value)), rev: kv.mod_revision }))
-    .filter((r) => r.value.service === service);
 
 export interface SchedulerOptions {
   db: ControlDb;
@@ -111,11 +104,13 @@ export class BackupScheduler {
   private async retain(svc: Service): Promise<void> {
     if (!svc.spec.backupRetention) return;
     const all = backupsOf(this.o.db, svc.spec.name);
+    // Never one a restore drill is reading now: it goes at a later pass.
+    const drilled = new Set(readDrills(this.o.db).flatMap((d) => (d.value.status === 'running' ? [d.value.backup] : [])));
     const goes = beyondRetention(
       all.map((r) => r.value),
       parseRetention(svc.spec.backupRetention),
       this.now(),
-    );
+    ).filter((r) => !drilled.has(r.id));
     for (const rec of goes) {
       if (rec.target) await openTarget(rec.target, this.o.db.store).deletePrefix(`${rec.id}/`);
       const rev = all.find((r) => r.value.id === rec.id)!.rev;

@@ -5,7 +5,9 @@ import type { ControlDb } from '../controldb/controldb.ts';
 import { readNodes } from '../catalog/records.ts';
 import type { Service } from '../catalog/types.ts';
 import { clusterTarget } from './create.ts';
-import { backupsOf, nextScheduled } from './scheduler.ts';
+import { nextScheduled } from './scheduler.ts';
+import { backupsOf } from './records.ts';
+import { lastDrill } from './drills.ts';
 
 export interface ServiceBackupsView {
   target: string;
@@ -16,6 +18,10 @@ export interface ServiceBackupsView {
   next_run: string | null;
   last_success: { id: string; at: string } | null;
   last_failure: { id: string; at: string; message: string } | null;
+  /** Each scheduled backup is drilled (restored into a throwaway service and checked). */
+  verify: boolean;
+  /** The newest restore drill of one of its backups: how it went. */
+  last_drill: { id: string; backup: string; status: string; summary: string; message: string; at: string } | null;
 }
 
 /** The warning a target on the node's own default directory earns on a cluster of `nodes` nodes, or undefined. */
@@ -31,6 +37,7 @@ export function serviceBackupsView(db: ControlDb, svc: Service, defaultTarget: s
     .sort((a, b) => (a.created_at < b.created_at ? 1 : -1));
   const ok = mine.find((r) => r.status === 'complete');
   const bad = mine.find((r) => r.status === 'failed');
+  const drill = lastDrill(db, svc.spec.name);
   return {
     target,
     warning: localTargetWarning(target, defaultTarget, readNodes(db.store).length) ?? null,
@@ -39,5 +46,9 @@ export function serviceBackupsView(db: ControlDb, svc: Service, defaultTarget: s
     next_run: nextScheduled(db, svc)?.toISOString() ?? null,
     last_success: ok ? { id: ok.id, at: ok.ended_at ?? ok.created_at } : null,
     last_failure: bad ? { id: bad.id, at: bad.ended_at ?? bad.created_at, message: bad.message } : null,
+    verify: svc.spec.backupVerify ?? false,
+    last_drill: drill
+      ? { id: drill.id, backup: drill.backup, status: drill.status, summary: drill.summary, message: drill.message, at: drill.ended_at ?? drill.created_at }
+      : null,
   };
 }

@@ -87,9 +87,10 @@ function neededBy(all: Service[], name: string): string[] {
   return all.filter((s) => Object.values(s.spec.needs ?? {}).includes(name)).map((s) => s.spec.name);
 }
 
-/** What other routes may do with services: make one (a restore does). */
+/** What other parts may do with services: make one (a restore does), remove one (a restore drill's). */
 export interface ServiceRoutes {
   create(input: ServiceSpecInput, secrets?: Record<string, string>): Promise<ServiceView>;
+  remove(name: string): Promise<ServiceView>;
 }
 
 export function registerServiceRoutes(api: ApiServer, db: ControlDb, o: ServiceRouteOptions): ServiceRoutes {
@@ -293,8 +294,7 @@ export function registerServiceRoutes(api: ApiServer, db: ControlDb, o: ServiceR
     transition(parseBody(nameBody, req.body).name, ['ACTIVE', 'INITIALIZING'], 'STOPPING', 'stopping members'),
   );
   api.route('POST', '/v1/services/start', async (req) => transition(parseBody(nameBody, req.body).name, ['STOPPED'], 'INITIALIZING', 'starting members'));
-  api.route('POST', '/v1/services/delete', async (req) => {
-    const name = parseBody(nameBody, req.body).name;
+  const remove = async (name: string) => {
     const { svc } = await get(name);
     // Checked after the read whose revision the delete compares: a create of a service that needs this one bumps it.
     const notNeeded = () => {
@@ -302,7 +302,8 @@ export function registerServiceRoutes(api: ApiServer, db: ControlDb, o: ServiceR
       if (users.length > 0) throw new UserError(`${name} is needed by ${users.join(', ')}: delete ${users.length > 1 ? 'them' : 'it'} first`, 409, 'needed');
     };
     return transition(name, [svc.status], 'DELETING', 'stopping members', (s) => s, notNeeded);
-  });
+  };
+  api.route('POST', '/v1/services/delete', async (req) => remove(parseBody(nameBody, req.body).name));
   for (const type of serviceTypes()) type.routes?.(api, db);
-  return { create };
+  return { create, remove };
 }

@@ -40,6 +40,7 @@ function build() {
       backupTarget: z.string().min(1).max(1024).optional(),
       backupSchedule: z.string().min(1).max(200).optional(),
       backupRetention: z.string().min(1).max(20).optional(),
+      backupVerify: z.boolean().optional(),
       restore: z
         .object({
           backup: z.string(),
@@ -84,8 +85,9 @@ export function completeSpec(input: ServiceSpecInput): ServiceSpec {
     throw new UserError(`--heap-mib is for the types that run on a JVM (${typesWith((t) => !!t.jvm)}); ${type.title} takes --memory`);
   if (input.backupSchedule !== undefined) checkSchedule(input.backupSchedule);
   if (input.backupRetention !== undefined) parseRetention(input.backupRetention);
-  if ((input.backupSchedule !== undefined || input.backupRetention !== undefined) && !type.backup)
-    throw new UserError(`${type.title} services cannot be backed up yet: leave out --backup-schedule and --backup-retention`);
+  if ((input.backupSchedule !== undefined || input.backupRetention !== undefined || input.backupVerify) && !type.backup)
+    throw new UserError(`${type.title} services cannot be backed up yet: leave out --backup-schedule, --backup-retention and --backup-verify`);
+  if (input.backupVerify && input.backupSchedule === undefined) throw new UserError('--backup-verify drills each scheduled backup: give --backup-schedule too');
   if (input.journalVolumeSizeMiB !== undefined && !type.journal)
     throw new UserError(`${type.title} has no second volume for a log: leave out --journal-volume-size (it is for ${typesWith((t) => !!t.journal)})`);
   return type.normalize(input);

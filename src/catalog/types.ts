@@ -50,6 +50,8 @@ export interface ServiceSpecInput {
   backupSchedule?: string;
   /** Which backups are kept: a count ("7") or an age ("30d") (`--backup-retention`); the newest complete one always. */
   backupRetention?: string;
+  /** Each scheduled backup is restored into a throwaway service and checked once made, a restore drill (`--backup-verify`). */
+  backupVerify?: boolean;
   /** Made by `backup restore`: the backup whose parts the members start from (see TypeBackup.restore). */
   restore?: RestoreSource;
   /** The type's own options block, under the type's name. */
@@ -255,6 +257,16 @@ export interface PartDump {
 }
 
 /**
+ * A part the leader makes itself from what the service's own API tells (Kafka's topics and consumer offsets), sealed
+ * and stored as a dumped part is; held whole, so for what is small. Named by a member, as every part is.
+ */
+export interface PartContent {
+  member: string;
+  name: string;
+  content: Buffer;
+}
+
+/**
  * What a restored member gets in its volume before its first start, once: parts (by the backed-up member's index and
  * the part's name) at paths (a tar part unpacked into its path, a directory), files beside them, and the archived log's
  * files in a directory.
@@ -290,9 +302,15 @@ export interface TypeBackup {
   /** Why this service cannot be backed up, or undefined. */
   cannotBackUp?(spec: ServiceSpec): string | undefined;
   /** The parts of a backup of the running service. */
-  parts(spec: ServiceSpec, members: PlacedMember[], ctx: TypeContext): Promise<PartDump[]>;
+  parts(spec: ServiceSpec, members: PlacedMember[], ctx: TypeContext): Promise<(PartDump | PartContent)[]>;
   /** What member `index` of a service restored from a backup starts from; undefined: it joins the others as a new member would (a replica syncs). */
   restore(spec: ServiceSpec, index: number): MemberRestore | undefined;
+  /**
+   * What a restored service gets back once its members run, of what no member reads from its volume (Kafka's topics
+   * and offsets, Connect's connectors): through the service's own API, from the parts `part` reads by name. Runs as
+   * the last step of the first initialization, again until it returns undefined: idempotent; returns what it waits for.
+   */
+  apply?(spec: ServiceSpec, members: PlacedMember[], ctx: TypeContext, part: (name: string) => Promise<Buffer>): Promise<string | undefined>;
   /** The type's log is archived between backups, for restores to a point in time. */
   archive?: TypeArchive;
   /**

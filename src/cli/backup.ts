@@ -1,7 +1,7 @@
 // firecampd backup create|list|get|delete|restore, backup key export|import, backup target get|set
-import crypto from 'node:crypto';
 import type { Argv } from 'yargs';
 import type { BackupView } from '../backup/routes.ts';
+import type { DrillRecord as DrillView } from '../backup/records.ts';
 import type { ServiceView } from '../catalog/routes.ts';
 import { UserError } from '../errors.ts';
 import { humanBytes, waitUntil } from './service.ts';
@@ -132,34 +132,39 @@ export function backupCommands(y: Argv): Argv {
     )
     .command(
       'verify <id>',
-      "a restore drill: restore the backup into a throwaway service, run its type's check (PostgreSQL: tables and size; Redis: keys; ZooKeeper: znodes), and remove it",
+      "a restore drill: restore the backup into a throwaway service, run its type's check (PostgreSQL: tables and size; Redis: keys; ZooKeeper: znodes; Cassandra: nodetool verify, tables; Kafka: topics; Kafka Connect: connectors), and remove it",
       (c) =>
         c
           .positional('id', { type: 'string', demandOption: true })
           .option('target', { type: 'string', describe: 'where the backup is, for one this cluster did not make' })
-          .option('timeout', { type: 'number', default: 600, describe: 'seconds to wait for the restore' }),
+          .option('timeout', { type: 'number', default: 3600, describe: 'seconds the restore may take before the drill fails' }),
       async (a: GlobalArgs) => {
         const api = await client(a);
         const started = Date.now();
-        const as = `verify-${crypto.randomBytes(3).toString('hex')}`;
-        const result = { backup: String(a.id), service: as, status: 'failed', summary: '', message: '', seconds: 0 };
-        let made: ServiceView | undefined;
-        try {
-          made = await api.request<ServiceView>('POST', '/v1/backups/restore', { id: a.id, as, ...(a.target ? { target: a.target } : {}) });
-          if (!a.json) process.stderr.write(`restoring ${String(a.id)} as ${as}\n`);
-          await waitUntil(api, a, made, 'ACTIVE');
-          result.summary = (await api.request<{ summary: string }>('GET', `/v1/backup/check?service=${as}`)).summary;
-          result.status = 'ok';
-        } catch (err) {
-          result.message = (err as Error).message;
-        } finally {
-          // The throwaway service goes whatever happened; a drill leaves nothing behind.
-          if (made) await waitUntil(api, a, await api.request<ServiceView>('POST', '/v1/services/delete', { name: as }), 'GONE');
+        let d = await api.request<DrillView>('POST', '/v1/backup/verify', {
+          id: a.id,
+          ...(a.target ? { target: a.target } : {}),
+          timeoutSeconds: Number(a.timeout),
+        });
+        if (!a.json && d.status === 'running') process.stderr.write(`restoring ${String(a.id)} as ${d.id}\n`);
+        let said = d.message;
+        while (d.status === 'running') {
+          await new Promise((r) => setTimeout(r, 1000));
+          d = await api.request<DrillView>('GET', `/v1/backup/drill?id=${encodeURIComponent(d.id)}`);
+          if (!a.json && d.message !== said) process.stderr.write(`${d.message}\n`);
+          said = d.message;
         }
-        result.seconds = Math.round((Date.now() - started) / 1000);
+        const result = {
+          backup: d.backup,
+          service: d.id,
+          status: d.status,
+          summary: d.summary,
+          message: d.message,
+          seconds: Math.round((Date.now() - started) / 1000),
+        };
         print(a, result, () =>
           result.status === 'ok'
-            ? `backup ${result.backup} restores: ${result.summary} (${result.seconds} s, ${as} removed)`
+            ? `backup ${result.backup} restores: ${result.summary} (${result.seconds} s, ${d.id} removed)`
             : `backup ${result.backup} does not restore: ${result.message}`,
         );
         if (result.status !== 'ok') process.exitCode = 1;
@@ -172,21 +177,33 @@ export function backupCommands(y: Argv): Argv {
         c
           .positional('service', { type: 'string', demandOption: true })
           .option('backup-schedule', { type: 'string', describe: 'a cron expression, in UTC ("0 3 * * *": daily at 03:00); "none": no schedule' })
-          .option('backup-retention', { type: 'string', describe: 'keep this many (7) or those younger than an age (30d, 12h); "none": keep all' }),
+          .option('backup-retention', { type: 'string', describe: 'keep this many (7) or those younger than an age (30d, 12h); "none": keep all' })
+          .option('backup-verify', {
+            type: 'boolean',
+            describe: 'drill each scheduled backup: restore it into a throwaway service and check it (--no-backup-verify: stop)',
+          }),
       async (a: GlobalArgs) => {
         const given = (v: string | undefined) => (v === undefined ? {} : { value: v === 'none' ? null : v });
         const schedule = given(a['backup-schedule'] as string | undefined);
         const retention = given(a['backup-retention'] as string | undefined);
-        if (!('value' in schedule) && !('value' in retention)) throw new UserError('give --backup-schedule, --backup-retention or both');
+        const verify = a['backup-verify'] as boolean | undefined;
+        if (!('value' in schedule) && !('value' in retention) && verify === undefined)
+          throw new UserError('give --backup-schedule, --backup-retention, --backup-verify or some of them');
         const r = await (
           await client(a)
         ).request<NonNullable<ServiceView['backups']>>('POST', '/v1/backup/schedule', {
           service: a.service,
           ...('value' in schedule ? { schedule: schedule.value } : {}),
           ...('value' in retention ? { retention: retention.value } : {}),
+          ...(verify !== undefined ? { verify } : {}),
         });
         print(a, r, () =>
-          [`schedule: ${r.schedule ?? 'none'}`, `retention: ${r.retention ?? 'all'}`, ...(r.next_run ? [`next run: ${r.next_run}`] : [])].join('\n'),
+          [
+            `schedule: ${r.schedule ?? 'none'}`,
+            `retention: ${r.retention ?? 'all'}`,
+            `restore drill after each: ${r.verify ? 'yes' : 'no'}`,
+            ...(r.next_run ? [`next run: ${r.next_run}`] : []),
+          ].join('\n'),
         );
       },
     )

@@ -199,10 +199,17 @@ function labels(v: unknown): Record<string, string> | undefined {
 /** The backups part of `service get`: target (and its warning), schedule, the next run and the last ones. */
 function backupLines(b: NonNullable<ServiceView['backups']>): string[] {
   return [
-    `backups: to ${b.target}${b.schedule ? `, on "${b.schedule}" (UTC)` : ', on no schedule'}${b.retention ? `, keeping ${b.retention}` : ''}`,
+    `backups: to ${b.target}${b.schedule ? `, on "${b.schedule}" (UTC)` : ', on no schedule'}${b.retention ? `, keeping ${b.retention}` : ''}${b.verify ? ', each drilled' : ''}`,
     ...(b.next_run ? [`  next run: ${b.next_run}`] : []),
     `  last success: ${b.last_success ? `${b.last_success.at} (${b.last_success.id})` : 'none'}`,
     ...(b.last_failure ? [`  last failure: ${b.last_failure.at} (${b.last_failure.id}): ${b.last_failure.message}`] : []),
+    ...(b.last_drill
+      ? [
+          `  last restore drill: ${b.last_drill.at} (${b.last_drill.backup}): ${b.last_drill.status}${
+            b.last_drill.status === 'ok' ? `, ${b.last_drill.summary}` : b.last_drill.status === 'failed' ? `: ${b.last_drill.message}` : ''
+          }`,
+        ]
+      : []),
     ...(b.warning ? [`  warning: ${b.warning}`] : []),
   ];
 }
@@ -231,6 +238,10 @@ export function serviceCommands(y: Argv): Argv {
               .option('backup-retention', {
                 type: 'string',
                 describe: 'keep this many backups (7) or those younger than an age (30d, 12h); the newest always',
+              })
+              .option('backup-verify', {
+                type: 'boolean',
+                describe: 'restore each scheduled backup into a throwaway service and check it (a restore drill); the result in "service get"',
               }),
           ),
           "a setting KEY=VALUE (see 'firecampd service config NAME' for a type's settings)",
@@ -258,6 +269,7 @@ export function serviceCommands(y: Argv): Argv {
           ...(a.backupTarget ? { backupTarget: a.backupTarget } : {}),
           ...(a.backupSchedule ? { backupSchedule: a.backupSchedule } : {}),
           ...(a.backupRetention ? { backupRetention: a.backupRetention } : {}),
+          ...(a.backupVerify ? { backupVerify: true } : {}),
         };
         await change(a, '/v1/services', spec, 'ACTIVE');
       },

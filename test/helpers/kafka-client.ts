@@ -13,6 +13,13 @@
 //   … check N
 //       reads the topic from the start; prints {"present": K, "missingCount", "missing": [up to 20]}
 //       for the messages of batches 1..N, once it has them all, or nothing new came for 20 s after it joined its group
+//   … --topic P topics
+//       makes topics P-1, P-2, … (2 partitions, replication factor 3, retention.ms 3600000+i), each acknowledged
+//       before the next, until stdin closes (write-loop.ts's output)
+//   … --topic P topics-check N
+//       prints {"present": K, "missing": [names], "wrong": [names whose partitions or retention.ms differ]} for P-1..P-N
+//   … --topic T offsets set|get
+//       group "billing" on topic T: commits offsets 10, 20, 30 to its partitions 0, 1, 2 (set); prints {"offsets": […]} (get)
 //
 // A batch is acknowledged once the send of all its messages returned: acks=all, so every in-sync
 // replica has it, and min.insync.replicas says how many that is at least.
@@ -33,7 +40,7 @@ const PARTITIONS = 3;
 const topic = flag('--topic');
 const resolver = new dns.promises.Resolver({ timeout: 1000, tries: 2 });
 resolver.setServers(flag('--dns').split(','));
-const mode = ['topic', 'produce', 'check'].includes(args.at(-2) ?? '') ? args.at(-2)! : args.at(-1)!;
+const mode = ['topic', 'produce', 'check', 'topics-check', 'offsets'].includes(args.at(-2) ?? '') ? args.at(-2)! : args.at(-1)!;
 
 const kafka = new Kafka({
   clientId: 'firecampd-test',
@@ -70,6 +77,9 @@ async function main(): Promise<void> {
     return;
   }
   if (mode === 'check') await check(Number(args.at(-1)));
+  else if (mode === 'topics') await makeTopics();
+  else if (mode === 'topics-check') await checkTopics(Number(args.at(-1)));
+  else if (mode === 'offsets') await offsets(args.at(-1) === 'set');
   else await produce(mode === 'produce' ? Number(args.at(-1)) : undefined);
 }
 
@@ -120,6 +130,56 @@ async function check(batches: number): Promise<void> {
   await consumer.disconnect();
   const missing = [...want];
   process.stdout.write(JSON.stringify({ present: total - missing.length, missingCount: missing.length, missing: missing.slice(0, 20) }) + '\n');
+}
+
+const retention = (i: number) => String(3_600_000 + i);
+
+async function makeTopics(): Promise<void> {
+  const admin = kafka.admin();
+  await admin.connect();
+  await writeLoop({
+    start: 1,
+    paceMs: 100,
+    write: async (i) => {
+      // Made, or there already (a retry after a lost answer): either way acknowledged.
+      await admin.createTopics({
+        waitForLeaders: false,
+        topics: [{ topic: `${topic}-${i}`, numPartitions: 2, replicationFactor: 3, configEntries: [{ name: 'retention.ms', value: retention(i) }] }],
+      });
+    },
+  });
+  await admin.disconnect();
+}
+
+async function checkTopics(n: number): Promise<void> {
+  const admin = kafka.admin();
+  await admin.connect();
+  const have = new Set(await admin.listTopics());
+  const want = Array.from({ length: n }, (_, k) => `${topic}-${k + 1}`);
+  const present = want.filter((t) => have.has(t));
+  const wrong: string[] = [];
+  if (present.length > 0) {
+    const { topics } = await admin.fetchTopicMetadata({ topics: present });
+    const { resources } = await admin.describeConfigs({ resources: present.map((name) => ({ type: 2, name })), includeSynonyms: false });
+    for (const t of topics) {
+      const i = Number(t.name.slice(topic.length + 1));
+      const r = resources.find((x) => x.resourceName === t.name)?.configEntries.find((e) => e.configName === 'retention.ms')?.configValue;
+      if (t.partitions.length !== 2 || r !== retention(i)) wrong.push(`${t.name} (${t.partitions.length} partitions, retention.ms ${r})`);
+    }
+  }
+  await admin.disconnect();
+  process.stdout.write(JSON.stringify({ present: present.length, missing: want.filter((t) => !have.has(t)), wrong }) + '\n');
+}
+
+async function offsets(set: boolean): Promise<void> {
+  const admin = kafka.admin();
+  await admin.connect();
+  if (set) await admin.setOffsets({ groupId: 'billing', topic, partitions: [0, 1, 2].map((p) => ({ partition: p, offset: String((p + 1) * 10) })) });
+  const got = (await admin.fetchOffsets({ groupId: 'billing', topics: [topic] }))[0]?.partitions ?? [];
+  await admin.disconnect();
+  process.stdout.write(
+    JSON.stringify({ offsets: got.map((p) => ({ partition: p.partition, offset: p.offset })).sort((a, b) => a.partition - b.partition) }) + '\n',
+  );
 }
 
 main().then(

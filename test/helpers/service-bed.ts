@@ -18,6 +18,49 @@ const execFileAsync = promisify(execFile);
 
 export type Cli = (args: string[]) => Promise<{ code: number | null; stdout: string; stderr: string }>;
 
+/** The CLI against `addr`, each call required to succeed: its stdout, or the test fails with its stderr and `context`. */
+export const cliOk =
+  (cli: Cli, addr: string, context: () => string) =>
+  async (args: string[]): Promise<string> => {
+    const r = await cli([...args, '--addr', addr]);
+    if (r.code !== 0) throw new Error(`${args.join(' ')} exited ${r.code}: ${r.stderr}\n${context()}`);
+    return r.stdout;
+  };
+
+/**
+ * A backup of `service` made while the load client `command` writes: the last write acknowledged before the backup
+ * began (once `warmup` were), the backup as `backup create --wait --json` printed it, and the load's totals.
+ */
+export async function backupUnderLoad(
+  bed: TestBed,
+  ok: (args: string[]) => Promise<string>,
+  service: string,
+  command: string[],
+  context: () => string,
+  warmup = 100,
+): Promise<{ ackedBefore: number; made: { id: string; status: string; parts: { member: string; name: string }[] }; stats: LoadResult }> {
+  const load = startLoad(bed, command, context);
+  type Made = { id: string; status: string; parts: { member: string; name: string }[] };
+  let ackedBefore: number;
+  let made: Made;
+  try {
+    await load.ready();
+    ackedBefore = await load.ackedThrough(warmup, 120_000);
+    made = JSON.parse(await ok(['backup', 'create', service, '--wait', '--json'])) as Made;
+  } finally {
+    await load.stop();
+  }
+  return { ackedBefore, made, stats: load.result() };
+}
+
+/** A complete backup of `service`, as `backup list` shows it. */
+export async function completeBackup(ok: (args: string[]) => Promise<string>, service: string): Promise<string> {
+  const { backups } = JSON.parse(await ok(['backup', 'list', service, '--json'])) as { backups: { id: string; status: string }[] };
+  const done = backups.find((b) => b.status === 'complete');
+  if (!done) throw new Error(`no complete backup of ${service}: ${JSON.stringify(backups)}`);
+  return done.id;
+}
+
 export interface ServiceBed {
   bed: TestBed;
   cli: Cli;

@@ -33,8 +33,10 @@ async function restorePart(key: string, target: BackupTarget, part: Restore['par
     if (part.unpack === 'tar') {
       fs.mkdirSync(tmp, { mode: 0o700 });
       if (owner) fs.chownSync(tmp, owner.uid, owner.gid);
-      // As root, tar keeps each entry's owner and mode as the archive has them (the service's own user).
-      await pipeline(target.get(part.key), sealed, decrypt, gunzip, untar({ cwd: tmp, strict: true }));
+      // Every entry, and every directory made on the way to one (a part may hold deep paths only: a snapshot's tables),
+      // the member's user's; with no user of its own, as the archive has them.
+      const owned = owner ? { uid: owner.uid, gid: owner.gid, preserveOwner: false } : {};
+      await pipeline(target.get(part.key), sealed, decrypt, gunzip, untar({ cwd: tmp, strict: true, ...owned }));
     } else {
       await pipeline(target.get(part.key), sealed, decrypt, gunzip, fs.createWriteStream(tmp));
     }

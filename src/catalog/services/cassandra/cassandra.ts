@@ -27,43 +27,24 @@
 // and Normal as every other sees it.
 import type { Client } from 'cassandra-driver';
 import { memberIndex, type MemberSpec } from '../../../agent/members.ts';
+import { cassandraBackup, restoredConfig, restoreScript } from './backup.ts';
+import { CASSANDRA_ADMIN, CQL_PORT, DATA, STATE, jmxPort, nodetool, withCql } from './tools.ts';
 import { UserError, errorMessage } from '../../../errors.ts';
 import { newSecret } from '../../secrets.ts';
 import { execOk } from '../../member-exec.ts';
 import type { MemberContext, PlacedMember, RolloutStep, ServiceSpec, ServiceSpecInput, ServiceType, TypeContext } from '../../types.ts';
 import { memberResources, wholeNumber } from '../../types.ts';
 
-export const CQL_PORT = 9042;
 const STORAGE_PORT = 7000;
 /** The upstream image's cassandra user. */
 const CASSANDRA_USER = '999:999';
-const DATA = '/var/lib/cassandra';
 const JOURNAL = '/var/lib/cassandra-commitlog';
 /** firecampd's files, written by the agent (root's). */
 const FIRECAMPD = `${DATA}/firecampd`;
-/** What the member and the catalog's steps write, as the member's user: rack and datacenter, the bootstrap go, cleanup marks. */
-const STATE = `${DATA}/member`;
 const DEFAULT_HEAP_MIB = 1024;
 const MAX_SEEDS = 3;
-export const CASSANDRA_ADMIN = 'admin';
 
 const isSeed = (index: number) => index < MAX_SEEDS;
-
-/**
- * The member's JMX port, on loopback only (nodetool runs inside its
- * container). Members of host networking share their node's loopback, so
- * each needs a port of its own: one from its static IP, which no other
- * member has (two collide only if their IPs are 800 apart, a pool wider than
- * any a node holds).
- */
-export function jmxPort(ip: string): number {
-  const n = ip.split('.').reduce((acc, o) => acc * 256 + Number(o), 0);
-  return 7200 + (n % 800);
-}
-
-/** nodetool in the member's container, against that member. */
-const nodetool = (m: PlacedMember, ctx: TypeContext, args: string[], timeoutMs = 60_000) =>
-  execOk(ctx.exec, m.spec, ['nodetool', '-p', String(jmxPort(m.spec.ip!)), ...args], { timeoutMs });
 
 /** Each node's state by address as `nodetool status` prints it: UN (Up, Normal), UJ (joining), UL (leaving), DN (down)… */
 export function parseStatus(out: string): Map<string, string> {
@@ -102,25 +83,6 @@ async function ringStep(members: PlacedMember[], ctx: TypeContext): Promise<stri
     return `waiting for ${m.spec.name} to be Up and Normal in the ring (${state ?? 'not seen yet'} as ${r.from.spec.name} sees it)`;
   }
   return undefined;
-}
-
-/** A CQL session as `user`, reaching the members at their addresses; closed after `fn`. */
-async function withCql<T>(members: PlacedMember[], user: string, password: string, fn: (c: Client) => Promise<T>): Promise<T> {
-  // Imported here, not at the top: only the leader's catalog talks CQL, and only for a cassandra service.
-  const { Client, auth, policies } = (await import('cassandra-driver')).default;
-  const client = new Client({
-    contactPoints: members.map((m) => `${m.host}:${CQL_PORT}`),
-    authProvider: new auth.PlainTextAuthProvider(user, password),
-    // Any datacenter will do for the catalog's few statements: no local one to name.
-    policies: { loadBalancing: new policies.loadBalancing.RoundRobinPolicy() },
-    socketOptions: { connectTimeout: 10_000, readTimeout: 60_000 },
-  });
-  try {
-    await client.connect();
-    return await fn(client);
-  } finally {
-    await client.shutdown().catch(() => {});
-  }
 }
 
 const badLogin = (err: unknown) => /authenticat|credentials|password/i.test(errorMessage(err));
@@ -263,6 +225,8 @@ function yaml(spec: ServiceSpec, ip: string, seeds: string[], journal: boolean):
   ].join('\n');
 }
 
+export { CASSANDRA_ADMIN, CQL_PORT, jmxPort };
+
 export const cassandra: ServiceType = {
   name: 'cassandra',
   title: 'Cassandra',
@@ -271,6 +235,7 @@ export const cassandra: ServiceType = {
   jvm: true,
   journal: 'the commit log',
   secrets: ['admin'],
+  backup: cassandraBackup,
   settings: {
     concurrent_reads: { describe: 'reads a member runs at once', default: '32', check: (v) => wholeNumber(v, 2, 1024) },
     concurrent_writes: { describe: 'writes a member runs at once', default: '32', check: (v) => wholeNumber(v, 2, 1024) },
@@ -393,13 +358,13 @@ function startScript(name: string, bootstraps: boolean): string {
 set -eu
 S=${STATE}
 mkdir -p "$S"
-if [ ! -f "$S/rackdc.properties" ]; then
+${restoreScript()}if [ ! -f "$S/rackdc.properties" ]; then
   printf 'dc=%s\\nrack=%s\\n' "\${FIRECAMPD_REGION:-default}" "\${FIRECAMPD_ZONE:-default}" > "$S/rackdc.tmp"
   mv "$S/rackdc.tmp" "$S/rackdc.properties"
 fi
 ${
   bootstraps
-    ? `if [ ! -f "$S/bootstrap" ]; then
+    ? `if [ ! -f "$S/bootstrap" ] && [ ! -f "$S/tokens" ]; then
   echo "firecampd: waiting for the catalog to let ${name} bootstrap (one member at a time)" >&2
   until [ -f "$S/bootstrap" ]; do sleep 1; done
 fi
@@ -410,7 +375,7 @@ rm -rf "$conf"
 mkdir -p "$conf"
 cp -R /etc/cassandra/. "$conf/"
 cp ${FIRECAMPD}/cassandra.yaml "$conf/cassandra.yaml"
-cp "$S/rackdc.properties" "$conf/cassandra-rackdc.properties"
+${restoredConfig()}cp "$S/rackdc.properties" "$conf/cassandra-rackdc.properties"
 export CASSANDRA_CONF="$conf"
 exec cassandra -f
 `;

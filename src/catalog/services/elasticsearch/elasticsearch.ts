@@ -47,6 +47,7 @@ import {
   shards,
   votingExclusions,
 } from './cluster-api.ts';
+import { restoreScript, searchBackup, SNAPSHOTS } from './backup.ts';
 
 const TRANSPORT_PORT = 9300;
 /** The image's opensearch user. */
@@ -115,6 +116,7 @@ const OWN_KEYS = [
   'node.data',
   'node.ingest',
   'path.data',
+  'path.repo',
   'network.host',
   'network.bind_host',
   'network.publish_host',
@@ -146,6 +148,7 @@ export const elasticsearch: ServiceType & { options: TypeOptions<SearchOptions> 
   jvm: true,
   options,
   secrets: [],
+  backup: searchBackup,
   settings: {
     'indices.recovery.max_bytes_per_sec': {
       describe: 'MiB/s a node sends or takes to recover or move a shard copy',
@@ -466,6 +469,8 @@ export function opensearchYml(spec: ServiceSpec, index: number, ip: string, seed
       `node.name: ${memberName(spec, index)}`,
       `node.roles: [${nodeRoles(spec, index).join(', ')}]`,
       `path.data: ${DATA}/opensearch`,
+      // Where backups put their snapshot repositories (see backup.ts).
+      `path.repo: ${SNAPSHOTS}`,
       // Its own address only: nothing authenticates a client, and another member may share the node.
       `network.host: ${ip}`,
       `http.port: ${HTTP_PORT}`,
@@ -500,7 +505,7 @@ export function startScript(me: string, initial: string[]): string {
 # Written by firecampd: starts OpenSearch as ${me}.
 set -eu
 mkdir -p ${DATA}/opensearch
-# The zone of the node that runs it (firecampd --zone), for shard allocation awareness; quoted for YAML.
+${restoreScript()}# The zone of the node that runs it (firecampd --zone), for shard allocation awareness; quoted for YAML.
 zone=$(printf '%s' "\${FIRECAMPD_ZONE:-default}" | sed "s/'/''/g")
 yml=${HOME}/config/opensearch.yml
 {

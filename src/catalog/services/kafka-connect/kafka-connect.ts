@@ -16,6 +16,7 @@ import type { MemberSpec } from '../../../agent/members.ts';
 import { errorMessage } from '../../../errors.ts';
 import type { ApiServer } from '../../../api/server.ts';
 import type { ControlDb } from '../../../controldb/controldb.ts';
+import { connectBackup } from './backup.ts';
 import { connectorCommands } from './cli.ts';
 import { registerConnectorRoutes } from './connectors.ts';
 import type { MemberContext, PlacedMember, RolloutStep, ServiceSpec, ServiceSpecInput, ServiceType } from '../../types.ts';
@@ -78,6 +79,7 @@ export const kafkaConnect: ServiceType = {
   defaults: { replicas: 2, volumeSizeMiB: 64 },
   jvm: true,
   routes: (api: ApiServer, db: ControlDb) => registerConnectorRoutes(api, db),
+  backup: connectBackup,
   commands: [{ command: 'connector', describe: 'the connectors of a Kafka Connect service: put, get, delete', builder: connectorCommands }],
   secrets: ['admin'],
   needs: ['kafka'],

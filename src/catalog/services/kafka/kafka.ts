@@ -16,26 +16,21 @@
 // restarts one broker at a time with a controlled shutdown (SIGTERM), brokers
 // that are not the active controller first, and the next only once no
 // partition is under-replicated.
-import dns from 'node:dns';
-import net from 'node:net';
 import { randomBytes } from 'node:crypto';
-import type { Admin, ISocketFactory } from 'kafkajs';
+import type { Admin } from 'kafkajs';
 import { memberIndex, type MemberSpec } from '../../../agent/members.ts';
+import { kafkaBackup } from './backup.ts';
+import { CLIENT_CONFIG, DATA, KAFKA_ADMIN, KAFKA_PORT, withAdmin } from './tools.ts';
 import { UserError, errorMessage } from '../../../errors.ts';
 import { execOk } from '../../member-exec.ts';
 import type { MemberContext, MemberRole, PlacedMember, RolloutStep, ServiceSpec, ServiceSpecInput, ServiceType, TypeContext, TypeState } from '../../types.ts';
 import { memberResources, trueOrFalse, wholeNumber } from '../../types.ts';
 
-export const KAFKA_PORT = 9092;
 const CONTROLLER_PORT = 9093;
 /** The upstream image's appuser. */
 const KAFKA_USER = '1000:1000';
-const DATA = '/data';
 const JOURNAL = '/journal';
 const DEFAULT_HEAP_MIB = 512;
-/** The tools' SASL login, a secret file on each member's volume (kafka-*.sh --command-config). */
-const CLIENT_CONFIG = `${DATA}/firecampd/client.properties`;
-export const KAFKA_ADMIN = 'admin';
 
 /** How many of the first members are controllers: an odd quorum of up to 5. */
 export const controllersFor = (members: number) => (members >= 5 ? 5 : members >= 3 ? 3 : 1);
@@ -48,59 +43,6 @@ function newClusterId(): string {
   }
 }
 export const replicationFactor = (spec: ServiceSpec) => Math.min(3, spec.replicas);
-
-/**
- * A kafkajs socket factory that finds each broker's address with `resolve`:
- * brokers advertise their DNS names, which the caller's own resolver may not
- * know (the catalog looks them up among the members, a test client asks the
- * nodes' DNS servers), anew on every connection, as a member may have moved.
- */
-export function resolvingSocketFactory(resolve: (name: string) => Promise<string>): ISocketFactory {
-  return ({ host, port, onConnect }) => {
-    const socket = net.connect({
-      host,
-      port,
-      lookup: (name, opts, cb) => {
-        resolve(name).then(
-          // Node asks for every address (opts.all) when it may try several families.
-          (ip) => (opts.all ? (cb as unknown as (e: null, a: dns.LookupAddress[]) => void)(null, [{ address: ip, family: 4 }]) : cb(null, ip, 4)),
-          (err: NodeJS.ErrnoException) => cb(err, '', 4),
-        );
-      },
-    });
-    socket.once('connect', onConnect);
-    socket.setKeepAlive(true, 10_000);
-    return socket;
-  };
-}
-
-/**
- * A short-lived admin client of the cluster. Brokers advertise their DNS
- * names, which the leader's own resolver may not know: each name is looked
- * up among the members' addresses first.
- */
-async function withAdmin<T>(members: PlacedMember[], ctx: TypeContext, fn: (a: Admin) => Promise<T>): Promise<T> {
-  // Imported here, not at the top: only the leader's catalog talks to Kafka, and only for a kafka service.
-  const { Kafka, logLevel } = await import('kafkajs');
-  const kafka = new Kafka({
-    clientId: 'firecampd',
-    brokers: members.map((m) => `${m.host}:${KAFKA_PORT}`),
-    sasl: { mechanism: 'scram-sha-512', username: KAFKA_ADMIN, password: ctx.secrets.admin ?? '' },
-    // Generous: brokers that just restarted on a busy machine (JIT, GC) are slow to accept; a short timeout would hold a rollout up for nothing.
-    connectionTimeout: 10_000,
-    requestTimeout: 15_000,
-    retry: { retries: 2, initialRetryTime: 300 },
-    logLevel: logLevel.NOTHING,
-    socketFactory: resolvingSocketFactory(async (name) => ctx.lookup(name) ?? (await dns.promises.lookup(name, { family: 4 })).address),
-  });
-  const admin = kafka.admin();
-  await admin.connect();
-  try {
-    return await fn(admin);
-  } finally {
-    await admin.disconnect().catch(() => {});
-  }
-}
 
 /** Partitions whose in-sync replicas are fewer than their replicas, as "topic/partition". */
 async function underReplicated(a: Admin): Promise<string[]> {
@@ -185,6 +127,9 @@ async function reassign(
   return `${what}: ${moves.length} partitions`;
 }
 
+export { KAFKA_ADMIN, KAFKA_PORT };
+export { resolvingSocketFactory } from './tools.ts';
+
 export const kafka: ServiceType = {
   name: 'kafka',
   title: 'Kafka',
@@ -193,6 +138,7 @@ export const kafka: ServiceType = {
   jvm: true,
   journal: 'the KRaft metadata log',
   secrets: ['admin'],
+  backup: kafkaBackup,
   settings: {
     'default.replication.factor': {
       describe: 'replicas of a topic made without a count (default: 3, or the member count if smaller)',

@@ -9,6 +9,7 @@ import { kvCommands, leaseCommands } from '../src/cli/kv.ts';
 import { snapshotCommands } from '../src/cli/snapshot.ts';
 import { serviceCommands } from '../src/cli/service.ts';
 import { backupCommands } from '../src/cli/backup.ts';
+import { eventsCommand, showEvents } from '../src/cli/events.ts';
 import { tokenCommands } from '../src/cli/token.ts';
 import { client, print, type GlobalArgs } from '../src/cli/output.ts';
 import { VERSION } from '../src/version.ts';
@@ -76,6 +77,8 @@ function daemonOptions(y: Argv) {
         describe: "seconds without contact before a node's members move elsewhere",
         defaultDescription: String(DEFAULT_LEASE_TTL),
       })
+      .option('events-max', { type: 'number', describe: 'events the cluster keeps at most (the leader removes the oldest)', defaultDescription: '10000' })
+      .option('events-max-age-hours', { type: 'number', describe: 'hours the cluster keeps an event', defaultDescription: '168' })
       // A test-only fault switch (FIRECAMPD_UNSAFE_STALE_READS=true): reads skip ReadIndex.
       .option('unsafe-stale-reads', { type: 'boolean', hidden: true, default: false })
       .config('config', 'JSON file with any of these options (keys as flags)')
@@ -171,6 +174,7 @@ export async function main(args: string[]): Promise<void> {
       serviceCommands,
     )
     .command('backup', 'backups of services: create, list, get, delete, restore; the cluster key and target', backupCommands)
+    .command('events', 'what the platform did and when: members placed, moved, started, healthy; leases lost; backups', eventsCommand, showEvents)
     .strict()
     .version(false)
     .help()

@@ -1,6 +1,7 @@
 // The daemon's configuration: flags, FIRECAMPD_* environment variables and an
 // optional JSON config file are merged by yargs; this module validates the
 // result and turns it into one typed object.
+import { DEFAULT_EVENT_BOUNDS } from './events/retention.ts';
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
@@ -48,6 +49,9 @@ export interface NodeConfig {
   leaseTtl: number;
   /** Static IPs the catalog (when this node leads) gives members, in order. */
   ipPool: string[];
+  /** The event history's bounds, kept by the leader: at most this many events, none older than this many hours. */
+  eventsMax: number;
+  eventsMaxAgeHours: number;
 }
 
 export function defaultDataDir(): string {
@@ -125,6 +129,8 @@ const rawSchema = z
       .regex(/^([a-z0-9-]+\.)*[a-z0-9-]+$/, 'must be a domain name such as firecamp.local')
       .optional(),
     leaseTtl: z.number().int().min(2).max(300).optional(),
+    eventsMax: z.number().int().min(100).max(10_000_000).optional(),
+    eventsMaxAgeHours: z.number().int().min(1).max(87_600).optional(),
     ipPool: z
       .string()
       .regex(/^\d+\.\d+\.\d+\.\d+-\d+\.\d+\.\d+\.\d+$/, 'must be FIRST-LAST, e.g. 10.0.0.200-10.0.0.250')
@@ -177,6 +183,8 @@ export function resolveNodeConfig(raw: RawNodeOptions): NodeConfig {
     dnsDomain: o.dnsDomain ?? 'firecamp.local',
     leaseTtl: o.leaseTtl ?? DEFAULT_LEASE_TTL,
     ipPool: o.ipPool ? ipRange(o.ipPool) : [],
+    eventsMax: o.eventsMax ?? DEFAULT_EVENT_BOUNDS.maxEvents,
+    eventsMaxAgeHours: o.eventsMaxAgeHours ?? DEFAULT_EVENT_BOUNDS.maxAgeMs / 3_600_000,
   };
 }
 

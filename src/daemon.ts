@@ -58,6 +58,8 @@ import { BackupRunner } from './backup/runner.ts';
 import { Archiver } from './backup/archiver.ts';
 import { BackupScheduler } from './backup/scheduler.ts';
 import { Drills } from './backup/drills.ts';
+import { EventRetention } from './events/retention.ts';
+import { registerEventRoutes } from './events/routes.ts';
 import { localTargetWarning } from './backup/view.ts';
 import { BACKUP_TARGET } from './backup/records.ts';
 
@@ -294,7 +296,11 @@ export class Daemon {
     // A member's tool may run for minutes (a repair, moving partitions), a dump for as long as its data takes: the connection waits as long.
     const toMembers = httpForwarder(tls, this.address, 3_600_000, 'the node');
     const exec = memberExec({ ...execDeps, forward: toMembers });
-    const services = registerServiceRoutes(this.api, this.controldb, { ipPool: this.config.ipPool, defaultBackupTarget: this.defaultBackupTarget() });
+    const services = registerServiceRoutes(this.api, this.controldb, {
+      ipPool: this.config.ipPool,
+      defaultBackupTarget: this.defaultBackupTarget(),
+      log: this.log.child({ part: 'services' }),
+    });
     const drills = new Drills({ db: this.controldb, log: this.log.child({ part: 'backups' }), services, exec });
     this.catalog = new Catalog({
       db: this.controldb,
@@ -308,6 +314,11 @@ export class Daemon {
         }),
         new BackupScheduler({ db: this.controldb, log: this.log.child({ part: 'backups' }), defaultTarget: this.defaultBackupTarget() }),
         drills,
+        new EventRetention({
+          db: this.controldb,
+          log: this.log.child({ part: 'events' }),
+          bounds: { maxEvents: this.config.eventsMax, maxAgeMs: this.config.eventsMaxAgeHours * 3_600_000 },
+        }),
       ],
       domain: this.config.dnsDomain,
       ipPool: this.config.ipPool,
@@ -326,6 +337,7 @@ export class Daemon {
     });
     registerLogRoutes(this.api, { db: this.controldb, selfId: this.nodeId, tls, address: this.address, docker: () => this.docker });
     registerKvRoutes(this.api, this.controldb);
+    registerEventRoutes(this.api, this.controldb);
     registerClusterRoutes(this.api, this.controldb, this.raft, this.membership, this.nodeId, () => this.onLeft());
     registerSecurityRoutes(this.api, { db: this.controldb, tokens: this.tokens, membership: this.membership, caPem: tls.caPem, forward, log: this.log });
     this.raft.start();

@@ -175,9 +175,10 @@ describe('postgres', { timeout: 1_500_000 }, () => {
     const primary = primaryMember(before);
     const victim = ids.indexOf(primary.node);
     const load = startLoad(bed, [...clientArgs(), 'load'], context);
+    let killedAt = 0;
     try {
       await load.ready();
-      const killedAt = Date.now();
+      killedAt = Date.now();
       bed.die(victim);
       dead.add(victim);
       const resumed = await load.resumedAfter(killedAt, 120_000);
@@ -195,6 +196,36 @@ describe('postgres', { timeout: 1_500_000 }, () => {
     assert.equal(after.state?.primary, primary.name, 'the primary stays the same member');
     assert.equal(primaryMember(after).ip, primary.ip, 'with the same address');
     await pollUntil(() => allStreaming(after), Boolean, { ms: 90_000, what: 'both standbys to stream from the moved primary', context });
+    // What the platform did, as `events --service pg` tells it: the primary's lease lost with its node, then the member
+    // moved, started and healthy on its new node, in that order.
+    const told = await pollUntil(
+      async () => {
+        const r = await cli(['events', '--service', 'pg', '--json', '--addr', bed.nodes[live()[0]].addr]);
+        assert.equal(r.code, 0, r.stderr);
+        const events = (JSON.parse(r.stdout) as { events: { at: string; kind: string; member?: string; node?: string }[] }).events;
+        return events.filter((e) => e.member === primary.name && Date.parse(e.at) >= killedAt);
+      },
+      (evs) => evs.some((e) => e.kind === 'healthy'),
+      { ms: 30_000, what: `the events of ${primary.name}'s move`, context },
+    );
+    const first = (kind: string) => told.find((e) => e.kind === kind);
+    const moved = primaryMember(after).node;
+    assert.deepEqual(
+      ['lease-lost', 'moved', 'started', 'healthy'].map((k) => [k, first(k)?.node]),
+      [
+        ['lease-lost', ids[victim]],
+        ['moved', moved],
+        ['started', moved],
+        ['healthy', moved],
+      ],
+      JSON.stringify(told),
+    );
+    const at = ['lease-lost', 'moved', 'started', 'healthy'].map((k) => told.indexOf(first(k)!));
+    assert.deepEqual(
+      at,
+      [...at].sort((a, b) => a - b),
+      `in order: ${told.map((e) => e.kind).join(', ')}`,
+    );
     const count = await pgClient(['count']);
     assert.ok(count.rows >= stats.acked[1], `every acknowledged row is there: ${count.rows} rows, ${stats.acked[1]} acknowledged`);
     assert.equal(count.rows, count.max, 'no gap in the ids');

@@ -9,6 +9,7 @@
 // takes the claim along.
 import { readClaim, readMember, readMembers } from '../catalog/records.ts';
 import { errorMessage } from '../errors.ts';
+import { recordEvent } from '../events/events.ts';
 import { CLAIMS_PREFIX, MEMBERS_PREFIX, containerName, statusKey, type MemberSpec, type MemberStatus } from './members.ts';
 import type { MemberRun, NodeContext, NodeProviders, StopMode } from './steps/step.ts';
 import { startMember, stopMember } from './steps/steps.ts';
@@ -26,6 +27,8 @@ const key = (m: { service: string; name: string }) => `${m.service}/${m.name}`;
 export class Agent {
   /** Members this agent has started and not yet stopped, by service/name. */
   private readonly local = new Map<string, MemberRun>();
+  /** Why each member's last start failed, so that a retry for the same reason records no new event. */
+  private readonly failedWith = new Map<string, string>();
   private running = false;
   private again = false;
   private fenced = false;
@@ -157,6 +160,9 @@ export class Agent {
           await this.ensure(spec);
         } catch (err) {
           this.o.log.warn({ member: key(spec), err: errorMessage(err) }, 'could not start member; will retry');
+          // Once per cause: a start retried every pass for the same reason is one event.
+          if (this.failedWith.get(key(spec)) !== errorMessage(err)) this.event(spec, 'failed', errorMessage(err));
+          this.failedWith.set(key(spec), errorMessage(err));
           await this.report(spec, 'failed', errorMessage(err)).catch(() => {});
         }
       }),
@@ -188,6 +194,8 @@ export class Agent {
       if (st?.running) {
         const health = st.health === 'starting' && (await this.passesHealthCheck(spec)) ? 'healthy' : st.health;
         if (health !== have.health) {
+          if (health === 'healthy' || health === 'unhealthy')
+            this.event(spec, health, health === 'healthy' ? 'its health check passes' : 'its health check fails');
           have.health = health;
           await this.report(spec, 'running', health === 'unhealthy' ? 'health check failing' : undefined, have.container, health);
         }
@@ -196,7 +204,11 @@ export class Agent {
       // It exited (and Docker gave up restarting it), or someone removed it: start it again below.
     }
     const run: MemberRun = { spec };
-    if (await startMember(this.node, run)) this.local.set(k, run);
+    if (await startMember(this.node, run)) {
+      this.local.set(k, run);
+      this.failedWith.delete(k);
+      this.event(spec, 'started', `epoch ${spec.epoch}, ${spec.image}`);
+    }
   }
 
   /**
@@ -216,6 +228,13 @@ export class Agent {
     await stopMember(this.node, run, mode);
     this.local.delete(k);
     this.o.log[mode.online ? 'info' : 'warn']({ member: k, epoch: run.spec.epoch, why: mode.why }, 'member stopped');
+    // Offline (fenced), the controldb is out of reach: the lease the leader saw go tells of it.
+    if (mode.online) this.event(run.spec, 'stopped', mode.why);
+  }
+
+  /** Record what this agent did with a member (see src/events/events.ts; best effort, never awaited). */
+  private event(spec: MemberSpec, kind: string, reason: string): void {
+    void recordEvent(this.o.db, this.o.log, { kind, service: spec.service, member: spec.name, node: this.o.nodeId, reason });
   }
 
   /** Stop everything without touching the controldb (which may be out of reach). */

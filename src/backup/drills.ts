@@ -12,6 +12,7 @@
 import crypto from 'node:crypto';
 import type { ControlDb } from '../controldb/controldb.ts';
 import { errorMessage } from '../errors.ts';
+import { recordEvent } from '../events/events.ts';
 import type { Logger } from '../log.ts';
 import type { MemberExec } from '../catalog/member-exec.ts';
 import type { ServiceRoutes } from '../catalog/routes.ts';
@@ -107,6 +108,11 @@ export class Drills {
       const rec: DrillRecord = { ...cur.value, ...end, ended_at: this.now().toISOString() };
       if (await this.put(rec, cur.rev)) {
         this.o.log.info({ drill: id, backup: rec.backup, status: rec.status, summary: rec.summary, message: rec.message }, 'restore drill ended');
+        void recordEvent(this.o.db, this.o.log, {
+          kind: 'drill',
+          ...(rec.source ? { service: rec.source } : {}),
+          reason: `${rec.id} of ${rec.backup} ${rec.status}: ${rec.status === 'ok' ? rec.summary : rec.message}`,
+        });
         return rec;
       }
     }

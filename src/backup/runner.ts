@@ -8,6 +8,7 @@ import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import type { ControlDb } from '../controldb/controldb.ts';
 import { errorMessage } from '../errors.ts';
+import { recordEvent } from '../events/events.ts';
 import type { Logger } from '../log.ts';
 import { readMembers } from '../catalog/records.ts';
 import { backupContext } from './service-context.ts';
@@ -105,8 +106,10 @@ export class BackupRunner {
     if (!(await this.put({ ...rec, ...patch }, kv.mod_revision))) throw new Error(`backup ${id} changed meanwhile`);
   }
 
-  private finish(id: string, patch: Partial<BackupRecord>): Promise<void> {
-    return this.update(id, { ...patch, ended_at: new Date().toISOString() });
+  private async finish(id: string, patch: Partial<BackupRecord>): Promise<void> {
+    await this.update(id, { ...patch, ended_at: new Date().toISOString() });
+    const rec = readBackups(this.o.db).find((r) => r.value.id === id)?.value;
+    if (rec) void recordEvent(this.o.db, this.o.log, { kind: 'backup', service: rec.service, reason: `${id} ${rec.status}: ${rec.message}` });
   }
 
   private progress(id: string, message: string): Promise<void> {

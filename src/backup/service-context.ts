@@ -22,13 +22,15 @@ export function backupContext(db: ControlDb, exec: MemberExec, log: Logger, serv
   const svc = readService(db.store, service)?.value;
   if (!svc) throw new Error(`service ${service} is gone`);
   const members = readMembers(db.store, service).map((m) => m.value);
+  const placed = placedMembers(db.store, members);
   const ctx: TypeContext = {
     state: svc.state ?? {},
     secrets: readSecrets(db.store, service)?.value ?? {},
     log,
     released: () => false,
     exec,
-    lookup: () => undefined,
+    // As the catalog's passes do: members advertise names this node's own resolver may not know.
+    lookup: (name) => placed.find((m) => m.spec.dnsName === name)?.host,
   };
-  return { svc, type: serviceType(svc.spec.type), members, placed: placedMembers(db.store, members), ctx };
+  return { svc, type: serviceType(svc.spec.type), members, placed, ctx };
 }

@@ -19,6 +19,7 @@
 // A step that cannot go on until the user changes something (no static IPs
 // left, no node that fits) says so in the Stalled condition and is tried
 // again on every pass: no status is a dead end.
+import { recordEvent } from '../events/events.ts';
 import type { ControlDb } from '../controldb/controldb.ts';
 import { errorMessage } from '../errors.ts';
 import type { Logger } from '../log.ts';
@@ -34,6 +35,7 @@ import { rollout } from './reconcilers/rollout.ts';
 import { teardown } from './reconcilers/teardown.ts';
 import { upkeepReconciler } from './reconcilers/upkeep.ts';
 import { readServices } from './service-records.ts';
+import { readMembers } from './records.ts';
 import { SERVICES_PREFIX } from './types.ts';
 import { BACKUPS_PREFIX } from '../backup/records.ts';
 
@@ -105,7 +107,9 @@ export class Catalog {
       this.env.db.watch(ALIVE_PREFIX, true, 0, (_rev, events) => {
         for (const e of events) {
           if (e.type !== 'delete') continue;
-          this.env.goneSince.set(e.kv.key.slice(ALIVE_PREFIX.length), Date.now());
+          const node = e.kv.key.slice(ALIVE_PREFIX.length);
+          this.env.goneSince.set(node, Date.now());
+          this.leaseLost(node);
           setTimeout(() => void this.pass(), this.env.graceMs + 10).unref();
         }
       }),
@@ -113,6 +117,16 @@ export class Catalog {
     // A service asked for, and a member's state reported by its agent, are what most steps wait on: act on them now
     // rather than on the next tick. The catalog's own writes come back here too; a pass that changes nothing writes nothing.
     for (const prefix of [SERVICES_PREFIX, STATUS_PREFIX, BACKUPS_PREFIX]) this.stopWatches.push(this.env.db.watch(prefix, true, 0, () => this.passSoon()));
+  }
+
+  /** A node's lease went: an event for each member it ran (each service's history tells its own failover), or for the node alone. */
+  private leaseLost(node: string): void {
+    const reason = "its node's lease expired, or the node left the cluster";
+    const held = readMembers(this.env.db.store)
+      .map((m) => m.value)
+      .filter((m) => m.node === node && !m.stopped);
+    if (held.length === 0) void recordEvent(this.env.db, this.env.log, { kind: 'lease-lost', node, reason });
+    for (const m of held) void recordEvent(this.env.db, this.env.log, { kind: 'lease-lost', service: m.service, member: m.name, node, reason });
   }
 
   private passSoon(): void {

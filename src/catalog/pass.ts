@@ -4,6 +4,7 @@
 // kept from one pass to the next but what CatalogEnv holds on purpose.
 import { parseHostPort } from '../config.ts';
 import type { ControlDb } from '../controldb/controldb.ts';
+import { recordEvent } from '../events/events.ts';
 import type { Logger } from '../log.ts';
 import { ALIVE_PREFIX, claimKey, memberIndex, memberKey, type MemberSpec, type MemberStatus } from '../agent/members.ts';
 import { conditionsFor, sameConditions, type Verdicts } from './conditions.ts';
@@ -173,6 +174,7 @@ export class ServicePass {
       return;
     await this.write({ ...next, conditions, updated_at: new Date().toISOString() });
     if (this.svc.status !== status || this.svc.message !== message) this.env.log.info({ service: this.name, status, message }, 'service status');
+    if (this.svc.status !== status) void recordEvent(this.env.db, this.env.log, { kind: 'status', service: this.name, reason: `${status}: ${message}` });
   }
 
   /** The service's conditions as this pass found them, written only if they changed. */

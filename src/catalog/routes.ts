@@ -3,6 +3,8 @@
 // controldb; the catalog on the leader does the rest.
 import { z } from 'zod';
 import { serviceBackupsView, type ServiceBackupsView } from '../backup/view.ts';
+import { recordEvent } from '../events/events.ts';
+import type { Logger } from '../log.ts';
 import type { ApiServer } from '../api/server.ts';
 import { parseBody } from '../api/validate.ts';
 import type { ControlDb } from '../controldb/controldb.ts';
@@ -52,6 +54,7 @@ export interface ServiceRouteOptions {
   ipPool: string[];
   /** Where backups go when neither the service nor the cluster names a target (for `service get`). */
   defaultBackupTarget?: string;
+  log: Logger;
 }
 
 /** Each setting the type lets change, with the service's value and the default. */
@@ -173,6 +176,7 @@ export function registerServiceRoutes(api: ApiServer, db: ControlDb, o: ServiceR
       failure: [],
     });
     if (!r.succeeded) throw new UserError(`service ${name} changed meanwhile; look at "firecampd service get ${name}" and try again`, 409, 'conflict');
+    void recordEvent(db, o.log, { kind: to.toLowerCase(), service: name, reason: `asked for: ${message}` });
     return view(next);
   };
 
@@ -216,6 +220,11 @@ export function registerServiceRoutes(api: ApiServer, db: ControlDb, o: ServiceR
         throw new UserError(`a service named ${spec.name} exists already; pick another name or delete it first`, 409, 'exists');
       throw new UserError(`a service ${spec.name} needs changed meanwhile; look at "firecampd service list" and try again`, 409, 'conflict');
     }
+    void recordEvent(db, o.log, {
+      kind: 'created',
+      service: spec.name,
+      reason: `${spec.type}, ${spec.replicas} members${spec.restore ? `, restored from backup ${spec.restore.backup}` : ''}`,
+    });
     return view(svc);
   };
   api.route('POST', '/v1/services', async (req) => {

@@ -3,6 +3,7 @@
 // and its agent stopped the members a fence margin before the lease could
 // expire, so the new node never runs a member beside the old one.
 import { memberIndex } from '../../agent/members.ts';
+import { recordEvent } from '../../events/events.ts';
 import type { ServicePass, StoredMember } from '../pass.ts';
 import { RUNNING, type Reconciler } from './reconciler.ts';
 
@@ -28,6 +29,13 @@ export async function moveOffDeadNodes(s: ServicePass, have: StoredMember[]): Pr
     if (await s.putMember({ value: m, rev, key, raw }, { ...m, node: where.node, epoch: m.epoch + 1 })) {
       moved = true;
       s.env.log.warn({ member: m.name, from: m.node, to: where.node, epoch: m.epoch + 1 }, 'moved a member off a node whose lease expired');
+      void recordEvent(s.env.db, s.env.log, {
+        kind: 'moved',
+        service: m.service,
+        member: m.name,
+        node: where.node,
+        reason: `off node ${m.node}, whose lease expired (epoch ${m.epoch + 1})`,
+      });
     }
   }
   return moved;

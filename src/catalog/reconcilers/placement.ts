@@ -6,6 +6,7 @@
 import { memberKey, type MemberSpec } from '../../agent/members.ts';
 import { DNS_PREFIX } from '../../agent/providers/embedded-dns.ts';
 import { put, readMembers } from '../records.ts';
+import { recordEvent } from '../../events/events.ts';
 import type { ServicePass } from '../pass.ts';
 import { moveOffDeadNodes } from './failover.ts';
 import type { Reconciler } from './reconciler.ts';
@@ -76,11 +77,14 @@ export const placement: Reconciler = {
       const zone = s.env.zonal ? s.nodeZone(where.node) : undefined;
       chosen.push({ ...specs[i], node: where.node, epoch: 1, generation: s.svc.generation ?? 0, ...(zone ? { zone } : {}) });
     }
-    await s.env.db.txn({
+    const r = await s.env.db.txn({
       compare: chosen.map((m) => ({ key: memberKey(spec.name, m.name), target: 'exists' as const, op: '=' as const, value: false })),
       success: chosen.map((m) => put.member(m)),
       failure: [],
     });
+    if (r.succeeded)
+      for (const m of chosen)
+        void recordEvent(s.env.db, s.env.log, { kind: 'placed', service: m.service, member: m.name, node: m.node, reason: 'a new member' });
     return true;
   },
 };

@@ -8,6 +8,7 @@ import { memberIndex, memberKey, type MemberSpec } from '../../agent/members.ts'
 import { put } from '../records.ts';
 import { serviceKey, type Service } from '../types.ts';
 import { aliasPuts } from './aliases.ts';
+import { recordEvent } from '../../events/events.ts';
 import type { Reconciler } from './reconciler.ts';
 import { upkeep } from './upkeep.ts';
 
@@ -71,7 +72,15 @@ export const rollout: Reconciler = {
       ],
       failure: [],
     });
-    if (r.succeeded) s.env.log.info({ member: name, image: spec.image, generation, stop: 'stop' in next }, 'rolling a member');
+    if (r.succeeded) {
+      s.env.log.info({ member: name, image: spec.image, generation, stop: 'stop' in next }, 'rolling a member');
+      void recordEvent(s.env.db, s.env.log, {
+        kind: 'rolled',
+        service: s.name,
+        member: name,
+        reason: 'stop' in next ? 'stopped for the new generation' : `restarted at generation ${generation} (${spec.image})`,
+      });
+    }
     return true;
   },
 };

@@ -238,6 +238,8 @@ describe('kafka', { timeout: 1_500_000 }, () => {
     assert.equal(drill.status, 'ok', JSON.stringify(drill));
     const counted = /^(\d+) topics, \d+ partitions, (\d+) consumer groups$/.exec(drill.summary);
     assert.ok(counted && Number(counted[1]) >= ackedBefore + 1 && Number(counted[2]) >= 1, `the drill counted ${drill.summary}`);
+    // The topics made for this go: the scale below moves every partition there is.
+    assert.ok(((await kafkaClient('made', ['topics-delete'])) as { deleted: number }).deleted >= ackedBefore);
   });
 
   it('upgrades one broker at a time while a client produces with acks=all, losing nothing acknowledged', async (t) => {

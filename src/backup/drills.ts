@@ -90,7 +90,8 @@ export class Drills {
         { id: req.backup, as: rec.id, ...(req.target ? { target: req.target } : {}), drill: true },
       );
     } catch (err) {
-      return this.finish(rec.id, { status: 'failed', message: `the backup does not restore: ${errorMessage(err)}` });
+      await this.finish(rec.id, { status: 'failed', message: `the backup does not restore: ${errorMessage(err)}` });
+      await this.markRemoved(rec.id); // nothing was made
     }
     return this.read(rec.id)!.value;
   }
@@ -118,6 +119,11 @@ export class Drills {
     }
   }
 
+  private async markRemoved(id: string): Promise<void> {
+    const cur = this.read(id);
+    if (cur && !cur.value.removed_at) await this.put({ ...cur.value, removed_at: this.now().toISOString() }, cur.rev);
+  }
+
   async reconcile(): Promise<void> {
     this.drillScheduled();
     const drills = readDrills(this.o.db).map((d) => d.value);
@@ -136,6 +142,7 @@ export class Drills {
     const now = this.now();
     if (d.status !== 'running') {
       if (svc && svc.status !== 'DELETING') await this.o.services.remove(d.id);
+      if (!svc && !d.removed_at) await this.markRemoved(d.id);
       return;
     }
     if (!svc) {

@@ -98,6 +98,8 @@ export const drillRecordSchema = z
     deadline: z.string(),
     created_at: z.string(),
     ended_at: z.string().optional(),
+    /** When its throwaway service was gone (or never made): the drill left nothing behind. */
+    removed_at: z.string().optional(),
   })
   .strict();
 export type DrillRecord = z.infer<typeof drillRecordSchema>;

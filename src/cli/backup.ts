@@ -148,7 +148,11 @@ export function backupCommands(y: Argv): Argv {
         });
         if (!a.json && d.status === 'running') process.stderr.write(`restoring ${String(a.id)} as ${d.id}\n`);
         let said = d.message;
-        while (d.status === 'running') {
+        // Until it ended and its throwaway service is gone: a drill leaves nothing behind.
+        // Bounded: the leader gives the drill up at its deadline, and removing a service takes seconds.
+        const deadline = Date.now() + (Number(a.timeout) + 300) * 1000;
+        while (d.status === 'running' || !d.removed_at) {
+          if (Date.now() > deadline) throw new UserError(`restore drill ${d.id} is still ${d.status} (${d.message}); see "firecampd service get ${d.id}"`);
           await new Promise((r) => setTimeout(r, 1000));
           d = await api.request<DrillView>('GET', `/v1/backup/drill?id=${encodeURIComponent(d.id)}`);
           if (!a.json && d.message !== said) process.stderr.write(`${d.message}\n`);

@@ -16,6 +16,8 @@
 //   … --topic P topics
 //       makes topics P-1, P-2, … (2 partitions, replication factor 3, retention.ms 3600000+i), each acknowledged
 //       before the next, until stdin closes (write-loop.ts's output)
+//   … --topic P topics-delete
+//       deletes every topic named P-…; prints {"deleted": K}
 //   … --topic P topics-check N
 //       prints {"present": K, "missing": [names], "wrong": [names whose partitions or retention.ms differ]} for P-1..P-N
 //   … --topic T offsets set|get
@@ -79,6 +81,7 @@ async function main(): Promise<void> {
   if (mode === 'check') await check(Number(args.at(-1)));
   else if (mode === 'topics') await makeTopics();
   else if (mode === 'topics-check') await checkTopics(Number(args.at(-1)));
+  else if (mode === 'topics-delete') await deleteTopics();
   else if (mode === 'offsets') await offsets(args.at(-1) === 'set');
   else await produce(mode === 'produce' ? Number(args.at(-1)) : undefined);
 }
@@ -139,7 +142,9 @@ async function makeTopics(): Promise<void> {
   await admin.connect();
   await writeLoop({
     start: 1,
-    paceMs: 100,
+    // A topic every half second: enough to back up while topics are made, few enough that the bed's later
+    // rebalances do not move them for minutes.
+    paceMs: 500,
     write: async (i) => {
       // Made, or there already (a retry after a lost answer): either way acknowledged.
       await admin.createTopics({
@@ -149,6 +154,15 @@ async function makeTopics(): Promise<void> {
     },
   });
   await admin.disconnect();
+}
+
+async function deleteTopics(): Promise<void> {
+  const admin = kafka.admin();
+  await admin.connect();
+  const mine = (await admin.listTopics()).filter((t) => t.startsWith(`${topic}-`));
+  if (mine.length > 0) await admin.deleteTopics({ topics: mine, timeout: 60_000 });
+  await admin.disconnect();
+  process.stdout.write(JSON.stringify({ deleted: mine.length }) + '\n');
 }
 
 async function checkTopics(n: number): Promise<void> {

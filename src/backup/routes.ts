@@ -21,7 +21,6 @@ import { currentKey, importKey } from './keys.ts';
 import { BACKUPS_PREFIX, BACKUP_TARGET, backupKey, backupRecordSchema, type BackupRecord } from './records.ts';
 import { openTarget, parseS3Uri, s3AccessKey, s3AccessSchema, S3Target } from './target.ts';
 import { clusterTarget, createBackup } from './create.ts';
-import { backupContext } from './service-context.ts';
 import { readManifest, recordOf, restoreBackup, type RestoreDeps } from './restore.ts';
 import type { Drills } from './drills.ts';
 import type { MemberExec } from '../catalog/member-exec.ts';
@@ -183,16 +182,6 @@ export function registerBackupRoutes(api: ApiServer, db: ControlDb, o: BackupRou
     const d = o.drills.read(id);
     if (!d) throw new UserError(`no restore drill ${id}`, 404, 'not_found');
     return d.value;
-  });
-
-  // The type's own check of a service (restored by `backup verify`): what it holds.
-  api.route('GET', '/v1/backup/check', async (req) => {
-    const name = req.query.get('service') ?? '';
-    await db.linearize();
-    if (!readService(db.store, name)) throw noSuchService(name);
-    const c = backupContext(db, o.exec, o.log, name);
-    if (!c.type.backup) throw new UserError(`${c.type.title} services cannot be backed up yet`, 400, 'no_backup');
-    return { service: name, summary: await c.type.backup.check(c.svc.spec, c.placed, c.ctx) };
   });
 
   api.route('GET', '/v1/backup/key', async () => currentKey(db));

@@ -217,13 +217,15 @@ describe('zookeeper', { timeout: 1_500_000 }, () => {
     const refused = await cli(['backup', 'schedule', 'zk', '--backup-verify', '--addr', addr]);
     assert.notEqual(refused.code, 0, 'no drill of scheduled backups without a schedule');
     assert.match(refused.stderr, /give --backup-schedule too/);
+    type Drilled = ServiceView<Member> & { backups: { last_drill: { id: string; backup: string; status: string; summary: string } | null } };
+    // The drill `backup verify` ran above is the last one until a scheduled backup is drilled.
+    const before = (await getService<Drilled>(cli, 'zk', addr)).backups.last_drill?.id;
     const started = Date.now();
     // Every 30 s: the first scheduled backup comes within half a minute.
     await ok(['backup', 'schedule', 'zk', '--backup-schedule', '*/30 * * * * *', '--backup-verify']);
-    type Drilled = ServiceView<Member> & { backups: { last_drill: { backup: string; status: string; summary: string } | null } };
     const drilled = await pollUntil(
       () => getService<Drilled>(cli, 'zk', addr),
-      (s) => s.backups.last_drill !== null && s.backups.last_drill.status !== 'running',
+      (s) => s.backups.last_drill !== null && s.backups.last_drill.id !== before && s.backups.last_drill.status !== 'running',
       { ms: 300_000, what: 'a restore drill of a scheduled backup, ended', context },
     );
     await ok(['backup', 'schedule', 'zk', '--backup-schedule', 'none', '--no-backup-verify']);

@@ -9,7 +9,8 @@
 import { UserError } from '../errors.ts';
 import { serviceType } from '../catalog/registry.ts';
 import { Readable } from 'node:stream';
-import { archiveMarkKey, type Manifest } from './records.ts';
+import { z } from 'zod';
+import { archiveKey, archiveMarkKey, type Manifest } from './records.ts';
 import type { BackupTarget, TargetObject } from './target.ts';
 
 /** The backed-up service, when it runs here still: close its log file now (the file's name). */
@@ -55,18 +56,22 @@ async function look(target: BackupTarget, m: Manifest, type: string): Promise<Ar
 
 export async function archivePlan(target: BackupTarget, m: Manifest, type: string, toTime?: string, source?: ArchiveSource): Promise<ArchivePlan> {
   const t = toTime === undefined ? undefined : Date.parse(toTime);
-  if (toTime !== undefined && (!/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$/.test(toTime) || Number.isNaN(t)))
+  // As the restored spec's toTime is checked (src/catalog/spec.ts): an RFC 3339 time with its offset.
+  if (toTime !== undefined && !z.string().datetime({ offset: true }).safeParse(toTime).success)
     throw new UserError(`--to-time ${toTime}: not an RFC 3339 time (such as 2026-12-07T14:30:00Z)`, 400, 'bad_time');
   let plan = await look(target, m, type);
   if (source && (t === undefined || t > Date.parse(plan.covers.to))) {
     const at = Date.now();
     const closed = await source.flush();
     const deadline = Date.now() + flushWaitMs();
-    while (!plan.names.has(closed) && Date.now() < deadline) {
+    // Only the closed file's own object is looked for while waiting: the archive may hold thousands.
+    const shipped = async () => (await target.list(archiveKey(m.archive!.prefix, closed))).length > 0;
+    let arrived = plan.names.has(closed) || (await shipped());
+    while (!arrived && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 1000));
-      plan = await look(target, m, type);
+      arrived = await shipped();
     }
-    if (plan.names.has(closed)) {
+    if (arrived) {
       await target.put(archiveMarkKey(m.archive!.prefix, closed, at), Readable.from([Buffer.alloc(0)]));
       plan = await look(target, m, type);
     }

@@ -153,7 +153,12 @@ export class Drills {
     if (svc.status === 'ACTIVE') return this.check(d);
     if (now > new Date(d.deadline)) {
       await this.finish(d.id, { status: 'failed', message: `${d.id} was not ACTIVE by the drill's deadline: ${svc.status}: ${svc.message}` });
+      return;
     }
+    // Progress for whoever follows the drill: the restored service's own status as it goes.
+    const progress = `restoring: ${svc.status}: ${svc.message}`;
+    const cur = this.read(d.id);
+    if (cur && cur.value.status === 'running' && cur.value.message !== progress) await this.put({ ...cur.value, message: progress }, cur.rev);
   }
 
   /** The type's own check, in the background (it may take minutes: nodetool verify reads every sstable). */

@@ -108,7 +108,7 @@ describe('services that need others', () => {
     assert.deepEqual((JSON.parse(r.stdout) as { needed_by: string[] }).needed_by, []);
   });
 
-  it('refuses a backup schedule or retention that does not parse, naming the flag; shows a schedule, its next run and the target in service get', async () => {
+  it('refuses a backup schedule or retention that does not parse, and a drill without a schedule, naming the flag; shows a schedule, its next run and the target in service get', async () => {
     await refusal(['--type', 'redis', '--name', 'r3', '--backup-schedule', 'every day'], /--backup-schedule "every day": a cron expression has 5 fields/);
     await refusal(
       ['--type', 'redis', '--name', 'r3', '--backup-schedule', '61 * * * *'],
@@ -118,10 +118,8 @@ describe('services that need others', () => {
       ['--type', 'redis', '--name', 'r3', '--backup-retention', 'forever'],
       /--backup-retention "forever": give a count of backups to keep \(such as 7\) or an age/,
     );
-    await refusal(
-      ['--type', 'kafka', '--name', 'kf3', '--backup-schedule', '0 3 * * *'],
-      /Kafka services cannot be backed up yet: leave out --backup-schedule/,
-    );
+    // Every type backs up now; a drill of each scheduled backup needs a schedule.
+    await refusal(['--type', 'redis', '--name', 'r3', '--backup-verify'], /--backup-verify drills each scheduled backup: give --backup-schedule too/);
     const r = await create('--type', 'redis', '--name', 'r3', '--backup-schedule', '0 3 * * *', '--backup-retention', '7');
     assert.equal(r.code, 0, r.stderr);
     const view = JSON.parse((await cli(['service', 'get', 'r3', '--json'])).stdout) as { backups: Record<string, unknown> };
@@ -136,6 +134,8 @@ describe('services that need others', () => {
       next_run: next.toISOString(),
       last_success: null,
       last_failure: null,
+      verify: false,
+      last_drill: null,
     });
     const text = (await cli(['service', 'get', 'r3'])).stdout;
     assert.match(text, /backups: to dir:.*\/backups, on "0 3 \* \* \*" \(UTC\), keeping 7\n {2}next run: \S+\n {2}last success: none/);

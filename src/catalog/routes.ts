@@ -223,7 +223,7 @@ export function registerServiceRoutes(api: ApiServer, db: ControlDb, o: ServiceR
     void recordEvent(db, o.log, {
       kind: 'created',
       service: spec.name,
-      reason: `${spec.type}, ${spec.replicas} members${spec.restore ? `, restored from backup ${spec.restore.backup}` : ''}`,
+      reason: `${spec.type}, ${spec.replicas} member${spec.replicas === 1 ? '' : 's'}${spec.restore ? `, restored from backup ${spec.restore.backup}` : ''}`,
     });
     return view(svc);
   };

@@ -47,6 +47,7 @@
 // counts as serving).
 import { execFile, spawn } from 'node:child_process';
 import dns from 'node:dns';
+import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import yargs from 'yargs';
@@ -56,7 +57,7 @@ import { cassandra as cassandraType } from '../src/catalog/services/cassandra/ca
 import { elasticsearch as elasticsearchType } from '../src/catalog/services/elasticsearch/elasticsearch.ts';
 import { kafka as kafkaType } from '../src/catalog/services/kafka/kafka.ts';
 import { TestBed } from '../test/bed/bed.ts';
-import { REPO } from '../test/helpers/proc.ts';
+import { REPO, tempDir } from '../test/helpers/proc.ts';
 const CASSANDRA_IMAGE = cassandraType.image;
 const ELASTICSEARCH_IMAGE = elasticsearchType.image;
 const KAFKA_IMAGE = kafkaType.image;
@@ -244,6 +245,12 @@ async function postgresRun(leaseTtl: number, victimRole: 'leader' | 'follower'):
     if (creds.status !== 200 || !password)
       throw new Error(`credentials: ${creds.status} ${creds.status === 200 ? 'no password of user postgres' : JSON.stringify(creds.json)}`);
 
+    // What a client trusts (`firecampd service ca pg`): it speaks TLS, as the service asks by default.
+    const caRes = await bed.api(0, 'GET', '/v1/service/ca?name=pg');
+    if (caRes.status !== 200) throw new Error(`service ca: ${caRes.status} ${JSON.stringify(caRes.json)}`);
+    const caFile = path.join(tempDir(), 'pg-ca.crt');
+    fs.writeFileSync(caFile, (caRes.json as { ca: string }).ca);
+
     const view = await service('pg');
     const primary = view.members.find((m) => m.name === view.state?.primary);
     if (!primary) throw new Error(`no primary member in the service view: state ${JSON.stringify(view.state)}`);
@@ -255,7 +262,20 @@ async function postgresRun(leaseTtl: number, victimRole: 'leader' | 'follower'):
     const survivor = [0, 1, 2].find((i) => i !== victim)!;
     load = startLoad(
       bed,
-      [PG_CLIENT, '--dns', `${bed.nodes[survivor].ip}:53`, '--host', 'primary.pg.fc.test', '--user', 'postgres', '--password', password, 'load'],
+      [
+        PG_CLIENT,
+        '--dns',
+        `${bed.nodes[survivor].ip}:53`,
+        '--host',
+        'primary.pg.fc.test',
+        '--user',
+        'postgres',
+        '--password',
+        password,
+        '--ca',
+        caFile,
+        'load',
+      ],
       'insert',
     );
     await load.ready(60_000);

@@ -170,7 +170,7 @@ export async function main(args: string[]): Promise<void> {
     .command('token', 'join tokens and API tokens', tokenCommands)
     .command(
       'service',
-      'stateful services: create, list, get, scale, upgrade, restart, config, credentials, stop, start, delete, logs, connector',
+      'stateful services: create, list, get, scale, upgrade, restart, config, credentials, ca, stop, start, delete, logs, connector',
       serviceCommands,
     )
     .command('backup', 'backups of services: create, list, get, delete, restore; the cluster key and target', backupCommands)

@@ -16,6 +16,9 @@ import { registerKvRoutes } from './controldb/routes.ts';
 import { KvStore } from './controldb/store.ts';
 import { openDataDir, type DataDir } from './datadir.ts';
 import { UserError, errorMessage } from './errors.ts';
+import { canonicalCidr } from './firewall/allow.ts';
+import { NodeFirewall } from './firewall/firewall.ts';
+import { registerFirewallRoutes } from './firewall/routes.ts';
 import type { Logger } from './log.ts';
 import { createRegistry, gaugeFrom } from './metrics.ts';
 import { RaftNode } from './raft/node.ts';
@@ -72,6 +75,14 @@ type AgentState = { kind: 'starting' } | { kind: 'waiting'; error: string } | { 
 /** How long /v1/health waits for the Docker engine's answer before it calls it unreachable. */
 const DOCKER_PING_MS = 2000;
 
+/** The network of the interface that holds `ip` (10.0.1.7 on a /24 → 10.0.1.0/24), if this host has it. */
+function interfaceNetwork(ip: string): string | undefined {
+  const found = Object.values(os.networkInterfaces())
+    .flat()
+    .find((a) => a?.family === 'IPv4' && a.address === ip && a.cidr);
+  return found?.cidr ? canonicalCidr(found.cidr) : undefined;
+}
+
 export class Daemon {
   readonly api: ApiServer;
   readonly dataDir: DataDir;
@@ -92,6 +103,7 @@ export class Daemon {
   private docker?: ReturnType<typeof dockerClient>;
   private dns?: DnsServer;
   private agentState: AgentState = { kind: 'starting' };
+  private firewall?: NodeFirewall;
   /** Addresses learned when joining, until our replica has the node records. */
   private readonly seedAddresses = new Map<string, string>();
   /** The port actually bound (differs from the config when it asked for 0). */
@@ -167,6 +179,8 @@ export class Daemon {
         `the agent is still starting (it needs an answer from Docker and a node lease from the leader): ${cannotRun} until it runs; ask again in a few seconds`,
       );
     }
+    const fw = this.firewall?.status();
+    if (fw && !fw.ok) problems.push(`the firewall cannot be set (${fw.error}): members whose walls it holds cannot start on this node`);
     // Not a problem of the node: said, so that nobody learns it from a lost node.
     const warnings: string[] = [];
     const backupTarget = this.controldb?.store.get(BACKUP_TARGET)?.value ?? this.defaultBackupTarget();
@@ -182,6 +196,7 @@ export class Daemon {
       role: raft?.role ?? 'starting',
       leader: raft?.leader ?? null,
       agent,
+      firewall: fw ? (fw.ok ? { table: this.firewall!.table, services: fw.services } : { table: this.firewall!.table, error: fw.error }) : null,
       backup_target: backupTarget,
       problems,
       warnings,
@@ -206,6 +221,8 @@ export class Daemon {
       labels: this.config.labels,
       capacity: { cpus: os.availableParallelism(), memoryMiB: Math.floor(os.totalmem() / 2 ** 20) },
     };
+    const network = interfaceNetwork(this.config.advertise.host);
+    if (network) rec.network = network;
     if (this.tls) rec.key = publicKeyDigest(this.tls.keyPem);
     return rec;
   }
@@ -301,6 +318,7 @@ export class Daemon {
       defaultBackupTarget: this.defaultBackupTarget(),
       log: this.log.child({ part: 'services' }),
     });
+    registerFirewallRoutes(this.api, this.controldb, this.log.child({ part: 'services' }));
     const drills = new Drills({ db: this.controldb, log: this.log.child({ part: 'backups' }), services, exec });
     this.catalog = new Catalog({
       db: this.controldb,
@@ -413,6 +431,8 @@ export class Daemon {
       const providers = await selectProviders({ config: c, dataDir: dir, nodeId: this.nodeId, cluster, db, log: this.log });
       if (this.closing) return;
       const lease = new NodeLease(db, this.nodeId, c.leaseTtl, dir, this.log, () => {});
+      const firewall = new NodeFirewall({ db, nodeId: this.nodeId, log: this.log.child({ part: 'firewall' }) });
+      this.firewall = firewall;
       // The watchdog fences without the controldb or AWS: it drops the addresses from the interface (the next holder takes them over in AWS).
       const watchdogIps = c.staticIps.kind === 'none' ? 'none' : `local:${c.staticIps.iface}/${c.staticIps.prefix}`;
       this.agent = new Agent({
@@ -420,6 +440,7 @@ export class Daemon {
         nodeId: this.nodeId,
         nodeIp: c.advertise.host,
         hosts: new HostsFile(db, path.join(dir, 'hosts'), c.advertise.host),
+        firewall,
         containers: new Containers(docker, cluster, this.nodeId, { zone: c.zone, region: c.region }),
         ...providers,
         lease,

@@ -2,9 +2,10 @@
 // errors that name the command and what it said.
 import { execFile } from 'node:child_process';
 
-export async function run(cmd: string, args: string[], opts: { okCodes?: number[] } = {}): Promise<string> {
+/** `input`: written to the command's stdin (nft -f -). */
+export async function run(cmd: string, args: string[], opts: { okCodes?: number[]; input?: string } = {}): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile(cmd, args, { encoding: 'utf8', timeout: 30_000 }, (err, stdout, stderr) => {
+    const child = execFile(cmd, args, { encoding: 'utf8', timeout: 30_000 }, (err, stdout, stderr) => {
       const code = err ? ((err as { code?: number | string }).code ?? 1) : 0;
       if (err && !(typeof code === 'number' && opts.okCodes?.includes(code))) {
         const why = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'not installed' : stderr.trim() || err.message;
@@ -13,5 +14,6 @@ export async function run(cmd: string, args: string[], opts: { okCodes?: number[
       }
       resolve(stdout);
     });
+    if (opts.input !== undefined) child.stdin?.end(opts.input);
   });
 }

@@ -4,11 +4,16 @@
 //
 // - create 3 members: a primary and two streaming standbys, each with a
 //   journal volume for its WAL; generated passwords that work, a wrong one
-//   refused, no secret in any log or in `service get --json`;
+//   refused, no secret in any log or in `service get --json`; TLS from the
+//   cluster CA (clients verify-full, replication over it, plaintext
+//   refused); an access
+//   list that lets the client namespace in and drops a second, outside one;
 // - 10,000 inserts through primary.pg.<domain>, each acknowledged;
 // - the primary's node dies (every process killed, its link down): the
 //   primary serves again elsewhere, every acknowledged row is there, both
-//   standbys stream from it;
+//   standbys stream from it; the wall followed it;
+// - `service config --allow` lets the outside namespace in without a
+//   restart, and out again;
 // - a backup to an S3 bucket (S3Proxy) while a client inserts, WAL archived
 //   on; a table dropped; a restore as pg2 to a second before: every row
 //   acknowledged before that moment, none sent after, the table whole;
@@ -18,6 +23,7 @@
 // - scale 3 → 4 → 2, the slots following the members.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
@@ -27,7 +33,18 @@ import { imageNames } from '../scripts/images.ts';
 import { image as postgresImage } from '../src/catalog/services/postgres/image.ts';
 import { REPO } from './helpers/proc.ts';
 import type { Cli, MemberView, ServiceView } from './helpers/service-bed.ts';
-import { dockerOf, getService, inClientNamespace, runClient, serviceContext, serviceCredentials, startLoad, startServiceBed } from './helpers/service-bed.ts';
+import {
+  dockerOf,
+  getService,
+  inClientNamespace,
+  runClient,
+  serviceContext,
+  serviceCaFile,
+  serviceCredentials,
+  startLoad,
+  startServiceBed,
+  tcpProbe,
+} from './helpers/service-bed.ts';
 import { pollUntil } from './helpers/wait.ts';
 import { startS3Server, type S3Server } from './helpers/s3-server.ts';
 
@@ -45,6 +62,7 @@ type Member = MemberView & { health: string | null; role: string | null };
 /** And the service with the member that is primary. */
 interface PgView extends ServiceView<Member> {
   state?: { primary?: string };
+  access: { allow: string[]; default: boolean };
 }
 
 describe('postgres', { timeout: 1_500_000 }, () => {
@@ -53,6 +71,8 @@ describe('postgres', { timeout: 1_500_000 }, () => {
   let cli: Cli;
   let password = '';
   let replicationPassword = '';
+  /** What `service ca pg` printed: every client here verifies the members' certificates against it. */
+  let caFile = '';
   const dead = new Set<number>();
   let s3: S3Server | undefined;
   /** The backup the PITR test made: the upgrade test restores it again, after the switchover. */
@@ -71,15 +91,17 @@ describe('postgres', { timeout: 1_500_000 }, () => {
     user,
     '--password',
     pw,
+    '--ca',
+    caFile,
   ];
   const pgClient = async (args: string[], user?: string, pw?: string) => runClient<any>(bed, [...clientArgs(user, pw), ...args], 300_000);
   /** SQL as the superuser on one member, from the client namespace (psql from Debian's postgresql-client). */
-  const psql = async (ip: string, sql: string) =>
+  const psql = async (ip: string, sql: string, sslmode = 'verify-full') =>
     (
       await execFileAsync('nsenter', inClientNamespace(bed, ['psql', '-h', ip, '-U', 'postgres', '-d', 'postgres', '-AtX', '-c', sql]), {
         encoding: 'utf8',
         timeout: 15_000,
-        env: { ...process.env, PGPASSWORD: password, PGCONNECT_TIMEOUT: '3' },
+        env: { ...process.env, PGPASSWORD: password, PGCONNECT_TIMEOUT: '3', PGSSLMODE: sslmode, PGSSLROOTCERT: caFile },
       })
     ).stdout.trim();
   const service = async () => getService<PgView>(cli, 'pg', bed.nodes[live()[0]].addr);
@@ -92,9 +114,16 @@ describe('postgres', { timeout: 1_500_000 }, () => {
     return s.members.filter((m) => m !== primary).every((m) => streaming.includes(m.name));
   };
   const context = () => serviceContext(bed, 'pg', live());
+  /** Every member's port: dropped from the outside namespace, open from the client's. */
+  const assertWalled = async (members: Member[]) => {
+    for (const m of members) {
+      assert.equal(await tcpProbe(bed.outside!.ns, m.ip, 5432), 'dropped', `${m.name} on ${m.node} from outside the access list`);
+      assert.equal(await tcpProbe(bed.client!.ns, m.ip, 5432), 'open', `${m.name} on ${m.node} from the access list`);
+    }
+  };
 
   before(async () => {
-    ({ bed, cli, ids } = await startServiceBed({ leaseTtl: LEASE_TTL }));
+    ({ bed, cli, ids } = await startServiceBed({ leaseTtl: LEASE_TTL, outside: true }));
   });
   after(async () => {
     s3?.stop();
@@ -116,6 +145,8 @@ describe('postgres', { timeout: 1_500_000 }, () => {
       '256',
       '--journal-volume-size',
       '128',
+      '--allow',
+      `${bed.client!.ip}/32`,
       '--addr',
       bed.nodes[1].addr,
     ]);
@@ -123,6 +154,8 @@ describe('postgres', { timeout: 1_500_000 }, () => {
     t.diagnostic(`create → ACTIVE: ${Date.now() - started} ms`);
     assert.match(create.stdout, /pg: ACTIVE/);
 
+    caFile = await serviceCaFile(cli, 'pg', bed.nodes[0].addr);
+    assert.equal(fs.readFileSync(caFile, 'utf8'), fs.readFileSync(path.join(bed.nodes[0].dataDir, 'tls', 'ca.crt'), 'utf8'), "the cluster's CA");
     const list = (await serviceCredentials(cli, 'pg', bed.nodes[0].addr)).credentials;
     password = list.find((c) => c.user === 'postgres')!.value;
     replicationPassword = list.find((c) => c.user === 'replicator')!.value;
@@ -138,6 +171,22 @@ describe('postgres', { timeout: 1_500_000 }, () => {
     assert.equal(s.members.find((m) => m.name === 'pg-0')!.role, 'primary');
     assert.ok(await allStreaming(s), 'both standbys stream from the primary');
     assert.equal(new Set(s.members.map((m) => m.node)).size, 3, 'one member per node');
+    // TLS: every member's certificate verifies against `service ca` for its address (psql's verify-full), replication
+    // runs over it, plaintext is refused, and each key is the server's alone.
+    assert.equal((s as PgView & { tls: { enabled: boolean } }).tls.enabled, true);
+    assert.equal(
+      await psql(primaryMember(s).ip, "SELECT count(*) FROM pg_stat_replication r JOIN pg_stat_ssl s USING (pid) WHERE s.ssl AND r.state = 'streaming'"),
+      '2',
+    );
+    const plaintext = await psql(primaryMember(s).ip, 'SELECT 1', 'disable').catch((err: Error) => err);
+    assert.ok(plaintext instanceof Error && /no pg_hba\.conf entry .*no encryption/.test(plaintext.message), `plaintext refused: ${String(plaintext)}`);
+    for (const m of s.members) {
+      assert.equal(await psql(m.ip, 'SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()'), 't', `${m.name} verified and encrypted`);
+      assert.equal(docker(dockerOf(bed, ids, m), ['exec', `firecampd-pg-${m.name}`, 'stat', '-c', '%a %U', '/data/tls/server.key']), '600 postgres');
+    }
+    // The wall: the client namespace is on the access list, the outside one is not.
+    assert.deepEqual(s.access, { allow: [`${bed.client!.ip}/32`], default: false });
+    await assertWalled(s.members);
     // WAL lives on the journal volume.
     for (const m of s.members) {
       const d = dockerOf(bed, ids, m);
@@ -229,6 +278,45 @@ describe('postgres', { timeout: 1_500_000 }, () => {
     const count = await pgClient(['count']);
     assert.ok(count.rows >= stats.acked[1], `every acknowledged row is there: ${count.rows} rows, ${stats.acked[1]} acknowledged`);
     assert.equal(count.rows, count.max, 'no gap in the ids');
+    // The wall moved with the primary to its new node.
+    await assertWalled(after.members);
+  });
+
+  it('lets a second network in with service config --allow, in place (no member restarts), and shuts it out again', async () => {
+    const addr = bed.nodes[live()[0]].addr;
+    const before = await service();
+    const startedAt = (m: Member) => docker(dockerOf(bed, ids, m), ['inspect', '-f', '{{.State.StartedAt}}', `firecampd-pg-${m.name}`]);
+    const started = before.members.map(startedAt);
+    const primary = primaryMember(before);
+    const both = [`${bed.client!.ip}/32`, `${bed.outside!.ip}/32`];
+    const r = await cli(['service', 'config', 'pg', '--allow', both.join(','), '--json', '--addr', addr]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual((JSON.parse(r.stdout) as { access: PgView['access'] }).access, { allow: both, default: false });
+    await pollUntil(
+      () => tcpProbe(bed.outside!.ns, primary.ip, 5432),
+      (p) => p === 'open',
+      { ms: 20_000, what: 'the outside namespace let in', context },
+    );
+    const now = await service();
+    assert.deepEqual(
+      now.members.map((m) => [m.name, m.epoch]),
+      before.members.map((m) => [m.name, m.epoch]),
+      'no member moved',
+    );
+    assert.deepEqual(now.members.map(startedAt), started, 'no container restarted');
+    assert.equal(now.status, 'ACTIVE');
+    const bad = await cli(['service', 'config', 'pg', '--allow', '10.77.0/24', '--addr', addr]);
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /"10\.77\.0\/24" is not an IPv4 network; write it as ADDRESS\/PREFIX/);
+    const back = await cli(['service', 'config', 'pg', '--allow', `${bed.client!.ip}/32`, '--addr', addr]);
+    assert.equal(back.code, 0, back.stderr);
+    assert.match(back.stdout, new RegExp(`access: the cluster's nodes, the members and ${bed.client!.ip}/32; every other packet`));
+    await pollUntil(
+      () => tcpProbe(bed.outside!.ns, primary.ip, 5432),
+      (p) => p === 'dropped',
+      { ms: 20_000, what: 'the outside namespace shut out again', context },
+    );
+    await assertWalled(now.members);
   });
 
   it('backs up to an S3 bucket while a client inserts, and restores as pg2 to a second before a table was dropped: every row committed before, none after', async (t) => {

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import type { TestBed } from './bed/bed.ts';
 import { REPO } from './helpers/proc.ts';
-import { runClient, serviceContext, serviceCredentials, startServiceBed, type Cli } from './helpers/service-bed.ts';
+import { runClient, serviceCaFile, serviceContext, serviceCredentials, startServiceBed, type Cli } from './helpers/service-bed.ts';
 import { startS3Server, type S3Server } from './helpers/s3-server.ts';
 
 const PG_ROWS = 3000;
@@ -38,12 +38,15 @@ describe('a restore on a cluster that never saw the backups', { timeout: 1_200_0
   });
 
   const dnsOf = (b: TestBed) => b.nodes.map((n) => `${n.ip}:53`).join(',');
-  const pg = (b: TestBed, password: string, args: string[]) =>
-    runClient<{ rows: number; max: number; acked: number[] }>(
+  /** The PostgreSQL client, over TLS verified against the CA of the cluster `b` (a restore elsewhere gets that cluster's certificates). */
+  const pg = async (b: TestBed, password: string, args: string[]) => {
+    const ca = await serviceCaFile(cli, 'pg', b.nodes[0].addr);
+    return runClient<{ rows: number; max: number; acked: number[] }>(
       b,
-      [process.execPath, '--import', 'tsx', PG_CLIENT, '--dns', dnsOf(b), '--host', 'primary.pg.fc.test', '--password', password, ...args],
+      [process.execPath, '--import', 'tsx', PG_CLIENT, '--dns', dnsOf(b), '--host', 'primary.pg.fc.test', '--password', password, '--ca', ca, ...args],
       300_000,
     );
+  };
   const redis = (b: TestBed, password: string, args: string[]) =>
     runClient<Record<string, unknown>>(
       b,

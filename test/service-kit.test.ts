@@ -50,16 +50,23 @@ describe('service kit', () => {
     assert.match(postgres.cannotScale(spec, 0, {}) ?? '', /at least its primary/);
   });
 
-  it('postgres: replication only from members and their nodes; WAL budget within its disk; slots by member', () => {
+  it('postgres: replication only from members and their nodes, over TLS only; WAL budget within its disk; slots by member', () => {
     const spec = postgres.normalize({ type: 'postgres', name: 'pg-main', replicas: 3, journalVolumeSizeMiB: 128 });
     const [m] = postgres.members(spec, ctx({ primary: 'pg-main-0' }));
     const hba = m.configFiles!.find((f) => f.path === 'pg_hba.conf')!.content;
     const replicationFrom = hba
       .split('\n')
-      .filter((l) => l.startsWith('host replication'))
+      .filter((l) => l.startsWith('hostssl replication'))
       .map((l) => l.split(/\s+/)[3]);
     assert.deepEqual(replicationFrom, ['10.0.0.200/32', '10.0.0.201/32', '10.0.0.202/32', '10.0.0.11/32', '10.0.0.12/32']);
+    assert.ok(!/^host\s/m.test(hba), `no network line takes plaintext:\n${hba}`);
     const conf = m.configFiles!.find((f) => f.path === 'postgresql.conf')!.content;
+    assert.match(conf, /^ssl = on$/m);
+    assert.match(conf, /sslmode=verify-full sslrootcert=\/data\/tls\/ca\.crt/);
+    assert.deepEqual(m.tls, { dir: 'tls', names: ['primary.pg-main.fc.test'] }, 'any member may be the primary: each certificate names it');
+    const off = postgres.members({ ...spec, tls: 'off' }, ctx({ primary: 'pg-main-0' }))[0];
+    assert.equal(off.tls, undefined);
+    assert.match(off.configFiles!.find((f) => f.path === 'pg_hba.conf')!.content, /^host all all 0\.0\.0\.0\/0 scram-sha-256$/m);
     const mib = (name: string) => Number(new RegExp(`^${name} = '(\\d+)MB'$`, 'm').exec(conf)![1]);
     assert.ok(mib('max_wal_size') <= 128 && mib('max_slot_wal_keep_size') <= 128, conf);
     assert.ok(mib('min_wal_size') >= 32 && mib('max_wal_size') >= mib('min_wal_size'), 'both at least two 16 MiB segments');

@@ -1,7 +1,7 @@
 // Each node's agent: make the members assigned to this node run here, and
 // nothing else. It converges on every change of /members/ and every few
 // seconds: each member assigned here is taken through its steps
-// (steps/steps.ts: claim → image → volumes → address → name → files →
+// (steps/steps.ts: claim → image → volumes → restore → firewall → address → name → files →
 // container → health), and each member no longer assigned here back through
 // them in reverse. A member is started only under a claim of this node for
 // its current epoch, and a claim can be taken only when no other node holds
@@ -54,6 +54,7 @@ export class Agent {
       log: o.log,
       stopGraceSeconds: o.stopGraceSeconds ?? 10,
       ...(o.hosts ? { hosts: o.hosts } : {}),
+      ...(o.firewall ? { firewall: o.firewall } : {}),
       report: (...args) => this.report(...args),
       serialize: <T>(fn: () => Promise<T>): Promise<T> => {
         const turn = this.attaching.then(fn);
@@ -74,6 +75,8 @@ export class Agent {
     this.o.watchdog.start();
     this.o.containers.onPulled = () => this.kick();
     this.o.hosts?.start();
+    // Before any member is adopted or started: the walls of the members assigned here, from the controldb.
+    await this.o.firewall?.start();
     await this.adopt();
     // Assignments, and claims: a member moving here starts as soon as the old holder lets go.
     for (const prefix of [MEMBERS_PREFIX, CLAIMS_PREFIX]) this.cancelWatches.push(this.o.db.watch(prefix, true, 0, () => this.kick()));
@@ -271,6 +274,8 @@ export class Agent {
     if (this.fenceTimer) clearInterval(this.fenceTimer);
     for (const cancel of this.cancelWatches) cancel();
     this.o.hosts?.stop();
+    // The table stays: the members it walls keep running while the daemon is away.
+    this.o.firewall?.stop();
     this.o.lease.stop();
     this.o.watchdog.release();
   }

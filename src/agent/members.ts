@@ -45,6 +45,8 @@ export const memberSpecSchema = z
     ip: z.ipv4().optional(),
     /** The main port, announced in the service's SRV records. */
     port: z.number().int().min(1).max(65535).optional(),
+    /** Every port the member listens on: without a static IP it answers on the node's addresses, and the firewall guards these. */
+    ports: z.array(z.number().int().min(1).max(65535)).optional(),
     /** Fully qualified DNS name, without the trailing dot. */
     dnsName: z.string().optional(),
     /** Written into the volume before the container starts; paths are relative to the volume. */
@@ -64,6 +66,21 @@ export const memberSpecSchema = z
     ulimits: z
       .object({ nofile: z.object({ soft: z.number().int().positive(), hard: z.number().int().positive() }).refine((l) => l.soft <= l.hard, 'soft ≤ hard') })
       .partial()
+      .strict()
+      .optional(),
+    /**
+     * The member serves TLS: before its container starts, the agent writes a key (0600, the member's user's) and a
+     * certificate signed by the cluster CA for its DNS name, address and `names` into `dir` of its data volume, with
+     * the CA beside them (server.key, server.crt, ca.crt), and renews them at a start once due.
+     */
+    tls: z
+      .object({
+        dir: relativePath,
+        /** Names clients dial it by besides its own (primary.<service>.<domain>: any member may be the primary). */
+        names: z.array(z.string().min(1)).optional(),
+        /** How long a certificate lasts (default 365 days); a short one lets a test see renewals. */
+        lifetimeHours: z.number().positive().optional(),
+      })
       .strict()
       .optional(),
     /** A command Docker runs in the container every second; its exit status is the member's health. */

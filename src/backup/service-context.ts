@@ -1,6 +1,7 @@
 // A service as its type's backup steps see it, from this node's replica: the
 // record, the type, its members where they run, and the context the type's
 // calls take (secrets, a way to run its tools in a member).
+import { readClusterCa } from '../security/tokens.ts';
 import type { ControlDb } from '../controldb/controldb.ts';
 import type { Logger } from '../log.ts';
 import type { MemberExec } from '../catalog/member-exec.ts';
@@ -31,6 +32,7 @@ export function backupContext(db: ControlDb, exec: MemberExec, log: Logger, serv
     exec,
     // As the catalog's passes do: members advertise names this node's own resolver may not know.
     lookup: (name) => placed.find((m) => m.spec.dnsName === name)?.host,
+    ca: readClusterCa(db.store)?.certPem,
   };
   return { svc, type: serviceType(svc.spec.type), members, placed, ctx };
 }

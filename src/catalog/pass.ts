@@ -2,6 +2,7 @@
 // the revision a write of it compares, fresh reads of its members and their
 // state, and the writes every reconciler makes the same way. Nothing here is
 // kept from one pass to the next but what CatalogEnv holds on purpose.
+import { readClusterCa } from '../security/tokens.ts';
 import { parseHostPort } from '../config.ts';
 import type { ControlDb } from '../controldb/controldb.ts';
 import { recordEvent } from '../events/events.ts';
@@ -106,6 +107,7 @@ export class ServicePass {
       released: (member) => this.env.db.store.get(claimKey(this.name, member)) === undefined,
       exec: this.env.exec,
       lookup: (name) => this.placed(this.members()).find((m) => m.spec.dnsName === name)?.host,
+      ca: readClusterCa(this.env.db.store)?.certPem,
     };
   }
 

@@ -4,6 +4,7 @@
 import { z } from 'zod';
 import { serviceBackupsView, type ServiceBackupsView } from '../backup/view.ts';
 import { recordEvent } from '../events/events.ts';
+import { accessView, type AccessView } from '../firewall/view.ts';
 import type { Logger } from '../log.ts';
 import type { ApiServer } from '../api/server.ts';
 import { parseBody } from '../api/validate.ts';
@@ -13,8 +14,9 @@ import { put, readMembers, readRoles, readSecrets, readStatus } from './records.
 import { readService, readServices } from './service-records.ts';
 import { serviceType, serviceTypes } from './registry.ts';
 import { generateSecrets } from './secrets.ts';
+import { readClusterCa } from '../security/tokens.ts';
 import { completeSpec, neededTypes, serviceSpecSchema } from './spec.ts';
-import { noSuchService, serviceKey, type Service, type ServiceSpec, type ServiceSpecInput, type ServiceStatus } from './types.ts';
+import { noSuchService, serviceKey, servesTls, type Service, type ServiceType, type ServiceSpec, type ServiceSpecInput, type ServiceStatus } from './types.ts';
 
 const nameBody = z.object({ name: z.string().min(1) }).strict();
 const scaleBody = z.object({ name: z.string().min(1), replicas: z.number().int().min(1).max(64), rebalance: z.boolean().optional() }).strict();
@@ -38,8 +40,18 @@ export interface ServiceView extends Service {
     lag_bytes: number | null;
     message: string;
   }[];
+  /** Who reaches the members (`--allow`). */
+  access: AccessView;
+  /** Whether its members serve TLS from the cluster CA, and what that covers or why not. */
+  tls: { enabled: boolean; detail: string };
   /** For a type that backs up: where its backups go, its schedule, the next run and the last ones. */
   backups?: ServiceBackupsView;
+}
+
+function tlsView(type: ServiceType, spec: ServiceSpec): ServiceView['tls'] {
+  if (servesTls(type, spec)) return { enabled: true, detail: `${type.tls!}; clients trust the cluster CA ("firecampd service ca ${spec.name}")` };
+  if (type.tls) return { enabled: false, detail: 'off (--tls off at create): clients and members talk in plaintext' };
+  return { enabled: false, detail: `not yet for ${type.title}: clients and members talk in plaintext` };
 }
 
 export interface SettingView {
@@ -148,7 +160,7 @@ export function registerServiceRoutes(api: ApiServer, db: ControlDb, o: ServiceR
     });
     const type = serviceType(svc.spec.type);
     const backups = type.backup && o.defaultBackupTarget ? { backups: serviceBackupsView(db, svc, o.defaultBackupTarget) } : {};
-    return { ...svc, needed_by: neededBy(all, name), members, ...backups };
+    return { ...svc, needed_by: neededBy(all, name), members, access: accessView(db.store, svc.spec), tls: tlsView(type, svc.spec), ...backups };
   };
   const get = async (name: string): Promise<{ svc: Service; rev: number }> => {
     await db.linearize();
@@ -288,6 +300,13 @@ export function registerServiceRoutes(api: ApiServer, db: ControlDb, o: ServiceR
     if (changed.length === 0) return { ...view(svc), settings: settingsView(svc.spec) };
     const v = await transition(name, ['ACTIVE'], 'RESTARTING', `applying ${changed.join(', ')}, one member at a time`, (s) => nextGeneration(s, spec));
     return { ...v, settings: settingsView(spec) };
+  });
+  // What a client of the service trusts: the cluster CA that signs its members' certificates (public, like any CA certificate).
+  api.route('GET', '/v1/service/ca', async (req) => {
+    const { svc } = await get(req.query.get('name') ?? '');
+    const ca = readClusterCa(db.store);
+    if (!ca) throw new UserError("the cluster's CA is not stored yet; retry shortly", 503, 'unavailable');
+    return { name: svc.spec.name, tls: tlsView(serviceType(svc.spec.type), svc.spec), ca: ca.certPem };
   });
   // The service's generated secrets, for a holder of an API token (never logged, never in `service get`).
   api.route('GET', '/v1/service/credentials', async (req) => {

@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { checkSchedule, parseRetention } from '../backup/schedule.ts';
 import { UserError } from '../errors.ts';
+import { parseAllow } from '../firewall/allow.ts';
 import { serviceType, serviceTypes, typeNames, typesWith } from './registry.ts';
 import type { ServiceSpec, ServiceSpecInput, ServiceType } from './types.ts';
 
@@ -41,6 +42,8 @@ function build() {
       backupSchedule: z.string().min(1).max(200).optional(),
       backupRetention: z.string().min(1).max(20).optional(),
       backupVerify: z.boolean().optional(),
+      tls: z.enum(['on', 'off']).optional(),
+      allow: z.array(z.string().max(64)).min(1).max(256).optional(),
       restore: z
         .object({
           backup: z.string(),
@@ -88,6 +91,8 @@ export function completeSpec(input: ServiceSpecInput): ServiceSpec {
   if ((input.backupSchedule !== undefined || input.backupRetention !== undefined || input.backupVerify) && !type.backup)
     throw new UserError(`${type.title} services cannot be backed up yet: leave out --backup-schedule, --backup-retention and --backup-verify`);
   if (input.backupVerify && input.backupSchedule === undefined) throw new UserError('--backup-verify drills each scheduled backup: give --backup-schedule too');
+  if (input.tls === 'on' && !type.tls) throw new UserError(`${type.title} services serve no TLS yet: leave out --tls`);
+  if (input.allow !== undefined) input = { ...input, allow: parseAllow(input.allow) };
   if (input.journalVolumeSizeMiB !== undefined && !type.journal)
     throw new UserError(`${type.title} has no second volume for a log: leave out --journal-volume-size (it is for ${typesWith((t) => !!t.journal)})`);
   return type.normalize(input);

@@ -52,6 +52,10 @@ export interface ServiceSpecInput {
   backupRetention?: string;
   /** Each scheduled backup is restored into a throwaway service and checked once made, a restore drill (`--backup-verify`). */
   backupVerify?: boolean;
+  /** "off": the members serve no TLS (`--tls off`); absent: they do, where the type can. */
+  tls?: 'on' | 'off';
+  /** The networks (canonical CIDRs) that reach the members besides the cluster's nodes and the members themselves; none: the networks of the nodes' addresses. */
+  allow?: string[];
   /** Made by `backup restore`: the backup whose parts the members start from (see TypeBackup.restore). */
   restore?: RestoreSource;
   /** The type's own options block, under the type's name. */
@@ -183,6 +187,8 @@ export interface ServiceType {
   readonly defaults: { readonly replicas: number; readonly volumeSizeMiB: number };
   /** It runs on a JVM: --heap-mib is for it. */
   readonly jvm?: boolean;
+  /** How it serves TLS from the cluster CA, on unless the service says `--tls off`: "clients and replication". Absent: not yet. */
+  readonly tls?: string;
   /** What its second volume holds (--journal-volume-size), where it has one: "the write-ahead log". */
   readonly journal?: string;
   /** Options of its own, under its name in the spec, and their create flags. */
@@ -331,4 +337,9 @@ export interface TypeContext {
   exec: MemberExec;
   /** Where a member of the service is reached now, by its DNS name (members advertise names the leader's resolver may not know). */
   lookup(name: string): string | undefined;
+  /** The cluster CA's certificate: what the type's own clients verify members' TLS against. */
+  ca?: string;
 }
+
+/** The service's members serve TLS: the type can, and the service did not say `--tls off`. */
+export const servesTls = (type: Pick<ServiceType, 'tls'>, spec: Pick<ServiceSpecInput, 'tls'>): boolean => !!type.tls && spec.tls !== 'off';

@@ -2,6 +2,7 @@
 import type { Argv, Options } from 'yargs';
 import type { ApiClient } from '../client.ts';
 import type { ServiceView, SettingView } from '../catalog/routes.ts';
+import { accessLine, type AccessView } from '../firewall/view.ts';
 // The types' modules load their clients (pg, ioredis) only when they talk to a service: the registry is light.
 import { serviceTypes, typeNames, typesWith } from '../catalog/registry.ts';
 import { neededTypes } from '../catalog/spec.ts';
@@ -176,6 +177,23 @@ function settings(v: unknown): Record<string, string> | undefined {
   return out;
 }
 
+const allowOption = {
+  type: 'string',
+  array: true,
+  describe: "networks that reach the members besides the cluster's nodes (CIDR, repeat or comma-separate)",
+  defaultDescription: "the networks of the nodes' addresses",
+} as const;
+
+/** --allow's networks as given (the API checks and canonicalizes them), or undefined when not given. */
+function allowList(v: unknown): string[] | undefined {
+  const list = ([] as string[])
+    .concat((v as string[] | string | undefined) ?? [])
+    .flatMap((x) => String(x).split(','))
+    .map((x) => x.trim())
+    .filter(Boolean);
+  return list.length ? list : undefined;
+}
+
 const setOption = (c: Argv, describe: string) =>
   // Not array: an array option would swallow the positional after it (service config --set a=1 NAME).
   c.option('set', { type: 'string', requiresArg: true, describe: `${describe}; repeat for more` });
@@ -228,6 +246,13 @@ export function serviceCommands(y: Argv): Argv {
               .options(typeFlags())
               .option('image', { type: 'string', describe: 'container image', defaultDescription: "the type's own" })
               .option('config', { type: 'string', describe: "lines added to the members' config file" })
+              .option('allow', allowOption)
+              .option('tls', {
+                choices: ['on', 'off'],
+                describe:
+                  'members serve TLS from the cluster CA, for clients and between themselves (where the type can); off: plaintext, as service get then says',
+                defaultDescription: 'on',
+              })
               .option('require-label', { type: 'string', array: true, describe: 'run only on nodes with this NAME=VALUE label (firecampd --labels)' })
               .option('backup-target', {
                 type: 'string',
@@ -270,6 +295,8 @@ export function serviceCommands(y: Argv): Argv {
           ...(a.backupSchedule ? { backupSchedule: a.backupSchedule } : {}),
           ...(a.backupRetention ? { backupRetention: a.backupRetention } : {}),
           ...(a.backupVerify ? { backupVerify: true } : {}),
+          ...(allowList(a.allow) ? { allow: allowList(a.allow) } : {}),
+          ...(a.tls ? { tls: a.tls } : {}),
         };
         await change(a, '/v1/services', spec, 'ACTIVE');
       },
@@ -297,6 +324,8 @@ export function serviceCommands(y: Argv): Argv {
             `${s.spec.name} (${s.spec.type}): ${s.status} ${s.message}`,
             ...(needs.length ? [`needs: ${needs.join(', ')}`] : []),
             ...(neededBy.length ? [`needed by: ${neededBy.join(', ')}`] : []),
+            ...(s.access ? [accessLine(s.access)] : []),
+            ...(s.tls ? [`tls: ${s.tls.detail}`] : []),
             // conditions may be missing from a daemon older than this CLI.
             ...(s.conditions?.length ? [conditionsTable(s)] : []),
             ...(s.members.length ? [members(s)] : []),
@@ -337,16 +366,31 @@ export function serviceCommands(y: Argv): Argv {
     )
     .command(
       'config <name>',
-      "the service's settings; with --set, change them (a rolling restart) and wait until done",
+      "the service's settings; with --set, change them (a rolling restart) and wait until done; with --allow, its access list (in place)",
       (c) =>
         setOption(
-          waitOptions(c.positional('name', { type: 'string', demandOption: true })),
+          waitOptions(
+            c.positional('name', { type: 'string', demandOption: true }).option('allow', {
+              ...allowOption,
+              // Not array: it would swallow the positional after it (service config --allow 10.0.0.0/8 NAME).
+              array: false,
+              describe: `${allowOption.describe}; "default": the networks of the nodes' addresses again. Changed in place, no restart`,
+            }),
+          ),
           'change this setting to VALUE (the API says which settings exist and what they take)',
         ),
       async (a: GlobalArgs) => {
         const set = settings(a.set);
         const api = await client(a);
         const name = String(a.name);
+        const allow = allowList(a.allow);
+        if (allow) {
+          const r = await api.request<{ name: string; access: AccessView; changed: boolean }>('POST', '/v1/services/allow', {
+            name,
+            allow: allow.length === 1 && allow[0] === 'default' ? 'default' : allow,
+          });
+          if (!set) return print(a, r, () => `${r.name}: ${r.changed ? '' : 'unchanged; '}${accessLine(r.access)}`);
+        }
         if (!set) {
           const r = await api.request<{ name: string; settings: SettingView[] }>('GET', `/v1/service/config?name=${encodeURIComponent(name)}`);
           return print(a, r, () => settingsTable(r.name, r.settings));
@@ -375,6 +419,19 @@ export function serviceCommands(y: Argv): Argv {
               )
             : `${r.name}: no generated credentials`,
         );
+      },
+    )
+    .command(
+      'ca <name>',
+      "what a client of the service trusts: the cluster CA's certificate (PEM) that signs its members' certificates",
+      (c) => c.positional('name', { type: 'string', demandOption: true }),
+      async (a: GlobalArgs) => {
+        const r = await (
+          await client(a)
+        ).request<{ name: string; tls: ServiceView['tls']; ca: string }>('GET', `/v1/service/ca?name=${encodeURIComponent(String(a.name))}`);
+        // The PEM alone on stdout, to redirect into a file; a service that serves no TLS is said on stderr.
+        if (!r.tls.enabled && !a.json) process.stderr.write(`firecampd: ${r.name} serves no TLS: ${r.tls.detail}\n`);
+        print(a, r, () => r.ca.trimEnd());
       },
     )
     .command(
@@ -422,7 +479,7 @@ export function serviceCommands(y: Argv): Argv {
     )
     .demandCommand(
       1,
-      `name a service command: ${['create', 'list', 'get', 'scale', 'upgrade', 'restart', 'config', 'credentials', 'stop', 'start', 'delete', 'logs', ...ownCommands().map((c) => c.command)].join(', ')}`,
+      `name a service command: ${['create', 'list', 'get', 'scale', 'upgrade', 'restart', 'config', 'credentials', 'ca', 'stop', 'start', 'delete', 'logs', ...ownCommands().map((c) => c.command)].join(', ')}`,
     );
   return ownCommands().reduce((acc, c) => acc.command(c.command, c.describe, c.builder), withCommon);
 }

@@ -12,6 +12,7 @@ export const nodeRecordSchema = z
     name: z.string().max(255),
     addr: z.string().min(3).max(300),
     zone: z.string().max(255),
+    network: z.cidrv4().optional(),
     labels: z.record(z.string().max(63), z.string().max(255)).optional(),
     capacity: z.object({ cpus: z.number().positive(), memoryMiB: z.number().int().positive() }).strict().optional(),
     key: z

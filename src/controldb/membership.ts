@@ -18,6 +18,7 @@ const nodeSchema = z
     name: z.string(),
     addr: z.string(),
     zone: z.string(),
+    network: z.string().optional(),
     labels: z.record(z.string(), z.string()).optional(),
     capacity: z.object({ cpus: z.number(), memoryMiB: z.number() }).strict().optional(),
     key: z.string().optional(),
@@ -36,6 +37,8 @@ export interface NodeRecord {
   name: string;
   addr: string;
   zone: string;
+  /** The network of its address (10.0.1.0/24): services without an access list are open to the nodes' networks. */
+  network?: string;
   /** Set by the operator (firecampd --labels); services may require some. */
   labels?: Record<string, string>;
   /** What the node offers members, for placement. */

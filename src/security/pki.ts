@@ -93,17 +93,29 @@ export interface NodeCertRequest {
 
 /** Sign a node certificate, usable for both ends of a TLS connection. */
 export async function issueNodeCert(ca: CaPem, req: NodeCertRequest): Promise<string> {
+  return issueCert(ca, { cn: req.nodeId, publicKeyPem: req.publicKeyPem, hosts: [...req.hosts, '127.0.0.1', '::1', 'localhost'], days: NODE_DAYS });
+}
+
+/**
+ * Sign a certificate for a service member: its DNS names and address (clients verify the name they dialled),
+ * `lifetimeMs` long. Usable for both ends, since members are also each other's clients (replication, quorums).
+ */
+export async function issueMemberCert(ca: CaPem, req: { cn: string; publicKeyPem: string; hosts: string[]; lifetimeMs: number }): Promise<string> {
+  return issueCert(ca, { cn: req.cn, publicKeyPem: req.publicKeyPem, hosts: req.hosts, days: req.lifetimeMs / DAY_MS });
+}
+
+async function issueCert(ca: CaPem, req: { cn: string; publicKeyPem: string; hosts: string[]; days: number }): Promise<string> {
   const caCert = new x509.X509Certificate(ca.certPem);
   const caKeys = await importKeys(ca.keyPem);
   const publicKey = await importPublicKey(req.publicKeyPem);
-  const hosts = [...new Set([...req.hosts, '127.0.0.1', '::1', 'localhost'])].filter((h) => h !== '');
+  const hosts = [...new Set(req.hosts)].filter((h) => h !== '');
   const now = Date.now();
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: serial(),
-    subject: `CN=${req.nodeId}, O=firecampd`,
+    subject: `CN=${req.cn}, O=firecampd`,
     issuer: caCert.subject,
     notBefore: new Date(now - 60_000),
-    notAfter: new Date(now + NODE_DAYS * DAY_MS),
+    notAfter: new Date(now + req.days * DAY_MS),
     publicKey,
     signingKey: caKeys.privateKey,
     signingAlgorithm: ALG,
@@ -116,6 +128,17 @@ export async function issueNodeCert(ca: CaPem, req: NodeCertRequest): Promise<st
     ],
   });
   return cert.toString('pem').trimEnd() + '\n';
+}
+
+/** A certificate as a renewal looks at it: who signed it, the names it holds, when it ends. */
+export function certificateFacts(certPem: string, caPem: string): { issuedByCa: boolean; hosts: string[]; notAfter: Date } {
+  const cert = new X509Certificate(certPem);
+  const ca = new X509Certificate(caPem);
+  const hosts = (cert.subjectAltName ?? '')
+    .split(', ')
+    .map((entry) => entry.replace(/^(DNS|IP Address):/, ''))
+    .filter(Boolean);
+  return { issuedByCa: cert.checkIssued(ca) && cert.verify(ca.publicKey), hosts, notAfter: new Date(cert.validTo) };
 }
 
 /** The SHA-256 of the CA certificate's DER: what join tokens pin. */

@@ -66,6 +66,12 @@ const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 
 export type Validation = { ok: true; id: string } | { ok: false; reason: string };
 
+/** The cluster CA with its key, from a replica's store (every node has it: agents sign their members' certificates). */
+export function readClusterCa(store: { get(key: string): { value: string } | undefined }): CaPem | undefined {
+  const kv = store.get(CA_KEY);
+  return kv ? (JSON.parse(kv.value) as CaPem) : undefined;
+}
+
 export class Tokens {
   private hasCa = false;
   /**
@@ -88,8 +94,7 @@ export class Tokens {
 
   /** The cluster CA with its key, from the local replica. */
   ca(): CaPem | undefined {
-    const kv = this.db.store.get(CA_KEY);
-    return kv ? (JSON.parse(kv.value) as CaPem) : undefined;
+    return readClusterCa(this.db.store);
   }
 
   /** Check a token against the local replica. */

@@ -33,8 +33,10 @@ export interface BedNode {
 export interface BedOptions {
   nodes: number;
   token?: string;
-  /** A namespace for clients outside every node (at .100). */
+  /** A namespace for clients outside every node (the address after the nodes'). */
   clientNamespace?: boolean;
+  /** A second one after it, for a client a service's access list leaves out. */
+  outsideNamespace?: boolean;
   /** Start every node after the first with --join to node 0 (default), or each on its own. */
   join?: boolean;
   /** Give every node its own dockerd (with the test images loaded), and a shared directory for loop volumes. */
@@ -60,6 +62,7 @@ export class TestBed {
   readonly nodes: BedNode[] = [];
   readonly token: string;
   client: { ns: string; ip: string } | null = null;
+  outside: { ns: string; ip: string } | null = null;
   private net: Network | null = null;
   private readonly join: boolean;
   /** The bridge's address in the root namespace: the test process itself, as the nodes reach it. */
@@ -85,7 +88,11 @@ export class TestBed {
     const bed = new TestBed(opts);
     live = bed;
     try {
-      const names = [...Array.from({ length: opts.nodes }, (_, i) => `n${i + 1}`), ...(opts.clientNamespace ? ['client'] : [])];
+      const names = [
+        ...Array.from({ length: opts.nodes }, (_, i) => `n${i + 1}`),
+        ...(opts.clientNamespace ? ['client'] : []),
+        ...(opts.outsideNamespace ? ['outside'] : []),
+      ];
       bed.net = createNetwork(names.length, '10.77.0', 11, names);
       bed.net.hosts
         .slice(0, opts.nodes)
@@ -93,6 +100,10 @@ export class TestBed {
       if (opts.clientNamespace) {
         const h = bed.net.hosts[opts.nodes];
         bed.client = { ns: h.ns, ip: h.ip };
+      }
+      if (opts.outsideNamespace) {
+        const h = bed.net.hosts.at(-1)!;
+        bed.outside = { ns: h.ns, ip: h.ip };
       }
       if (opts.docker) {
         const images = opts.images ?? RECIPES.filter((r) => !r.maven?.length).map((r) => r.image);

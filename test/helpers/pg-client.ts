@@ -2,7 +2,7 @@
 // namespace. It finds the primary by its DNS name through a node's embedded
 // DNS server, anew on every connection, as a client of a moving primary must.
 //
-//   pg-client.ts --dns IP:53[,IP:53…] --host primary.pg.fc.test --password P insert N
+//   pg-client.ts --dns IP:53[,IP:53…] --host primary.pg.fc.test --password P [--ca FILE] insert N
 //       inserts rows 1..N, each acknowledged before the next; prints {"acked": N}
 //   … load
 //       inserts until stdin closes; prints {"ready":true} after its first
@@ -12,10 +12,15 @@
 //   … count
 //       prints {"rows": N, "max": M} as the primary sees it
 //
+// With --ca (what `service ca` printed) it speaks TLS only, and checks the
+// server's certificate against that CA for the name it dialled
+// (verify-full), though it connects to the address DNS gave.
+//
 // Every insert is idempotent (ON CONFLICT DO NOTHING), so one retried after
 // a cut connection never counts twice, and a row counts as acknowledged only
 // once its COMMIT returned.
 import dns from 'node:dns';
+import fs from 'node:fs';
 import pg from 'pg';
 import { writeLoop } from './write-loop.ts';
 
@@ -30,6 +35,7 @@ const dnsServers = flag('--dns').split(',');
 const host = flag('--host');
 const password = flag('--password');
 const user = args.includes('--user') ? flag('--user') : 'postgres';
+const ssl = args.includes('--ca') ? { ca: fs.readFileSync(flag('--ca'), 'utf8'), servername: host, rejectUnauthorized: true } : false;
 const mode = args.at(-2) === 'insert' ? 'insert' : args.at(-1)!;
 
 const resolver = new dns.promises.Resolver({ timeout: 1000, tries: 1 });
@@ -37,7 +43,7 @@ resolver.setServers(dnsServers);
 
 async function connect(): Promise<pg.Client> {
   const [ip] = await resolver.resolve4(host);
-  const c = new pg.Client({ host: ip, port: 5432, user, password, database: 'postgres', connectionTimeoutMillis: 2000, query_timeout: 5000 });
+  const c = new pg.Client({ host: ip, port: 5432, user, password, ssl, database: 'postgres', connectionTimeoutMillis: 2000, query_timeout: 5000 });
   c.on('error', () => {});
   await c.connect();
   return c;

@@ -69,8 +69,14 @@ export interface ServiceBed {
 }
 
 /** Three nodes running members, every agent up, and the CLI with the bed's CA and token. */
-export async function startServiceBed(o: { leaseTtl: number; images?: string[] }): Promise<ServiceBed> {
-  const bed = await TestBed.create({ nodes: 3, clientNamespace: true, docker: true, ...(o.images ? { images: o.images } : {}) });
+export async function startServiceBed(o: { leaseTtl: number; images?: string[]; outside?: boolean }): Promise<ServiceBed> {
+  const bed = await TestBed.create({
+    nodes: 3,
+    clientNamespace: true,
+    docker: true,
+    ...(o.outside ? { outsideNamespace: true } : {}),
+    ...(o.images ? { images: o.images } : {}),
+  });
   try {
     for (let i = 0; i < 3; i++) await bed.start(i, bed.serviceNodeArgs(o.leaseTtl));
     const caFile = path.join(tempDir(), 'ca.crt');
@@ -138,6 +144,16 @@ export async function servicePassword(cli: Cli, name: string, user: string, addr
   return (await serviceCredentials(cli, name, addr)).credentials.find((c) => c.user === user)!.value;
 }
 
+/** `service ca NAME` into a file of its own, as a user saves what a client of the service trusts; its path. */
+export async function serviceCaFile(cli: Cli, name: string, addr: string): Promise<string> {
+  const r = await cli(['service', 'ca', name, '--addr', addr]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^-----BEGIN CERTIFICATE-----\n[\s\S]+\n-----END CERTIFICATE-----\n$/);
+  const file = path.join(tempDir(), `${name}-ca.crt`);
+  fs.writeFileSync(file, r.stdout);
+  return file;
+}
+
 /** The dockerd of the node member `m` runs on, to look into its container: a member names its node by id, the bed its nodes by index (`ids`). */
 export function dockerOf(bed: TestBed, ids: string[], m: { node: string }) {
   return bed.nodes[ids.indexOf(m.node)].docker!;
@@ -146,6 +162,15 @@ export function dockerOf(bed: TestBed, ids: string[], m: { node: string }) {
 /** nsenter's arguments that run `command` in the client namespace: outside every node, where a client finds the members as a user's would. */
 export function inClientNamespace(bed: TestBed, command: string[]): string[] {
   return ['--net=/var/run/netns/' + bed.client!.ns, ...command];
+}
+
+/**
+ * One TCP connect from namespace `ns` to a member's port (test/helpers/tcp-probe.ts): "open", "refused" or
+ * "dropped" (no answer within 2 s: a wall's drop).
+ */
+export async function tcpProbe(ns: string, host: string, port: number): Promise<string> {
+  const probe = [process.execPath, '--import', 'tsx', path.join(REPO, 'test', 'helpers', 'tcp-probe.ts'), host, String(port), '2000'];
+  return (await execFileAsync('nsenter', ['--net=/var/run/netns/' + ns, ...probe], { cwd: REPO, timeout: 30_000 })).stdout.trim();
 }
 
 /**

@@ -34,22 +34,24 @@ function writeFiles(volumeDir: string, spec: MemberSpec, filled: Record<string, 
     ...(spec.configFiles ?? []).map((f) => ({ path: f.path, content: f.content, mode: f.mode ?? 0o644 })),
     ...(spec.secretFiles ?? []).map((f) => ({ path: f.path, content: fillSecrets(f.template, filled), mode: 0o600 })),
   ];
-  for (const f of files) {
-    const file = path.join(volumeDir, f.path);
-    fs.mkdirSync(path.dirname(file), { recursive: true });
-    const tmp = `${file}.tmp`;
-    fs.rmSync(tmp, { force: true });
-    const fd = fs.openSync(tmp, 'w', f.mode);
-    try {
-      fs.writeFileSync(fd, f.content);
-      fs.fchmodSync(fd, f.mode);
-      if (owner) fs.fchownSync(fd, owner.uid, owner.gid);
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    fs.renameSync(tmp, file);
+  for (const f of files) writeVolumeFile(path.join(volumeDir, f.path), f.content, f.mode, owner);
+}
+
+/** One file into a member's volume: written beside, fsynced, renamed over, with its mode and owner from the start. */
+export function writeVolumeFile(file: string, content: string, mode: number, owner: { uid: number; gid: number } | undefined): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const tmp = `${file}.tmp`;
+  fs.rmSync(tmp, { force: true });
+  const fd = fs.openSync(tmp, 'w', mode);
+  try {
+    fs.writeFileSync(fd, content);
+    fs.fchmodSync(fd, mode);
+    if (owner) fs.fchownSync(fd, owner.uid, owner.gid);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
   }
+  fs.renameSync(tmp, file);
 }
 
 export const files: MemberStep = {

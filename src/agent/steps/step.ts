@@ -7,6 +7,7 @@
 import type { ControlDb } from '../../controldb/controldb.ts';
 import type { Logger } from '../../log.ts';
 import type { Containers } from '../docker.ts';
+import type { NodeFirewall } from '../../firewall/firewall.ts';
 import type { HostsFile } from '../hosts-file.ts';
 import type { NodeLease } from '../lease.ts';
 import type { MemberSpec, MemberStatus } from '../members.ts';
@@ -26,6 +27,8 @@ export interface NodeProviders {
   log: Logger;
   /** The cluster's names for members' /etc/hosts. */
   hosts?: HostsFile;
+  /** The node's nftables table of services' walls; without it (unit tests of the agent) members run unwalled. */
+  firewall?: NodeFirewall;
 }
 
 /** What the steps work with: the node's providers and the agent's few shared services. */

@@ -1,10 +1,11 @@
 // The steps of a member's life, in the order a start runs them; a stop runs
-// them the other way. Later concerns (backups, metrics, firewall,
-// certificates) each add one here.
+// them the other way. Later concerns (metrics, logs) each add one here.
 import { address } from './address.ts';
+import { certificate } from './certificate.ts';
 import { claim } from './claim.ts';
 import { container } from './container.ts';
 import { files } from './files.ts';
+import { firewall } from './firewall.ts';
 import { health } from './health.ts';
 import { image } from './image.ts';
 import { name } from './name.ts';
@@ -12,7 +13,7 @@ import { restore } from './restore.ts';
 import type { MemberRun, MemberStep, NodeContext, StopMode } from './step.ts';
 import { volumes } from './volumes.ts';
 
-export const MEMBER_STEPS: readonly MemberStep[] = [claim, image, volumes, restore, address, name, files, container, health];
+export const MEMBER_STEPS: readonly MemberStep[] = [claim, image, volumes, restore, firewall, address, name, files, certificate, container, health];
 
 /** A step that failed, named: the member's status says which. */
 export class StepError extends Error {

@@ -288,6 +288,7 @@ export const cassandra: ServiceType = {
         dnsName: `${name}.${spec.name}.${ctx.domain}`,
         ip,
         port: CQL_PORT,
+        ports: [CQL_PORT, STORAGE_PORT],
         configFiles: [
           { path: 'firecampd/cassandra.yaml', content: yaml(spec, ip, seeds, journal) + '\n' },
           { path: 'firecampd/start.sh', content: startScript(name, !isSeed(i)), mode: 0o755 },

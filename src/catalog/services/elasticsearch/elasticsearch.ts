@@ -253,6 +253,7 @@ export const elasticsearch: ServiceType & { options: TypeOptions<SearchOptions> 
         dnsName: dnsName(spec, i, ctx.domain),
         ip,
         port: HTTP_PORT,
+        ports: [HTTP_PORT, TRANSPORT_PORT],
         configFiles: [
           { path: 'firecampd/opensearch.yml', content: opensearchYml(spec, i, ip, seeds) },
           { path: 'firecampd/start.sh', content: startScript(name, initial.includes(name) ? initial : []), mode: 0o755 },

@@ -140,6 +140,7 @@ export const kafkaConnect: ServiceType = {
         dnsName,
         ...(ip ? { ip } : {}),
         port: CONNECT_PORT,
+        ports: [CONNECT_PORT],
         configFiles: [
           { path: 'firecampd/worker.properties', content: conf + '\n' },
           {

@@ -242,6 +242,7 @@ export const kafka: ServiceType = {
         dnsName,
         ...(ip ? { ip } : {}),
         port: KAFKA_PORT,
+        ports: [KAFKA_PORT, CONTROLLER_PORT],
         configFiles: [
           { path: 'firecampd/server.properties', content: conf + '\n' },
           { path: 'firecampd/start.sh', content: startScript(clusterId, dnsName), mode: 0o755 },

@@ -32,12 +32,17 @@ import {
   type ServiceType,
   type TypeContext,
   type TypeOptions,
+  servesTls,
 } from '../../types.ts';
+import { CA_FILE, CERT_FILE, KEY_FILE } from '../../../security/member-cert.ts';
 
 export const PG_PORT = 5432;
 /** The upstream image's postgres user. */
 const PG_USER = '999:999';
 const DATA = '/data';
+/** The member's certificate, key and the cluster CA, in its data volume (the agent's certificate step writes them). */
+const TLS_DIR = 'tls';
+const TLS = `${DATA}/${TLS_DIR}`;
 const JOURNAL = '/journal';
 const PGDATA = `${DATA}/pgdata`;
 /** Where the archive command leaves each finished WAL file for the node to ship (relative to the volume). */
@@ -53,15 +58,18 @@ const primaryOf = (spec: ServiceSpec, state: TypeContext['state']) => (state.pri
 /** Replication slot names take [a-z0-9_] only. */
 export const slotName = (member: string) => member.replace(/-/g, '_');
 
-/** Run `fn` on a short-lived superuser connection. */
-async function withPg<T>(host: string, password: string | undefined, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+/** Run `fn` on a short-lived superuser connection to member `m`: over TLS verified against the cluster CA where the member serves it. */
+async function withPg<T>(m: PlacedMember, ctx: TypeContext, fn: (c: pg.Client) => Promise<T>): Promise<T> {
   // Imported here, not at the top: only the leader's catalog talks to PostgreSQL, and only for a postgres service.
   const { Client } = (await import('pg')).default;
+  if (m.spec.tls && !ctx.ca) throw new Error("the cluster's CA is not in this node's replica yet");
   const c = new Client({
-    host,
+    host: m.host,
     port: PG_PORT,
     user: 'postgres',
-    password,
+    password: ctx.secrets.superuser,
+    // The member's certificate names its address: Node's check of the name dialled holds without a servername.
+    ssl: m.spec.tls ? { ca: ctx.ca, rejectUnauthorized: true } : false,
     database: 'postgres',
     connectionTimeoutMillis: 3000,
     statement_timeout: 10_000,
@@ -122,6 +130,7 @@ export const postgres: ServiceType & { options: TypeOptions<PostgresOptions> } =
   image: 'postgres:15',
   defaults: { replicas: 1, volumeSizeMiB: 1024 },
   journal: 'the write-ahead log (pg_wal)',
+  tls: 'clients (hostssl only: plaintext refused) and replication (verify-full)',
   options,
   secrets: ['superuser', 'replication'],
   settings: {
@@ -184,14 +193,17 @@ export const postgres: ServiceType & { options: TypeOptions<PostgresOptions> } =
     const names = Array.from({ length: spec.replicas }, (_, i) => `${spec.name}-${i}`);
     // Replication only from the members: their static IPs, and the nodes they run on (a connection leaves from the node's own address).
     const from = [...new Set([...ctx.ips.slice(0, spec.replicas).filter((ip): ip is string => ip !== undefined), ...ctx.nodeAddrs])];
+    const tls = servesTls(postgres, spec);
+    // With TLS, only encrypted connections match a network line: a plaintext one finds no entry and is refused.
+    const host = tls ? 'hostssl' : 'host';
     const hba = [
       '# Written by firecampd: replication from the members only, passwords (SCRAM) over the network.',
       'local all postgres peer',
       // The base backups: pg_basebackup in the primary's own container, over its socket.
       'local replication postgres peer',
       'local all all scram-sha-256',
-      ...from.map((a) => `host replication replicator ${a}/32 scram-sha-256`),
-      'host all all 0.0.0.0/0 scram-sha-256',
+      ...from.map((a) => `${host} replication replicator ${a}/32 scram-sha-256`),
+      `${host} all all 0.0.0.0/0 scram-sha-256`,
     ].join('\n');
     const sync = syncStandbysOf(spec);
     const journal = spec.journalVolumeSizeMiB !== undefined;
@@ -219,10 +231,15 @@ export const postgres: ServiceType & { options: TypeOptions<PostgresOptions> } =
         'hot_standby = on',
         'hot_standby_feedback = on',
         "password_encryption = 'scram-sha-256'",
+        ...(tls ? ['ssl = on', `ssl_cert_file = '${TLS}/${CERT_FILE}'`, `ssl_key_file = '${TLS}/${KEY_FILE}'`, `ssl_ca_file = '${TLS}/${CA_FILE}'`] : []),
         // A commit waits for this many standbys; the list holds every member, since any of them may be the primary later.
         sync > 0 ? `synchronous_standby_names = 'ANY ${sync} (${names.map(quoteIdent).join(', ')})'` : "synchronous_standby_names = ''",
         // Used only while standby.signal is there: stream from whichever member is the primary now, through this member's slot.
-        `primary_conninfo = ${sqlLiteral(`host=${primaryHost} port=${PG_PORT} user=replicator passfile=${DATA}/.pgpass application_name=${name} connect_timeout=5`)}`,
+        `primary_conninfo = ${sqlLiteral(
+          `host=${primaryHost} port=${PG_PORT} user=replicator passfile=${DATA}/.pgpass application_name=${name} connect_timeout=5${
+            tls ? ` sslmode=verify-full sslrootcert=${TLS}/${CA_FILE}` : ''
+          }`,
+        )}`,
         `primary_slot_name = '${slotName(name)}'`,
         "recovery_target_timeline = 'latest'",
         // Continuous archiving: each finished WAL file into the spool, shipped from there by the node (see archive.sh).
@@ -242,12 +259,15 @@ export const postgres: ServiceType & { options: TypeOptions<PostgresOptions> } =
         user: PG_USER,
         // Fast shutdown: clients are cut, and the standbys get every byte of the log before it exits.
         stopSignal: 'SIGINT',
-        env: { PGPASSFILE: `${DATA}/.pgpass` },
+        // The tools in the container (pg_basebackup and pg_rewind from the primary) verify it as replication does.
+        env: { PGPASSFILE: `${DATA}/.pgpass`, ...(tls ? { PGSSLMODE: 'verify-full', PGSSLROOTCERT: `${TLS}/${CA_FILE}` } : {}) },
         volume: { id: name, sizeMiB: spec.volumeSizeMiB ?? postgres.defaults.volumeSizeMiB, mountPath: DATA },
         ...(journal ? { journal: { id: `${name}-journal`, sizeMiB: spec.journalVolumeSizeMiB!, mountPath: JOURNAL } } : {}),
         dnsName: `${name}.${spec.name}.${ctx.domain}`,
         ...(ip ? { ip } : {}),
         port: PG_PORT,
+        ports: [PG_PORT],
+        ...(tls ? { tls: { dir: TLS_DIR, names: [primaryHost] } } : {}),
         healthCheck: ['pg_isready', '-q', '-h', ip ?? '127.0.0.1', '-p', String(PG_PORT)],
         configFiles: [
           { path: 'postgresql.conf', content: conf + '\n' },
@@ -329,7 +349,7 @@ export const postgres: ServiceType & { options: TypeOptions<PostgresOptions> } =
     check: async (spec, members, ctx) => {
       const primary = members.find((m) => m.spec.name === primaryOf(spec, ctx.state));
       if (!primary) throw new Error(`${primaryOf(spec, ctx.state)}, the primary, is not placed`);
-      const r = await withPg(primary.host, ctx.secrets.superuser, (c) =>
+      const r = await withPg(primary, ctx, (c) =>
         one<{ tables: string; mib: string }>(
           c,
           "SELECT (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')) AS tables, (SELECT sum(pg_database_size(oid)) / 1048576 FROM pg_database)::int AS mib",
@@ -342,12 +362,12 @@ export const postgres: ServiceType & { options: TypeOptions<PostgresOptions> } =
       position: async (spec, members, ctx) => {
         const primary = members.find((m) => m.spec.name === primaryOf(spec, ctx.state));
         if (!primary) throw new Error(`${primaryOf(spec, ctx.state)}, the primary, is not placed`);
-        return withPg(primary.host, ctx.secrets.superuser, async (c) => (await one<{ f: string }>(c, 'SELECT pg_walfile_name(pg_current_wal_lsn()) AS f')).f);
+        return withPg(primary, ctx, async (c) => (await one<{ f: string }>(c, 'SELECT pg_walfile_name(pg_current_wal_lsn()) AS f')).f);
       },
       flush: async (spec, members, ctx) => {
         const primary = members.find((m) => m.spec.name === primaryOf(spec, ctx.state));
         if (!primary) throw new Error(`${primaryOf(spec, ctx.state)}, the primary, is not placed`);
-        return withPg(primary.host, ctx.secrets.superuser, async (c) => (await one<{ f: string }>(c, 'SELECT pg_walfile_name(pg_switch_wal()) AS f')).f);
+        return withPg(primary, ctx, async (c) => (await one<{ f: string }>(c, 'SELECT pg_walfile_name(pg_switch_wal()) AS f')).f);
       },
       replay: walReplay,
       precedes: (name, from) => /^[0-9A-F]{24}/.test(name) && segmentNumber(name) < segmentNumber(from),
@@ -359,7 +379,7 @@ export const postgres: ServiceType & { options: TypeOptions<PostgresOptions> } =
     await postgres.maintain!(spec, members, ctx);
     const primary = members.find((m) => m.spec.name === primaryOf(spec, ctx.state));
     if (!primary) return 'waiting for the primary to be placed';
-    const streams = await withPg(primary.host, ctx.secrets.superuser, async (c) => {
+    const streams = await withPg(primary, ctx, async (c) => {
       if (await inRecovery(c)) throw new Error(`${primary.spec.name} is meant to be the primary but is in recovery`);
       return replication(c);
     });
@@ -376,7 +396,7 @@ export const postgres: ServiceType & { options: TypeOptions<PostgresOptions> } =
 
   async notReady(spec, m, ctx) {
     try {
-      return await withPg(m.host, ctx.secrets.superuser, async (c) => {
+      return await withPg(m, ctx, async (c) => {
         if (!(await inRecovery(c))) return undefined;
         const r = await one<{ status: string | null } | undefined>(c, 'SELECT status FROM pg_stat_wal_receiver');
         return r?.status === 'streaming' ? undefined : 'standby not streaming from the primary yet';
@@ -389,7 +409,7 @@ export const postgres: ServiceType & { options: TypeOptions<PostgresOptions> } =
   async roles(spec, members, ctx) {
     const primary = members.find((m) => m.spec.name === primaryOf(spec, ctx.state));
     const none = new Map<string, { state: string; lag: number }>();
-    const streams = primary ? await withPg(primary.host, ctx.secrets.superuser, replication).catch(() => none) : none;
+    const streams = primary ? await withPg(primary, ctx, replication).catch(() => none) : none;
     const out: Record<string, MemberRole> = {};
     for (const m of members) {
       if (m === primary) out[m.spec.name] = { role: 'primary', lagBytes: 0 };
@@ -416,7 +436,7 @@ export const postgres: ServiceType & { options: TypeOptions<PostgresOptions> } =
     const primaryName = primaryOf(spec, ctx.state);
     const primary = members.find((m) => m.spec.name === primaryName)!;
     if (primary.spec.stopped) return promoteAfterStop(primary, members, ctx);
-    const streams = await withPg(primary.host, ctx.secrets.superuser, replication);
+    const streams = await withPg(primary, ctx, replication);
     const lagging = members.filter((m) => m !== primary && (streams.get(m.spec.name)?.lag ?? Infinity) > CAUGHT_UP_BYTES);
     const standby = [...pending].filter((m) => m !== primary).sort((a, b) => memberIndex(a.spec) - memberIndex(b.spec))[0];
     if (lagging.length > 0) return { wait: `waiting for ${lagging.map((m) => m.spec.name).join(', ')} to catch up with ${primaryName}` };
@@ -432,7 +452,7 @@ export const postgres: ServiceType & { options: TypeOptions<PostgresOptions> } =
 /** One replication slot on the primary per other member; the slots of members that are gone are dropped. */
 async function ensureSlots(primary: PlacedMember, members: PlacedMember[], ctx: TypeContext): Promise<void> {
   const service = primary.spec.service;
-  await withPg(primary.host, ctx.secrets.superuser, async (c) => {
+  await withPg(primary, ctx, async (c) => {
     if (await inRecovery(c)) return;
     const want = new Set(members.filter((m) => m.spec.name !== primary.spec.name).map((m) => slotName(m.spec.name)));
     const have = (await c.query<{ slot_name: string; active: boolean }>('SELECT slot_name, active FROM pg_replication_slots')).rows;
@@ -498,11 +518,10 @@ const lsn = (text: string | null): bigint => {
  */
 async function promoteAfterStop(old: PlacedMember, members: PlacedMember[], ctx: TypeContext): Promise<RolloutStep> {
   if (!ctx.released(old.spec.name)) return { wait: `waiting for ${old.spec.name} to stop` };
-  const pw = ctx.secrets.superuser;
   const standbys = members.filter((m) => m !== old);
   const seen = await Promise.all(
     standbys.map(async (m) => {
-      const r = await withPg(m.host, pw, (c) =>
+      const r = await withPg(m, ctx, (c) =>
         one<{ recovering: boolean; received: string | null; replayed: string | null }>(
           c,
           'SELECT pg_is_in_recovery() AS recovering, pg_last_wal_receive_lsn()::text AS received, pg_last_wal_replay_lsn()::text AS replayed',
@@ -521,7 +540,7 @@ async function promoteAfterStop(old: PlacedMember, members: PlacedMember[], ctx:
     return lsn(r.received) > lsn(r.replayed) ? lsn(r.received) : lsn(r.replayed);
   };
   const target = candidates.sort((a, b) => (best(b) > best(a) ? 1 : best(b) < best(a) ? -1 : memberIndex(a.m.spec) - memberIndex(b.m.spec)))[0].m;
-  await withPg(target.host, pw, async (c) => {
+  await withPg(target, ctx, async (c) => {
     const deadline = Date.now() + 15_000;
     while (
       !(await one<{ done: boolean }>(c, 'SELECT pg_last_wal_replay_lsn() >= coalesce(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()) AS done')).done

@@ -317,6 +317,8 @@ export const redis: ServiceType & { options: TypeOptions<ClusterOptions> } = {
         dnsName: `${name}.${spec.name}.${domain}`,
         ...(ip ? { ip } : {}),
         port: REDIS_PORT,
+        // The cluster bus is the client port + 10000, as Redis has it.
+        ports: [REDIS_PORT, REDIS_PORT + 10000],
         // The password is read inside the container: it shows neither in the spec nor in `docker inspect`.
         healthCheck: ['sh', '-c', `REDISCLI_AUTH="$(cat /data/${PASSWORD_FILE})" redis-cli -h ${ip ?? '127.0.0.1'} -p ${REDIS_PORT} ping | grep -q PONG`],
         configFiles: [{ path: 'redis.conf', content: conf + '\n' }],

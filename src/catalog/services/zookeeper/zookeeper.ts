@@ -213,6 +213,7 @@ export const zookeeper: ServiceType = {
         dnsName: dnsName(spec, i, ctx.domain),
         ...(ip ? { ip } : {}),
         port: ZK_CLIENT_PORT,
+        ports: [ZK_CLIENT_PORT, QUORUM_PORT, ELECTION_PORT],
         configFiles: [
           { path: 'firecampd/zoo.cfg', content: conf + '\n' },
           { path: 'firecampd/zoo.cfg.dynamic', content: dynamic + '\n' },

@@ -70,6 +70,15 @@ const TARGETS = { create_ms: 5_000, failover_ms: 5_000 };
 const TARGETS_BY_VICTIM = { follower: 5_000, leader: 7_000 };
 const TYPES = ['redis', 'postgres', 'kafka', 'cassandra', 'elasticsearch'] as const;
 const PG_CLIENT = path.join(REPO, 'test', 'helpers', 'pg-client.ts');
+
+/** `firecampd service ca NAME` into a file: what the clients check the members' certificates against (TLS is on by default). */
+async function serviceCaFile(bed: TestBed, name: string): Promise<string> {
+  const r = await bed.api(0, 'GET', `/v1/service/ca?name=${name}`);
+  if (r.status !== 200) throw new Error(`service ca ${name}: ${r.status} ${JSON.stringify(r.json)}`);
+  const file = path.join(tempDir(), `${name}-ca.crt`);
+  fs.writeFileSync(file, (r.json as { ca: string }).ca);
+  return file;
+}
 const KAFKA_CLIENT = path.join(REPO, 'test', 'helpers', 'kafka-client.ts');
 const CQL_CLIENT = path.join(REPO, 'test', 'helpers', 'cql-client.ts');
 /** Every broker, by the name it advertises (a member keeps its name and address when it moves). */
@@ -132,8 +141,13 @@ async function oneRun(leaseTtl: number, victimRole: 'leader' | 'follower'): Prom
     if (creds.status !== 200 || !password) throw new Error(`credentials: ${creds.status} ${creds.status === 200 ? 'no password' : JSON.stringify(creds.json)}`);
     // In REDISCLI_AUTH, not on redis-cli's command line. (redis-cli exits 0 on an error reply: callers compare what it printed.)
     const env = { ...process.env, REDISCLI_AUTH: password };
+    const tls = ['--tls', '--cacert', await serviceCaFile(bed, 'cache')];
     const redis = async (ip: string, args: string[], input?: string) => {
-      const p = execFileAsync('nsenter', [`--net=/var/run/netns/${bed.client!.ns}`, 'redis-cli', '-h', ip, ...args], { encoding: 'utf8', timeout: 1000, env });
+      const p = execFileAsync('nsenter', [`--net=/var/run/netns/${bed.client!.ns}`, 'redis-cli', ...tls, '-h', ip, ...args], {
+        encoding: 'utf8',
+        timeout: 1000,
+        env,
+      });
       if (input !== undefined) p.child.stdin!.end(input);
       return (await p).stdout.trim();
     };
@@ -245,11 +259,7 @@ async function postgresRun(leaseTtl: number, victimRole: 'leader' | 'follower'):
     if (creds.status !== 200 || !password)
       throw new Error(`credentials: ${creds.status} ${creds.status === 200 ? 'no password of user postgres' : JSON.stringify(creds.json)}`);
 
-    // What a client trusts (`firecampd service ca pg`): it speaks TLS, as the service asks by default.
-    const caRes = await bed.api(0, 'GET', '/v1/service/ca?name=pg');
-    if (caRes.status !== 200) throw new Error(`service ca: ${caRes.status} ${JSON.stringify(caRes.json)}`);
-    const caFile = path.join(tempDir(), 'pg-ca.crt');
-    fs.writeFileSync(caFile, (caRes.json as { ca: string }).ca);
+    const caFile = await serviceCaFile(bed, 'pg');
 
     const view = await service('pg');
     const primary = view.members.find((m) => m.name === view.state?.primary);

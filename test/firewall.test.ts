@@ -10,10 +10,7 @@ import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import type { MemberSpec } from '../src/agent/members.ts';
 import { memberKey } from '../src/agent/members.ts';
-import type { ControlDb } from '../src/controldb/controldb.ts';
 import { NODES_PREFIX } from '../src/controldb/membership.ts';
-import { KvStore } from '../src/controldb/store.ts';
-import type { TxnRequest } from '../src/controldb/types.ts';
 import { UserError } from '../src/errors.ts';
 import { run } from '../src/exec.ts';
 import { canonicalCidr, parseAllow } from '../src/firewall/allow.ts';
@@ -21,25 +18,12 @@ import { NodeFirewall } from '../src/firewall/firewall.ts';
 import { wallsOn } from '../src/firewall/walls.ts';
 import { serviceKey } from '../src/catalog/types.ts';
 import { createLogger } from '../src/log.ts';
-import { REPO, tempDir } from './helpers/proc.ts';
+import { REPO } from './helpers/proc.ts';
+import { replica } from './helpers/replica.ts';
 import { pollUntil } from './helpers/wait.ts';
 
 const execFileAsync = promisify(execFile);
 const TCP_PROBE = path.join(REPO, 'test', 'helpers', 'tcp-probe.ts');
-
-/** A replica's real store; writes applied as committed log entries would be, watches fed by them. */
-function replica() {
-  const store = new KvStore(path.join(tempDir(), 'state.db'), { eventRetention: 1000 });
-  let index = store.appliedIndex();
-  const txn = (req: TxnRequest) =>
-    Promise.resolve(store.apply([{ index: ++index, term: 1, type: 'normal', data: Buffer.from(JSON.stringify({ op: 'txn', txn: req })) }])[0]);
-  const put = (key: string, value: unknown) => txn({ compare: [], success: [{ put: { key, value: JSON.stringify(value) } }], failure: [] });
-  const watch = (key: string, prefix: boolean, _from: number, cb: () => void) =>
-    store.onEvents((_rev, events) => {
-      if (events.some((e) => (prefix ? e.kv.key.startsWith(key) : e.kv.key === key))) cb();
-    });
-  return { store, put, db: { store, txn, watch } as unknown as ControlDb };
-}
 
 const node = (id: string, ip: string, network?: string) => ({ id, name: id, addr: `${ip}:27040`, zone: 'default', ...(network ? { network } : {}) });
 const member = (service: string, i: number, nodeId: string, ip?: string): MemberSpec => ({

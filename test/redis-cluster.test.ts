@@ -16,7 +16,7 @@ import { after, before, describe, it } from 'node:test';
 import { TestBed } from './bed/bed.ts';
 import { REDIS_IMAGE, docker } from './bed/docker.ts';
 import { REPO, runCli, tempDir } from './helpers/proc.ts';
-import { inClientNamespace, serviceCredentials, type MemberView, type ServiceView } from './helpers/service-bed.ts';
+import { inClientNamespace, serviceCaFile, serviceCredentials, type MemberView, type ServiceView } from './helpers/service-bed.ts';
 import { pollUntil } from './helpers/wait.ts';
 
 const execFileAsync = promisify(execFile);
@@ -44,6 +44,8 @@ describe('redis cluster', { timeout: 900_000 }, () => {
   const inClient = (cmd: string[]) => inClientNamespace(bed, cmd);
   /** The service's password, from `firecampd service credentials cache --json` once it is ACTIVE. */
   let password = '';
+  /** What `service ca cache` printed: the clients check the members' certificates against it. */
+  let caFile = '';
   /** A message without the password: a failed command's message names its command line. */
   const redact = (err: unknown): Error => {
     const message = err instanceof Error ? err.message : String(err);
@@ -54,7 +56,19 @@ describe('redis cluster', { timeout: 900_000 }, () => {
     const seeds = ['cache-0.cache.fc.test', 'cache-2.cache.fc.test', 'cache-4.cache.fc.test'].join(',');
     const { stdout } = await execFileAsync(
       'nsenter',
-      inClient([process.execPath, '--import', 'tsx', CLIENT, '--dns', `${bed.nodes[via].ip}:53`, '--seed', seeds, `--password=${password}`, ...args]),
+      inClient([
+        process.execPath,
+        '--import',
+        'tsx',
+        CLIENT,
+        '--dns',
+        `${bed.nodes[via].ip}:53`,
+        '--seed',
+        seeds,
+        `--password=${password}`,
+        `--ca=${caFile}`,
+        ...args,
+      ]),
       { cwd: REPO, timeout: 120_000 },
     ).catch((err: unknown) => {
       throw redact(err);
@@ -64,7 +78,7 @@ describe('redis cluster', { timeout: 900_000 }, () => {
   /** redis-cli in the client namespace, with the password in REDISCLI_AUTH (never on its command line). It exits 0 on an error reply too. */
   const redisCli = async (ip: string, args: string[]) =>
     (
-      await execFileAsync('nsenter', inClient(['redis-cli', '-h', ip, '-p', '6379', ...args]), {
+      await execFileAsync('nsenter', inClient(['redis-cli', '--tls', '--cacert', caFile, '-h', ip, '-p', '6379', ...args]), {
         encoding: 'utf8',
         timeout: 10_000,
         env: { ...process.env, REDISCLI_AUTH: password },
@@ -143,6 +157,7 @@ describe('redis cluster', { timeout: 900_000 }, () => {
     const shown = await serviceCredentials(cli, 'cache', bed.nodes[2].addr);
     assert.deepEqual([shown.name, shown.credentials.map((c) => [c.secret, c.user])], ['cache', [['password', 'default']]]);
     password = shown.credentials[0].value;
+    caFile = await serviceCaFile(cli, 'cache', bed.nodes[2].addr);
     assert.match(password, /^[A-Za-z0-9_-]{32}$/, 'a generated password');
     // Read once, down to the cluster's shape: the catalog sets ACTIVE only after every member ran healthy,
     // answered cluster_state:ok, and saw three masters with slots and three replicas.
@@ -191,6 +206,7 @@ describe('redis cluster', { timeout: 900_000 }, () => {
         '--seed',
         'cache-0.cache.fc.test,cache-2.cache.fc.test',
         `--password=${password}`,
+        `--ca=${caFile}`,
         'load',
       ]),
       { cwd: REPO, stdio: ['pipe', 'pipe', 'inherit'] },

@@ -47,7 +47,7 @@ describe('a restore on a cluster that never saw the backups', { timeout: 1_200_0
       300_000,
     );
   };
-  const redis = (b: TestBed, password: string, args: string[]) =>
+  const redis = async (b: TestBed, password: string, args: string[]) =>
     runClient<Record<string, unknown>>(
       b,
       [
@@ -60,6 +60,7 @@ describe('a restore on a cluster that never saw the backups', { timeout: 1_200_0
         '--seed',
         'cache-0.cache.fc.test,cache-1.cache.fc.test,cache-2.cache.fc.test',
         `--password=${password}`,
+        `--ca=${await serviceCaFile(cli, 'cache', b.nodes[0].addr)}`,
         ...args,
       ],
       300_000,

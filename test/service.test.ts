@@ -16,6 +16,7 @@ import { after, before, describe, it } from 'node:test';
 import { TestBed } from './bed/bed.ts';
 import { docker } from './bed/docker.ts';
 import { runCli, tempDir } from './helpers/proc.ts';
+import { serviceCaFile } from './helpers/service-bed.ts';
 import { pollUntil } from './helpers/wait.ts';
 
 const execFileAsync = promisify(execFile);
@@ -24,6 +25,8 @@ const KEYS = 10_000;
 
 describe('service', { timeout: 600_000 }, () => {
   let bed: TestBed;
+  /** The cluster CA, as `service ca` prints it: redis-cli checks the members' certificates against it. */
+  let clusterCa = '';
   const ids: string[] = [];
   let cli: (args: string[]) => Promise<{ code: number | null; stdout: string; stderr: string }>;
 
@@ -38,13 +41,15 @@ describe('service', { timeout: 600_000 }, () => {
   /**
    * redis-cli in the client namespace, with `password` (none: without one). The password goes in REDISCLI_AUTH,
    * never on the command line (which a failure's message would show). redis-cli exits 0 on an error reply too:
-   * callers compare what it printed.
+   * callers compare what it printed. Over TLS, checking the member's certificate against the cluster CA (what
+   * `service ca` prints), unless `plaintext`.
    */
-  const redis = async (ip: string, password: string | null, args: string[], input?: string): Promise<string> => {
+  const redis = async (ip: string, password: string | null, args: string[], input?: string, plaintext = false): Promise<string> => {
     const env: NodeJS.ProcessEnv = { ...process.env };
     delete env.REDISCLI_AUTH;
     if (password !== null) env.REDISCLI_AUTH = password;
-    const p = execFileAsync('nsenter', [`--net=/var/run/netns/${bed.client!.ns}`, 'redis-cli', '-h', ip, '-p', '6379', ...args], {
+    const tls = plaintext ? [] : ['--tls', '--cacert', clusterCa];
+    const p = execFileAsync('nsenter', [`--net=/var/run/netns/${bed.client!.ns}`, 'redis-cli', ...tls, '-h', ip, '-p', '6379', ...args], {
       encoding: 'utf8',
       timeout: 20_000,
       env,
@@ -99,6 +104,7 @@ describe('service', { timeout: 600_000 }, () => {
     }
     const caFile = path.join(tempDir(), 'ca.crt');
     fs.copyFileSync(path.join(bed.nodes[0].dataDir, 'tls', 'ca.crt'), caFile);
+    clusterCa = caFile;
     cli = (args) => runCli([...args, '--ca-file', caFile], { FIRECAMPD_TOKEN: bed.token });
     ids.push(...(await bed.nodeIds()));
   });
@@ -257,7 +263,11 @@ describe('service', { timeout: 600_000 }, () => {
       assert.equal(await redis(ip, null, ['GET', 'key:0']), 'NOAUTH Authentication required.', `${ip} serves no data without the password`);
       assert.equal(await redis(ip, 'not-the-password', ['PING']), 'NOAUTH Authentication required.', `${ip} refuses a wrong password`);
       assert.equal(await redis(ip, password, ['PING']), 'PONG', `${ip} serves a client with the password`);
+      const plain = await redis(ip, password, ['PING'], undefined, true).catch((err: Error) => err.message);
+      assert.notEqual(plain, 'PONG', `${ip} answers no plaintext client: ${plain}`);
     }
+    // What a client trusts is what signed the members' certificates (redis-cli checked them above).
+    assert.equal(fs.readFileSync(await serviceCaFile(cli, 'cache', bed.nodes[1].addr), 'utf8'), fs.readFileSync(clusterCa, 'utf8'));
     // Shown by `service credentials` only: not by `service get`, not in the member's container, not in the nodes' logs.
     assert.ok(!(await cli(['service', 'get', 'cache', '--json', '--addr', bed.nodes[0].addr])).stdout.includes(password), 'service get shows no password');
     const inspect = docker(bed.nodes[runsOn].docker!, ['inspect', 'firecampd-cache-cache-0']);

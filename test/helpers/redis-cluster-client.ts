@@ -3,7 +3,8 @@
 // firecampd node's DNS server, then follows the cluster's own redirections.
 // Every member requires the service's password (`firecampd service
 // credentials NAME`): give it as --password=VALUE (the = form, since a
-// generated password may begin with a dash).
+// generated password may begin with a dash). With --ca FILE (what `service
+// ca NAME` printed) it speaks TLS and checks each member's certificate.
 //
 //   redis-cluster-client.ts --dns IP:PORT --seed NAME[,NAME…] --password=PW write N
 //   … read N       every key:i must hold value-i; prints how many did
@@ -13,11 +14,12 @@
 //
 // Prints one JSON line (load: two; the result is the last).
 import dns from 'node:dns';
+import fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import { Cluster } from 'ioredis';
 
 const { values, positionals } = parseArgs({
-  options: { dns: { type: 'string' }, seed: { type: 'string' }, password: { type: 'string' } },
+  options: { dns: { type: 'string' }, seed: { type: 'string' }, password: { type: 'string' }, ca: { type: 'string' } },
   allowPositionals: true,
 });
 const opt = (name: keyof typeof values): string => {
@@ -46,7 +48,13 @@ const cluster = new Cluster(
     maxRedirections: 32,
     slotsRefreshTimeout: 2000,
     // Every connection, to the seeds and to the members the cluster names, authenticates (AUTH default PW).
-    redisOptions: { password: opt('password'), connectTimeout: 2000, maxRetriesPerRequest: 20 },
+    redisOptions: {
+      password: opt('password'),
+      connectTimeout: 2000,
+      maxRetriesPerRequest: 20,
+      // Members are dialled by the addresses the cluster names, which their certificates hold.
+      ...(values.ca ? { tls: { ca: fs.readFileSync(values.ca, 'utf8'), rejectUnauthorized: true } } : {}),
+    },
   },
 );
 cluster.on('error', () => {}); // commands report their own failures

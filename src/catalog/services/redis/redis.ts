@@ -25,8 +25,11 @@ import {
   type ServiceSpec,
   type ServiceSpecInput,
   type ServiceType,
+  type TypeContext,
+  servesTls,
   type TypeOptions,
 } from '../../types.ts';
+import { CA_FILE, CERT_FILE, KEY_FILE } from '../../../security/member-cert.ts';
 
 export const REDIS_PORT = 6379;
 const SLOTS = 16_384;
@@ -50,15 +53,24 @@ const REDIS_USER = '999:999';
 /** The file on a member's volume that holds the password, for redis.conf's include and the health check. */
 const AUTH_CONF = 'auth.conf';
 const PASSWORD_FILE = '.password';
+/** The member's certificate, key and the cluster CA, in its volume (the agent's certificate step writes them). */
+const TLS_DIR = 'tls';
+const TLS = `/data/${TLS_DIR}`;
+/** redis-cli's flags for a member that serves TLS: it checks the member's certificate against the cluster CA. */
+const cliTls = (tls: boolean) => (tls ? ` --tls --cacert ${TLS}/${CA_FILE}` : '');
 
-/** Run `fn` on a short-lived connection that fails fast instead of retrying. */
-async function withRedis<T>(host: string, password: string | undefined, fn: (r: Redis) => Promise<T>): Promise<T> {
+/** Run `fn` on a short-lived connection to member `m` that fails fast instead of retrying; over TLS verified against the cluster CA where the member serves it. */
+async function withRedis<T>(m: PlacedMember, ctx: Pick<TypeContext, 'secrets' | 'ca'>, fn: (r: Redis) => Promise<T>): Promise<T> {
   // Imported here, not at the top: only the leader's catalog talks to Redis, and only for a redis service.
   const { Redis } = await import('ioredis');
+  if (m.spec.tls && !ctx.ca) throw new Error("the cluster's CA is not in this node's replica yet");
+  const password = ctx.secrets.password;
   const r = new Redis({
-    host,
+    host: m.host,
     port: REDIS_PORT,
     ...(password ? { password } : {}),
+    // The member's certificate names its address: Node's check of the name dialled holds without a servername.
+    ...(m.spec.tls ? { tls: { ca: ctx.ca, rejectUnauthorized: true } } : {}),
     lazyConnect: true,
     connectTimeout: 2000,
     commandTimeout: 5000,
@@ -137,7 +149,7 @@ const rdbPart = (m: PlacedMember, name: string) => ({
   cmd: [
     'sh',
     '-c',
-    `f=/data/.firecampd-backup.rdb; REDISCLI_AUTH="$(cat /data/${PASSWORD_FILE})" redis-cli -h ${m.spec.ip ?? '127.0.0.1'} -p ${REDIS_PORT} --rdb "$f" >&2 && cat "$f"; rc=$?; rm -f "$f"; exit $rc`,
+    `f=/data/.firecampd-backup.rdb; REDISCLI_AUTH="$(cat /data/${PASSWORD_FILE})" redis-cli${cliTls(!!m.spec.tls)} -h ${m.spec.ip ?? '127.0.0.1'} -p ${REDIS_PORT} --rdb "$f" >&2 && cat "$f"; rc=$?; rm -f "$f"; exit $rc`,
   ],
 });
 
@@ -172,8 +184,8 @@ const isCluster = (spec: ServiceSpec) => clusterOf(spec) !== undefined;
 const perShard = (spec: ServiceSpec) => 1 + (clusterOf(spec)?.replicasPerShard ?? 0);
 
 /** What a member is to Redis now: master or slave. */
-async function role(host: string, password: string | undefined): Promise<string> {
-  return withRedis(host, password, async (r) => fields(await call(r, 'INFO', 'replication')).get('role') ?? '');
+async function role(m: PlacedMember, ctx: Pick<TypeContext, 'secrets' | 'ca'>): Promise<string> {
+  return withRedis(m, ctx, async (r) => fields(await call(r, 'INFO', 'replication')).get('role') ?? '');
 }
 
 export const redis: ServiceType & { options: TypeOptions<ClusterOptions> } = {
@@ -183,6 +195,7 @@ export const redis: ServiceType & { options: TypeOptions<ClusterOptions> } = {
   defaults: { replicas: 1, volumeSizeMiB: 256 },
   options,
   secrets: ['password'],
+  tls: 'clients (the port speaks TLS only), replication and the cluster bus',
   settings: {
     'maxmemory-policy': {
       describe: 'what Redis evicts once maxmemory is reached',
@@ -215,7 +228,7 @@ export const redis: ServiceType & { options: TypeOptions<ClusterOptions> } = {
    * its shard's. Replicas sync as new ones.
    */
   backup: {
-    parts: async (spec, members, { secrets }) => {
+    parts: async (spec, members, ctx) => {
       if (!isCluster(spec)) {
         const primary = members.find((m) => memberIndex(m.spec) === 0);
         if (!primary) throw new Error(`${spec.name}-0, the primary, is not placed`);
@@ -226,9 +239,7 @@ export const redis: ServiceType & { options: TypeOptions<ClusterOptions> } = {
         const group = members.filter((m) => Math.floor(memberIndex(m.spec) / perShard(spec)) === s);
         let master: PlacedMember | undefined;
         for (const m of group) {
-          const me = await withRedis(m.host, secrets.password, async (r) =>
-            parseNodes(await call(r, 'CLUSTER', 'NODES')).find((n) => n.flags.includes('myself')),
-          );
+          const me = await withRedis(m, ctx, async (r) => parseNodes(await call(r, 'CLUSTER', 'NODES')).find((n) => n.flags.includes('myself')));
           if (me?.flags.includes('master') && me.slots.length > 0) master = m;
         }
         if (!master) throw new Error(`no member of shard ${s} (${group.map((m) => m.spec.name).join(', ')}) serves its slots now`);
@@ -236,11 +247,11 @@ export const redis: ServiceType & { options: TypeOptions<ClusterOptions> } = {
       }
       return parts;
     },
-    check: async (spec, members, { secrets }) => {
+    check: async (spec, members, ctx) => {
       let keys = 0;
       for (const m of members) {
-        const info = await withRedis(m.host, secrets.password, async (r) => fields(await call(r, 'INFO', 'replication')));
-        if (info.get('role') === 'master') keys += Number(await withRedis(m.host, secrets.password, (r) => call(r, 'DBSIZE')));
+        const info = await withRedis(m, ctx, async (r) => fields(await call(r, 'INFO', 'replication')));
+        if (info.get('role') === 'master') keys += Number(await withRedis(m, ctx, (r) => call(r, 'DBSIZE')));
       }
       return `${keys} keys`;
     },
@@ -287,11 +298,25 @@ export const redis: ServiceType & { options: TypeOptions<ClusterOptions> } = {
 
   members(spec: ServiceSpec, { domain, ips }: MemberContext): Omit<MemberSpec, 'node' | 'epoch'>[] {
     const primary = ips[0] ?? `${spec.name}-0.${spec.name}.${domain}`;
+    const tls = servesTls(redis, spec);
     return Array.from({ length: spec.replicas }, (_, i) => {
       const name = `${spec.name}-${i}`;
       const ip = ips[i];
       const conf = [
-        `port ${REDIS_PORT}`,
+        // With TLS the one port speaks TLS only (a plaintext client gets no answer it can read), as do replication and
+        // the cluster bus (the port + 10000). Clients prove themselves with the password, not a certificate.
+        ...(tls
+          ? [
+              'port 0',
+              `tls-port ${REDIS_PORT}`,
+              `tls-cert-file ${TLS}/${CERT_FILE}`,
+              `tls-key-file ${TLS}/${KEY_FILE}`,
+              `tls-ca-cert-file ${TLS}/${CA_FILE}`,
+              'tls-auth-clients no',
+              'tls-replication yes',
+              'tls-cluster yes',
+            ]
+          : [`port ${REDIS_PORT}`]),
         // Its own address only: members of several services may share a node, each on its own static IP.
         `bind ${ip ?? '0.0.0.0'}`,
         'dir /data',
@@ -320,7 +345,12 @@ export const redis: ServiceType & { options: TypeOptions<ClusterOptions> } = {
         // The cluster bus is the client port + 10000, as Redis has it.
         ports: [REDIS_PORT, REDIS_PORT + 10000],
         // The password is read inside the container: it shows neither in the spec nor in `docker inspect`.
-        healthCheck: ['sh', '-c', `REDISCLI_AUTH="$(cat /data/${PASSWORD_FILE})" redis-cli -h ${ip ?? '127.0.0.1'} -p ${REDIS_PORT} ping | grep -q PONG`],
+        healthCheck: [
+          'sh',
+          '-c',
+          `REDISCLI_AUTH="$(cat /data/${PASSWORD_FILE})" redis-cli${cliTls(tls)} -h ${ip ?? '127.0.0.1'} -p ${REDIS_PORT} ping | grep -q PONG`,
+        ],
+        ...(tls ? { tls: { dir: TLS_DIR } } : {}),
         configFiles: [{ path: 'redis.conf', content: conf + '\n' }],
         secretFiles: [
           { path: AUTH_CONF, template: 'requirepass "{{password}}"\nmasterauth "{{password}}"\n' },
@@ -339,14 +369,14 @@ export const redis: ServiceType & { options: TypeOptions<ClusterOptions> } = {
    * for every member to see the same shape. Each step checks first, so a new
    * leader (or the next pass) repeats nothing already done.
    */
-  async initialize(spec, members, { secrets, log }) {
+  async initialize(spec, members, ctx) {
     if (!isCluster(spec)) return undefined;
-    const pw = secrets.password;
+    const { log } = ctx;
     const byIndex = [...members].sort((a, b) => memberIndex(a.spec) - memberIndex(b.spec));
-    const views = await Promise.all(byIndex.map((m) => withRedis(m.host, pw, async (r) => ({ m, nodes: parseNodes(await call(r, 'CLUSTER', 'NODES')) }))));
+    const views = await Promise.all(byIndex.map((m) => withRedis(m, ctx, async (r) => ({ m, nodes: parseNodes(await call(r, 'CLUSTER', 'NODES')) }))));
     const myself = (v: (typeof views)[number]) => v.nodes.find((n) => n.flags.includes('myself'))!;
     const shards = clusterOf(spec)!.shards;
-    const nodeTimeout = (ms: number) => Promise.all(byIndex.map((m) => withRedis(m.host, pw, (r) => call(r, 'CONFIG', 'SET', 'cluster-node-timeout', ms))));
+    const nodeTimeout = (ms: number) => Promise.all(byIndex.map((m) => withRedis(m, ctx, (r) => call(r, 'CONFIG', 'SET', 'cluster-node-timeout', ms))));
     // A cluster not formed yet: no member has slots.
     if (views.every((v) => myself(v).slots.length === 0)) await nodeTimeout(INIT_NODE_TIMEOUT_MS);
     for (let s = 0; s < shards; s++) {
@@ -358,7 +388,7 @@ export const redis: ServiceType & { options: TypeOptions<ClusterOptions> } = {
       // Only what it lacks of its shard's range: a member restored from a backup claimed the slots of its keys as it loaded them.
       const missing = missingRanges(lo, hi, me.slots);
       if (missing.length === 0 || (me.slots.length > 0 && !ownsWithin(me.slots, lo, hi))) continue;
-      await withRedis(v.m.host, pw, async (r) => {
+      await withRedis(v.m, ctx, async (r) => {
         // Distinct config epochs from the start spare the cluster its collision round.
         if (me.slots.length === 0) await call(r, 'CLUSTER', 'SET-CONFIG-EPOCH', s + 1).catch(() => undefined);
         for (const [a, b] of missing) await call(r, 'CLUSTER', 'ADDSLOTSRANGE', a, b);
@@ -369,7 +399,7 @@ export const redis: ServiceType & { options: TypeOptions<ClusterOptions> } = {
     const known = new Set(first.nodes.map((n) => n.id));
     const strangers = views.slice(1).filter((v) => !known.has(myself(v).id));
     if (strangers.length > 0) {
-      await withRedis(first.m.host, pw, async (r) => {
+      await withRedis(first.m, ctx, async (r) => {
         for (const v of strangers) await call(r, 'CLUSTER', 'MEET', v.m.host, REDIS_PORT);
       });
       return `introducing ${strangers.length} members to the cluster`;
@@ -386,14 +416,14 @@ export const redis: ServiceType & { options: TypeOptions<ClusterOptions> } = {
         const me = myself(v);
         if (me.id === masterId || (me.flags.includes('slave') && me.master === masterId)) continue;
         attaching++;
-        await withRedis(v.m.host, pw, (r) => call(r, 'CLUSTER', 'REPLICATE', masterId));
+        await withRedis(v.m, ctx, (r) => call(r, 'CLUSTER', 'REPLICATE', masterId));
         log.info({ member: v.m.spec.name, master: master.m.spec.name }, 'redis cluster: replica attached');
       }
     }
     if (attaching > 0) return `attaching ${attaching} replicas to their masters`;
     const notOk = [];
     for (const m of byIndex)
-      if ((await withRedis(m.host, pw, async (r) => fields(await call(r, 'CLUSTER', 'INFO')))).get('cluster_state') !== 'ok') notOk.push(m.spec.name);
+      if ((await withRedis(m, ctx, async (r) => fields(await call(r, 'CLUSTER', 'INFO')))).get('cluster_state') !== 'ok') notOk.push(m.spec.name);
     if (notOk.length > 0) return `waiting for cluster_state:ok on ${notOk.join(', ')}`;
     // Done only when gossip has told every member the same shape: a master with slots per shard, the rest its replicas, nobody failing.
     const unsettled = views.filter((v) => {
@@ -407,9 +437,9 @@ export const redis: ServiceType & { options: TypeOptions<ClusterOptions> } = {
     return undefined;
   },
 
-  async notReady(spec, m, { secrets }) {
+  async notReady(spec, m, ctx) {
     try {
-      return await withRedis(m.host, secrets.password, async (r) => {
+      return await withRedis(m, ctx, async (r) => {
         if ((await call(r, 'PING')) !== 'PONG') return 'does not answer PING';
         const info = fields(await call(r, 'INFO', 'replication'));
         if (info.get('role') === 'slave' && info.get('master_link_status') !== 'up') return 'replica not in sync with its master yet';
@@ -427,21 +457,21 @@ export const redis: ServiceType & { options: TypeOptions<ClusterOptions> } = {
    * keeps answering; it then restarts as a replica. A primary without cluster
    * mode restarts in place: writes pause for that restart.
    */
-  async rolloutStep(spec, members, pending, { secrets, log }): Promise<RolloutStep> {
-    const pw = secrets.password;
+  async rolloutStep(spec, members, pending, ctx): Promise<RolloutStep> {
+    const { log } = ctx;
     const todo = [...pending].sort((a, b) => memberIndex(a.spec) - memberIndex(b.spec));
     const done = (name: string) => !pending.some((p) => p.spec.name === name);
-    const roles = new Map(await Promise.all(members.map(async (m) => [m.spec.name, await role(m.host, pw)] as const)));
+    const roles = new Map(await Promise.all(members.map(async (m) => [m.spec.name, await role(m, ctx)] as const)));
     const replica = todo.find((m) => roles.get(m.spec.name) === 'slave');
     if (replica) return { restart: replica.spec.name };
     const master = todo[0];
     if (!isCluster(spec)) return { restart: master.spec.name };
-    const masterId = await withRedis(master.host, pw, (r) => call(r, 'CLUSTER', 'MYID'));
+    const masterId = await withRedis(master, ctx, (r) => call(r, 'CLUSTER', 'MYID'));
     for (const m of members) {
       if (!done(m.spec.name) || roles.get(m.spec.name) !== 'slave') continue;
-      const me = await withRedis(m.host, pw, async (r) => parseNodes(await call(r, 'CLUSTER', 'NODES')).find((n) => n.flags.includes('myself'))!);
+      const me = await withRedis(m, ctx, async (r) => parseNodes(await call(r, 'CLUSTER', 'NODES')).find((n) => n.flags.includes('myself'))!);
       if (me.master !== masterId) continue;
-      await withRedis(m.host, pw, (r) => call(r, 'CLUSTER', 'FAILOVER'));
+      await withRedis(m, ctx, (r) => call(r, 'CLUSTER', 'FAILOVER'));
       log.info({ from: master.spec.name, to: m.spec.name }, 'redis cluster: failing over to a rolled replica before rolling the master');
       return { wait: `${m.spec.name} taking over from ${master.spec.name}` };
     }

@@ -27,6 +27,8 @@ const key = (m: { service: string; name: string }) => `${m.service}/${m.name}`;
 export class Agent {
   /** Members this agent has started and not yet stopped, by service/name. */
   private readonly local = new Map<string, MemberRun>();
+  /** Members whose steps are running now, for what their steps learned (the certificate's end) before they are local. */
+  private readonly starting = new Map<string, MemberRun>();
   /** Why each member's last start failed, so that a retry for the same reason records no new event. */
   private readonly failedWith = new Map<string, string>();
   private running = false;
@@ -207,10 +209,15 @@ export class Agent {
       // It exited (and Docker gave up restarting it), or someone removed it: start it again below.
     }
     const run: MemberRun = { spec };
-    if (await startMember(this.node, run)) {
-      this.local.set(k, run);
-      this.failedWith.delete(k);
-      this.event(spec, 'started', `epoch ${spec.epoch}, ${spec.image}`);
+    this.starting.set(k, run);
+    try {
+      if (await startMember(this.node, run)) {
+        this.local.set(k, run);
+        this.failedWith.delete(k);
+        this.event(spec, 'started', `epoch ${spec.epoch}, ${spec.image}`);
+      }
+    } finally {
+      this.starting.delete(k);
     }
   }
 
@@ -246,6 +253,7 @@ export class Agent {
   }
 
   private async report(spec: MemberSpec, state: MemberStatus['state'], message?: string, container?: string, health?: MemberStatus['health']): Promise<void> {
+    const certificateEnds = (this.starting.get(key(spec)) ?? this.local.get(key(spec)))?.certificateEnds;
     const status: MemberStatus = {
       node: this.o.nodeId,
       epoch: spec.epoch,
@@ -255,6 +263,7 @@ export class Agent {
       ...(container ? { container } : {}),
       ...(spec.ip ? { ip: spec.ip } : {}),
       ...(message ? { message } : {}),
+      ...(certificateEnds ? { certificateEnds } : {}),
     };
     await this.o.db.txn({
       compare: [],

@@ -132,6 +132,8 @@ export interface MemberStatus {
   ip?: string;
   message?: string;
   since: string;
+  /** When the certificate the member serves ends (a member that serves TLS): the catalog renews it in time. */
+  certificateEnds?: string;
 }
 
 export const memberKey = (service: string, member: string) => `${MEMBERS_PREFIX}${service}/${member}`;

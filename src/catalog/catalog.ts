@@ -27,6 +27,7 @@ import { ALIVE_PREFIX, STATUS_PREFIX } from '../agent/members.ts';
 import type { MemberExec } from './member-exec.ts';
 import { ServicePass, type CatalogEnv } from './pass.ts';
 import { aliases } from './reconcilers/aliases.ts';
+import { certificates } from './reconcilers/certificates.ts';
 import { failover } from './reconcilers/failover.ts';
 import { initialization } from './reconcilers/initialization.ts';
 import { placement } from './reconcilers/placement.ts';
@@ -63,7 +64,7 @@ export interface CatalogOptions {
 }
 
 /** The concerns, in the order a pass runs them; a reconciler that ends a service's pass leaves the rest to the next. */
-const RECONCILERS: readonly Reconciler[] = [teardown, placement, aliases, failover, initialization, rollout, upkeepReconciler];
+const RECONCILERS: readonly Reconciler[] = [teardown, placement, aliases, failover, initialization, rollout, certificates, upkeepReconciler];
 
 export class Catalog {
   private timer?: NodeJS.Timeout;

@@ -47,6 +47,7 @@ const statusSchema = z
     ip: z.string().optional(),
     message: z.string().optional(),
     since: z.string(),
+    certificateEnds: z.string().optional(),
   })
   .strict();
 

@@ -7,7 +7,7 @@ import { checkSchedule, parseRetention } from '../backup/schedule.ts';
 import { UserError } from '../errors.ts';
 import { parseAllow } from '../firewall/allow.ts';
 import { serviceType, serviceTypes, typeNames, typesWith } from './registry.ts';
-import type { ServiceSpec, ServiceSpecInput, ServiceType } from './types.ts';
+import { servesTls, type ServiceSpec, type ServiceSpecInput, type ServiceType } from './types.ts';
 
 const labelName = z.string().regex(/^[a-zA-Z0-9._/-]{1,63}$/, 'label names hold letters, digits, ".", "_", "/" and "-"');
 export const serviceName = z.string().regex(/^[a-z][a-z0-9-]{0,30}$/, 'must start with a letter; lower-case letters, digits and "-", at most 31');
@@ -43,6 +43,12 @@ function build() {
       backupRetention: z.string().min(1).max(20).optional(),
       backupVerify: z.boolean().optional(),
       tls: z.enum(['on', 'off']).optional(),
+      // From 1 minute (tests watch renewals) to 10 years.
+      tlsCertHours: z
+        .number()
+        .min(1 / 60)
+        .max(87_600)
+        .optional(),
       allow: z.array(z.string().max(64)).min(1).max(256).optional(),
       restore: z
         .object({
@@ -92,6 +98,8 @@ export function completeSpec(input: ServiceSpecInput): ServiceSpec {
     throw new UserError(`${type.title} services cannot be backed up yet: leave out --backup-schedule, --backup-retention and --backup-verify`);
   if (input.backupVerify && input.backupSchedule === undefined) throw new UserError('--backup-verify drills each scheduled backup: give --backup-schedule too');
   if (input.tls === 'on' && !type.tls) throw new UserError(`${type.title} services serve no TLS yet: leave out --tls`);
+  if (input.tlsCertHours !== undefined && !servesTls(type, input))
+    throw new UserError(`--tls-cert-hours is for services that serve TLS, and this ${type.title} service does not: leave it out`);
   if (input.allow !== undefined) input = { ...input, allow: parseAllow(input.allow) };
   if (input.journalVolumeSizeMiB !== undefined && !type.journal)
     throw new UserError(`${type.title} has no second volume for a log: leave out --journal-volume-size (it is for ${typesWith((t) => !!t.journal)})`);

@@ -54,6 +54,8 @@ export interface ServiceSpecInput {
   backupVerify?: boolean;
   /** "off": the members serve no TLS (`--tls off`); absent: they do, where the type can. */
   tls?: 'on' | 'off';
+  /** How long members' certificates last, in hours (`--tls-cert-hours`; default a year); renewed by a rolling restart in their last third. */
+  tlsCertHours?: number;
   /** The networks (canonical CIDRs) that reach the members besides the cluster's nodes and the members themselves; none: the networks of the nodes' addresses. */
   allow?: string[];
   /** Made by `backup restore`: the backup whose parts the members start from (see TypeBackup.restore). */
@@ -343,3 +345,9 @@ export interface TypeContext {
 
 /** The service's members serve TLS: the type can, and the service did not say `--tls off`. */
 export const servesTls = (type: Pick<ServiceType, 'tls'>, spec: Pick<ServiceSpecInput, 'tls'>): boolean => !!type.tls && spec.tls !== 'off';
+
+/** A member's TLS block where the service serves TLS: its certificate in `dir` of its volume, also for `names`. */
+export const memberTls = (type: Pick<ServiceType, 'tls'>, spec: ServiceSpec, dir: string, names: string[] = []): Pick<MemberSpec, 'tls'> =>
+  servesTls(type, spec)
+    ? { tls: { dir, ...(names.length ? { names } : {}), ...(spec.tlsCertHours !== undefined ? { lifetimeHours: spec.tlsCertHours } : {}) } }
+    : {};

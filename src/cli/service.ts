@@ -253,6 +253,11 @@ export function serviceCommands(y: Argv): Argv {
                   'members serve TLS from the cluster CA, for clients and between themselves (where the type can); off: plaintext, as service get then says',
                 defaultDescription: 'on',
               })
+              .option('tls-cert-hours', {
+                type: 'number',
+                describe: "how long members' certificates last; a rolling restart renews them in their last third",
+                defaultDescription: '8760 (a year)',
+              })
               .option('require-label', { type: 'string', array: true, describe: 'run only on nodes with this NAME=VALUE label (firecampd --labels)' })
               .option('backup-target', {
                 type: 'string',
@@ -297,6 +302,7 @@ export function serviceCommands(y: Argv): Argv {
           ...(a.backupVerify ? { backupVerify: true } : {}),
           ...(allowList(a.allow) ? { allow: allowList(a.allow) } : {}),
           ...(a.tls ? { tls: a.tls } : {}),
+          ...(a.tlsCertHours !== undefined ? { tlsCertHours: a.tlsCertHours } : {}),
         };
         await change(a, '/v1/services', spec, 'ACTIVE');
       },

@@ -14,8 +14,16 @@ export const CA_FILE = 'ca.crt';
 /** How long a member's certificate lasts: the spec's, or a year. */
 export const certificateLifetimeMs = (tls: NonNullable<MemberSpec['tls']>): number => (tls.lifetimeHours ?? 365 * 24) * HOUR_MS;
 
-/** A certificate is renewed once less than a third of its life is left: a member restarted at least once in that time gets a new one before it ends. */
+/** The catalog restarts a service for its certificates once one has less than a third of its life left. */
 export const renewalDue = (notAfter: Date, lifetimeMs: number, now: number): boolean => notAfter.getTime() - now < lifetimeMs / 3;
+
+/**
+ * A member's start makes it a new certificate once less than half of its life is left: earlier than the catalog's
+ * rule, so that the restart it asks for renews every member made about the same time (not only the first one due),
+ * and a node whose clock is a little behind the leader's renews all the same (else the restart would renew nothing,
+ * and come again).
+ */
+export const renewsAtStart = (notAfter: Date, lifetimeMs: number, now: number): boolean => notAfter.getTime() - now < lifetimeMs / 2;
 
 /** The names a member's certificate must hold: its DNS name, its address, and the names clients dial it by. */
 export function certificateHosts(spec: MemberSpec, nodeIp: string): string[] {
@@ -34,6 +42,6 @@ export function whyRenew(certPem: string | undefined, caPem: string, hosts: read
   if (!facts.issuedByCa) return "not signed by the cluster's CA";
   const missing = hosts.filter((h) => !facts.hosts.includes(h));
   if (missing.length) return `lacks ${missing.join(', ')}`;
-  if (renewalDue(facts.notAfter, lifetimeMs, now)) return `ends ${facts.notAfter.toISOString()}`;
+  if (renewsAtStart(facts.notAfter, lifetimeMs, now)) return `ends ${facts.notAfter.toISOString()}`;
   return undefined;
 }

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { ownerOf } from '../members.ts';
 import { CA_FILE, CERT_FILE, KEY_FILE, certificateHosts, certificateLifetimeMs, whyRenew } from '../../security/member-cert.ts';
-import { generateKeyPair, issueMemberCert } from '../../security/pki.ts';
+import { certificateFacts, generateKeyPair, issueMemberCert } from '../../security/pki.ts';
 import { readClusterCa } from '../../security/tokens.ts';
 import type { MemberStep } from './step.ts';
 import { writeVolumeFile } from './files.ts';
@@ -30,12 +30,16 @@ export const certificate: MemberStep = {
     // The CA first: a client of the member (another member) may need the new one before the member has its new certificate.
     writeVolumeFile(path.join(dir, CA_FILE), ca.certPem, 0o644, owner);
     const why = whyRenew(current, ca.certPem, hosts, lifetimeMs, Date.now());
-    if (!why) return true;
+    if (!why) {
+      run.certificateEnds = certificateFacts(current!, ca.certPem).notAfter.toISOString();
+      return true;
+    }
     const keys = generateKeyPair();
     const cert = await issueMemberCert(ca, { cn: spec.dnsName ?? `${spec.name}.${spec.service}`, publicKeyPem: keys.publicKeyPem, hosts, lifetimeMs });
     // The key before its certificate: a crash between the two leaves a key without its certificate, which the next start replaces.
     writeVolumeFile(path.join(dir, KEY_FILE), keys.keyPem, 0o600, owner);
     writeVolumeFile(certFile, cert, 0o644, owner);
+    run.certificateEnds = certificateFacts(cert, ca.certPem).notAfter.toISOString();
     node.log.info({ member: `${spec.service}/${spec.name}`, why, hosts }, 'made the member a new certificate');
     return true;
   },

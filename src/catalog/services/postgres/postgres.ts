@@ -32,6 +32,7 @@ import {
   type ServiceType,
   type TypeContext,
   type TypeOptions,
+  memberTls,
   servesTls,
 } from '../../types.ts';
 import { CA_FILE, CERT_FILE, KEY_FILE } from '../../../security/member-cert.ts';
@@ -267,7 +268,7 @@ export const postgres: ServiceType & { options: TypeOptions<PostgresOptions> } =
         ...(ip ? { ip } : {}),
         port: PG_PORT,
         ports: [PG_PORT],
-        ...(tls ? { tls: { dir: TLS_DIR, names: [primaryHost] } } : {}),
+        ...memberTls(postgres, spec, TLS_DIR, [primaryHost]),
         healthCheck: ['pg_isready', '-q', '-h', ip ?? '127.0.0.1', '-p', String(PG_PORT)],
         configFiles: [
           { path: 'postgresql.conf', content: conf + '\n' },

@@ -26,6 +26,7 @@ import {
   type ServiceSpecInput,
   type ServiceType,
   type TypeContext,
+  memberTls,
   servesTls,
   type TypeOptions,
 } from '../../types.ts';
@@ -350,7 +351,7 @@ export const redis: ServiceType & { options: TypeOptions<ClusterOptions> } = {
           '-c',
           `REDISCLI_AUTH="$(cat /data/${PASSWORD_FILE})" redis-cli${cliTls(tls)} -h ${ip ?? '127.0.0.1'} -p ${REDIS_PORT} ping | grep -q PONG`,
         ],
-        ...(tls ? { tls: { dir: TLS_DIR } } : {}),
+        ...memberTls(redis, spec, TLS_DIR),
         configFiles: [{ path: 'redis.conf', content: conf + '\n' }],
         secretFiles: [
           { path: AUTH_CONF, template: 'requirepass "{{password}}"\nmasterauth "{{password}}"\n' },

@@ -28,9 +28,10 @@ import { docker } from './bed/docker.ts';
 import { REPO } from './helpers/proc.ts';
 import type { Cli, MemberView } from './helpers/service-bed.ts';
 import {
+  assertWalled,
   backupUnderLoad,
-  completeBackup,
   cliOk,
+  completeBackup,
   dockerOf,
   getService,
   runClient,
@@ -113,7 +114,7 @@ describe('cassandra', { timeout: 2_400_000 }, () => {
   };
 
   before(async () => {
-    ({ bed, cli, ids } = await startServiceBed({ leaseTtl: LEASE_TTL, images: [CASSANDRA_IMAGE] }));
+    ({ bed, cli, ids } = await startServiceBed({ leaseTtl: LEASE_TTL, images: [CASSANDRA_IMAGE], outside: true }));
   });
   after(async () => {
     await bed?.destroy();
@@ -138,6 +139,8 @@ describe('cassandra', { timeout: 2_400_000 }, () => {
       '128',
       '--timeout',
       '900',
+      '--allow',
+      `${bed.client!.ip}/32`,
       '--addr',
       bed.nodes[1].addr,
     ]);
@@ -155,6 +158,8 @@ describe('cassandra', { timeout: 2_400_000 }, () => {
         `${m.name}'s commit log on its journal volume`,
       );
     }
+    // The wall: CQL and the storage port, from the access list's namespace and from outside it.
+    await assertWalled(bed, s.members, [9042, 7000]);
 
     password = await servicePassword(cli, 'cs', 'admin', bed.nodes[0].addr);
     assert.match(password, /^[A-Za-z0-9_-]{32}$/);

@@ -22,7 +22,17 @@ import { elasticsearch as elasticsearchType } from '../src/catalog/services/elas
 import { image as elasticsearchImage } from '../src/catalog/services/elasticsearch/image.ts';
 import type { TestBed } from './bed/bed.ts';
 import { REPO } from './helpers/proc.ts';
-import { backupUnderLoad, completeBackup, cliOk, getService, runClient, serviceContext, startServiceBed, type Cli } from './helpers/service-bed.ts';
+import {
+  assertWalled,
+  backupUnderLoad,
+  type Cli,
+  cliOk,
+  completeBackup,
+  getService,
+  runClient,
+  serviceContext,
+  startServiceBed,
+} from './helpers/service-bed.ts';
 import { pollUntil } from './helpers/wait.ts';
 const ELASTICSEARCH_IMAGE = elasticsearchType.image;
 
@@ -78,7 +88,7 @@ describe('elasticsearch (single node)', { timeout: 1_500_000 }, () => {
   };
 
   before(async () => {
-    ({ bed, cli, ids } = await startServiceBed({ leaseTtl: LEASE_TTL, images: [ELASTICSEARCH_IMAGE] }));
+    ({ bed, cli, ids } = await startServiceBed({ leaseTtl: LEASE_TTL, images: [ELASTICSEARCH_IMAGE], outside: true }));
   });
   after(async () => {
     await bed?.destroy();
@@ -88,6 +98,8 @@ describe('elasticsearch (single node)', { timeout: 1_500_000 }, () => {
     const started = Date.now();
     const create = await cli(
       ['service', 'create', '--type', 'elasticsearch', '--name', 'es', '--replicas', '1', '--heap-mib', '384', '--volume-size', '256'].concat([
+        '--allow',
+        `${bed.client!.ip}/32`,
         '--timeout',
         '400',
         '--addr',
@@ -99,6 +111,8 @@ describe('elasticsearch (single node)', { timeout: 1_500_000 }, () => {
     const scale = await cli(['service', 'scale', 'es', '3', '--addr', bed.nodes[0].addr]);
     assert.notEqual(scale.code, 0, 'a single-node cluster is not scaled');
     assert.match(scale.stderr, /single-node cluster/);
+    // The wall: HTTP and transport, from the access list's namespace and from outside it.
+    await assertWalled(bed, (await service()).members, [9200, 9300]);
     const c = await searchClient<ClusterView>('-', ['cluster']);
     assert.deepEqual(c.nodes, ['es-0']);
     assert.deepEqual(c.zones, { 'es-0': 'default' }, 'node.attr.zone from FIRECAMPD_ZONE');

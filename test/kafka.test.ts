@@ -30,9 +30,10 @@ import { docker } from './bed/docker.ts';
 import { REPO, tempDir } from './helpers/proc.ts';
 import type { Cli, MemberView, ServiceView } from './helpers/service-bed.ts';
 import {
+  assertWalled,
   backupUnderLoad,
-  completeBackup,
   cliOk,
+  completeBackup,
   dockerOf,
   getService,
   runClient,
@@ -115,7 +116,7 @@ describe('kafka', { timeout: 1_500_000 }, () => {
     s.status === 'ACTIVE' && s.members.length === n && s.members.every((m) => m.state === 'running' && !dead.has(ids.indexOf(m.node)));
 
   before(async () => {
-    ({ bed, cli, ids } = await startServiceBed({ leaseTtl: LEASE_TTL, images: [KAFKA_IMAGE] }));
+    ({ bed, cli, ids } = await startServiceBed({ leaseTtl: LEASE_TTL, images: [KAFKA_IMAGE], outside: true }));
   });
   after(async () => {
     await bed?.destroy();
@@ -136,6 +137,8 @@ describe('kafka', { timeout: 1_500_000 }, () => {
       '256',
       '--volume-size',
       '512',
+      '--allow',
+      `${bed.client!.ip}/32`,
       '--addr',
       bed.nodes[1].addr,
     ]);
@@ -148,6 +151,8 @@ describe('kafka', { timeout: 1_500_000 }, () => {
       context,
     });
     assert.equal(new Set(s.members.map((m) => m.node)).size, 3, 'one member per node');
+    // The wall: brokers and controllers, from the access list's namespace and from outside it.
+    await assertWalled(bed, s.members, [9092, 9093]);
     assert.ok(
       s.members.every((m) => m.role?.includes('controller')),
       JSON.stringify(s.members),

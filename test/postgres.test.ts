@@ -37,6 +37,7 @@ import { image as postgresImage } from '../src/catalog/services/postgres/image.t
 import { REPO } from './helpers/proc.ts';
 import type { Cli, MemberView, ServiceView } from './helpers/service-bed.ts';
 import {
+  assertWalled,
   dockerOf,
   getService,
   inClientNamespace,
@@ -118,14 +119,6 @@ describe('postgres', { timeout: 1_500_000 }, () => {
     return s.members.filter((m) => m !== primary).every((m) => streaming.includes(m.name));
   };
   const context = () => serviceContext(bed, 'pg', live());
-  /** Every member's port: dropped from the outside namespace, open from the client's. */
-  const assertWalled = async (members: Member[]) => {
-    for (const m of members) {
-      assert.equal(await tcpProbe(bed.outside!.ns, m.ip, 5432), 'dropped', `${m.name} on ${m.node} from outside the access list`);
-      assert.equal(await tcpProbe(bed.client!.ns, m.ip, 5432), 'open', `${m.name} on ${m.node} from the access list`);
-    }
-  };
-
   before(async () => {
     ({ bed, cli, ids } = await startServiceBed({ leaseTtl: LEASE_TTL, outside: true }));
   });
@@ -190,7 +183,7 @@ describe('postgres', { timeout: 1_500_000 }, () => {
     }
     // The wall: the client namespace is on the access list, the outside one is not.
     assert.deepEqual(s.access, { allow: [`${bed.client!.ip}/32`], default: false });
-    await assertWalled(s.members);
+    await assertWalled(bed, s.members, [5432]);
     // WAL lives on the journal volume.
     for (const m of s.members) {
       const d = dockerOf(bed, ids, m);
@@ -283,7 +276,7 @@ describe('postgres', { timeout: 1_500_000 }, () => {
     assert.ok(count.rows >= stats.acked[1], `every acknowledged row is there: ${count.rows} rows, ${stats.acked[1]} acknowledged`);
     assert.equal(count.rows, count.max, 'no gap in the ids');
     // The wall moved with the primary to its new node.
-    await assertWalled(after.members);
+    await assertWalled(bed, after.members, [5432]);
   });
 
   it('lets a second network in with service config --allow, in place (no member restarts), and shuts it out again', async () => {
@@ -320,7 +313,7 @@ describe('postgres', { timeout: 1_500_000 }, () => {
       (p) => p === 'dropped',
       { ms: 20_000, what: 'the outside namespace shut out again', context },
     );
-    await assertWalled(now.members);
+    await assertWalled(bed, now.members, [5432]);
   });
 
   it('backs up to an S3 bucket while a client inserts, and restores as pg2 to a second before a table was dropped: every row committed before, none after', async (t) => {
@@ -477,7 +470,7 @@ describe('postgres', { timeout: 1_500_000 }, () => {
       '--replicas',
       '2',
       '--volume-size',
-      '128',
+      '512',
       '--tls-cert-hours',
       '0.04',
       '--addr',

@@ -16,7 +16,7 @@ import { after, before, describe, it } from 'node:test';
 import { TestBed } from './bed/bed.ts';
 import { REDIS_IMAGE, docker } from './bed/docker.ts';
 import { REPO, runCli, tempDir } from './helpers/proc.ts';
-import { inClientNamespace, serviceCaFile, serviceCredentials, type MemberView, type ServiceView } from './helpers/service-bed.ts';
+import { assertWalled, inClientNamespace, type MemberView, serviceCaFile, serviceCredentials, type ServiceView } from './helpers/service-bed.ts';
 import { pollUntil } from './helpers/wait.ts';
 
 const execFileAsync = promisify(execFile);
@@ -92,7 +92,7 @@ describe('redis cluster', { timeout: 900_000 }, () => {
   };
 
   before(async () => {
-    bed = await TestBed.create({ nodes: 3, clientNamespace: true, docker: true });
+    bed = await TestBed.create({ nodes: 3, clientNamespace: true, outsideNamespace: true, docker: true });
     for (let i = 0; i < 3; i++) await bed.start(i, bed.serviceNodeArgs(LEASE_TTL));
     const caFile = path.join(tempDir(), 'ca.crt');
     fs.copyFileSync(path.join(bed.nodes[0].dataDir, 'tls', 'ca.crt'), caFile);
@@ -146,6 +146,8 @@ describe('redis cluster', { timeout: 900_000 }, () => {
       '1',
       '--volume-size',
       '64',
+      '--allow',
+      `${bed.client!.ip}/32`,
       '--addr',
       bed.nodes[1].addr,
     ]);
@@ -168,6 +170,8 @@ describe('redis cluster', { timeout: 900_000 }, () => {
       `every member running and healthy: ${JSON.stringify(s.members)}`,
     );
     const ips = s.members.map((m) => m.ip);
+    // The wall: the client namespace is on the access list, the outside one is not; the cluster bus too.
+    await assertWalled(bed, s.members, [6379, 16379]);
     assert.equal(new Set(ips).size, 6, 'a static IP per member');
     for (let shard = 0; shard < 3; shard++)
       assert.notEqual(

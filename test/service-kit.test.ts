@@ -75,6 +75,21 @@ describe('service kit', () => {
     assert.match(conf, /primary_slot_name = 'pg_main_0'/);
   });
 
+  it('walls and TLS: an access list in canonical form, --tls and --tls-cert-hours only where TLS is served', () => {
+    assert.deepEqual(completeSpec({ type: 'postgres', name: 'pg', allow: ['10.1.2.3/16', '192.0.2.7'] }).allow, ['10.1.0.0/16', '192.0.2.7/32']);
+    assert.throws(() => completeSpec({ type: 'postgres', name: 'pg', allow: ['10.1.2/16'] }), /"10\.1\.2\/16" is not an IPv4 network/);
+    assert.throws(() => completeSpec({ type: 'kafka', name: 'kf', tls: 'on' }), /Kafka services serve no TLS yet: leave out --tls/);
+    assert.throws(
+      () => completeSpec({ type: 'postgres', name: 'pg', tls: 'off', tlsCertHours: 24 }),
+      /--tls-cert-hours is for services that serve TLS, and this PostgreSQL service does not/,
+    );
+    const [m] = redis.members(completeSpec({ type: 'redis', name: 'c', tlsCertHours: 24 }), ctx({}));
+    assert.deepEqual(m.tls, { dir: 'tls', lifetimeHours: 24 });
+    assert.match(m.configFiles![0].content, /^port 0\ntls-port 6379\n/);
+    assert.match(m.configFiles![0].content, /^tls-replication yes$/m);
+    assert.match(m.healthCheck!.join(' '), /redis-cli --tls --cacert \/data\/tls\/ca\.crt/);
+  });
+
   it('redis: refuses what it has no use for, and requires its password', () => {
     assert.throws(
       () => completeSpec({ type: 'redis', name: 'c', journalVolumeSizeMiB: 64 }),

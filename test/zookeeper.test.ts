@@ -26,9 +26,10 @@ import { docker } from './bed/docker.ts';
 import { REPO } from './helpers/proc.ts';
 import type { Cli, MemberView, ServiceView } from './helpers/service-bed.ts';
 import {
+  assertWalled,
   backupUnderLoad,
-  completeBackup,
   cliOk,
+  completeBackup,
   dockerOf,
   getService,
   runClient,
@@ -105,7 +106,7 @@ describe('zookeeper', { timeout: 1_500_000 }, () => {
   };
 
   before(async () => {
-    ({ bed, cli, ids } = await startServiceBed({ leaseTtl: LEASE_TTL, images: [ZOOKEEPER_IMAGE] }));
+    ({ bed, cli, ids } = await startServiceBed({ leaseTtl: LEASE_TTL, images: [ZOOKEEPER_IMAGE], outside: true }));
   });
   after(async () => {
     await bed?.destroy();
@@ -128,6 +129,8 @@ describe('zookeeper', { timeout: 1_500_000 }, () => {
       '128',
       '--journal-volume-size',
       '64',
+      '--allow',
+      `${bed.client!.ip}/32`,
       '--addr',
       bed.nodes[1].addr,
     ]);
@@ -141,6 +144,8 @@ describe('zookeeper', { timeout: 1_500_000 }, () => {
       assert.match(docker(d, ['exec', `firecampd-zk-${m.name}`, 'ls', '/datalog/zk']), /version-2/, `${m.name}'s transaction log on its journal volume`);
     }
     assert.deepEqual(voters(s.members[0]), [1, 2, 3]);
+    // The wall: the client port and the election port, from the access list's namespace and from outside it.
+    await assertWalled(bed, s.members, [2181, 3888]);
 
     const superPassword = await servicePassword(cli, 'zk', 'super', bed.nodes[0].addr);
     assert.match(superPassword, /^[A-Za-z0-9_-]{32}$/);

@@ -174,6 +174,20 @@ export async function tcpProbe(ns: string, host: string, port: number): Promise<
 }
 
 /**
+ * A service's wall as its users meet it (the service made with `--allow` the client namespace): each member's
+ * `ports` dropped from the outside namespace and open from the client namespace.
+ */
+export async function assertWalled(bed: TestBed, members: readonly { name: string; ip: string; node?: string }[], ports: readonly number[]): Promise<void> {
+  for (const m of members) {
+    for (const port of ports) {
+      const where = `${m.name}:${port}${m.node ? ` on ${m.node}` : ''}`;
+      assert.equal(await tcpProbe(bed.outside!.ns, m.ip, port), 'dropped', `${where} from outside the access list`);
+      assert.equal(await tcpProbe(bed.client!.ns, m.ip, port), 'open', `${where} from the access list`);
+    }
+  }
+}
+
+/**
  * Runs a test client (test/helpers/*-client.ts) once in the client namespace
  * and gives the JSON of its last stdout line, the result it prints last. A
  * client that fails or outlives `timeoutMs` rejects with execFile's error,

@@ -29,9 +29,13 @@ describe('package', () => {
     assert.match(unit, /^ExecStart=\/usr\/local\/bin\/firecampd --data-dir \/var\/lib\/firecampd$/m);
     assert.match(unit, /^EnvironmentFile=-\/etc\/firecampd\/firecampd\.env$/m);
 
-    // An environment in which no node can be found: an empty PATH, a fresh HOME and cache.
+    // An environment in which no node can be found: a PATH with only the system tool the node needs before any member
+    // runs (nft: its firewall table, which health checks), a fresh HOME and cache.
     const emptyBin = path.join(root, 'bin');
     fs.mkdirSync(emptyBin);
+    const nft = execFileSync('/bin/sh', ['-c', 'command -v nft || true'], { encoding: 'utf8', env: { PATH: `${process.env.PATH}:/usr/sbin:/sbin` } }).trim();
+    assert.ok(nft, 'nft is missing on this machine: install nftables');
+    fs.symlinkSync(nft, path.join(emptyBin, 'nft'));
     const env = { PATH: emptyBin, HOME: path.join(root, 'home'), XDG_CACHE_HOME: path.join(root, 'cache') };
     assert.throws(() => execFileSync('/bin/sh', ['-c', 'command -v node'], { env }), 'node must not be on this PATH');
     const exe = path.join(dir, 'firecampd');

@@ -6,6 +6,7 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { tempDir } from '../test/helpers/proc.ts';
 import { startMember, stopMember, until, type Member } from '../test/helpers/raft-members.ts';
+import { median } from './wait.ts';
 
 interface Result {
   ops_per_sec: number;
@@ -32,8 +33,6 @@ async function load(leader: Member, proposers: number, seconds: number): Promise
   const q = (p: number) => Math.round(lat[Math.min(lat.length - 1, Math.floor(p * lat.length))] * 100) / 100;
   return { ops_per_sec: Math.round(lat.length / elapsed), p50_ms: q(0.5), p99_ms: q(0.99) };
 }
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 async function main(): Promise<void> {
   const argv = await yargs(hideBin(process.argv))

@@ -17,6 +17,7 @@ import { promisify } from 'node:util';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { TestBed } from '../test/bed/bed.ts';
+import { median, until } from './wait.ts';
 import { tempDir } from '../test/helpers/proc.ts';
 
 const execFileAsync = promisify(execFile);
@@ -27,18 +28,7 @@ const args = yargs(hideBin(process.argv))
   .strict()
   .parseSync();
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const log = (s: string) => process.stderr.write(`bench:tls: ${s}\n`);
-
-async function until<T>(read: () => Promise<T>, ok: (v: T) => boolean, ms: number, what: string): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await read().catch(() => undefined);
-    if (v !== undefined && ok(v)) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}: ${JSON.stringify(v)}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
 
 interface Side {
   tls: boolean;

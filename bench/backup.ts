@@ -14,8 +14,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { TestBed } from '../test/bed/bed.ts';
-import { median, until } from './wait.ts';
+import { median, oneNodeBed, until } from './wait.ts';
 import { docker } from '../test/bed/docker.ts';
 
 const args = yargs(hideBin(process.argv))
@@ -38,20 +37,8 @@ function diskWrite(dir: string, mib: number): number {
 }
 
 async function main(): Promise<void> {
-  const bed = await TestBed.create({ nodes: 1, clientNamespace: false, docker: true });
+  const { bed, api } = await oneNodeBed({ clientNamespace: false });
   try {
-    await bed.start(0, bed.serviceNodeArgs(8));
-    const api = async (method: string, p: string, body?: unknown) => {
-      const r = await bed.api(0, method, p, body);
-      if (r.status !== 200) throw new Error(`${method} ${p}: ${r.status} ${JSON.stringify(r.json)}`);
-      return r.json as Record<string, unknown>;
-    };
-    await until(
-      async () => (await api('POST', '/v1/kv/range', { key: '/_cluster/alive/', prefix: true })).kvs as unknown[],
-      (k) => k.length === 1,
-      60_000,
-      'the agent',
-    );
     const targetDir = path.join(bed.shared, 'backups');
     fs.mkdirSync(targetDir, { recursive: true });
     await api('POST', '/v1/backup/target', { target: `dir:${targetDir}` });

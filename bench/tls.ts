@@ -16,8 +16,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { TestBed } from '../test/bed/bed.ts';
-import { median, until } from './wait.ts';
+import { median, oneNodeBed, until } from './wait.ts';
 import { tempDir } from '../test/helpers/proc.ts';
 
 const execFileAsync = promisify(execFile);
@@ -37,20 +36,8 @@ interface Side {
 }
 
 async function main(): Promise<void> {
-  const bed = await TestBed.create({ nodes: 1, clientNamespace: true, docker: true });
+  const { bed, api } = await oneNodeBed({ clientNamespace: true });
   try {
-    await bed.start(0, bed.serviceNodeArgs(8));
-    const api = async (method: string, p: string, body?: unknown) => {
-      const r = await bed.api(0, method, p, body);
-      if (r.status !== 200) throw new Error(`${method} ${p}: ${r.status} ${JSON.stringify(r.json)}`);
-      return r.json as Record<string, unknown>;
-    };
-    await until(
-      async () => (await api('POST', '/v1/kv/range', { key: '/_cluster/alive/', prefix: true })).kvs as unknown[],
-      (k) => k.length === 1,
-      60_000,
-      'the agent',
-    );
     const services = [
       { type: 'postgres', name: 'pgtls' },
       { type: 'postgres', name: 'pgplain', tls: 'off' },

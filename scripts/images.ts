@@ -33,15 +33,21 @@ export type { ImageRecipe } from './image-recipe.ts';
 export const BUSYBOX_IMAGE = 'firecampd/busybox:1';
 /**
  * Every image `npm run images` builds, in order: busybox, then each type's stand-in, from the image.ts of its folder
- * (a type that runs another's image, as Kafka Connect runs Kafka's, has none of its own).
+ * (a type that runs another's image, as Kafka Connect runs Kafka's, has none of its own), followed by its metrics
+ * exporter's where it has one (`exporter` beside `image` there).
  */
 export const RECIPES: readonly ImageRecipe[] = [
   { image: BUSYBOX_IMAGE, packages: [] },
-  ...(await Promise.all(
-    typeNames()
-      .filter((name) => fs.existsSync(fileURLToPath(new URL(`../src/catalog/services/${name}/image.ts`, import.meta.url))))
-      .map(async (name) => ((await import(`../src/catalog/services/${name}/image.ts`)) as { image: ImageRecipe }).image),
-  )),
+  ...(
+    await Promise.all(
+      typeNames()
+        .filter((name) => fs.existsSync(fileURLToPath(new URL(`../src/catalog/services/${name}/image.ts`, import.meta.url))))
+        .map(async (name) => {
+          const recipes = (await import(`../src/catalog/services/${name}/image.ts`)) as { image: ImageRecipe; exporter?: ImageRecipe };
+          return [recipes.image, ...(recipes.exporter ? [recipes.exporter] : [])];
+        }),
+    )
+  ).flat(),
 ];
 
 /** The recipes of the named images (by recipe.image), in RECIPES' order; every recipe when no names are given. */

@@ -20,7 +20,7 @@ import { canonicalCidr } from './firewall/allow.ts';
 import { NodeFirewall } from './firewall/firewall.ts';
 import { registerFirewallRoutes } from './firewall/routes.ts';
 import type { Logger } from './log.ts';
-import { createRegistry, gaugeFrom } from './metrics.ts';
+import { createRegistry, gaugeFrom } from './metrics/registry.ts';
 import { RaftNode } from './raft/node.ts';
 import { RaftStorage } from './raft/storage.ts';
 import { Transport } from './raft/transport.ts';
@@ -53,6 +53,8 @@ import { mountRoot, selectProviders } from './agent/providers/select.ts';
 import { Watchdog } from './agent/watchdog.ts';
 import { Catalog } from './catalog/catalog.ts';
 import { registerLogRoutes } from './catalog/logs.ts';
+import { registerMemberGauges } from './metrics/members.ts';
+import { registerTargetRoutes } from './metrics/targets.ts';
 import { memberExec, registerExecRoute } from './catalog/member-exec.ts';
 import { registerServiceRoutes } from './catalog/routes.ts';
 import { partMaker, registerPartRoute } from './backup/parts.ts';
@@ -138,6 +140,7 @@ export class Daemon {
       () => this.transport?.droppedFrames() ?? 0,
     );
     gaugeFrom(metrics, 'firecampd_controldb_revision', 'controldb store revision', () => this.store?.revision() ?? 0);
+    registerMemberGauges(metrics, { nodeId: this.nodeId, store: () => this.controldb?.store, restarts: (m) => this.agent?.restarts(m) ?? 0 });
   }
 
   /** The Docker engine the agent drives, as named in messages (dockerClient's choice). */
@@ -356,6 +359,7 @@ export class Daemon {
     registerLogRoutes(this.api, { db: this.controldb, selfId: this.nodeId, tls, address: this.address, docker: () => this.docker });
     registerKvRoutes(this.api, this.controldb);
     registerEventRoutes(this.api, this.controldb);
+    registerTargetRoutes(this.api, this.controldb);
     registerClusterRoutes(this.api, this.controldb, this.raft, this.membership, this.nodeId, () => this.onLeft());
     registerSecurityRoutes(this.api, { db: this.controldb, tokens: this.tokens, membership: this.membership, caPem: tls.caPem, forward, log: this.log });
     this.raft.start();

@@ -2,7 +2,7 @@
 // nothing else. It converges on every change of /members/ and every few
 // seconds: each member assigned here is taken through its steps
 // (steps/steps.ts: claim → image → volumes → restore → firewall → address → name → files →
-// container → health), and each member no longer assigned here back through
+// container → metrics → health), and each member no longer assigned here back through
 // them in reverse. A member is started only under a claim of this node for
 // its current epoch, and a claim can be taken only when no other node holds
 // one: the old holder releases it after stopping, or its lease expires and
@@ -29,6 +29,8 @@ export class Agent {
   private readonly local = new Map<string, MemberRun>();
   /** Members whose steps are running now, for what their steps learned (the certificate's end) before they are local. */
   private readonly starting = new Map<string, MemberRun>();
+  /** How many times the agent started each member on this node (its first start, then each restart or new epoch). */
+  private readonly starts = new Map<string, number>();
   /** Why each member's last start failed, so that a retry for the same reason records no new event. */
   private readonly failedWith = new Map<string, string>();
   private running = false;
@@ -71,6 +73,12 @@ export class Agent {
     return [...this.local.values()].map((r) => ({ spec: r.spec, ...(r.volumeDir ? { volumeDir: r.volumeDir } : {}) }));
   }
 
+  /** How many times a member restarted on this node since the agent started: started again by the agent, or by Docker after a crash. */
+  restarts(spec: MemberSpec): number {
+    const k = key(spec);
+    return Math.max(0, (this.starts.get(k) ?? 0) - 1) + (this.local.get(k)?.crashRestarts ?? 0);
+  }
+
   async start(): Promise<void> {
     // The lease first: until it is confirmed, a watchdog left by an earlier run keeps guarding the members.
     await this.o.lease.start();
@@ -101,6 +109,8 @@ export class Agent {
         claim?.node === this.o.nodeId &&
         claim.epoch === c.epoch
       ) {
+        // Its exporter stays with it; the member's own container brings it back under the agent.
+        if (c.sidecar) continue;
         const run: MemberRun = { spec };
         await attachVolumes(this.node, run);
         this.local.set(key(spec), run);
@@ -197,6 +207,7 @@ export class Agent {
     if (have) {
       const st = await this.o.containers.state(containerName(spec));
       if (st?.running) {
+        have.crashRestarts = st.restarts;
         const health = st.health === 'starting' && (await this.passesHealthCheck(spec)) ? 'healthy' : st.health;
         if (health !== have.health) {
           if (health === 'healthy' || health === 'unhealthy')
@@ -213,6 +224,7 @@ export class Agent {
     try {
       if (await startMember(this.node, run)) {
         this.local.set(k, run);
+        this.starts.set(k, (this.starts.get(k) ?? 0) + 1);
         this.failedWith.delete(k);
         this.event(spec, 'started', `epoch ${spec.epoch}, ${spec.image}`);
       }

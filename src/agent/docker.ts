@@ -4,7 +4,7 @@
 import Docker from 'dockerode';
 import { PassThrough } from 'node:stream';
 import type { MemberSpec } from './members.ts';
-import { containerName } from './members.ts';
+import { containerName, exporterName } from './members.ts';
 
 export const LABEL = {
   cluster: 'firecampd.cluster',
@@ -14,6 +14,8 @@ export const LABEL = {
   epoch: 'firecampd.epoch',
   /** The member's static IP: the watchdog drops it when it fences the node. */
   ip: 'firecampd.ip',
+  /** On a container that runs beside a member's (its metrics exporter): what it is. */
+  sidecar: 'firecampd.sidecar',
 } as const;
 
 export interface Found {
@@ -24,12 +26,23 @@ export interface Found {
   epoch: number;
   running: boolean;
   ip?: string;
+  /** A container beside the member's own (its metrics exporter), not the member itself. */
+  sidecar?: string;
 }
 
 /** A member's process limits as the Engine API takes them (HostConfig.Ulimits), by name as in `docker run --ulimit`. */
 export function dockerUlimits(limits: NonNullable<MemberSpec['ulimits']>): { Name: string; Soft: number; Hard: number }[] {
   return Object.entries(limits).flatMap(([name, l]) => (l ? [{ Name: name, Soft: l.soft, Hard: l.hard }] : []));
 }
+
+/** The memory limit of a member's metrics exporter. */
+const EXPORTER_MEMORY_MIB = 64;
+
+/** The member's volumes as Docker binds, each with `mode` (`:ro`, or '' for read-write). */
+const memberBinds = (m: MemberSpec, volumeDir: string | undefined, journalDir: string | undefined, mode: string): string[] => [
+  ...(m.volume && volumeDir ? [`${volumeDir}:${m.volume.mountPath}${mode}`] : []),
+  ...(m.journal && journalDir ? [`${journalDir}:${m.journal.mountPath}${mode}`] : []),
+];
 
 export function dockerClient(host: string | undefined): Docker {
   const h = host ?? process.env.DOCKER_HOST ?? 'unix:///var/run/docker.sock';
@@ -72,6 +85,7 @@ export class Containers {
       epoch: Number(c.Labels[LABEL.epoch] ?? 0),
       running: c.State === 'running',
       ...(c.Labels[LABEL.ip] ? { ip: c.Labels[LABEL.ip] } : {}),
+      ...(c.Labels[LABEL.sidecar] ? { sidecar: c.Labels[LABEL.sidecar] } : {}),
     }));
   }
 
@@ -89,21 +103,10 @@ export class Containers {
       }).map(([k, v]) => `${k}=${v}`),
       ...(m.user ? { User: m.user } : {}),
       ...(m.stopSignal ? { StopSignal: m.stopSignal } : {}),
-      Labels: {
-        [LABEL.cluster]: this.cluster,
-        [LABEL.node]: this.node,
-        [LABEL.service]: m.service,
-        [LABEL.member]: m.name,
-        [LABEL.epoch]: String(m.epoch),
-        ...(m.ip ? { [LABEL.ip]: m.ip } : {}),
-      },
+      Labels: this.labels(m),
       HostConfig: {
         NetworkMode: 'host',
-        Binds: [
-          ...(m.volume && volumeDir ? [`${volumeDir}:${m.volume.mountPath}`] : []),
-          ...(m.journal && journalDir ? [`${journalDir}:${m.journal.mountPath}`] : []),
-          ...(hostsFile ? [`${hostsFile}:/etc/hosts:ro`] : []),
-        ],
+        Binds: [...memberBinds(m, volumeDir, journalDir, ''), ...(hostsFile ? [`${hostsFile}:/etc/hosts:ro`] : [])],
         // Restarts after a crash of the process; never after the agent stopped it (fencing).
         RestartPolicy: { Name: 'on-failure', MaximumRetryCount: 5 },
         ...(m.resources?.memoryMiB ? { Memory: m.resources.memoryMiB * 1024 * 1024 } : {}),
@@ -115,6 +118,48 @@ export class Containers {
     });
     await c.start();
     return c.id;
+  }
+
+  /**
+   * Create and start the member's metrics exporter (spec.metrics.exporter) beside it: the host's network, as the
+   * member's, so that it reaches the member and listens on the member's address; the member's user; its volumes
+   * read-only. Labelled as the member's, so that fencing (the watchdog) kills it with the member.
+   */
+  async runExporter(m: MemberSpec, volumeDir: string | undefined, journalDir?: string): Promise<string> {
+    const exporter = m.metrics?.exporter;
+    if (!exporter) throw new Error(`${m.name} has no metrics exporter`);
+    const name = exporterName(m);
+    await this.remove(name);
+    const c = await this.docker.createContainer({
+      name,
+      Image: exporter.image,
+      // The whole command line, whether the image names its program as ENTRYPOINT (upstream's) or CMD.
+      ...(exporter.command ? { Entrypoint: exporter.command } : {}),
+      Env: Object.entries(exporter.env ?? {}).map(([k, v]) => `${k}=${v}`),
+      ...(m.user ? { User: m.user } : {}),
+      Labels: { ...this.labels(m), [LABEL.sidecar]: 'metrics' },
+      HostConfig: {
+        NetworkMode: 'host',
+        Binds: memberBinds(m, volumeDir, journalDir, ':ro'),
+        // An exporter that exits (the member was not up yet) tries again, for as long as the member runs.
+        RestartPolicy: { Name: 'on-failure', MaximumRetryCount: 0 },
+        // Exporters are small; a bound keeps one that leaks from taking the member's memory.
+        Memory: EXPORTER_MEMORY_MIB * 1024 * 1024,
+      },
+    });
+    await c.start();
+    return c.id;
+  }
+
+  private labels(m: MemberSpec): Record<string, string> {
+    return {
+      [LABEL.cluster]: this.cluster,
+      [LABEL.node]: this.node,
+      [LABEL.service]: m.service,
+      [LABEL.member]: m.name,
+      [LABEL.epoch]: String(m.epoch),
+      ...(m.ip ? { [LABEL.ip]: m.ip } : {}),
+    };
   }
 
   /**
@@ -170,7 +215,9 @@ export class Containers {
     await this.docker.getImage(image).inspect();
   }
 
-  async state(name: string): Promise<{ running: boolean; exitCode: number; error: string; health?: 'starting' | 'healthy' | 'unhealthy' } | undefined> {
+  async state(
+    name: string,
+  ): Promise<{ running: boolean; exitCode: number; error: string; restarts: number; health?: 'starting' | 'healthy' | 'unhealthy' } | undefined> {
     try {
       const info = await this.docker.getContainer(name).inspect();
       const health = info.State.Health?.Status;
@@ -178,6 +225,8 @@ export class Containers {
         running: info.State.Running,
         exitCode: info.State.ExitCode,
         error: info.State.Error,
+        // Docker's own restarts of it after a crash (its restart policy).
+        restarts: info.RestartCount ?? 0,
         ...(health === 'starting' || health === 'healthy' || health === 'unhealthy' ? { health } : {}),
       };
     } catch (err) {

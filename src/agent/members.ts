@@ -83,6 +83,31 @@ export const memberSpecSchema = z
       })
       .strict()
       .optional(),
+    /**
+     * Where Prometheus scrapes the member: `port` (and `path`, /metrics unless given) on the member's address. The
+     * service's own endpoint (ZooKeeper's), or an `exporter`: a second container the agent runs beside the member's,
+     * from the upstream exporter's image, on the same network (the host's) and with the member's volumes mounted
+     * read-only (for the secrets and CA it reads from them), started after the member and stopped before it.
+     */
+    metrics: z
+      .object({
+        port: z.number().int().min(1).max(65535),
+        path: z.string().startsWith('/').optional(),
+        exporter: z
+          .object({
+            image: z.string().min(1),
+            /** Its whole command line (the image's entrypoint replaced). */
+            command: z.array(z.string()).optional(),
+            env: z.record(z.string(), z.string()).optional(),
+          })
+          .strict()
+          .optional(),
+      })
+      .strict()
+      .optional(),
+    /** How many times the catalog moved the member off a node whose lease expired, and when it last did. */
+    moves: z.number().int().nonnegative().optional(),
+    movedAt: z.string().optional(),
     /** A command Docker runs in the container every second; its exit status is the member's health. */
     healthCheck: z.array(z.string()).min(1).optional(),
     /** The zone the member must stay in, where its volume or address is zonal (EBS, an AWS subnet). */
@@ -143,6 +168,8 @@ export const statusKey = (service: string, member: string) => `${STATUS_PREFIX}$
 export const memberIndex = (m: { name: string }) => Number(m.name.slice(m.name.lastIndexOf('-') + 1));
 /** The Docker container of a member: one name per member, whichever node runs it. */
 export const containerName = (m: { service: string; name: string }) => `firecampd-${m.service}-${m.name}`;
+/** The container of a member's metrics exporter, beside the member's own. */
+export const exporterName = (m: { service: string; name: string }) => `${containerName(m)}-metrics`;
 
 /** The member's user as numbers, for the files and volume roots given to it. */
 export function ownerOf(spec: MemberSpec): { uid: number; gid: number } | undefined {

@@ -49,6 +49,8 @@ export interface MemberRun {
   container?: string;
   /** As last reported. */
   health?: MemberStatus['health'];
+  /** Docker's restarts of its container after a crash, as last seen. */
+  crashRestarts?: number;
   /** When the certificate it serves ends (the certificate step), for its status. */
   certificateEnds?: string;
 }

@@ -26,7 +26,12 @@ export async function moveOffDeadNodes(s: ServicePass, have: StoredMember[]): Pr
       s.verdicts.notServing = `${m.name} cannot move off node ${m.node}, whose lease expired: ${where.why}`;
       continue;
     }
-    if (await s.putMember({ value: m, rev, key, raw }, { ...m, node: where.node, epoch: m.epoch + 1 })) {
+    if (
+      await s.putMember(
+        { value: m, rev, key, raw },
+        { ...m, node: where.node, epoch: m.epoch + 1, moves: (m.moves ?? 0) + 1, movedAt: new Date().toISOString() },
+      )
+    ) {
       moved = true;
       s.env.log.warn({ member: m.name, from: m.node, to: where.node, epoch: m.epoch + 1 }, 'moved a member off a node whose lease expired');
       void recordEvent(s.env.db, s.env.log, {

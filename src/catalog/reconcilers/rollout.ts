@@ -53,8 +53,9 @@ export const rollout: Reconciler = {
         placed.map((p) => p.spec.ip),
         state,
       )[memberIndex(m.value)];
-      // Where it runs and what fences it stay; the rest is made anew. A new epoch: the agent stops the old container and starts the new one.
-      spec = { ...fresh, node: m.value.node, epoch: m.value.epoch + 1, generation, ...(m.value.zone ? { zone: m.value.zone } : {}) };
+      // Where it runs, what fences it and its history of moves stay; the rest is made anew. A new epoch: the agent stops the old container and starts the new one.
+      const { node, zone, moves, movedAt } = m.value;
+      spec = { ...fresh, node, epoch: m.value.epoch + 1, generation, ...(zone ? { zone } : {}), ...(moves ? { moves } : {}), ...(movedAt ? { movedAt } : {}) };
       message = `restarting ${name}${svc.status === 'UPGRADING' ? ` on ${image}` : ''} (${pending.length - 1} more after it)`;
     }
     const nextSvc: Service = { ...svc, ...(state ? { state } : {}), message, updated_at: new Date().toISOString() };

@@ -10,9 +10,9 @@
 // default socket directory) owned by postgres. Not there: the entrypoint
 // script and gosu (run the programs as postgres yourself), locales other than
 // C and C.UTF-8, JIT (llvmjit.so is left out: postgres then runs without it),
-// Debian's pg_wrapper/postgresql-common layer.
+// Debian's pg_wrapper/postgresql-common layer. Its exporter's stand-in follows.
 import type { ImageRecipe } from '../../../../scripts/image-recipe.ts';
-import { postgres } from './postgres.ts';
+import { PG_EXPORTER_IMAGE, postgres } from './postgres.ts';
 
 export const image: ImageRecipe = {
   image: postgres.image,
@@ -39,4 +39,18 @@ export const image: ImageRecipe = {
     PG_MAJOR: '15',
     PGDATA: '/var/lib/postgresql/data',
   },
+};
+
+/**
+ * The stand-in for the Prometheus community's PostgreSQL exporter (quay.io/prometheuscommunity/postgres-exporter),
+ * which members run beside them for their metrics: Debian's build of the same version. As upstream: the program at
+ * /bin/postgres_exporter, user nobody. The module gives its whole command line, so it relies on nothing else.
+ */
+export const exporter: ImageRecipe = {
+  image: PG_EXPORTER_IMAGE,
+  packages: ['prometheus-postgres-exporter'],
+  programs: ['/usr/bin/prometheus-postgres-exporter'],
+  links: { '/bin/postgres_exporter': '/usr/bin/prometheus-postgres-exporter' },
+  user: '65534:65534',
+  cmd: ['/bin/postgres_exporter'],
 };

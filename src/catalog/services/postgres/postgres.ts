@@ -38,6 +38,14 @@ import {
 import { CA_FILE, CERT_FILE, KEY_FILE } from '../../../security/member-cert.ts';
 
 export const PG_PORT = 5432;
+/** The Prometheus community's PostgreSQL exporter, pinned: each member runs one beside it for its metrics. */
+export const PG_EXPORTER_IMAGE = 'quay.io/prometheuscommunity/postgres-exporter:v0.11.1';
+/** Where a member's exporter serves its metrics, on the member's address (the exporter's usual port). */
+export const PG_EXPORTER_PORT = 9187;
+/** The role the exporter logs in as: pg_monitor's rights, no more. */
+const EXPORTER_ROLE = 'exporter';
+/** Its password, for the exporter's DATA_SOURCE_PASS_FILE (no newline: the exporter takes the file whole). */
+const EXPORTER_PASSWORD_FILE = '.exporter-password';
 /** The upstream image's postgres user. */
 const PG_USER = '999:999';
 const DATA = '/data';
@@ -133,7 +141,7 @@ export const postgres: ServiceType & { options: TypeOptions<PostgresOptions> } =
   journal: 'the write-ahead log (pg_wal)',
   tls: 'clients (hostssl only: plaintext refused) and replication (verify-full)',
   options,
-  secrets: ['superuser', 'replication'],
+  secrets: ['superuser', 'replication', 'monitor'],
   settings: {
     max_connections: { describe: 'most client connections at once', default: '100', check: (v) => settingNumber(v, /^\d{1,5}$/, 'a whole number') },
     shared_buffers: {
@@ -158,7 +166,9 @@ export const postgres: ServiceType & { options: TypeOptions<PostgresOptions> } =
   describeSecret: (name) =>
     name === 'superuser'
       ? { user: 'postgres', describe: 'the superuser' }
-      : { user: 'replicator', describe: 'the replication user (standbys and pg_rewind use it; allowed from members only)' },
+      : name === 'monitor'
+        ? { user: EXPORTER_ROLE, describe: "the metrics exporter's user (pg_monitor's rights)" }
+        : { user: 'replicator', describe: 'the replication user (standbys and pg_rewind use it; allowed from members only)' },
 
   normalize(spec: ServiceSpecInput): ServiceSpec {
     const replicas = spec.replicas ?? postgres.defaults.replicas;
@@ -267,7 +277,8 @@ export const postgres: ServiceType & { options: TypeOptions<PostgresOptions> } =
         dnsName: `${name}.${spec.name}.${ctx.domain}`,
         ...(ip ? { ip } : {}),
         port: PG_PORT,
-        ports: [PG_PORT],
+        ports: [PG_PORT, PG_EXPORTER_PORT],
+        metrics: exporter(ip, tls),
         ...memberTls(postgres, spec, TLS_DIR, [primaryHost]),
         healthCheck: ['pg_isready', '-q', '-h', ip ?? '127.0.0.1', '-p', String(PG_PORT)],
         configFiles: [
@@ -279,8 +290,9 @@ export const postgres: ServiceType & { options: TypeOptions<PostgresOptions> } =
         secretFiles: [
           { path: '.pgpass', template: `*:*:*:replicator:{{replication}}\n*:*:*:postgres:{{superuser}}\n` },
           { path: '.superuser-password', template: '{{superuser}}\n' },
+          { path: EXPORTER_PASSWORD_FILE, template: '{{monitor}}' },
           // Run once, in single-user mode, right after initdb: one statement per line.
-          { path: '.init.sql', template: "CREATE ROLE replicator WITH REPLICATION LOGIN PASSWORD '{{replication}}';\n" },
+          { path: '.init.sql', template: `CREATE ROLE replicator WITH REPLICATION LOGIN PASSWORD '{{replication}}';\n${exporterRoleSql('{{monitor}}')}\n` },
         ],
         ...memberResources(spec),
       };
@@ -393,6 +405,7 @@ export const postgres: ServiceType & { options: TypeOptions<PostgresOptions> } =
     const primary = members.find((m) => m.spec.name === primaryOf(spec, ctx.state));
     if (!primary) return;
     await ensureSlots(primary, members, ctx);
+    await ensureExporterRole(primary, ctx);
   },
 
   async notReady(spec, m, ctx) {
@@ -469,6 +482,39 @@ async function ensureSlots(primary: PlacedMember, members: PlacedMember[], ctx: 
       ctx.log.info({ service, slot: h.slot_name }, 'postgres: replication slot of a member that is gone dropped');
     }
   });
+}
+
+/** The exporter's role, made with its password; one line (the single-user mode of .init.sql runs a line each). */
+const exporterRoleSql = (password: string) => `CREATE ROLE ${EXPORTER_ROLE} WITH LOGIN PASSWORD '${password}' IN ROLE pg_monitor;`;
+
+/** The exporter's role exists on the primary: made at initdb, but a service restored from an older backup lacks it. Idempotent. */
+async function ensureExporterRole(primary: PlacedMember, ctx: TypeContext): Promise<void> {
+  const password = ctx.secrets.monitor;
+  if (!password) return;
+  await withPg(primary, ctx, async (c) => {
+    if (await inRecovery(c)) return;
+    if ((await c.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [EXPORTER_ROLE])).rowCount) return;
+    // The password is one of ours (newSecret: [A-Za-z0-9_-]), safe in a literal; CREATE ROLE takes no parameters.
+    await c.query(exporterRoleSql(password));
+    ctx.log.info({ service: primary.spec.service }, 'postgres: the metrics exporter role made');
+  });
+}
+
+/** The member's exporter: as the exporter role, password from a file, the member's certificate verified against the cluster CA. */
+function exporter(ip: string | undefined, tls: boolean): NonNullable<MemberSpec['metrics']> {
+  const ssl = tls ? `sslmode=verify-full&sslrootcert=${TLS}/${CA_FILE}` : 'sslmode=disable';
+  return {
+    port: PG_EXPORTER_PORT,
+    exporter: {
+      image: PG_EXPORTER_IMAGE,
+      command: ['/bin/postgres_exporter', `--web.listen-address=${ip ?? ''}:${PG_EXPORTER_PORT}`],
+      env: {
+        DATA_SOURCE_URI: `${ip ?? '127.0.0.1'}:${PG_PORT}/postgres?${ssl}`,
+        DATA_SOURCE_USER: EXPORTER_ROLE,
+        DATA_SOURCE_PASS_FILE: `${DATA}/${EXPORTER_PASSWORD_FILE}`,
+      },
+    },
+  };
 }
 
 /** The archive command: a finished WAL file is copied into the spool, synced, and renamed into place, whole. */

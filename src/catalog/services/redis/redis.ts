@@ -33,6 +33,12 @@ import {
 import { CA_FILE, CERT_FILE, KEY_FILE } from '../../../security/member-cert.ts';
 
 export const REDIS_PORT = 6379;
+/** The Prometheus community's Redis exporter, pinned: each member runs one beside it for its metrics. */
+export const REDIS_EXPORTER_IMAGE = 'oliver006/redis_exporter:v1.45.0';
+/** Where a member's exporter serves its metrics, on the member's address (the exporter's usual port). */
+export const REDIS_EXPORTER_PORT = 9121;
+/** The exporter's password file (JSON: the member's URL → the password), beside the member's own. */
+const EXPORTER_PASSWORD_FILE = '.exporter-password.json';
 const SLOTS = 16_384;
 /**
  * How long a cluster member goes unanswered before the others count it failed (and a replica takes over its slots).
@@ -59,6 +65,26 @@ const TLS_DIR = 'tls';
 const TLS = `/data/${TLS_DIR}`;
 /** redis-cli's flags for a member that serves TLS: it checks the member's certificate against the cluster CA. */
 const cliTls = (tls: boolean) => (tls ? ` --tls --cacert ${TLS}/${CA_FILE}` : '');
+
+/** How the member's exporter reaches it: on its own address, over TLS where it serves TLS. */
+const memberUrl = (ip: string | undefined, tls: boolean) => `${tls ? 'rediss' : 'redis'}://${ip ?? '127.0.0.1'}:${REDIS_PORT}`;
+
+/** The member's exporter: the password from a file, the member's certificate checked against the cluster CA. */
+function exporter(ip: string | undefined, tls: boolean): NonNullable<MemberSpec['metrics']> {
+  return {
+    port: REDIS_EXPORTER_PORT,
+    exporter: {
+      image: REDIS_EXPORTER_IMAGE,
+      command: [
+        '/redis_exporter',
+        `-redis.addr=${memberUrl(ip, tls)}`,
+        `-redis.password-file=/data/${EXPORTER_PASSWORD_FILE}`,
+        ...(tls ? [`-tls-ca-cert-file=${TLS}/${CA_FILE}`] : []),
+        `-web.listen-address=${ip ?? ''}:${REDIS_EXPORTER_PORT}`,
+      ],
+    },
+  };
+}
 
 /** Run `fn` on a short-lived connection to member `m` that fails fast instead of retrying; over TLS verified against the cluster CA where the member serves it. */
 async function withRedis<T>(m: PlacedMember, ctx: Pick<TypeContext, 'secrets' | 'ca'>, fn: (r: Redis) => Promise<T>): Promise<T> {
@@ -344,7 +370,7 @@ export const redis: ServiceType & { options: TypeOptions<ClusterOptions> } = {
         ...(ip ? { ip } : {}),
         port: REDIS_PORT,
         // The cluster bus is the client port + 10000, as Redis has it.
-        ports: [REDIS_PORT, REDIS_PORT + 10000],
+        ports: [REDIS_PORT, REDIS_PORT + 10000, REDIS_EXPORTER_PORT],
         // The password is read inside the container: it shows neither in the spec nor in `docker inspect`.
         healthCheck: [
           'sh',
@@ -352,10 +378,12 @@ export const redis: ServiceType & { options: TypeOptions<ClusterOptions> } = {
           `REDISCLI_AUTH="$(cat /data/${PASSWORD_FILE})" redis-cli${cliTls(tls)} -h ${ip ?? '127.0.0.1'} -p ${REDIS_PORT} ping | grep -q PONG`,
         ],
         ...memberTls(redis, spec, TLS_DIR),
+        metrics: exporter(ip, tls),
         configFiles: [{ path: 'redis.conf', content: conf + '\n' }],
         secretFiles: [
           { path: AUTH_CONF, template: 'requirepass "{{password}}"\nmasterauth "{{password}}"\n' },
           { path: PASSWORD_FILE, template: '{{password}}' },
+          { path: EXPORTER_PASSWORD_FILE, template: `{"${memberUrl(ip, tls)}":"{{password}}"}\n` },
         ],
         ...memberResources(spec),
       };

@@ -125,6 +125,10 @@ export const image: ImageRecipe = {
         'io.dropwizard.metrics:metrics-core:4.1.12.1',
         'org.xerial.snappy:snappy-java:1.1.10.5',
         'org.jline:jline:3.25.1',
+        // The Prometheus metrics provider (metricsProvider.className), part of upstream's lib/ too. Maven Central here
+        // serves it up to 3.9.4: that one, whose interface
+        // with the server is the same in 3.9.5.
+        'org.apache.zookeeper:zookeeper-prometheus-metrics:3.9.4',
       ],
     },
   ],

@@ -26,6 +26,8 @@ import { memberResources, wholeNumber } from '../../types.ts';
 export const ZK_CLIENT_PORT = 2181;
 const QUORUM_PORT = 2888;
 const ELECTION_PORT = 3888;
+/** Where ZooKeeper serves its own Prometheus metrics (its metrics provider's usual port), on the member's address. */
+export const ZK_METRICS_PORT = 7000;
 /** The upstream image's zookeeper user. */
 const ZK_USER = '1000:1000';
 const DATA = '/data';
@@ -89,6 +91,15 @@ async function serving(members: PlacedMember[]): Promise<PlacedMember | undefine
   const m = await modes(members);
   return members.find((x) => m.get(x.spec.name) === 'leader') ?? members.find((x) => m.get(x.spec.name) !== undefined);
 }
+
+/** ZooKeeper's own Prometheus metrics provider (in the upstream distribution's lib/), on the member's address only. */
+const metricsConf = (ip: string | undefined) =>
+  [
+    'metricsProvider.className=org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider',
+    `metricsProvider.httpHost=${ip ?? '0.0.0.0'}`,
+    `metricsProvider.httpPort=${ZK_METRICS_PORT}`,
+    'metricsProvider.exportJvmInfo=true',
+  ].join('\n');
 
 export const zookeeper: ServiceType = {
   name: 'zookeeper',
@@ -213,9 +224,11 @@ export const zookeeper: ServiceType = {
         dnsName: dnsName(spec, i, ctx.domain),
         ...(ip ? { ip } : {}),
         port: ZK_CLIENT_PORT,
-        ports: [ZK_CLIENT_PORT, QUORUM_PORT, ELECTION_PORT],
+        ports: [ZK_CLIENT_PORT, QUORUM_PORT, ELECTION_PORT, ZK_METRICS_PORT],
+        // Its own endpoint: no exporter beside it.
+        metrics: { port: ZK_METRICS_PORT },
         configFiles: [
-          { path: 'firecampd/zoo.cfg', content: conf + '\n' },
+          { path: 'firecampd/zoo.cfg', content: `${conf}\n${metricsConf(ip)}\n` },
           { path: 'firecampd/zoo.cfg.dynamic', content: dynamic + '\n' },
           { path: 'firecampd/start.sh', content: startScript(i + 1, dnsName(spec, i, ctx.domain), journal), mode: 0o755 },
         ],

@@ -79,6 +79,12 @@ function daemonOptions(y: Argv) {
       })
       .option('events-max', { type: 'number', describe: 'events the cluster keeps at most (the leader removes the oldest)', defaultDescription: '10000' })
       .option('events-max-age-hours', { type: 'number', describe: 'hours the cluster keeps an event', defaultDescription: '168' })
+      .option('member-log-mib', {
+        type: 'number',
+        describe: "MiB of each member's output kept on its volume, across its rotated files",
+        defaultDescription: '16',
+      })
+      .option('member-log-max-age-hours', { type: 'number', describe: "hours a member's rotated log file is kept", defaultDescription: '168' })
       // A test-only fault switch (FIRECAMPD_UNSAFE_STALE_READS=true): reads skip ReadIndex.
       .option('unsafe-stale-reads', { type: 'boolean', hidden: true, default: false })
       .config('config', 'JSON file with any of these options (keys as flags)')

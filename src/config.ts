@@ -1,6 +1,7 @@
 // The daemon's configuration: flags, FIRECAMPD_* environment variables and an
 // optional JSON config file are merged by yargs; this module validates the
 // result and turns it into one typed object.
+import { DEFAULT_LOG_BOUNDS, type LogBounds } from './agent/logs/files.ts';
 import { DEFAULT_EVENT_BOUNDS } from './events/retention.ts';
 import os from 'node:os';
 import path from 'node:path';
@@ -52,6 +53,8 @@ export interface NodeConfig {
   /** The event history's bounds, kept by the leader: at most this many events, none older than this many hours. */
   eventsMax: number;
   eventsMaxAgeHours: number;
+  /** The bounds of each member's output kept on its volume (src/agent/logs/). */
+  memberLogs: LogBounds;
 }
 
 export function defaultDataDir(): string {
@@ -131,6 +134,8 @@ const rawSchema = z
     leaseTtl: z.number().int().min(2).max(300).optional(),
     eventsMax: z.number().int().min(100).max(10_000_000).optional(),
     eventsMaxAgeHours: z.number().int().min(1).max(87_600).optional(),
+    memberLogMib: z.number().int().min(1).max(4096).optional(),
+    memberLogMaxAgeHours: z.number().int().min(1).max(87_600).optional(),
     ipPool: z
       .string()
       .regex(/^\d+\.\d+\.\d+\.\d+-\d+\.\d+\.\d+\.\d+$/, 'must be FIRST-LAST, e.g. 10.0.0.200-10.0.0.250')
@@ -185,6 +190,11 @@ export function resolveNodeConfig(raw: RawNodeOptions): NodeConfig {
     ipPool: o.ipPool ? ipRange(o.ipPool) : [],
     eventsMax: o.eventsMax ?? DEFAULT_EVENT_BOUNDS.maxEvents,
     eventsMaxAgeHours: o.eventsMaxAgeHours ?? DEFAULT_EVENT_BOUNDS.maxAgeMs / 3_600_000,
+    memberLogs: {
+      ...DEFAULT_LOG_BOUNDS,
+      ...(o.memberLogMib ? { maxBytes: o.memberLogMib << 20 } : {}),
+      ...(o.memberLogMaxAgeHours ? { maxAgeMs: o.memberLogMaxAgeHours * 3_600_000 } : {}),
+    },
   };
 }
 

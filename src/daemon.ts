@@ -53,6 +53,8 @@ import { mountRoot, selectProviders } from './agent/providers/select.ts';
 import { Watchdog } from './agent/watchdog.ts';
 import { Catalog } from './catalog/catalog.ts';
 import { registerLogRoutes } from './catalog/logs.ts';
+import { LogKeeper } from './agent/logs/keeper.ts';
+import { registerClusterGauges } from './metrics/cluster.ts';
 import { registerMemberGauges } from './metrics/members.ts';
 import { registerTargetRoutes } from './metrics/targets.ts';
 import { memberExec, registerExecRoute } from './catalog/member-exec.ts';
@@ -100,6 +102,8 @@ export class Daemon {
   private tls?: NodeTls;
   private memberSweep?: NodeJS.Timeout;
   private agent?: Agent;
+  /** Keeps members' output on their volumes; `service logs` reads it. */
+  private memberLogs?: LogKeeper;
   private archiver?: Archiver;
   private catalog?: Catalog;
   private docker?: ReturnType<typeof dockerClient>;
@@ -140,6 +144,7 @@ export class Daemon {
       () => this.transport?.droppedFrames() ?? 0,
     );
     gaugeFrom(metrics, 'firecampd_controldb_revision', 'controldb store revision', () => this.store?.revision() ?? 0);
+    registerClusterGauges(metrics, () => this.controldb?.store);
     registerMemberGauges(metrics, { nodeId: this.nodeId, store: () => this.controldb?.store, restarts: (m) => this.agent?.restarts(m) ?? 0 });
   }
 
@@ -356,7 +361,13 @@ export class Daemon {
       exec,
       log: this.log.child({ part: 'backups' }),
     });
-    registerLogRoutes(this.api, { db: this.controldb, selfId: this.nodeId, tls, address: this.address, docker: () => this.docker });
+    registerLogRoutes(this.api, {
+      db: this.controldb,
+      selfId: this.nodeId,
+      tls,
+      address: this.address,
+      keptLog: (service, member) => this.memberLogs?.filesOf(service, member),
+    });
     registerKvRoutes(this.api, this.controldb);
     registerEventRoutes(this.api, this.controldb);
     registerTargetRoutes(this.api, this.controldb);
@@ -439,12 +450,15 @@ export class Daemon {
       this.firewall = firewall;
       // The watchdog fences without the controldb or AWS: it drops the addresses from the interface (the next holder takes them over in AWS).
       const watchdogIps = c.staticIps.kind === 'none' ? 'none' : `local:${c.staticIps.iface}/${c.staticIps.prefix}`;
+      const memberLogs = new LogKeeper(docker, this.nodeId, this.log.child({ part: 'logs' }), c.memberLogs);
+      this.memberLogs = memberLogs;
       this.agent = new Agent({
         db,
         nodeId: this.nodeId,
         nodeIp: c.advertise.host,
         hosts: new HostsFile(db, path.join(dir, 'hosts'), c.advertise.host),
         firewall,
+        logs: memberLogs,
         containers: new Containers(docker, cluster, this.nodeId, { zone: c.zone, region: c.region }),
         ...providers,
         lease,

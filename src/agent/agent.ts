@@ -1,7 +1,7 @@
 // Each node's agent: make the members assigned to this node run here, and
 // nothing else. It converges on every change of /members/ and every few
 // seconds: each member assigned here is taken through its steps
-// (steps/steps.ts: claim → image → volumes → restore → firewall → address → name → files →
+// (steps/steps.ts: claim → image → volumes → logs → restore → firewall → address → name → files →
 // container → metrics → health), and each member no longer assigned here back through
 // them in reverse. A member is started only under a claim of this node for
 // its current epoch, and a claim can be taken only when no other node holds
@@ -59,6 +59,7 @@ export class Agent {
       stopGraceSeconds: o.stopGraceSeconds ?? 10,
       ...(o.hosts ? { hosts: o.hosts } : {}),
       ...(o.firewall ? { firewall: o.firewall } : {}),
+      ...(o.logs ? { logs: o.logs } : {}),
       report: (...args) => this.report(...args),
       serialize: <T>(fn: () => Promise<T>): Promise<T> => {
         const turn = this.attaching.then(fn);
@@ -113,6 +114,7 @@ export class Agent {
         if (c.sidecar) continue;
         const run: MemberRun = { spec };
         await attachVolumes(this.node, run);
+        if (run.volumeDir) this.o.logs?.open(spec, run.volumeDir);
         this.local.set(key(spec), run);
         this.o.log.info({ member: key(spec), epoch: c.epoch }, 'kept a running member across the agent restart');
       } else {
@@ -295,6 +297,8 @@ export class Agent {
     if (this.fenceTimer) clearInterval(this.fenceTimer);
     for (const cancel of this.cancelWatches) cancel();
     this.o.hosts?.stop();
+    // Members run on: the next agent reads their output on from where this one's kept log ends.
+    this.o.logs?.detachAll();
     // The table stays: the members it walls keep running while the daemon is away.
     this.o.firewall?.stop();
     this.o.lease.stop();

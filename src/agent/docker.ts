@@ -112,6 +112,7 @@ export class Containers {
         ...(m.resources?.memoryMiB ? { Memory: m.resources.memoryMiB * 1024 * 1024 } : {}),
         ...(m.resources?.cpus ? { NanoCpus: Math.round(m.resources.cpus * 1e9) } : {}),
         ...(m.ulimits ? { Ulimits: dockerUlimits(m.ulimits) } : {}),
+        ...(m.logging ? { LogConfig: { Type: m.logging.driver, Config: m.logging.options ?? {} } } : {}),
       },
       // Durations in nanoseconds. A member is unhealthy after three failed checks in a row.
       ...(m.healthCheck ? { Healthcheck: { Test: ['CMD', ...m.healthCheck], Interval: 1e9, Timeout: 2e9, Retries: 3 } } : {}),

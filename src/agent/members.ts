@@ -105,6 +105,11 @@ export const memberSpecSchema = z
       })
       .strict()
       .optional(),
+    /** Docker's log driver for the member's container (HostConfig.LogConfig); Docker's default when absent. */
+    logging: z
+      .object({ driver: z.string().min(1), options: z.record(z.string(), z.string()).optional() })
+      .strict()
+      .optional(),
     /** How many times the catalog moved the member off a node whose lease expired, and when it last did. */
     moves: z.number().int().nonnegative().optional(),
     movedAt: z.string().optional(),

@@ -118,7 +118,8 @@ export class ServicePass {
 
   /** The members' specs (without node and epoch) as the type makes them, each with what it restores from, for a restored service. */
   memberSpecs(ips: (string | undefined)[], state = this.svc.state ?? {}): Omit<MemberSpec, 'node' | 'epoch'>[] {
-    const specs = this.type.members(this.spec, this.memberContext(ips, state));
+    const logging = this.spec.logDriver ? { logging: { driver: this.spec.logDriver, ...(this.spec.logOpts ? { options: this.spec.logOpts } : {}) } } : {};
+    const specs = this.type.members(this.spec, this.memberContext(ips, state)).map((m) => ({ ...m, ...logging }));
     const from = this.spec.restore;
     if (!from || !this.type.backup) return specs;
     return specs.map((m, i) => {

@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { checkSchedule, parseRetention } from '../backup/schedule.ts';
 import { UserError } from '../errors.ts';
 import { parseAllow } from '../firewall/allow.ts';
+import { checkLogDriver } from './log-drivers.ts';
 import { serviceType, serviceTypes, typeNames, typesWith } from './registry.ts';
 import { servesTls, type ServiceSpec, type ServiceSpecInput, type ServiceType } from './types.ts';
 
@@ -50,6 +51,8 @@ function build() {
         .max(87_600)
         .optional(),
       allow: z.array(z.string().max(64)).min(1).max(256).optional(),
+      logDriver: z.string().min(1).max(200).optional(),
+      logOpts: z.record(z.string().min(1).max(100), z.string().max(1000)).optional(),
       restore: z
         .object({
           backup: z.string(),
@@ -101,6 +104,9 @@ export function completeSpec(input: ServiceSpecInput): ServiceSpec {
   if (input.tlsCertHours !== undefined && !servesTls(type, input))
     throw new UserError(`--tls-cert-hours is for services that serve TLS, and this ${type.title} service does not: leave it out`);
   if (input.allow !== undefined) input = { ...input, allow: parseAllow(input.allow) };
+  if (input.logDriver !== undefined) checkLogDriver(input.logDriver);
+  if (input.logOpts !== undefined && input.logDriver === undefined)
+    throw new UserError('--log-opt is for the log driver --log-driver names: give --log-driver too');
   if (input.journalVolumeSizeMiB !== undefined && !type.journal)
     throw new UserError(`${type.title} has no second volume for a log: leave out --journal-volume-size (it is for ${typesWith((t) => !!t.journal)})`);
   return type.normalize(input);

@@ -58,6 +58,9 @@ export interface ServiceSpecInput {
   tlsCertHours?: number;
   /** The networks (canonical CIDRs) that reach the members besides the cluster's nodes and the members themselves; none: the networks of the nodes' addresses. */
   allow?: string[];
+  /** Where Docker sends the members' output besides the kept log (`--log-driver`, `--log-opt`), as `docker run --log-driver` does. */
+  logDriver?: string;
+  logOpts?: Record<string, string>;
   /** Made by `backup restore`: the backup whose parts the members start from (see TypeBackup.restore). */
   restore?: RestoreSource;
   /** The type's own options block, under the type's name. */

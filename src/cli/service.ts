@@ -184,6 +184,19 @@ const allowOption = {
   defaultDescription: "the networks of the nodes' addresses",
 } as const;
 
+/** --log-opt KEY=VALUE…, or undefined when none was given. */
+function logOpts(v: unknown): Record<string, string> | undefined {
+  const given = (Array.isArray(v) ? v : v === undefined ? [] : [v]).map(String);
+  if (given.length === 0) return undefined;
+  return Object.fromEntries(
+    given.map((kv) => {
+      const eq = kv.indexOf('=');
+      if (eq <= 0) throw new UserError(`--log-opt "${kv}" must be KEY=VALUE, e.g. --log-opt syslog-address=udp://10.0.0.9:514`);
+      return [kv.slice(0, eq), kv.slice(eq + 1)];
+    }),
+  );
+}
+
 /** --allow's networks as given (the API checks and canonicalizes them), or undefined when not given. */
 function allowList(v: unknown): string[] | undefined {
   const list = ([] as string[])
@@ -258,6 +271,12 @@ export function serviceCommands(y: Argv): Argv {
                 describe: "how long members' certificates last; a rolling restart renews them in their last third",
                 defaultDescription: '8760 (a year)',
               })
+              .option('log-driver', {
+                type: 'string',
+                describe: "Docker's logging driver for the members' output (syslog, gelf, fluentd, …), besides the log kept on each member's volume",
+                defaultDescription: "the engine's",
+              })
+              .option('log-opt', { type: 'string', array: true, describe: "an option of the log driver, KEY=VALUE (repeat), as docker run's --log-opt" })
               .option('require-label', { type: 'string', array: true, describe: 'run only on nodes with this NAME=VALUE label (firecampd --labels)' })
               .option('backup-target', {
                 type: 'string',
@@ -303,6 +322,8 @@ export function serviceCommands(y: Argv): Argv {
           ...(allowList(a.allow) ? { allow: allowList(a.allow) } : {}),
           ...(a.tls ? { tls: a.tls } : {}),
           ...(a.tlsCertHours !== undefined ? { tlsCertHours: a.tlsCertHours } : {}),
+          ...(a.logDriver ? { logDriver: a.logDriver } : {}),
+          ...(logOpts(a.logOpt) ? { logOpts: logOpts(a.logOpt) } : {}),
         };
         await change(a, '/v1/services', spec, 'ACTIVE');
       },
@@ -466,20 +487,28 @@ export function serviceCommands(y: Argv): Argv {
     )
     .command(
       'logs <name>',
-      "a member's container logs, from whichever node runs it",
+      "a member's output as its volume keeps it, across its moves and restarts (each marked), from whichever node runs it",
       (c) =>
         c
           .positional('name', { type: 'string', demandOption: true })
           .option('member', { type: 'string', describe: 'which member', defaultDescription: '<name>-0' })
-          .option('follow', { alias: 'f', type: 'boolean', default: false })
-          .option('tail', { type: 'number', default: 100, describe: 'lines from the end' }),
+          .option('follow', { alias: 'f', type: 'boolean', default: false, describe: 'then new lines as they come' })
+          .option('since', { type: 'string', describe: 'from a duration ago (90s, 10m, 1h30m, 2d) or a time (RFC 3339)' })
+          .option('previous', { type: 'boolean', default: false, describe: 'only its run before the last start or restart' })
+          .option('tail', { type: 'number', describe: 'only the last N lines', defaultDescription: 'all' })
+          .option('timestamps', { alias: 't', type: 'boolean', default: false, describe: "each line's time in front of it" }),
       async (a: GlobalArgs) => {
         const q = new URLSearchParams({
           name: String(a.name),
           follow: String(a.follow),
-          tail: String(a.tail),
+          previous: String(a.previous),
+          timestamps: String(a.timestamps),
+          ...(typeof a.tail === 'number' ? { tail: String(a.tail) } : {}),
+          ...(a.since ? { since: a.since as string } : {}),
           ...(a.member ? { member: a.member as string } : {}),
         });
+        // A reader that stops early (| head) ends the command quietly, as `docker logs | head` does.
+        process.stdout.on('error', (err: NodeJS.ErrnoException) => (err.code === 'EPIPE' ? process.exit(0) : undefined));
         for await (const line of (await client(a)).stream(`/v1/service/logs?${q}`)) process.stdout.write(line + '\n');
       },
     )

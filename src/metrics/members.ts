@@ -19,8 +19,14 @@ export interface MemberGaugeSource {
 
 const LABELS = ['service', 'type', 'member', 'node'] as const;
 
-/** One gauge whose series are made afresh at each scrape from `values`: members gone from the node leave no stale series. */
-function memberGauge(registry: Registry, name: string, help: string, labelNames: readonly string[], values: () => [Record<string, string>, number][]): void {
+/** One gauge whose series are made afresh at each scrape from `values`: what is gone leaves no stale series. */
+export function seriesGauge(
+  registry: Registry,
+  name: string,
+  help: string,
+  labelNames: readonly string[],
+  values: () => [Record<string, string>, number][],
+): void {
   new Gauge({
     name,
     help,
@@ -43,31 +49,31 @@ export function registerMemberGauges(registry: Registry, src: MemberGaugeSource)
       .filter((m) => m.node === src.nodeId && !m.stopped)
       .map((m) => ({ m, store, labels: { service: m.service, type: readService(store, m.service)?.value.spec.type ?? '', member: m.name, node: src.nodeId } }));
   };
-  memberGauge(registry, 'firecampd_member_up', '1 if the member runs here and its health check (where it has one) does not fail', LABELS, () =>
+  seriesGauge(registry, 'firecampd_member_up', '1 if the member runs here and its health check (where it has one) does not fail', LABELS, () =>
     mine().map(({ m, store, labels }) => {
       const st = readStatus(store, m.service, m.name);
       return [labels, st?.node === src.nodeId && st.epoch === m.epoch && st.state === 'running' && st.health !== 'unhealthy' ? 1 : 0];
     }),
   );
-  memberGauge(registry, 'firecampd_member_role', "1 for the member's role in its service, as the catalog last saw it", [...LABELS, 'role'], () =>
+  seriesGauge(registry, 'firecampd_member_role', "1 for the member's role in its service, as the catalog last saw it", [...LABELS, 'role'], () =>
     mine().flatMap(({ m, store, labels }) => {
       const role = readRoles(store, m.service)[m.name]?.role;
       return role ? [[{ ...labels, role }, 1] as [Record<string, string>, number]] : [];
     }),
   );
-  memberGauge(registry, 'firecampd_member_replication_lag_bytes', 'How far the member is behind, where its type replicates', LABELS, () =>
+  seriesGauge(registry, 'firecampd_member_replication_lag_bytes', 'How far the member is behind, where its type replicates', LABELS, () =>
     mine().flatMap(({ m, store, labels }) => {
       const lag = readRoles(store, m.service)[m.name]?.lagBytes;
       return lag === undefined ? [] : [[labels, lag] as [Record<string, string>, number]];
     }),
   );
-  memberGauge(registry, 'firecampd_member_restarts', 'Restarts of the member on this node since this daemon started', LABELS, () =>
+  seriesGauge(registry, 'firecampd_member_restarts', 'Restarts of the member on this node since this daemon started', LABELS, () =>
     mine().map(({ m, labels }) => [labels, src.restarts(m)]),
   );
-  memberGauge(registry, 'firecampd_member_moves', 'How many times the member moved off a node whose lease expired', LABELS, () =>
+  seriesGauge(registry, 'firecampd_member_moves', 'How many times the member moved off a node whose lease expired', LABELS, () =>
     mine().map(({ m, labels }) => [labels, m.moves ?? 0]),
   );
-  memberGauge(registry, 'firecampd_member_last_move_timestamp_seconds', 'When the member last moved off a node whose lease expired', LABELS, () =>
+  seriesGauge(registry, 'firecampd_member_last_move_timestamp_seconds', 'When the member last moved off a node whose lease expired', LABELS, () =>
     mine().flatMap(({ m, labels }) => (m.movedAt ? [[labels, Date.parse(m.movedAt) / 1000] as [Record<string, string>, number]] : [])),
   );
 }

@@ -9,6 +9,7 @@ import type { Logger } from '../../log.ts';
 import type { Containers } from '../docker.ts';
 import type { NodeFirewall } from '../../firewall/firewall.ts';
 import type { HostsFile } from '../hosts-file.ts';
+import type { LogKeeper } from '../logs/keeper.ts';
 import type { NodeLease } from '../lease.ts';
 import type { MemberSpec, MemberStatus } from '../members.ts';
 import type { DnsProvider, IpProvider, VolumeProvider } from '../providers/types.ts';
@@ -29,6 +30,8 @@ export interface NodeProviders {
   hosts?: HostsFile;
   /** The node's nftables table of services' walls; without it (unit tests of the agent) members run unwalled. */
   firewall?: NodeFirewall;
+  /** Keeps each member's output on its volume (src/agent/logs/); without it, only Docker keeps it. */
+  logs?: LogKeeper;
 }
 
 /** What the steps work with: the node's providers and the agent's few shared services. */

@@ -8,13 +8,28 @@ import { files } from './files.ts';
 import { firewall } from './firewall.ts';
 import { health } from './health.ts';
 import { image } from './image.ts';
+import { logs } from './logs.ts';
 import { metrics } from './metrics.ts';
 import { name } from './name.ts';
 import { restore } from './restore.ts';
 import type { MemberRun, MemberStep, NodeContext, StopMode } from './step.ts';
 import { volumes } from './volumes.ts';
 
-export const MEMBER_STEPS: readonly MemberStep[] = [claim, image, volumes, restore, firewall, address, name, files, certificate, container, metrics, health];
+export const MEMBER_STEPS: readonly MemberStep[] = [
+  claim,
+  image,
+  volumes,
+  logs,
+  restore,
+  firewall,
+  address,
+  name,
+  files,
+  certificate,
+  container,
+  metrics,
+  health,
+];
 
 /** A step that failed, named: the member's status says which. */
 export class StepError extends Error {

@@ -52,6 +52,7 @@ import {
 } from './helpers/service-bed.ts';
 import { pollUntil } from './helpers/wait.ts';
 import { startS3Server, type S3Server } from './helpers/s3-server.ts';
+import { startPrometheus, type Prometheus } from './helpers/prometheus.ts';
 
 const execFileAsync = promisify(execFile);
 const LEASE_TTL = 8;
@@ -82,6 +83,8 @@ describe('postgres', { timeout: 1_500_000 }, () => {
   let s3: S3Server | undefined;
   /** The backup the PITR test made: the upgrade test restores it again, after the switchover. */
   let backupId = '';
+  /** A real Prometheus in the client namespace, finding the members through every node's discovery. */
+  let prometheus: Prometheus | undefined;
   const live = () => [0, 1, 2].filter((i) => !dead.has(i));
   const clientArgs = (user = 'postgres', pw = password) => [
     process.execPath,
@@ -124,6 +127,7 @@ describe('postgres', { timeout: 1_500_000 }, () => {
   });
   after(async () => {
     s3?.stop();
+    await prometheus?.stop();
     await bed?.destroy();
   });
 
@@ -216,6 +220,28 @@ describe('postgres', { timeout: 1_500_000 }, () => {
     }
   });
 
+  it("is found and scraped by a real Prometheus through the nodes' discovery: every member's exporter, labelled with service, type, member, role, node and zone", async () => {
+    prometheus = await startPrometheus({ ns: bed.client!.ns, listen: `${bed.client!.ip}:9090`, nodes: bed.nodes.map((n) => n.addr), token: bed.token, caFile });
+    const prom = prometheus;
+    const s = await service();
+    const up = await pollUntil(
+      () => prom.query('pg_up{role!=""}'),
+      (r) => r.length === 3 && r.every((x) => x.value === 1),
+      { ms: 60_000, what: 'pg_up 1 for the 3 members, with their roles', context: () => prom.log() },
+    );
+    assert.deepEqual(
+      up.map((r) => [r.metric.member, r.metric.service, r.metric.type, r.metric.node, r.metric.zone, r.metric.role]).sort(),
+      s.members.map((m) => [m.name, 'pg', 'postgres', m.node, 'default', m.name === s.state?.primary ? 'primary' : 'standby']).sort(),
+    );
+    // The nodes' own gauges of the members they run: each member told of once, by the node that runs it, up.
+    const told = await pollUntil(
+      () => prom.query('firecampd_member_up{service="pg"}'),
+      (r) => r.length === 3 && r.every((x) => x.value === 1),
+      { ms: 30_000, what: 'firecampd_member_up 1 for the 3 members', context: () => prom.log() },
+    );
+    assert.deepEqual(told.map((r) => [r.metric.member, r.metric.node]).sort(), s.members.map((m) => [m.name, m.node]).sort());
+  });
+
   it("survives the death of the primary's node: the primary serves again elsewhere with every acknowledged row, and both standbys stream from it", async (t) => {
     const before = await service();
     const primary = primaryMember(before);
@@ -277,6 +303,32 @@ describe('postgres', { timeout: 1_500_000 }, () => {
     assert.equal(count.rows, count.max, 'no gap in the ids');
     // The wall moved with the primary to its new node.
     await assertWalled(bed, after.members, [5432]);
+
+    // Its metrics carry on under the same member label, from its new node; the old node's target is gone.
+    const prom = prometheus!;
+    await pollUntil(
+      () => prom.query(`pg_up{member="${primary.name}"}`),
+      (r) => r.length === 1 && r[0].metric.node === moved && r[0].value === 1,
+      { ms: 60_000, what: `pg_up of ${primary.name} from its new node ${moved}`, context: () => prom.log() },
+    );
+    const stale = (await prom.targets()).filter((x) => x.labels.member === primary.name && x.labels.node === ids[victim]);
+    assert.deepEqual(stale, [], "no target left at the dead node's member");
+
+    // Its log moved with it: what it wrote before the move and after, in order, the move marked.
+    const logs = await cli(['service', 'logs', 'pg', '--member', primary.name, '--addr', bed.nodes[live()[0]].addr]);
+    assert.equal(logs.code, 0, logs.stderr);
+    const lines = logs.stdout.split('\n');
+    const startedThere = lines.findIndex((l) => l.includes(`--- firecampd: ${primary.name} started on node ${ids[victim]} `));
+    const movedHere = lines.findIndex(
+      (l) => l.includes(`--- firecampd: ${primary.name} started on node ${moved} `) && l.includes(`moved here from node ${ids[victim]}`),
+    );
+    assert.ok(
+      startedThere >= 0 && movedHere > startedThere,
+      `a start on ${ids[victim]}, then the move to ${moved}:\n${lines.filter((l) => l.startsWith('---')).join('\n')}`,
+    );
+    const ready = (from: number, to: number) => lines.slice(from, to).some((l) => l.includes('database system is ready to accept connections'));
+    assert.ok(ready(startedThere, movedHere), 'its lines from before the move');
+    assert.ok(ready(movedHere, lines.length), 'and after it');
   });
 
   it('lets a second network in with service config --allow, in place (no member restarts), and shuts it out again', async () => {

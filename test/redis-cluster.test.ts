@@ -18,6 +18,7 @@ import { REDIS_IMAGE, docker } from './bed/docker.ts';
 import { REPO, runCli, tempDir } from './helpers/proc.ts';
 import { assertWalled, inClientNamespace, type MemberView, serviceCaFile, serviceCredentials, type ServiceView } from './helpers/service-bed.ts';
 import { pollUntil } from './helpers/wait.ts';
+import { startPrometheus, type Prometheus } from './helpers/prometheus.ts';
 
 const execFileAsync = promisify(execFile);
 const LEASE_TTL = 8;
@@ -46,6 +47,8 @@ describe('redis cluster', { timeout: 900_000 }, () => {
   let password = '';
   /** What `service ca cache` printed: the clients check the members' certificates against it. */
   let caFile = '';
+  /** A real Prometheus in the client namespace, finding the members through the nodes' discovery. */
+  let prometheus: Prometheus | undefined;
   /** A message without the password: a failed command's message names its command line. */
   const redact = (err: unknown): Error => {
     const message = err instanceof Error ? err.message : String(err);
@@ -105,6 +108,7 @@ describe('redis cluster', { timeout: 900_000 }, () => {
     ids.push(...(await bed.nodeIds()));
   });
   after(async () => {
+    await prometheus?.stop();
     await bed?.destroy();
   });
 
@@ -163,7 +167,17 @@ describe('redis cluster', { timeout: 900_000 }, () => {
     assert.match(password, /^[A-Za-z0-9_-]{32}$/, 'a generated password');
     // Read once, down to the cluster's shape: the catalog sets ACTIVE only after every member ran healthy,
     // answered cluster_state:ok, and saw three masters with slots and three replicas.
+    // A real Prometheus finds every member through the nodes' discovery and scrapes its exporter: each up, over TLS, with the password.
+    prometheus = await startPrometheus({ ns: bed.client!.ns, listen: `${bed.client!.ip}:9090`, nodes: bed.nodes.map((n) => n.addr), token: bed.token, caFile });
+    const prom = prometheus;
+    const up = await pollUntil(
+      () => prom.query('redis_up{service="cache", type="redis"}'),
+      (r) => r.length === 6 && r.every((x) => x.value === 1),
+      { ms: 60_000, what: 'redis_up 1 for the 6 members', context: () => prom.log() },
+    );
+    assert.deepEqual(up.map((r) => r.metric.member).sort(), ['cache-0', 'cache-1', 'cache-2', 'cache-3', 'cache-4', 'cache-5']);
     let s = await service(0);
+    assert.deepEqual(up.map((r) => [r.metric.member, r.metric.node]).sort(), s.members.map((m) => [m.name, m.node]).sort(), 'each labelled with its node');
     assert.equal(s.members.length, 6);
     assert.ok(
       s.members.every((m) => m.state === 'running' && m.health === 'healthy'),
@@ -246,7 +260,11 @@ describe('redis cluster', { timeout: 900_000 }, () => {
       s.members.every((m) => m.image === NEXT_IMAGE && m.state === 'running'),
       JSON.stringify(s.members),
     );
-    for (const n of bed.nodes) for (const c of docker(n.docker!, ['ps', '--format', '{{.Image}}']).split('\n').filter(Boolean)) assert.equal(c, NEXT_IMAGE);
+    // Every member's container (its exporter beside it keeps the exporter's image).
+    const members = (d: Parameters<typeof docker>[0]) =>
+      docker(d, ['ps', '--filter', 'name=cache-[0-9]+$', '--format', '{{.Image}}']).split('\n').filter(Boolean);
+    assert.equal(bed.nodes.flatMap((n) => members(n.docker!)).length, 6, 'six members run');
+    for (const n of bed.nodes) for (const c of members(n.docker!)) assert.equal(c, NEXT_IMAGE);
     assert.ok(await clusterOk(ips));
     assert.deepEqual(await client(1, ['read', String(KEYS)]), { good: KEYS, wrong: [] });
 

@@ -31,7 +31,7 @@ export async function startPrometheus(o: { ns: string; listen: string; nodes: st
   const discovery = o.nodes.flatMap((n) => [
     `      - url: https://${n}/v1/prometheus/targets`,
     '        refresh_interval: 2s',
-    `        authorization: { credentials_file: ${tokenFile} }`,
+    `        authorization: { type: Bearer, credentials_file: ${tokenFile} }`,
     `        tls_config: { ca_file: ${o.caFile} }`,
   ]);
   fs.writeFileSync(
@@ -45,7 +45,7 @@ export async function startPrometheus(o: { ns: string; listen: string; nodes: st
       // The nodes' own /metrics: the per-member gauges each node keeps of the members it runs.
       '  - job_name: firecampd-nodes',
       '    scheme: https',
-      `    authorization: { credentials_file: ${tokenFile} }`,
+      `    authorization: { type: Bearer, credentials_file: ${tokenFile} }`,
       `    tls_config: { ca_file: ${o.caFile} }`,
       `    static_configs: [{ targets: [${o.nodes.map((n) => `'${n}'`).join(', ')}] }]`,
       '',

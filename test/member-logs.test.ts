@@ -10,6 +10,8 @@ import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { LOG_DIR, MemberLogFiles } from '../src/agent/logs/files.ts';
 import { followKept, parseSince, readKept } from '../src/agent/logs/read.ts';
+import { boundsFor } from '../src/agent/logs/keeper.ts';
+import type { MemberSpec } from '../src/agent/members.ts';
 import { pollUntil } from './helpers/wait.ts';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'fc-member-logs-'));
@@ -106,6 +108,12 @@ describe('member logs kept on the volume', () => {
     assert.equal(parseSince('1h30m', T0), new Date(T0 - 90 * 60_000).toISOString());
     assert.equal(parseSince('2026-12-08T02:00:00Z'), '2026-12-08T02:00:00.000Z');
     assert.throws(() => parseSince('yesterday'), /--since "yesterday" is neither a duration \(90s, 10m, 1h30m, 2d\) nor a time/);
+  });
+
+  it("takes at most a sixteenth of the member's volume, whatever the node's bound", () => {
+    const spec = { volume: { id: 'v', sizeMiB: 64, mountPath: '/data' } } as MemberSpec;
+    assert.equal(boundsFor(spec, { maxBytes: 16 << 20, files: 3, maxAgeMs: 1 }).maxBytes, 4 << 20);
+    assert.equal(boundsFor(spec, { maxBytes: 1 << 20, files: 3, maxAgeMs: 1 }).maxBytes, 1 << 20);
   });
 
   it('drops lines rather than fail when the volume cannot take them', () => {

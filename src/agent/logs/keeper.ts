@@ -9,7 +9,7 @@ import type Docker from 'dockerode';
 import { PassThrough } from 'node:stream';
 import type { Logger } from '../../log.ts';
 import { containerName, type MemberSpec } from '../members.ts';
-import { MemberLogFiles, compareTimes, lineTime, type LogBounds, type LogState } from './files.ts';
+import { DEFAULT_LOG_BOUNDS, MemberLogFiles, compareTimes, lineTime, type LogBounds, type LogState } from './files.ts';
 
 /** How soon the keeper looks again for a container that is not there or not running. */
 const ATTACH_RETRY_MS = 500;
@@ -27,6 +27,14 @@ interface Keeping {
 }
 
 const key = (m: MemberSpec) => `${m.service}/${m.name}`;
+
+/** A member's log takes at most a sixteenth of its volume, whatever the node's bound: the volume is for its data. */
+const VOLUME_SHARE = 16;
+
+export function boundsFor(spec: MemberSpec, bounds: LogBounds = DEFAULT_LOG_BOUNDS): LogBounds {
+  const share = spec.volume ? Math.floor((spec.volume.sizeMiB << 20) / VOLUME_SHARE) : bounds.maxBytes;
+  return { ...bounds, maxBytes: Math.min(bounds.maxBytes, share) };
+}
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export class LogKeeper {
@@ -48,7 +56,7 @@ export class LogKeeper {
   open(spec: MemberSpec, volumeDir: string): void {
     const have = this.kept.get(key(spec));
     if (have && !have.closed && have.spec.epoch === spec.epoch) return;
-    const files = new MemberLogFiles(volumeDir, this.bounds, (msg) => this.log.warn({ member: key(spec) }, msg));
+    const files = new MemberLogFiles(volumeDir, boundsFor(spec, this.bounds), (msg) => this.log.warn({ member: key(spec) }, msg));
     const k: Keeping = { spec, files, state: files.readState(), closed: false, ended: Promise.resolve() };
     this.kept.set(key(spec), k);
     void this.keep(k).catch((err: Error) => this.log.warn({ member: key(spec), err: err.message }, 'log keeper stopped'));

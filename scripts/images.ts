@@ -31,24 +31,28 @@ import type { ImageRecipe } from './image-recipe.ts';
 export type { ImageRecipe } from './image-recipe.ts';
 
 export const BUSYBOX_IMAGE = 'firecampd/busybox:1';
+/** Each type folder's recipes: its stand-in, and its metrics exporter's where it has one (`exporter` beside `image`). */
+const TYPE_RECIPES: readonly { image: ImageRecipe; exporter?: ImageRecipe }[] = await Promise.all(
+  typeNames()
+    .filter((name) => fs.existsSync(fileURLToPath(new URL(`../src/catalog/services/${name}/image.ts`, import.meta.url))))
+    .map(async (name) => (await import(`../src/catalog/services/${name}/image.ts`)) as { image: ImageRecipe; exporter?: ImageRecipe }),
+);
+
 /**
  * Every image `npm run images` builds, in order: busybox, then each type's stand-in, from the image.ts of its folder
  * (a type that runs another's image, as Kafka Connect runs Kafka's, has none of its own), followed by its metrics
- * exporter's where it has one (`exporter` beside `image` there).
+ * exporter's where it has one.
  */
 export const RECIPES: readonly ImageRecipe[] = [
   { image: BUSYBOX_IMAGE, packages: [] },
-  ...(
-    await Promise.all(
-      typeNames()
-        .filter((name) => fs.existsSync(fileURLToPath(new URL(`../src/catalog/services/${name}/image.ts`, import.meta.url))))
-        .map(async (name) => {
-          const recipes = (await import(`../src/catalog/services/${name}/image.ts`)) as { image: ImageRecipe; exporter?: ImageRecipe };
-          return [recipes.image, ...(recipes.exporter ? [recipes.exporter] : [])];
-        }),
-    )
-  ).flat(),
+  ...TYPE_RECIPES.flatMap((r) => [r.image, ...(r.exporter ? [r.exporter] : [])]),
 ];
+
+/** The images named, and with each type's image its exporter's (the members of that type run both). */
+export function withExporters(images: readonly string[]): string[] {
+  const exporters = TYPE_RECIPES.flatMap((r) => (r.exporter && images.includes(r.image.image) ? [r.exporter.image] : []));
+  return [...new Set([...images, ...exporters])];
+}
 
 /** The recipes of the named images (by recipe.image), in RECIPES' order; every recipe when no names are given. */
 export function selectRecipes(images?: readonly string[]): readonly ImageRecipe[] {

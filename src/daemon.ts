@@ -1,13 +1,13 @@
 // One firecampd node: the data dir, the API server, Raft and the controldb,
 // wired together and taken down in reverse order on shutdown.
-import { readMembers } from './catalog/records.ts';
+import { readMembers, readNodes } from './catalog/records.ts';
 import { timingSafeEqual } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ApiServer, RawResponse } from './api/server.ts';
 import { ApiClient, LOCAL_SOCKET, fetchPinnedCa, type ApiErrorBody } from './client.ts';
-import { formatHostPort, zonal, type NodeConfig } from './config.ts';
+import { formatHostPort, parseHostPort, zonal, type NodeConfig } from './config.ts';
 import { registerClusterRoutes } from './controldb/cluster-routes.ts';
 import { ControlDb } from './controldb/controldb.ts';
 import { httpForwarder } from './controldb/forward.ts';
@@ -30,6 +30,7 @@ import {
   clearPendingKey,
   createCa,
   generateKeyPair,
+  clusterApiName,
   issueNodeCert,
   loadNodeTls,
   pendingKey,
@@ -49,6 +50,7 @@ import { HostsFile } from './agent/hosts-file.ts';
 import { Containers, dockerClient } from './agent/docker.ts';
 import { NodeLease } from './agent/lease.ts';
 import { DNS_PREFIX } from './agent/providers/embedded-dns.ts';
+import { ALIVE_PREFIX } from './agent/members.ts';
 import { mountRoot, selectProviders } from './agent/providers/select.ts';
 import { Watchdog } from './agent/watchdog.ts';
 import { Catalog } from './catalog/catalog.ts';
@@ -372,7 +374,15 @@ export class Daemon {
     registerEventRoutes(this.api, this.controldb);
     registerTargetRoutes(this.api, this.controldb);
     registerClusterRoutes(this.api, this.controldb, this.raft, this.membership, this.nodeId, () => this.onLeft());
-    registerSecurityRoutes(this.api, { db: this.controldb, tokens: this.tokens, membership: this.membership, caPem: tls.caPem, forward, log: this.log });
+    registerSecurityRoutes(this.api, {
+      db: this.controldb,
+      tokens: this.tokens,
+      membership: this.membership,
+      caPem: tls.caPem,
+      domain: this.config.dnsDomain,
+      forward,
+      log: this.log,
+    });
     this.raft.start();
     void this.keepRegistered();
     await this.startDns();
@@ -397,7 +407,12 @@ export class Daemon {
   private async startDns(): Promise<void> {
     const store = this.store!;
     const domain = this.config.dnsDomain;
+    const apiName = clusterApiName(domain);
     const lookup = (name: string): DnsAnswer | undefined => {
+      if (name === apiName) {
+        const live = readNodes(store).filter((n) => store.get(ALIVE_PREFIX + n.id));
+        return live.length > 0 ? { a: live.map((n) => parseHostPort(n.addr, 0, 'addr', true).host), srv: [] } : undefined;
+      }
       const a = store.get(DNS_PREFIX + name)?.value;
       // SRV: the members of a service, asked as <service>.<domain> or _x._tcp.<service>.<domain>.
       const service = name.replace(/^(_[^.]+\.)+/, '');
@@ -487,7 +502,11 @@ export class Daemon {
   /** A certificate for this node signed by `ca` (bootstrap and restore). */
   private async makeOwnCertificate(ca: CaPem): Promise<NodeTls> {
     const kp = generateKeyPair();
-    const certPem = await issueNodeCert(ca, { nodeId: this.nodeId, publicKeyPem: kp.publicKeyPem, hosts: [this.config.advertise.host, this.config.name] });
+    const certPem = await issueNodeCert(ca, {
+      nodeId: this.nodeId,
+      publicKeyPem: kp.publicKeyPem,
+      hosts: [this.config.advertise.host, this.config.name, clusterApiName(this.config.dnsDomain)],
+    });
     const tls = { caPem: ca.certPem, certPem, keyPem: kp.keyPem };
     // The CA key waits on disk until the first leader has put it in the controldb.
     saveNodeTls(this.dataDir.path, tls);

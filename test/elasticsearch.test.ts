@@ -30,9 +30,11 @@ import {
   completeBackup,
   getService,
   runClient,
+  serviceCaFile,
   serviceContext,
   startServiceBed,
 } from './helpers/service-bed.ts';
+import { startPrometheus } from './helpers/prometheus.ts';
 import { pollUntil } from './helpers/wait.ts';
 const ELASTICSEARCH_IMAGE = elasticsearchType.image;
 
@@ -118,6 +120,26 @@ describe('elasticsearch (single node)', { timeout: 1_500_000 }, () => {
     assert.deepEqual(c.zones, { 'es-0': 'default' }, 'node.attr.zone from FIRECAMPD_ZONE');
     const bulk = await searchClient<{ indexed: number; count: number }>('docs', ['bulk', String(DOCS)]);
     assert.deepEqual(bulk, { indexed: DOCS, count: DOCS });
+    // Its metrics: a real Prometheus finds its exporter through the nodes' discovery; the cluster's health and documents as the exporter tells them.
+    const prom = await startPrometheus({
+      ns: bed.client!.ns,
+      listen: `${bed.client!.ip}:9090`,
+      discovery: `api.fc.test:${bed.nodes[0].addr.split(':')[1]}`,
+      resolvers: bed.nodes.map((n) => n.ip),
+      nodes: bed.nodes.map((n) => n.addr),
+      token: bed.token,
+      caFile: await serviceCaFile(cli, 'es', bed.nodes[0].addr),
+    });
+    try {
+      await pollUntil(
+        () => prom.query('elasticsearch_indices_docs{service="es", member="es-0", type="elasticsearch"}'),
+        // Its node's documents: ours, and any of OpenSearch's own indices.
+        (r) => r.length === 1 && r[0].value >= DOCS,
+        { ms: 60_000, what: `elasticsearch_indices_docs of es-0 at ${DOCS} or more`, context: () => prom.log() },
+      );
+    } finally {
+      await prom.stop();
+    }
   });
 
   it("comes back on a live node with its address and every document after its node's death", async (t) => {

@@ -221,9 +221,18 @@ describe('postgres', { timeout: 1_500_000 }, () => {
   });
 
   it("is found and scraped by a real Prometheus through the nodes' discovery: every member's exporter, labelled with service, type, member, role, node and zone", async () => {
-    prometheus = await startPrometheus({ ns: bed.client!.ns, listen: `${bed.client!.ip}:9090`, nodes: bed.nodes.map((n) => n.addr), token: bed.token, caFile });
-    const prom = prometheus;
     const s = await service();
+    prometheus = await startPrometheus({
+      ns: bed.client!.ns,
+      listen: `${bed.client!.ip}:9090`,
+      // The cluster's API name: every live node, from the nodes' DNS servers; their certificates carry it.
+      discovery: `api.fc.test:${bed.nodes[0].addr.split(':')[1]}`,
+      resolvers: bed.nodes.map((n) => n.ip),
+      nodes: bed.nodes.map((n) => n.addr),
+      token: bed.token,
+      caFile,
+    });
+    const prom = prometheus;
     const up = await pollUntil(
       () => prom.query('pg_up{role!=""}'),
       (r) => r.length === 3 && r.every((x) => x.value === 1),

@@ -168,7 +168,15 @@ describe('redis cluster', { timeout: 900_000 }, () => {
     // Read once, down to the cluster's shape: the catalog sets ACTIVE only after every member ran healthy,
     // answered cluster_state:ok, and saw three masters with slots and three replicas.
     // A real Prometheus finds every member through the nodes' discovery and scrapes its exporter: each up, over TLS, with the password.
-    prometheus = await startPrometheus({ ns: bed.client!.ns, listen: `${bed.client!.ip}:9090`, nodes: bed.nodes.map((n) => n.addr), token: bed.token, caFile });
+    prometheus = await startPrometheus({
+      ns: bed.client!.ns,
+      listen: `${bed.client!.ip}:9090`,
+      discovery: `api.fc.test:${bed.nodes[0].addr.split(':')[1]}`,
+      resolvers: bed.nodes.map((n) => n.ip),
+      nodes: bed.nodes.map((n) => n.addr),
+      token: bed.token,
+      caFile,
+    });
     const prom = prometheus;
     const up = await pollUntil(
       () => prom.query('redis_up{service="cache", type="redis"}'),

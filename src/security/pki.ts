@@ -92,6 +92,13 @@ export interface NodeCertRequest {
 }
 
 /** Sign a node certificate, usable for both ends of a TLS connection. */
+/**
+ * The name every node's certificate carries besides its own address and name, and that every node's DNS server
+ * answers with the addresses of the nodes holding their leases: one name that reaches a live node (Prometheus's
+ * discovery, scripts), verified against the cluster CA like any node's own.
+ */
+export const clusterApiName = (domain: string) => `api.${domain}`;
+
 export async function issueNodeCert(ca: CaPem, req: NodeCertRequest): Promise<string> {
   return issueCert(ca, { cn: req.nodeId, publicKeyPem: req.publicKeyPem, hosts: [...req.hosts, '127.0.0.1', '::1', 'localhost'], days: NODE_DAYS });
 }

@@ -8,7 +8,7 @@ import type { Membership } from '../controldb/membership.ts';
 import { UserError, errorMessage } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { parseHostPort } from '../config.ts';
-import { caDigest, issueNodeCert, publicKeyDigest } from './pki.ts';
+import { caDigest, clusterApiName, issueNodeCert, publicKeyDigest } from './pki.ts';
 import type { Tokens } from './tokens.ts';
 
 const joinBody = nodeRecordSchema
@@ -34,6 +34,8 @@ export interface SecurityDeps {
   tokens: Tokens;
   membership: Membership;
   caPem: string;
+  /** The cluster's DNS domain: a joining node's certificate carries the cluster's API name in it too (clusterApiName). */
+  domain: string;
   forward: Forwarder;
   log: Logger;
 }
@@ -58,7 +60,7 @@ export function registerSecurityRoutes(api: ApiServer, d: SecurityDeps): void {
       const ca = d.tokens.ca();
       if (!ca) throw new UserError('the cluster is still initializing; retry shortly', 503, 'unavailable');
       const host = parseHostPort(body.addr, 0, 'addr', true).host;
-      const cert = await issueNodeCert(ca, { nodeId: body.id, publicKeyPem: body.public_key, hosts: [host, body.name] });
+      const cert = await issueNodeCert(ca, { nodeId: body.id, publicKeyPem: body.public_key, hosts: [host, body.name, clusterApiName(d.domain)] });
       const { members } = await d.membership.join({ id: body.id, name: body.name, addr: body.addr, zone: body.zone, key });
       d.log.info(
         { node: body.id, addr: body.addr, token_id: req.caller.kind === 'join' ? req.caller.id : undefined },

@@ -11,7 +11,7 @@ import type { ApiClient } from '../../src/client.ts';
 import { joinToken, nodeClient, readCa } from '../helpers/api.ts';
 import { CLI_ENTRY, REPO, tempDir } from '../helpers/proc.ts';
 import { mountsUnder, requireDocker, startDockerd, stopDockerd, type NodeDocker } from './docker.ts';
-import { importImages, RECIPES } from '../../scripts/images.ts';
+import { importImages, RECIPES, withExporters } from '../../scripts/images.ts';
 import { block, createNetwork, destroyNetwork, removeLeftovers, requireTools, sh, unblockAll, type Network } from './netns.ts';
 
 export const PORT = 27040;
@@ -42,8 +42,9 @@ export interface BedOptions {
   /** Give every node its own dockerd (with the test images loaded), and a shared directory for loop volumes. */
   docker?: boolean;
   /**
-   * The images loaded into each node's dockerd (names of scripts/images.ts' recipes). Default: every one but
-   * the JVM images (ZooKeeper, Kafka: a few hundred MB each), which a test that needs them names.
+   * The images loaded into each node's dockerd (names of scripts/images.ts' recipes), each type's with its metrics
+   * exporter's. Default: every one but the JVM images (ZooKeeper, Kafka: a few hundred MB each), which a test that
+   * needs them names.
    */
   images?: string[];
 }
@@ -106,7 +107,7 @@ export class TestBed {
         bed.outside = { ns: h.ns, ip: h.ip };
       }
       if (opts.docker) {
-        const images = opts.images ?? RECIPES.filter((r) => !r.maven?.length).map((r) => r.image);
+        const images = withExporters(opts.images ?? RECIPES.filter((r) => !r.maven?.length).map((r) => r.image));
         requireDocker(images);
         bed.shared = tempDir('fcbed-shared-');
         for (const n of bed.nodes) {

@@ -1,6 +1,6 @@
 // A real Prometheus (Debian's prometheus package) for the test beds: run in
 // the bed's client namespace, where a user's monitoring would sit, it finds
-// the members through firecampd's HTTP service discovery on every node (the
+// the members through firecampd's HTTP service discovery on a node (the
 // API's token and CA, as monitoring/README.md shows) and scrapes them and the
 // nodes' own /metrics every second. The test asks it what a user's dashboard would show.
 import { spawn, type ChildProcess, execFileSync } from 'node:child_process';
@@ -19,7 +19,21 @@ export interface Prometheus {
   stop(): Promise<void>;
 }
 
-export async function startPrometheus(o: { ns: string; listen: string; nodes: string[]; token: string; caFile: string }): Promise<Prometheus> {
+/**
+ * `discovery`: where it asks for targets, host:port, one URL for the cluster as monitoring/README.md says (the
+ * cluster's API name, api.<domain>, which the nodes' DNS servers answer with the live nodes); `resolvers`: the DNS
+ * servers it resolves names with (the nodes'), in a /etc/resolv.conf of its own; `nodes`: every node, whose own
+ * /metrics it scrapes.
+ */
+export async function startPrometheus(o: {
+  ns: string;
+  listen: string;
+  discovery: string;
+  resolvers: string[];
+  nodes: string[];
+  token: string;
+  caFile: string;
+}): Promise<Prometheus> {
   try {
     execFileSync('prometheus', ['--version'], { stdio: 'ignore' });
   } catch {
@@ -28,12 +42,12 @@ export async function startPrometheus(o: { ns: string; listen: string; nodes: st
   const dir = tempDir();
   fs.writeFileSync(path.join(dir, 'token'), o.token, { mode: 0o600 });
   const tokenFile = path.join(dir, 'token');
-  const discovery = o.nodes.flatMap((n) => [
-    `      - url: https://${n}/v1/prometheus/targets`,
+  const discovery = [
+    `      - url: https://${o.discovery}/v1/prometheus/targets`,
     '        refresh_interval: 2s',
     `        authorization: { type: Bearer, credentials_file: ${tokenFile} }`,
     `        tls_config: { ca_file: ${o.caFile} }`,
-  ]);
+  ];
   fs.writeFileSync(
     path.join(dir, 'prometheus.yml'),
     [
@@ -53,15 +67,29 @@ export async function startPrometheus(o: { ns: string; listen: string; nodes: st
   );
   const logFile = path.join(dir, 'prometheus.log');
   const out = fs.openSync(logFile, 'w');
+  // A dead resolver is given up after a second: the test kills nodes.
+  const resolvConf = path.join(dir, 'resolv.conf');
+  fs.writeFileSync(resolvConf, [...o.resolvers.map((r) => `nameserver ${r}`), 'options timeout:1 attempts:1', ''].join('\n'));
+  const args = [
+    `--config.file=${path.join(dir, 'prometheus.yml')}`,
+    `--storage.tsdb.path=${path.join(dir, 'data')}`,
+    `--web.listen-address=${o.listen}`,
+    '--log.level=info',
+  ];
+  // In the client namespace, with a mount namespace of its own for its resolv.conf; exec, so that the signal to stop reaches it.
   const proc: ChildProcess = spawn(
     'nsenter',
     [
       `--net=/var/run/netns/${o.ns}`,
-      'prometheus',
-      `--config.file=${path.join(dir, 'prometheus.yml')}`,
-      `--storage.tsdb.path=${path.join(dir, 'data')}`,
-      `--web.listen-address=${o.listen}`,
-      '--log.level=info',
+      'unshare',
+      '--mount',
+      '--propagation',
+      'private',
+      'sh',
+      '-c',
+      'mount --bind "$0" /etc/resolv.conf && exec prometheus "$@"',
+      resolvConf,
+      ...args,
     ],
     { stdio: ['ignore', out, out] },
   );

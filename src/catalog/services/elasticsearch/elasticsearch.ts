@@ -50,6 +50,10 @@ import {
 import { restoreScript, searchBackup, SNAPSHOTS } from './backup.ts';
 
 const TRANSPORT_PORT = 9300;
+/** The Prometheus community's Elasticsearch exporter (it reads OpenSearch's same API), pinned: each member runs one beside it. */
+export const ES_EXPORTER_IMAGE = 'quay.io/prometheuscommunity/elasticsearch-exporter:v1.5.0';
+/** Where a member's exporter serves its metrics, on the member's address (the exporter's usual port). */
+export const ES_EXPORTER_PORT = 9114;
 /** The image's opensearch user. */
 const ES_USER = '1000:1000';
 const DATA = '/data';
@@ -253,7 +257,15 @@ export const elasticsearch: ServiceType & { options: TypeOptions<SearchOptions> 
         dnsName: dnsName(spec, i, ctx.domain),
         ip,
         port: HTTP_PORT,
-        ports: [HTTP_PORT, TRANSPORT_PORT],
+        ports: [HTTP_PORT, TRANSPORT_PORT, ES_EXPORTER_PORT],
+        // Its own node's stats and the cluster's health, from its HTTP API on its own address.
+        metrics: {
+          port: ES_EXPORTER_PORT,
+          exporter: {
+            image: ES_EXPORTER_IMAGE,
+            command: ['/bin/elasticsearch_exporter', `--es.uri=http://${ip}:${HTTP_PORT}`, `--web.listen-address=${ip}:${ES_EXPORTER_PORT}`],
+          },
+        },
         configFiles: [
           { path: 'firecampd/opensearch.yml', content: opensearchYml(spec, i, ip, seeds) },
           { path: 'firecampd/start.sh', content: startScript(name, initial.includes(name) ? initial : []), mode: 0o755 },

@@ -57,7 +57,7 @@
 // tools, bash.
 import type { ImageRecipe } from '../../../../scripts/image-recipe.ts';
 import { JRE_17 } from '../../../../scripts/jre.ts';
-import { elasticsearch } from './elasticsearch.ts';
+import { ES_EXPORTER_IMAGE, elasticsearch } from './elasticsearch.ts';
 
 /** The newest 2.19 release on Maven Central: 3.x needs Java 21. */
 /** The upstream image's version: the jars are of the same. */
@@ -317,4 +317,18 @@ export const image: ImageRecipe = {
   user: 'opensearch',
   workdir: HOME,
   cmd: ['opensearch'],
+};
+
+/**
+ * The stand-in for the Prometheus community's Elasticsearch exporter (quay.io/prometheuscommunity/elasticsearch-exporter),
+ * which members run beside them for their metrics: Debian's build of the same version. As upstream: the program at
+ * /bin/elasticsearch_exporter, user nobody. The module gives its whole command line, so it relies on nothing else.
+ */
+export const exporter: ImageRecipe = {
+  image: ES_EXPORTER_IMAGE,
+  packages: ['prometheus-elasticsearch-exporter'],
+  programs: ['/usr/bin/prometheus-elasticsearch-exporter'],
+  links: { '/bin/elasticsearch_exporter': '/usr/bin/prometheus-elasticsearch-exporter' },
+  user: '65534:65534',
+  cmd: ['/bin/elasticsearch_exporter'],
 };

@@ -11,6 +11,7 @@ import { after, describe, it } from 'node:test';
 import { LOG_DIR, MemberLogFiles } from '../src/agent/logs/files.ts';
 import { followKept, parseSince, readKept } from '../src/agent/logs/read.ts';
 import { boundsFor } from '../src/agent/logs/keeper.ts';
+import { checkLogDriver } from '../src/catalog/log-drivers.ts';
 import type { MemberSpec } from '../src/agent/members.ts';
 import { pollUntil } from './helpers/wait.ts';
 
@@ -127,5 +128,10 @@ describe('member logs kept on the volume', () => {
       files.append(at(T0 + 1, 'two'));
     });
     assert.equal(warnings.length, 1, 'said once, not at every line');
+  });
+
+  it("takes Docker's own log drivers and plugins', and names one Docker lacks", () => {
+    for (const ok of ['json-file', 'syslog', 'gelf', 'fluentd', 'grafana/loki-docker-driver:2.9.2']) assert.doesNotThrow(() => checkLogDriver(ok), ok);
+    assert.throws(() => checkLogDriver('sysl0g'), /--log-driver "sysl0g" is not a logging driver Docker has: use one of json-file, local, .*syslog/);
   });
 });

@@ -632,11 +632,18 @@ addr_of() { awk -v n="$1" '$2 == n { a = $1 } END { print a }' /etc/hosts; }
 until [ -n "$(addr_of "$PRIMARY")" ] && [ -n "$(addr_of "$ME")" ]; do say "waiting for the names $PRIMARY and $ME"; sleep 1; done
 if [ "$(addr_of "$PRIMARY")" = "$(addr_of "$ME")" ]; then ROLE=primary; else ROLE=standby; fi
 say "starting as the $ROLE"
+# The primary answers, and as the primary: one still replaying a restore's archived WAL (hot standby, so it answers)
+# is about to promote to a new timeline, and a clone of it now would be left on the old one, asking for WAL it no
+# longer has.
+primary_serves() {
+  pg_isready -q -h "$PRIMARY" -p ${PG_PORT} &&
+    [ "$(psql -h "$PRIMARY" -p ${PG_PORT} -U replicator -d postgres -AtXc 'SELECT pg_is_in_recovery()' 2>/dev/null)" = f ]
+}
 wait_for_primary() {
-  until pg_isready -q -h "$PRIMARY" -p ${PG_PORT}; do
+  until primary_serves; do
     # The names may have moved meanwhile (this member may be the primary now): decide again.
     if [ "$(addr_of "$PRIMARY")" = "$(addr_of "$ME")" ]; then exec sh "$0"; fi
-    say "waiting for the primary ($PRIMARY)"
+    say "waiting for the primary ($PRIMARY) to serve"
     sleep 1
   done
 }

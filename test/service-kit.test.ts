@@ -48,6 +48,17 @@ describe('service kit', () => {
     assert.match(postgres.cannotScale(spec, 2, { primary: 'pg-2' }) ?? '', /pg-2 is the primary.*at least 3/);
     assert.equal(postgres.cannotScale(spec, 2, { primary: 'pg-1' }), undefined);
     assert.match(postgres.cannotScale(spec, 0, {}) ?? '', /at least its primary/);
+    // Volumes too small for the WAL: refused at create, naming the flag and the size that will do.
+    assert.throws(
+      () => postgres.normalize({ type: 'postgres', name: 'pg', volumeSizeMiB: 128 }),
+      /--volume-size 128 MiB cannot hold .*give 256 at least, or a --journal-volume-size of 128/,
+    );
+    assert.throws(
+      () => postgres.normalize({ type: 'postgres', name: 'pg', volumeSizeMiB: 64, journalVolumeSizeMiB: 64 }),
+      /--journal-volume-size 64 MiB .*give 128 at least/,
+    );
+    assert.doesNotThrow(() => postgres.normalize({ type: 'postgres', name: 'pg', volumeSizeMiB: 64, journalVolumeSizeMiB: 128 }));
+    assert.doesNotThrow(() => postgres.normalize({ type: 'postgres', name: 'pg', volumeSizeMiB: 256 }));
   });
 
   it('postgres: replication only from members and their nodes, over TLS only; WAL budget within its disk; slots by member', () => {

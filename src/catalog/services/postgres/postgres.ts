@@ -63,6 +63,22 @@ const ARCHIVE_TIMEOUT_S = 60;
 /** A standby is caught up enough for the next step of a rollout within this many bytes of the primary's log. */
 const CAUGHT_UP_BYTES = 16 << 20;
 
+/** The least disk the WAL needs (its budget is a share of its disk, two 16 MiB segments at least, and a promotion writes more). */
+const MIN_WAL_DISK_MIB = 128;
+
+/** Why the volumes cannot hold the WAL a member writes, naming the flag to raise; undefined if they can. */
+function tooSmall(spec: ServiceSpecInput): string | undefined {
+  if (spec.journalVolumeSizeMiB !== undefined)
+    return spec.journalVolumeSizeMiB < MIN_WAL_DISK_MIB
+      ? `--journal-volume-size ${spec.journalVolumeSizeMiB} MiB cannot hold PostgreSQL's WAL: give ${MIN_WAL_DISK_MIB} at least`
+      : undefined;
+  // Without a journal the WAL has half of the data volume.
+  const volume = spec.volumeSizeMiB ?? postgres.defaults.volumeSizeMiB;
+  return volume < 2 * MIN_WAL_DISK_MIB
+    ? `--volume-size ${volume} MiB cannot hold PostgreSQL's data and its WAL (half of the volume without a journal): give ${2 * MIN_WAL_DISK_MIB} at least, or a --journal-volume-size of ${MIN_WAL_DISK_MIB} or more for the WAL`
+    : undefined;
+}
+
 const primaryOf = (spec: ServiceSpec, state: TypeContext['state']) => (state.primary as string | undefined) ?? `${spec.name}-0`;
 /** Replication slot names take [a-z0-9_] only. */
 export const slotName = (member: string) => member.replace(/-/g, '_');
@@ -178,6 +194,8 @@ export const postgres: ServiceType & { options: TypeOptions<PostgresOptions> } =
         `--sync-standbys ${sync} needs at least ${sync} standbys, and ${replicas} members have ${replicas - 1}: raise --replicas to ${sync + 1} or lower --sync-standbys`,
       );
     }
+    const why = tooSmall(spec);
+    if (why) throw new UserError(why);
     return { ...spec, replicas };
   },
 

@@ -79,6 +79,11 @@ function daemonOptions(y: Argv) {
       })
       .option('events-max', { type: 'number', describe: 'events the cluster keeps at most (the leader removes the oldest)', defaultDescription: '10000' })
       .option('events-max-age-hours', { type: 'number', describe: 'hours the cluster keeps an event', defaultDescription: '168' })
+      .option('java-agents-dir', {
+        type: 'string',
+        describe: "where the node keeps the Java agents members' JVMs load for their metrics (fetched from Maven Central when missing)",
+        defaultDescription: '<data-dir>/java-agents',
+      })
       .option('member-log-mib', {
         type: 'number',
         describe: "MiB of each member's output kept on its volume, across its rotated files",

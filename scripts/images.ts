@@ -26,6 +26,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { typeNames } from '../src/catalog/registry.ts';
+import { JMX_EXPORTER_JAR } from '../src/catalog/jmx-exporter.ts';
+import { JavaAgents } from '../src/agent/java-agents.ts';
 import type { ImageRecipe } from './image-recipe.ts';
 
 export type { ImageRecipe } from './image-recipe.ts';
@@ -470,7 +472,19 @@ export function importImages(host: string, images?: readonly string[]): Imported
   });
 }
 
-function main(argv: string[]): void {
+/**
+ * The Java agents members' JVMs load for their metrics (the JMX exporter), kept here for nodes that cannot reach
+ * Maven Central themselves (the test beds' namespaces): `firecampd --java-agents-dir` names this directory.
+ */
+export const JAVA_AGENTS_DIR = path.join(process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache'), 'firecampd', 'java-agents');
+
+/** Fetch the Java agents the types name into JAVA_AGENTS_DIR, unless there already; their paths. */
+export async function fetchJavaAgents(): Promise<string[]> {
+  const agents = new JavaAgents(JAVA_AGENTS_DIR);
+  return Promise.all([JMX_EXPORTER_JAR].map((jar) => agents.path(jar)));
+}
+
+async function main(argv: string[]): Promise<void> {
   const flag = (name: string) => {
     const i = argv.indexOf(name);
     return i >= 0 ? argv[i + 1] : undefined;
@@ -481,20 +495,21 @@ function main(argv: string[]): void {
   if (only?.length === 0) throw new Error('--only needs a comma-separated list of images, e.g. --only zookeeper:3.9,apache/kafka:4.1.1');
   requireImageTools(only);
   const images = importImages(host, only);
+  const javaAgents = await fetchJavaAgents();
   if (argv.includes('--json')) {
-    process.stdout.write(JSON.stringify({ docker_host: host, images }) + '\n');
+    process.stdout.write(JSON.stringify({ docker_host: host, images, java_agents: javaAgents }) + '\n');
     return;
   }
   for (const i of images) process.stdout.write(`${i.names.join(' ').padEnd(34)} ${i.id.slice(0, 19)} ${i.imported ? 'imported' : 'already there'}\n`);
   process.stdout.write(`into ${host}; do the same on every node that may run members\n`);
+  process.stdout.write(
+    `Java agents (members' metrics) in ${JAVA_AGENTS_DIR}: for nodes without Maven Central, firecampd --java-agents-dir ${JAVA_AGENTS_DIR}\n`,
+  );
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  try {
-    main(process.argv.slice(2));
-  } catch (err) {
-    const e = err as { stderr?: string; message: string };
-    process.stderr.write(`images: ${e.stderr?.toString().trim() || e.message}\n`);
+  main(process.argv.slice(2)).catch((err: { stderr?: string; message: string }) => {
+    process.stderr.write(`images: ${err.stderr?.toString().trim() || err.message}\n`);
     process.exit(1);
-  }
+  });
 }

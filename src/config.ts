@@ -55,6 +55,8 @@ export interface NodeConfig {
   eventsMaxAgeHours: number;
   /** The bounds of each member's output kept on its volume (src/agent/logs/). */
   memberLogs: LogBounds;
+  /** Where the Java agents members load are kept (src/agent/java-agents.ts). */
+  javaAgentsDir: string;
 }
 
 export function defaultDataDir(): string {
@@ -135,6 +137,7 @@ const rawSchema = z
     eventsMax: z.number().int().min(100).max(10_000_000).optional(),
     eventsMaxAgeHours: z.number().int().min(1).max(87_600).optional(),
     memberLogMib: z.number().int().min(1).max(4096).optional(),
+    javaAgentsDir: z.string().min(1).optional(),
     memberLogMaxAgeHours: z.number().int().min(1).max(87_600).optional(),
     ipPool: z
       .string()
@@ -165,8 +168,9 @@ export function resolveNodeConfig(raw: RawNodeOptions): NodeConfig {
     .filter((j) => j.trim() !== '')
     .map((j) => parseHostPort(j, DEFAULT_PORT, '--join'));
   const dnsListen = parseHostPort(o.dnsListen ?? DEFAULT_DNS_LISTEN, 5353, '--dns-listen', true);
+  const dataDir = path.resolve(o.dataDir ?? defaultDataDir());
   return {
-    dataDir: path.resolve(o.dataDir ?? defaultDataDir()),
+    dataDir,
     bind,
     advertise,
     join: joinList,
@@ -190,6 +194,7 @@ export function resolveNodeConfig(raw: RawNodeOptions): NodeConfig {
     ipPool: o.ipPool ? ipRange(o.ipPool) : [],
     eventsMax: o.eventsMax ?? DEFAULT_EVENT_BOUNDS.maxEvents,
     eventsMaxAgeHours: o.eventsMaxAgeHours ?? DEFAULT_EVENT_BOUNDS.maxAgeMs / 3_600_000,
+    javaAgentsDir: path.resolve(o.javaAgentsDir ?? path.join(dataDir, 'java-agents')),
     memberLogs: {
       ...DEFAULT_LOG_BOUNDS,
       ...(o.memberLogMib ? { maxBytes: o.memberLogMib << 20 } : {}),

@@ -56,6 +56,7 @@ import { Watchdog } from './agent/watchdog.ts';
 import { Catalog } from './catalog/catalog.ts';
 import { registerLogRoutes } from './catalog/logs.ts';
 import { LogKeeper } from './agent/logs/keeper.ts';
+import { JavaAgents } from './agent/java-agents.ts';
 import { registerClusterGauges } from './metrics/cluster.ts';
 import { registerMemberGauges } from './metrics/members.ts';
 import { registerTargetRoutes } from './metrics/targets.ts';
@@ -474,6 +475,7 @@ export class Daemon {
         hosts: new HostsFile(db, path.join(dir, 'hosts'), c.advertise.host),
         firewall,
         logs: memberLogs,
+        javaAgents: new JavaAgents(c.javaAgentsDir),
         containers: new Containers(docker, cluster, this.nodeId, { zone: c.zone, region: c.region }),
         ...providers,
         lease,

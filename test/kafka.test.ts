@@ -38,10 +38,12 @@ import {
   getService,
   runClient,
   serviceContext,
+  serviceCaFile,
   servicePassword,
   startLoad,
   startServiceBed,
 } from './helpers/service-bed.ts';
+import { startPrometheus } from './helpers/prometheus.ts';
 import { pollUntil } from './helpers/wait.ts';
 const KAFKA_IMAGE = kafkaType.image;
 
@@ -163,6 +165,38 @@ describe('kafka', { timeout: 1_500_000 }, () => {
     password = saved;
     assert.deepEqual(await kafkaClient('orders', ['topic', '3']), { created: true });
     for (const n of bed.nodes) assert.ok(!n.logs.some((l) => l.includes(password)), `no secret in ${n.ns}'s log`);
+
+    // Its metrics: a real Prometheus finds each broker's JMX exporter (the agent its JVM loads) through the nodes'
+    // discovery: one active controller among the three, every broker with its partitions, none under-replicated.
+    const prom = await startPrometheus({
+      ns: bed.client!.ns,
+      listen: `${bed.client!.ip}:9090`,
+      discovery: `api.fc.test:${bed.nodes[0].addr.split(':')[1]}`,
+      resolvers: bed.nodes.map((n) => n.ip),
+      nodes: bed.nodes.map((n) => n.addr),
+      token: bed.token,
+      caFile: await serviceCaFile(cli, 'kf', bed.nodes[0].addr),
+    });
+    try {
+      const q = (expr: string) => prom.query(expr);
+      await pollUntil(
+        () => q('kafka_server_replicamanager_partitioncount{service="kf", type="kafka"}'),
+        (r) => r.length === 3 && r.every((x) => x.value >= 1),
+        { ms: 60_000, what: 'the partitions of each of the 3 brokers', context: () => prom.log() },
+      );
+      assert.deepEqual(
+        (await q('sum(kafka_controller_kafkacontroller_activecontrollercount{service="kf"})')).map((r) => r.value),
+        [1],
+        'one active controller',
+      );
+      assert.deepEqual(
+        (await q('kafka_server_replicamanager_underreplicatedpartitions{service="kf"}')).map((r) => r.value),
+        [0, 0, 0],
+        'nothing under-replicated',
+      );
+    } finally {
+      await prom.stop();
+    }
   });
 
   it("produces 20,000 messages and more with acks=all through the death of a partition leader's node, and reads every acknowledged one back", async (t) => {

@@ -60,6 +60,7 @@ export class Agent {
       ...(o.hosts ? { hosts: o.hosts } : {}),
       ...(o.firewall ? { firewall: o.firewall } : {}),
       ...(o.logs ? { logs: o.logs } : {}),
+      ...(o.javaAgents ? { javaAgents: o.javaAgents } : {}),
       report: (...args) => this.report(...args),
       serialize: <T>(fn: () => Promise<T>): Promise<T> => {
         const turn = this.attaching.then(fn);

@@ -102,6 +102,11 @@ export const memberSpecSchema = z
           })
           .strict()
           .optional(),
+        /** A Java agent the service's JVM loads to serve its metrics (the JMX exporter): the node's copy of the jar, written at `path` of the volume by the files step. */
+        javaAgent: z
+          .object({ file: z.string().regex(/^[A-Za-z0-9._-]+\.jar$/), url: z.string().url(), sha256: z.string().regex(/^[0-9a-f]{64}$/), path: relativePath })
+          .strict()
+          .optional(),
       })
       .strict()
       .optional(),

@@ -11,7 +11,7 @@ import type { ApiClient } from '../../src/client.ts';
 import { joinToken, nodeClient, readCa } from '../helpers/api.ts';
 import { CLI_ENTRY, REPO, tempDir } from '../helpers/proc.ts';
 import { mountsUnder, requireDocker, startDockerd, stopDockerd, type NodeDocker } from './docker.ts';
-import { importImages, RECIPES, withExporters } from '../../scripts/images.ts';
+import { fetchJavaAgents, importImages, JAVA_AGENTS_DIR, RECIPES, withExporters } from '../../scripts/images.ts';
 import { block, createNetwork, destroyNetwork, removeLeftovers, requireTools, sh, unblockAll, type Network } from './netns.ts';
 
 export const PORT = 27040;
@@ -114,6 +114,7 @@ export class TestBed {
           n.docker = await startDockerd(n.ns);
           importImages(n.docker.host, images);
         }
+        await fetchJavaAgents();
       }
       return bed;
     } catch (err) {
@@ -138,6 +139,9 @@ export class TestBed {
       String(leaseTtl),
       '--dns-domain',
       'fc.test',
+      // The namespaces reach no Maven Central: the agents members' JVMs load for metrics, fetched by create.
+      '--java-agents-dir',
+      JAVA_AGENTS_DIR,
     ];
   }
 

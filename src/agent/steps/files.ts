@@ -1,5 +1,6 @@
-// Files: the member's config and secret files written into its volume before
-// its container starts, each atomically (fsynced, then renamed), owned by the
+// Files: the member's config and secret files (and the Java agent its JVM
+// loads for metrics, where it has one) written into its volume before its
+// container starts, each atomically (fsynced, then renamed), owned by the
 // member's user; secret files readable by that user only. They stay with the
 // volume when the member stops.
 import fs from 'node:fs';
@@ -38,7 +39,7 @@ function writeFiles(volumeDir: string, spec: MemberSpec, filled: Record<string, 
 }
 
 /** One file into a member's volume: written beside, fsynced, renamed over, with its mode and owner from the start. */
-export function writeVolumeFile(file: string, content: string, mode: number, owner: { uid: number; gid: number } | undefined): void {
+export function writeVolumeFile(file: string, content: string | Buffer, mode: number, owner: { uid: number; gid: number } | undefined): void {
   fs.mkdirSync(path.dirname(file), { recursive: true });
   const tmp = `${file}.tmp`;
   fs.rmSync(tmp, { force: true });
@@ -54,10 +55,22 @@ export function writeVolumeFile(file: string, content: string, mode: number, own
   fs.renameSync(tmp, file);
 }
 
+/** The Java agent the member's JVM loads for its metrics, from the node's copy, unless the volume has that very file already. */
+async function writeJavaAgent(node: NodeContext, volumeDir: string, spec: MemberSpec): Promise<void> {
+  const agent = spec.metrics?.javaAgent;
+  if (!agent || !node.javaAgents) return;
+  const from = await node.javaAgents.path(agent);
+  const to = path.join(volumeDir, agent.path);
+  if (fs.existsSync(to) && fs.statSync(to).size === fs.statSync(from).size) return;
+  writeVolumeFile(to, fs.readFileSync(from), 0o644, ownerOf(spec));
+}
+
 export const files: MemberStep = {
   name: 'files',
   async start(node, run) {
-    if (run.volumeDir) writeFiles(run.volumeDir, run.spec, secrets(node, run.spec));
-    return Promise.resolve(true);
+    if (!run.volumeDir) return true;
+    writeFiles(run.volumeDir, run.spec, secrets(node, run.spec));
+    await writeJavaAgent(node, run.volumeDir, run.spec);
+    return true;
   },
 };

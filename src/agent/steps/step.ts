@@ -10,6 +10,7 @@ import type { Containers } from '../docker.ts';
 import type { NodeFirewall } from '../../firewall/firewall.ts';
 import type { HostsFile } from '../hosts-file.ts';
 import type { LogKeeper } from '../logs/keeper.ts';
+import type { JavaAgents } from '../java-agents.ts';
 import type { NodeLease } from '../lease.ts';
 import type { MemberSpec, MemberStatus } from '../members.ts';
 import type { DnsProvider, IpProvider, VolumeProvider } from '../providers/types.ts';
@@ -32,6 +33,8 @@ export interface NodeProviders {
   firewall?: NodeFirewall;
   /** Keeps each member's output on its volume (src/agent/logs/); without it, only Docker keeps it. */
   logs?: LogKeeper;
+  /** The jars members' JVMs load for their metrics (src/agent/java-agents.ts); without it, none is written. */
+  javaAgents?: JavaAgents;
 }
 
 /** What the steps work with: the node's providers and the agent's few shared services. */

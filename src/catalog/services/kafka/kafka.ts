@@ -16,6 +16,8 @@
 // restarts one broker at a time with a controlled shutdown (SIGTERM), brokers
 // that are not the active controller first, and the next only once no
 // partition is under-replicated.
+import { JMX_EXPORTER_PORT, jmxExporter } from '../../jmx-exporter.ts';
+import { KAFKA_JMX_RULES } from './jmx-rules.ts';
 import { randomBytes } from 'node:crypto';
 import type { Admin } from 'kafkajs';
 import { memberIndex, type MemberSpec } from '../../../agent/members.ts';
@@ -230,6 +232,7 @@ export const kafka: ServiceType = {
         'auto.leader.rebalance.enable=true',
         ...(spec.config ? [spec.config] : []),
       ].join('\n');
+      const jmx = jmxExporter(ip, DATA, KAFKA_JMX_RULES);
       return {
         service: spec.name,
         name,
@@ -242,10 +245,12 @@ export const kafka: ServiceType = {
         dnsName,
         ...(ip ? { ip } : {}),
         port: KAFKA_PORT,
-        ports: [KAFKA_PORT, CONTROLLER_PORT],
+        ports: [KAFKA_PORT, CONTROLLER_PORT, JMX_EXPORTER_PORT],
+        metrics: jmx.metrics,
         configFiles: [
           { path: 'firecampd/server.properties', content: conf + '\n' },
-          { path: 'firecampd/start.sh', content: startScript(clusterId, dnsName), mode: 0o755 },
+          { path: 'firecampd/start.sh', content: startScript(clusterId, dnsName, jmx.jvmFlag), mode: 0o755 },
+          jmx.configFile,
         ],
         secretFiles: [
           { path: '.admin-password', template: '{{admin}}' },
@@ -362,7 +367,7 @@ export const kafka: ServiceType = {
  * is formatted with the cluster id once, with the admin's SCRAM credentials;
  * then the broker starts with firecampd's settings and the SASL login.
  */
-function startScript(clusterId: string, me: string): string {
+function startScript(clusterId: string, me: string, metricsFlag: string): string {
   return `#!/bin/sh
 # Written by firecampd: starts this Kafka member.
 set -eu
@@ -375,6 +380,8 @@ if [ ! -f ${DATA}/kafka/meta.properties ]; then
   /opt/kafka/bin/kafka-storage.sh format --ignore-formatted -t ${clusterId} -c "$CONFIG" \\
     --add-scram "SCRAM-SHA-512=[name=${KAFKA_ADMIN},password=$(cat ${DATA}/.admin-password)]"
 fi
+# The broker alone loads the metrics agent: tools run in this container would fight over its port.
+export KAFKA_OPTS="\${KAFKA_OPTS:-} ${metricsFlag}"
 exec /opt/kafka/bin/kafka-server-start.sh "$CONFIG"
 `;
 }

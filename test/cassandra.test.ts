@@ -36,10 +36,12 @@ import {
   getService,
   runClient,
   serviceContext,
+  serviceCaFile,
   servicePassword,
   startLoad,
   startServiceBed,
 } from './helpers/service-bed.ts';
+import { startPrometheus } from './helpers/prometheus.ts';
 import { pollUntil } from './helpers/wait.ts';
 const CASSANDRA_IMAGE = cassandraType.image;
 
@@ -171,6 +173,28 @@ describe('cassandra', { timeout: 2_400_000 }, () => {
     const written = await cql('a', ['insert', String(ROWS)]);
     assert.deepEqual([written.acked, written.errors], [[1, ROWS], 0], JSON.stringify(written));
     await allThere('a', ROWS);
+
+    // Its metrics: a real Prometheus finds each member's JMX exporter (the agent its JVM loads) through the nodes'
+    // discovery; the writes just made show in every coordinator's count of them.
+    const prom = await startPrometheus({
+      ns: bed.client!.ns,
+      listen: `${bed.client!.ip}:9090`,
+      discovery: `api.fc.test:${bed.nodes[0].addr.split(':')[1]}`,
+      resolvers: bed.nodes.map((n) => n.ip),
+      nodes: bed.nodes.map((n) => n.addr),
+      token: bed.token,
+      caFile: await serviceCaFile(cli, 'cs', bed.nodes[0].addr),
+    });
+    try {
+      const writes = await pollUntil(
+        () => prom.query('cassandra_clientrequest_latency{service="cs", type="cassandra", scope="Write"}'),
+        (r) => r.length === 3,
+        { ms: 90_000, what: 'the write counts of the 3 members', context: () => prom.log() },
+      );
+      assert.ok(writes.reduce((sum, r) => sum + r.value, 0) >= ROWS, `the ${ROWS} writes counted: ${JSON.stringify(writes.map((r) => r.value))}`);
+    } finally {
+      await prom.stop();
+    }
   });
 
   it('keeps answering at QUORUM while a node is dead; the member comes back elsewhere with its address and data', async (t) => {

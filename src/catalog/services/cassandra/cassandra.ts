@@ -25,6 +25,8 @@
 // A rollout drains one member (`nodetool drain`: it flushes and stops
 // taking writes) and restarts it, and the next only once every member is Up
 // and Normal as every other sees it.
+import { JMX_EXPORTER_PORT, jmxExporter } from '../../jmx-exporter.ts';
+import { CASSANDRA_JMX_RULES } from './jmx-rules.ts';
 import type { Client } from 'cassandra-driver';
 import { memberIndex, type MemberSpec } from '../../../agent/members.ts';
 import { cassandraBackup, restoredConfig, restoreScript } from './backup.ts';
@@ -270,6 +272,7 @@ export const cassandra: ServiceType = {
     return Array.from({ length: spec.replicas }, (_, i) => {
       const name = `${spec.name}-${i}`;
       const ip = ctx.ips[i]!;
+      const jmx = jmxExporter(ip, DATA, CASSANDRA_JMX_RULES);
       return {
         service: spec.name,
         name,
@@ -288,10 +291,12 @@ export const cassandra: ServiceType = {
         dnsName: `${name}.${spec.name}.${ctx.domain}`,
         ip,
         port: CQL_PORT,
-        ports: [CQL_PORT, STORAGE_PORT],
+        ports: [CQL_PORT, STORAGE_PORT, JMX_EXPORTER_PORT],
+        metrics: jmx.metrics,
         configFiles: [
           { path: 'firecampd/cassandra.yaml', content: yaml(spec, ip, seeds, journal) + '\n' },
-          { path: 'firecampd/start.sh', content: startScript(name, !isSeed(i)), mode: 0o755 },
+          { path: 'firecampd/start.sh', content: startScript(name, !isSeed(i), jmx.jvmFlag), mode: 0o755 },
+          jmx.configFile,
         ],
         ...memberResources(spec),
       };
@@ -353,7 +358,7 @@ export const cassandra: ServiceType = {
  * together in a directory of its volume, and, for a member that bootstraps,
  * the wait for the catalog's go before its first start.
  */
-function startScript(name: string, bootstraps: boolean): string {
+function startScript(name: string, bootstraps: boolean, metricsFlag: string): string {
   return `#!/bin/sh
 # Written by firecampd: starts Cassandra as ${name}.
 set -eu
@@ -378,6 +383,8 @@ cp -R /etc/cassandra/. "$conf/"
 cp ${FIRECAMPD}/cassandra.yaml "$conf/cassandra.yaml"
 ${restoredConfig()}cp "$S/rackdc.properties" "$conf/cassandra-rackdc.properties"
 export CASSANDRA_CONF="$conf"
+# Cassandra alone loads the metrics agent: nodetool in this container would fight over its port.
+export JVM_EXTRA_OPTS="\${JVM_EXTRA_OPTS:-} ${metricsFlag}"
 exec cassandra -f
 `;
 }

@@ -29,10 +29,10 @@ function recorder(fail: { start?: string; stop?: string } = {}, wait?: string) {
 }
 
 describe('member steps', () => {
-  it('are claim, image, volumes, restore, firewall, address, name, files, certificate, container, metrics, health, in that order', () => {
+  it('are claim, image, volumes, logs, restore, firewall, address, name, files, certificate, container, metrics, health, in that order', () => {
     assert.deepEqual(
       MEMBER_STEPS.map((s) => s.name),
-      ['claim', 'image', 'volumes', 'restore', 'firewall', 'address', 'name', 'files', 'certificate', 'container', 'metrics', 'health'],
+      ['claim', 'image', 'volumes', 'logs', 'restore', 'firewall', 'address', 'name', 'files', 'certificate', 'container', 'metrics', 'health'],
     );
   });
 

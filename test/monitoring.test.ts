@@ -95,7 +95,15 @@ describe('alert rules', () => {
 
 describe('Grafana dashboards', () => {
   it('are there', () => {
-    assert.deepEqual(dashboardFiles.sort(), ['elasticsearch.json', 'firecampd-cluster.json', 'kafka.json', 'postgres.json', 'redis.json', 'zookeeper.json']);
+    assert.deepEqual(dashboardFiles.sort(), [
+      'cassandra.json',
+      'elasticsearch.json',
+      'firecampd-cluster.json',
+      'kafka.json',
+      'postgres.json',
+      'redis.json',
+      'zookeeper.json',
+    ]);
   });
 
   for (const { file, d } of dashboards) {

@@ -3,6 +3,7 @@
 // dropped messages, thread pools, caches) as cassandra_<type>_<name>, lower
 // case, with scope, keyspace and table as labels. Only those MBeans are read:
 // a node has thousands (per table), and a scrape must take well under a second.
+// Scopes may hold hyphens (Native-Transport-Requests, Read-QUORUM): \S+.
 export const CASSANDRA_JMX_RULES = `lowercaseOutputName: true
 lowercaseOutputLabelNames: true
 includeObjectNames:
@@ -15,7 +16,7 @@ includeObjectNames:
   - 'java.lang:type=Memory'
   - 'java.lang:type=GarbageCollector,*'
 rules:
-  - pattern: 'org.apache.cassandra.metrics<type=(\\w+), path=(\\w+), scope=(\\w+), name=(\\w+)><>(Count|Value)'
+  - pattern: 'org.apache.cassandra.metrics<type=(\\w+), path=(\\w+), scope=(\\S+), name=(\\w+)><>(Count|Value)'
     name: cassandra_$1_$4
     labels: { path: "$2", scope: "$3" }
   - pattern: 'org.apache.cassandra.metrics<type=(\\w+), scope=(\\S+), name=(\\w+)><>(Count|Value)'

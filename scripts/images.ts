@@ -308,12 +308,17 @@ function walk(dir: string, exclude: Set<string>, rel = ''): string[] {
 
 /** Root filesystem tarballs, made once per process. */
 const tarballs = new Map<string, string>();
+/** Their directories, removed as the process exits (one listener for all: a listener each passed Node's warning count). */
+const rootfsDirs: string[] = [];
+process.on('exit', () => {
+  for (const dir of rootfsDirs) fs.rmSync(dir, { recursive: true, force: true });
+});
 
 function rootfs(recipe: ImageRecipe): string {
   const made = tarballs.get(recipe.image);
   if (made) return made;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'firecampd-rootfs-'));
-  process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
+  rootfsDirs.push(dir);
   const root = path.join(dir, 'rootfs');
   const inRoot = (p: string) => path.join(root, p);
   const missing = (what: string) => new Error(`${recipe.image}: ${what} is missing here (apt-get install ${packagesOf(recipe).join(' ')})`);

@@ -324,6 +324,12 @@ export class TestBed {
         }
       }
     }
+    // What a test started in the client and outside namespaces (its Prometheus, clients) goes with them, even when the test did not stop it.
+    for (const ns of [this.client?.ns, this.outside?.ns]) {
+      if (!ns) continue;
+      const pids = sh('ip', ['netns', 'pids', ns], { ignoreErrors: true }).split('\n').filter(Boolean);
+      if (pids.length > 0) sh('kill', ['-9', ...pids], { ignoreErrors: true });
+    }
     if (this.net) destroyNetwork(this.net);
     this.net = null;
     if (live === this) live = null;

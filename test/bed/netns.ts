@@ -37,7 +37,11 @@ export interface Network {
 export function removeLeftovers(): void {
   for (const line of sh('ip', ['netns', 'list'], { ignoreErrors: true }).split('\n')) {
     const ns = line.split(' ')[0];
-    if (ns?.startsWith(PREFIX)) sh('ip', ['netns', 'del', ns], { ignoreErrors: true });
+    if (!ns?.startsWith(PREFIX)) continue;
+    // A process left in it by an earlier run that was killed (a test's Prometheus) would keep it alive.
+    const pids = sh('ip', ['netns', 'pids', ns], { ignoreErrors: true }).split('\n').filter(Boolean);
+    if (pids.length > 0) sh('kill', ['-9', ...pids], { ignoreErrors: true });
+    sh('ip', ['netns', 'del', ns], { ignoreErrors: true });
   }
   for (const line of sh('ip', ['-o', 'link', 'show'], { ignoreErrors: true }).split('\n')) {
     const name = /^\d+: ([^:@]+)/.exec(line)?.[1];

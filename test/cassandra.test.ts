@@ -41,7 +41,7 @@ import {
   startLoad,
   startServiceBed,
 } from './helpers/service-bed.ts';
-import { startPrometheus } from './helpers/prometheus.ts';
+import { startBedPrometheus } from './helpers/prometheus.ts';
 import { pollUntil } from './helpers/wait.ts';
 const CASSANDRA_IMAGE = cassandraType.image;
 
@@ -176,15 +176,7 @@ describe('cassandra', { timeout: 2_400_000 }, () => {
 
     // Its metrics: a real Prometheus finds each member's JMX exporter (the agent its JVM loads) through the nodes'
     // discovery; the writes just made show in every coordinator's count of them.
-    const prom = await startPrometheus({
-      ns: bed.client!.ns,
-      listen: `${bed.client!.ip}:9090`,
-      discovery: `api.fc.test:${bed.nodes[0].addr.split(':')[1]}`,
-      resolvers: bed.nodes.map((n) => n.ip),
-      nodes: bed.nodes.map((n) => n.addr),
-      token: bed.token,
-      caFile: await serviceCaFile(cli, 'cs', bed.nodes[0].addr),
-    });
+    const prom = await startBedPrometheus(bed, await serviceCaFile(cli, 'cs', bed.nodes[0].addr));
     try {
       const writes = await pollUntil(
         () => prom.query('cassandra_clientrequest_latency{service="cs", type="cassandra", scope="Write"}'),

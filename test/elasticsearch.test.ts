@@ -34,7 +34,7 @@ import {
   serviceContext,
   startServiceBed,
 } from './helpers/service-bed.ts';
-import { startPrometheus } from './helpers/prometheus.ts';
+import { startBedPrometheus } from './helpers/prometheus.ts';
 import { pollUntil } from './helpers/wait.ts';
 const ELASTICSEARCH_IMAGE = elasticsearchType.image;
 
@@ -121,15 +121,7 @@ describe('elasticsearch (single node)', { timeout: 1_500_000 }, () => {
     const bulk = await searchClient<{ indexed: number; count: number }>('docs', ['bulk', String(DOCS)]);
     assert.deepEqual(bulk, { indexed: DOCS, count: DOCS });
     // Its metrics: a real Prometheus finds its exporter through the nodes' discovery; the cluster's health and documents as the exporter tells them.
-    const prom = await startPrometheus({
-      ns: bed.client!.ns,
-      listen: `${bed.client!.ip}:9090`,
-      discovery: `api.fc.test:${bed.nodes[0].addr.split(':')[1]}`,
-      resolvers: bed.nodes.map((n) => n.ip),
-      nodes: bed.nodes.map((n) => n.addr),
-      token: bed.token,
-      caFile: await serviceCaFile(cli, 'es', bed.nodes[0].addr),
-    });
+    const prom = await startBedPrometheus(bed, await serviceCaFile(cli, 'es', bed.nodes[0].addr));
     try {
       await pollUntil(
         () => prom.query('elasticsearch_indices_docs{service="es", member="es-0", type="elasticsearch"}'),

@@ -43,7 +43,7 @@ import {
   startLoad,
   startServiceBed,
 } from './helpers/service-bed.ts';
-import { startPrometheus } from './helpers/prometheus.ts';
+import { startBedPrometheus } from './helpers/prometheus.ts';
 import { pollUntil } from './helpers/wait.ts';
 const KAFKA_IMAGE = kafkaType.image;
 
@@ -168,15 +168,7 @@ describe('kafka', { timeout: 1_500_000 }, () => {
 
     // Its metrics: a real Prometheus finds each broker's JMX exporter (the agent its JVM loads) through the nodes'
     // discovery: one active controller among the three, every broker with its partitions, none under-replicated.
-    const prom = await startPrometheus({
-      ns: bed.client!.ns,
-      listen: `${bed.client!.ip}:9090`,
-      discovery: `api.fc.test:${bed.nodes[0].addr.split(':')[1]}`,
-      resolvers: bed.nodes.map((n) => n.ip),
-      nodes: bed.nodes.map((n) => n.addr),
-      token: bed.token,
-      caFile: await serviceCaFile(cli, 'kf', bed.nodes[0].addr),
-    });
+    const prom = await startBedPrometheus(bed, await serviceCaFile(cli, 'kf', bed.nodes[0].addr));
     try {
       const q = (expr: string) => prom.query(expr);
       await pollUntil(

@@ -52,7 +52,7 @@ import {
 } from './helpers/service-bed.ts';
 import { pollUntil } from './helpers/wait.ts';
 import { startS3Server, type S3Server } from './helpers/s3-server.ts';
-import { startPrometheus, type Prometheus } from './helpers/prometheus.ts';
+import { startBedPrometheus, type Prometheus } from './helpers/prometheus.ts';
 
 const execFileAsync = promisify(execFile);
 const LEASE_TTL = 8;
@@ -222,16 +222,7 @@ describe('postgres', { timeout: 1_500_000 }, () => {
 
   it("is found and scraped by a real Prometheus through the nodes' discovery: every member's exporter, labelled with service, type, member, role, node and zone", async () => {
     const s = await service();
-    prometheus = await startPrometheus({
-      ns: bed.client!.ns,
-      listen: `${bed.client!.ip}:9090`,
-      // The cluster's API name: every live node, from the nodes' DNS servers; their certificates carry it.
-      discovery: `api.fc.test:${bed.nodes[0].addr.split(':')[1]}`,
-      resolvers: bed.nodes.map((n) => n.ip),
-      nodes: bed.nodes.map((n) => n.addr),
-      token: bed.token,
-      caFile,
-    });
+    prometheus = await startBedPrometheus(bed, caFile);
     const prom = prometheus;
     const up = await pollUntil(
       () => prom.query('pg_up{role!=""}'),

@@ -18,7 +18,7 @@ import { REDIS_IMAGE, docker } from './bed/docker.ts';
 import { REPO, runCli, tempDir } from './helpers/proc.ts';
 import { assertWalled, inClientNamespace, type MemberView, serviceCaFile, serviceCredentials, type ServiceView } from './helpers/service-bed.ts';
 import { pollUntil } from './helpers/wait.ts';
-import { startPrometheus, type Prometheus } from './helpers/prometheus.ts';
+import { startBedPrometheus, type Prometheus } from './helpers/prometheus.ts';
 
 const execFileAsync = promisify(execFile);
 const LEASE_TTL = 8;
@@ -168,15 +168,7 @@ describe('redis cluster', { timeout: 900_000 }, () => {
     // Read once, down to the cluster's shape: the catalog sets ACTIVE only after every member ran healthy,
     // answered cluster_state:ok, and saw three masters with slots and three replicas.
     // A real Prometheus finds every member through the nodes' discovery and scrapes its exporter: each up, over TLS, with the password.
-    prometheus = await startPrometheus({
-      ns: bed.client!.ns,
-      listen: `${bed.client!.ip}:9090`,
-      discovery: `api.fc.test:${bed.nodes[0].addr.split(':')[1]}`,
-      resolvers: bed.nodes.map((n) => n.ip),
-      nodes: bed.nodes.map((n) => n.addr),
-      token: bed.token,
-      caFile,
-    });
+    prometheus = await startBedPrometheus(bed, caFile);
     const prom = prometheus;
     const up = await pollUntil(
       () => prom.query('redis_up{service="cache", type="redis"}'),

@@ -6,6 +6,7 @@
 import { spawn, type ChildProcess, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import type { TestBed } from '../bed/bed.ts';
 import { tempDir } from './proc.ts';
 import { pollUntil } from './wait.ts';
 
@@ -134,4 +135,17 @@ export async function startPrometheus(o: {
     throw err;
   }
   return p;
+}
+
+/** A Prometheus in the bed's client namespace, as a user of the bed's cluster would run one: discovery through api.fc.test, the bed's token, `caFile` the cluster CA. */
+export function startBedPrometheus(bed: TestBed, caFile: string): Promise<Prometheus> {
+  return startPrometheus({
+    ns: bed.client!.ns,
+    listen: `${bed.client!.ip}:9090`,
+    discovery: `api.fc.test:${bed.nodes[0].addr.split(':')[1]}`,
+    resolvers: bed.nodes.map((n) => n.ip),
+    nodes: bed.nodes.map((n) => n.addr),
+    token: bed.token,
+    caFile,
+  });
 }

@@ -403,6 +403,18 @@ describe('kafka', { timeout: 1_500_000 }, () => {
     const want = Array.from({ length: 20 }, (_, b) => Array.from({ length: 100 }, (__, k) => `${b + 1}:${k}`)).flat();
     assert.deepEqual(new Set(written), new Set(want), 'every message of sink-in, and nothing else, in the file');
 
+    // Its metrics: each worker's JMX exporter, found through the nodes' discovery, counts the sink connector.
+    const prom = await startBedPrometheus(bed, await serviceCaFile(cli, 'kc', addr));
+    try {
+      await pollUntil(
+        () => prom.query('kafka_connect_worker_connector_count{service="kc", type="kafka-connect"}'),
+        (r) => r.length > 0 && r.reduce((sum, x) => sum + x.value, 0) === 1,
+        { ms: 60_000, what: "the workers' count of connectors: the sink, once", context: () => prom.log() },
+      );
+    } finally {
+      await prom.stop();
+    }
+
     // Its connectors backed up, and restored as kc2: the sink's config put back, and running there.
     const made = await cli(['backup', 'create', 'kc', '--wait', '--json', '--addr', addr]);
     assert.equal(made.code, 0, made.stderr);

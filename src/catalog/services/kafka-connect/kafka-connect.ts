@@ -12,6 +12,8 @@
 //
 // A rollout restarts one worker at a time, the next once the restarted one
 // is back in the group (its /health answers healthy).
+import { JMX_EXPORTER_PORT, jmxExporter } from '../../jmx-exporter.ts';
+import { CONNECT_JMX_RULES } from './jmx-rules.ts';
 import type { MemberSpec } from '../../../agent/members.ts';
 import { errorMessage } from '../../../errors.ts';
 import type { ApiServer } from '../../../api/server.ts';
@@ -126,6 +128,7 @@ export const kafkaConnect: ServiceType = {
         `rest.extension.classes=${BASIC_AUTH}.BasicAuthSecurityRestExtension`,
         ...(spec.config ? [spec.config] : []),
       ].join('\n');
+      const jmx = jmxExporter(ip, DATA, CONNECT_JMX_RULES);
       return {
         service: spec.name,
         name,
@@ -140,14 +143,16 @@ export const kafkaConnect: ServiceType = {
         dnsName,
         ...(ip ? { ip } : {}),
         port: CONNECT_PORT,
-        ports: [CONNECT_PORT],
+        ports: [CONNECT_PORT, JMX_EXPORTER_PORT],
+        metrics: jmx.metrics,
         configFiles: [
+          jmx.configFile,
           { path: 'firecampd/worker.properties', content: conf + '\n' },
           {
             path: 'firecampd/rest-jaas.conf',
             content: `KafkaConnect {\n  ${BASIC_AUTH}.PropertyFileLoginModule required\n  file="${DATA}/firecampd/rest-users.properties";\n};\n`,
           },
-          { path: 'firecampd/start.sh', content: startScript(dnsName), mode: 0o755 },
+          { path: 'firecampd/start.sh', content: startScript(dnsName, jmx.jvmFlag), mode: 0o755 },
         ],
         secretFiles: [
           // The worker's own login to Kafka, and its connectors' producers, consumers and admin clients.
@@ -191,7 +196,7 @@ function className(v: string): string | undefined {
 }
 
 /** The worker's start script (POSIX sh, as the image's appuser): its config and Kafka login in one 0600 file, then the worker. */
-function startScript(me: string): string {
+function startScript(me: string, metricsFlag: string): string {
   return `#!/bin/sh
 # Written by firecampd: starts this Kafka Connect worker.
 set -eu
@@ -200,6 +205,8 @@ until awk -v n="${me}" '$2 == n { found = 1 } END { exit !found }' /etc/hosts; d
 CONFIG=${DATA}/connect.properties
 umask 077
 cat ${DATA}/firecampd/worker.properties ${DATA}/firecampd/kafka-login.properties > "$CONFIG"
+# The worker alone loads the metrics agent: tools run in this container would fight over its port.
+export KAFKA_OPTS="\${KAFKA_OPTS:-} ${metricsFlag}"
 exec /opt/kafka/bin/connect-distributed.sh "$CONFIG"
 `;
 }

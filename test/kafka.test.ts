@@ -181,8 +181,14 @@ describe('kafka', { timeout: 1_500_000 }, () => {
         [1],
         'one active controller',
       );
+      // A topic just made may lag a moment before every replica is in sync: waited for, not read once.
+      const under = await pollUntil(
+        () => q('kafka_server_replicamanager_underreplicatedpartitions{service="kf"}'),
+        (r) => r.length === 3 && r.every((x) => x.value === 0),
+        { ms: 60_000, what: 'no partition under-replicated on any of the 3 brokers', context: () => prom.log() },
+      );
       assert.deepEqual(
-        (await q('kafka_server_replicamanager_underreplicatedpartitions{service="kf"}')).map((r) => r.value),
+        under.map((r) => r.value),
         [0, 0, 0],
         'nothing under-replicated',
       );

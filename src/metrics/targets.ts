@@ -1,8 +1,10 @@
 // Prometheus HTTP service discovery: GET /v1/prometheus/targets lists every
 // member's metrics endpoint (its own, or its exporter's) in the http_sd JSON
 // Prometheus reads, labelled with service, type, member, role, node and zone.
-// Any node answers from its replica, so a scrape config may name every node;
-// the API's token and CA guard it as the rest of the API (docs/observability.md).
+// Any node answers from its replica; a scrape config names one URL that
+// reaches a live node (api.<domain>), since Prometheus keeps a silent
+// source's last answer. The API's token and CA guard it as the rest of the
+// API (docs/observability.md).
 import type { ApiServer } from '../api/server.ts';
 import type { ControlDb } from '../controldb/controldb.ts';
 import { readMembers, readNodes, readRoles, type RecordStore } from '../catalog/records.ts';
